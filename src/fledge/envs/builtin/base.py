@@ -1,0 +1,154 @@
+"""Shared machinery of the built-in environments: one behavior, many agents, simulated with numpy.
+
+A built-in task only describes its physics for all agents at once (`VectorTask`); `VectorTaskEnv`
+turns it into a `BaseEnv` with DecisionSteps/TerminalSteps, automatic resets, episode length limits
+(interruptions) and seeding. Agent ids are stable: agent i keeps id i across episodes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from fledge.envs.api import (
+    ActionTuple,
+    AgentId,
+    BaseEnv,
+    BehaviorSpec,
+    DecisionSteps,
+    TerminalSteps,
+    require_behavior,
+    validate_actions,
+)
+from fledge.errors import ActionError
+
+
+class VectorTask(abc.ABC):
+    """The physics of one single-behavior task for `num_agents` agents, vectorised over agents."""
+
+    behavior_name: str
+    spec: BehaviorSpec
+    num_agents: int
+    max_episode_steps: int  # decisions per episode before it is interrupted; 0 means no limit
+
+    @abc.abstractmethod
+    def reset_agents(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        """Start a new episode for the agents at positions idx (int array)."""
+
+    @abc.abstractmethod
+    def observe(self) -> list[np.ndarray]:
+        """Observations of all agents, one float32 array per observation spec, shape (num_agents, ...)."""
+
+    @abc.abstractmethod
+    def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one decision for all agents. Returns (reward float32 (n,), done bool (n,))."""
+
+    def action_mask(self) -> list[np.ndarray] | None:
+        """Masks per discrete branch, bool (num_agents, branch_size), True = not available; None = all allowed."""
+        return None
+
+    def optimal_return(self) -> float | None:
+        """The best achievable mean episode return, where it is known (for tests and docs)."""
+        return None
+
+
+class VectorTaskEnv(BaseEnv):
+    """A BaseEnv over a VectorTask: the first step() resets; ended agents restart at once."""
+
+    def __init__(self, task: VectorTask, *, seed: int = 0) -> None:
+        self.task = task
+        self._rng = np.random.default_rng(seed)
+        self._specs: Mapping[str, BehaviorSpec] = MappingProxyType({task.behavior_name: task.spec})
+        n = task.num_agents
+        self._agent_ids = np.arange(n, dtype=np.int32)
+        self._episode_steps = np.zeros(n, dtype=np.int64)
+        self._zeros_i = np.zeros(n, dtype=np.int32)
+        self._zeros_f = np.zeros(n, dtype=np.float32)
+        self._pending: ActionTuple | None = None
+        self._decision: DecisionSteps | None = None
+        self._terminal: TerminalSteps = TerminalSteps.empty(task.spec)
+
+    # -- BaseEnv -----------------------------------------------------------------------------------
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        return self._specs
+
+    def seed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        n = self.task.num_agents
+        self.task.reset_agents(np.arange(n), self._rng)
+        self._episode_steps[:] = 0
+        self._pending = None
+        self._terminal = TerminalSteps.empty(self.task.spec)
+        self._decision = self._decision_steps(self._zeros_f)
+
+    def step(self) -> None:
+        if self._decision is None:
+            self.reset()
+            return
+        task = self.task
+        actions = self._pending if self._pending is not None else task.spec.action_spec.empty_action(task.num_agents)
+        self._pending = None
+        reward, done = task.apply(actions, self._rng)
+        self._episode_steps += 1
+        limit = task.max_episode_steps
+        interrupted = (~done & (self._episode_steps >= limit)) if limit > 0 else np.zeros_like(done)
+        ended = done | interrupted
+        if ended.any():
+            idx = np.flatnonzero(ended)
+            obs = task.observe()
+            self._terminal = TerminalSteps(
+                obs=[o[idx] for o in obs],
+                reward=reward[idx].astype(np.float32, copy=False),
+                interrupted=interrupted[idx],
+                agent_id=self._agent_ids[idx],
+                group_id=self._zeros_i[idx],
+                group_reward=self._zeros_f[idx],
+            )
+            task.reset_agents(idx, self._rng)
+            self._episode_steps[idx] = 0
+            reward = np.where(ended, np.float32(0.0), reward).astype(np.float32, copy=False)
+        else:
+            self._terminal = TerminalSteps.empty(task.spec)
+        self._decision = self._decision_steps(reward.astype(np.float32, copy=False))
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        require_behavior(self._specs, behavior_name)
+        if self._decision is None:
+            self.reset()
+        assert self._decision is not None
+        return self._decision, self._terminal
+
+    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
+        spec = require_behavior(self._specs, behavior_name)
+        n = 0 if self._decision is None else len(self._decision.agent_id)
+        self._pending = validate_actions(behavior_name, spec.action_spec, action, n)
+
+    def set_action_for_agent(self, behavior_name: str, agent_id: AgentId, action: ActionTuple) -> None:
+        spec = require_behavior(self._specs, behavior_name)
+        if self._decision is None or int(agent_id) not in self._decision.agent_id_to_index:
+            raise ActionError(
+                f"Behavior '{behavior_name}': agent {agent_id} did not request a decision in the last step."
+            )
+        validate_actions(behavior_name, spec.action_spec, action, 1)
+        if self._pending is None:
+            self._pending = spec.action_spec.empty_action(self.task.num_agents)
+        row = self._decision.agent_id_to_index[int(agent_id)]
+        self._pending.continuous[row] = action.continuous[0]
+        self._pending.discrete[row] = action.discrete[0]
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _decision_steps(self, reward: np.ndarray) -> DecisionSteps:
+        return DecisionSteps(
+            obs=self.task.observe(),
+            reward=reward,
+            agent_id=self._agent_ids,
+            action_mask=self.task.action_mask(),
+            group_id=self._zeros_i,
+            group_reward=self._zeros_f,
+        )
