@@ -1,0 +1,74 @@
+"""Every PPO formula as a pure function (numpy for per-trajectory maths, torch for the losses).
+
+- GAE: delta_t = r_t + gamma * v_{t+1} - v_t (v_T = bootstrap); A_t = sum_k (gamma*lambda)^k delta_{t+k};
+  returns R_t = A_t + v_t.
+- Policy loss: -mean(min(r A, clip(r, 1-eps, 1+eps) A)) with r = exp(logp - old_logp) of the JOINT
+  action log-probability (fledge computes the joint ratio; ML-Agents 1.1.0 uses one ratio per action
+  column).
+- Value loss: mean(max((R - V)^2, (R - V_clip)^2)), V_clip = V_old + clip(V - V_old, -eps, eps), with
+  V_old the value stored when the action was taken (1.1.0 accidentally used the returns here).
+- Schedules: constant, or linear from the initial value at step 0 to a floor at max_steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.signal import lfilter
+
+LEARNING_RATE_FLOOR = 1.0e-10
+EPSILON_FLOOR = 0.1
+BETA_FLOOR = 1.0e-5
+
+
+def discounted_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
+    """y_t = sum_k discount^k x_{t+k} along axis 0 (no Python loop over time)."""
+    x = np.asarray(x, dtype=np.float64)
+    return lfilter([1.0], [1.0, -discount], x[::-1], axis=0)[::-1]
+
+
+def gae(
+    rewards: np.ndarray, values: np.ndarray, bootstrap: float | np.ndarray, *, gamma: float, lambd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Advantages and returns of one trajectory. rewards (T,), values (T,) -> ((T,), (T,)) float32."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    next_values = np.empty_like(values)
+    next_values[:-1] = values[1:]
+    next_values[-1] = bootstrap
+    deltas = rewards + gamma * next_values - values
+    advantages = discounted_cumsum(deltas, gamma * lambd)
+    return advantages.astype(np.float32), (advantages + values).astype(np.float32)
+
+
+def discounted_returns(rewards: np.ndarray, bootstrap: float, *, gamma: float) -> np.ndarray:
+    """R_t = r_t + gamma R_{t+1}, R_T = bootstrap."""
+    r = np.asarray(rewards, dtype=np.float64).copy()
+    r[-1] += gamma * bootstrap
+    return discounted_cumsum(r, gamma).astype(np.float32)
+
+
+def decayed(initial: float, floor: float, step: int, max_steps: int, schedule: str) -> float:
+    """The scheduled value at `step`: constant, or linear decay to `floor` at max_steps, then flat."""
+    if schedule == "constant":
+        return float(initial)
+    if schedule != "linear":
+        raise ValueError(f"unknown schedule '{schedule}'")
+    frac = min(max(step, 0) / max(max_steps, 1), 1.0)
+    return float((initial - floor) * (1.0 - frac) + floor)
+
+
+def normalize_advantages(adv: np.ndarray) -> np.ndarray:
+    return ((adv - adv.mean()) / (adv.std() + 1e-10)).astype(np.float32)
+
+
+def policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, epsilon: float) -> torch.Tensor:
+    ratio = torch.exp(log_prob - old_log_prob)
+    surrogate = torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages)
+    return -surrogate.mean()
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Clipped value loss averaged over samples and reward signals (equal weight per signal)."""
+    clipped = old_values + torch.clamp(values - old_values, -epsilon, epsilon)
+    return torch.max((returns - values) ** 2, (returns - clipped) ** 2).mean()

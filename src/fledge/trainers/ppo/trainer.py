@@ -1,0 +1,251 @@
+"""PPO, read top to bottom: act, observe trajectories (GAE), update when the buffer is full, log.
+
+One trainer per behavior. Acting runs on a numpy copy of the policy (synchronised after every
+update); updates run in torch on minibatches of the whole buffer for `num_epoch` epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape
+from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.rollout.processor import StepOutcome, Trajectory
+from fledge.stats import Aggregation, StatsReporter
+from fledge.errors import ConfigError
+from fledge.trainers.base import SIGNAL_STAT_NAMES, plain, reward_signals, vector_observation_size
+from fledge.trainers.ppo import losses as L
+from fledge.trainers.ppo.buffer import RolloutBuffer
+
+log = logging.getLogger("fledge")
+
+
+@dataclass(frozen=True)
+class PPOHyper:
+    batch_size: int
+    buffer_size: int
+    learning_rate: float
+    learning_rate_schedule: str
+    beta: float
+    beta_schedule: str
+    epsilon: float
+    epsilon_schedule: str
+    lambd: float
+    num_epoch: int
+    shared_critic: bool
+
+
+class PPOTrainer:
+    def __init__(
+        self,
+        *,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: object,
+        stats: StatsReporter,
+        seed: int,
+        deterministic: bool = False,
+    ) -> None:
+        self.name = behavior_name
+        self.spec = spec
+        self.stats = stats
+        self.settings = settings
+        if settings.network_settings.memory is not None:
+            raise ConfigError(
+                f"behaviors.{behavior_name}.network_settings.memory: recurrent networks are not supported yet; "
+                "remove the memory block."
+            )
+        hp = settings.hyperparameters
+        self.hp = PPOHyper(
+            batch_size=int(hp.batch_size),
+            buffer_size=int(hp.buffer_size),
+            learning_rate=float(hp.learning_rate),
+            learning_rate_schedule=str(plain(hp.learning_rate_schedule)),
+            beta=float(hp.beta),
+            beta_schedule=str(plain(hp.beta_schedule)),
+            epsilon=float(hp.epsilon),
+            epsilon_schedule=str(plain(hp.epsilon_schedule)),
+            lambd=float(hp.lambd),
+            num_epoch=int(hp.num_epoch),
+            shared_critic=bool(getattr(hp, "shared_critic", False)),
+        )
+        self.max_steps = int(settings.max_steps)
+        self.summary_freq = int(settings.summary_freq)
+        self.time_horizon = int(settings.time_horizon)
+        signals = reward_signals(settings, behavior_name)
+        self.signal_names = tuple(s[0] for s in signals)
+        self.gammas = np.array([s[1] for s in signals])
+        self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
+        self.deterministic = deterministic or bool(settings.network_settings.deterministic)
+        net = settings.network_settings
+        self.model = ActorCritic(
+            obs_size=vector_observation_size(spec, behavior_name),
+            action_spec=spec.action_spec,
+            shape=NetworkShape(
+                hidden_units=int(net.hidden_units), num_layers=int(net.num_layers), normalize=bool(net.normalize)
+            ),
+            value_names=self.signal_names,
+            shared_critic=self.hp.shared_critic,
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **_fused_if_possible())
+        self.rng = np.random.default_rng(seed)
+        self.actor = NumpyActor(self.model, rng=np.random.default_rng(self.rng.integers(2**63)))
+        aspec = spec.action_spec
+        self.buffer = RolloutBuffer(
+            obs_size=self.model.obs_size,
+            n_cont=aspec.continuous_size,
+            n_disc=aspec.discrete_size,
+            n_mask=int(sum(aspec.discrete_branches)),
+            n_values=len(self.signal_names),
+            capacity=self.hp.buffer_size + 2 * self.time_horizon,
+        )
+        self.step = 0
+        self.update_count = 0
+        self.episode_rewards_since_update: list[float] = []
+
+    # -- acting -----------------------------------------------------------------------------------
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
+        return self.actor.act(obs, allowed, deterministic=self.deterministic)
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        return self.actor.values(obs)
+
+    @staticmethod
+    def env_actions(out: ActOutput) -> ActionTuple:
+        cont = np.clip(out.continuous, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
+        return ActionTuple(cont, out.discrete)
+
+    @property
+    def should_train(self) -> bool:
+        return self.step < self.max_steps
+
+    # -- observing --------------------------------------------------------------------------------
+    def observe(self, outcome: StepOutcome) -> None:
+        name, stats = self.name, self.stats
+        if outcome.actions is not None and len(outcome.actions.entropy):
+            stats.add_stats(name, "Policy/Entropy", outcome.actions.entropy)
+        if len(outcome.episode_returns):
+            stats.add_stats(name, "Environment/Cumulative Reward", outcome.episode_returns, Aggregation.HISTOGRAM)
+            stats.add_stats(name, "Environment/Episode Length", outcome.episode_lengths.astype(np.float64))
+            self.episode_rewards_since_update.extend(outcome.episode_returns.tolist())
+            for sig, strength in zip(self.signal_names, self.strengths):
+                stats.add_stats(name, f"Policy/{SIGNAL_STAT_NAMES[sig]} Reward", outcome.episode_returns * strength)
+        if not outcome.trajectories or not self.should_train:
+            return
+        if self.model.normalizer is not None:
+            self.model.normalizer.update(np.concatenate([t.obs for t in outcome.trajectories]))
+        for traj in outcome.trajectories:
+            self._add_trajectory(traj)
+        if self.buffer.count >= self.hp.buffer_size and self.should_train:
+            self._update()
+        elif self.model.normalizer is not None:
+            self.actor.sync_normalizer()
+
+    def _add_trajectory(self, traj: Trajectory) -> None:
+        n = len(traj)
+        next_summary = (self.step // self.summary_freq + 1) * self.summary_freq
+        if self.step > 0 and self.step + n >= next_summary:
+            self._write_summary(next_summary)
+        rewards = traj.rewards[:, None] * self.strengths[None, :]
+        advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
+        returns = np.empty_like(advantages)
+        for i in range(len(self.signal_names)):
+            advantages[:, i], returns[:, i] = L.gae(
+                rewards[:, i], traj.values[:, i], traj.bootstrap[i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
+            )
+        for i, sig in enumerate(self.signal_names):
+            label = SIGNAL_STAT_NAMES[sig]
+            self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(traj.values[:, i].mean()))
+        self.buffer.append(
+            obs=traj.obs,
+            continuous=traj.continuous,
+            discrete=traj.discrete,
+            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            log_prob=traj.log_prob,
+            old_values=traj.values,
+            returns=returns,
+            advantages=advantages.mean(axis=1),
+        )
+        self.step += n
+
+    def _write_summary(self, label_step: int) -> None:
+        self.stats.add_stat(self.name, "Is Training", float(self.should_train))
+        self.stats.set_stat(self.name, "Step", float(self.step))
+        self.stats.write_stats(self.name, label_step)
+
+    def finish(self) -> None:
+        """Nothing is pending between updates; the run calls this when training ends."""
+
+    # -- updating ---------------------------------------------------------------------------------
+    def schedules(self) -> tuple[float, float, float]:
+        hp, step, max_steps = self.hp, self.step, self.max_steps
+        lr = L.decayed(hp.learning_rate, L.LEARNING_RATE_FLOOR, step, max_steps, hp.learning_rate_schedule)
+        beta = L.decayed(hp.beta, L.BETA_FLOOR, step, max_steps, hp.beta_schedule)
+        eps = L.decayed(hp.epsilon, L.EPSILON_FLOOR, step, max_steps, hp.epsilon_schedule)
+        return lr, beta, eps
+
+    def _update(self) -> None:
+        hp = self.hp
+        lr, beta, eps = self.schedules()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        data = self.buffer.view()
+        n = self.buffer.count
+        batch = min(hp.batch_size, n)
+        model = self.model
+        with torch.no_grad():
+            x_all = model.normalize(torch.from_numpy(data["obs"]))
+        tensors = {
+            "x": x_all,
+            "log_prob": torch.from_numpy(data["log_prob"]),
+            "old_values": torch.from_numpy(data["old_values"]),
+            "returns": torch.from_numpy(data["returns"]),
+            "advantages": torch.from_numpy(L.normalize_advantages(data["advantages"])),
+        }
+        if model.mu is not None:
+            tensors["continuous"] = torch.from_numpy(data["continuous"])
+        if model.logits is not None:
+            tensors["discrete"] = torch.from_numpy(data["discrete"].astype(np.int64))
+            tensors["allowed"] = torch.from_numpy(data["allowed"])
+        policy_losses: list[torch.Tensor] = []
+        value_losses: list[torch.Tensor] = []
+        for _ in range(hp.num_epoch):
+            perm = torch.from_numpy(self.rng.permutation(n))
+            shuffled = {k: v.index_select(0, perm) for k, v in tensors.items()}
+            for start in range(0, n - batch + 1, batch):
+                mb = {k: v[start : start + batch] for k, v in shuffled.items()}
+                log_prob, entropy, values = model.evaluate(
+                    mb["x"], mb.get("continuous"), mb.get("discrete"), mb.get("allowed")
+                )
+                p_loss = L.policy_loss(log_prob, mb["log_prob"], mb["advantages"], eps)
+                v_loss = L.value_loss(values, mb["old_values"], mb["returns"], eps)
+                loss = p_loss + 0.5 * v_loss - beta * entropy.mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                policy_losses.append(p_loss.detach())
+                value_losses.append(v_loss.detach())
+        self.buffer.clear()
+        self.update_count += 1
+        self.actor.sync()
+        name = self.name
+        self.stats.add_stat(name, "Losses/Policy Loss", float(torch.stack(policy_losses).mean().abs()))
+        self.stats.add_stat(name, "Losses/Value Loss", float(torch.stack(value_losses).mean()))
+        self.stats.add_stat(name, "Policy/Learning Rate", lr)
+        self.stats.add_stat(name, "Policy/Epsilon", eps)
+        self.stats.add_stat(name, "Policy/Beta", beta)
+        self.episode_rewards_since_update = []
+
+
+def _fused_if_possible() -> dict[str, bool]:
+    """Fused Adam (one kernel for all parameters) where this torch build supports it on the CPU."""
+    try:
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return {}
+    return {"fused": True}
