@@ -1,0 +1,208 @@
+"""Environments by name: the built-in numpy tasks, and a hook for prefixed names ("gym:...").
+
+`make("3DBall", seed=1)` builds a ready `BaseEnv`. Built-in names map to `VectorTask` factories and
+give a `VectorTaskEnv`. A name of the form "prefix:rest" goes to the maker registered for that prefix
+(`register_prefix`); the prefix table starts empty. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fledge.envs.api import BaseEnv, BehaviorSpec
+from fledge.envs.builtin.ball3d import Ball3DTask
+from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
+from fledge.envs.builtin.basic import BasicTask
+from fledge.envs.builtin.toys import (
+    MaskedChoiceTask,
+    MoveToGoal1DContinuousTask,
+    MoveToGoal1DDiscreteTask,
+    MoveToGoal2DHybridTask,
+)
+from fledge.errors import ConfigError, UnknownEnvironmentError
+
+DEFAULT_ENV = "3DBall"
+
+TaskFactory = Callable[..., VectorTask]
+
+
+class PrefixMaker(Protocol):
+    """Builds an environment for "prefix:rest" names; gets `rest` and make()'s keyword arguments."""
+
+    def __call__(self, rest: str, *, seed: int, num_agents: int | None, **kwargs: Any) -> BaseEnv: ...
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    """What `describe` tells about an environment."""
+
+    name: str
+    description: str
+    behavior_specs: str  # one line per behavior: observations and actions
+    num_agents: int | None = None  # default number of agents, where known
+    max_episode_steps: int | None = None  # decisions before an interruption (0: no limit), where known
+    optimal_return: float | None = None  # best mean episode return, where known
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: TaskFactory
+    description: str
+
+
+_BUILTINS: dict[str, _Entry] = {}
+_PREFIXES: dict[str, tuple[PrefixMaker, str]] = {}
+
+
+def register(name: str, factory: TaskFactory, *, description: str) -> None:
+    """Add a built-in environment: `factory(**kwargs)` returns its VectorTask. Names are unique."""
+    if not name or ":" in name or name != name.strip():
+        raise ValueError(f"Invalid environment name {name!r}: it must be non-empty, without ':' or outer spaces.")
+    if name in _BUILTINS:
+        raise ValueError(f"An environment named '{name}' is already registered.")
+    _BUILTINS[name] = _Entry(factory, description)
+
+
+def register_prefix(prefix: str, maker: PrefixMaker, *, description: str) -> None:
+    """Route names "prefix:rest" to `maker(rest, seed=..., num_agents=..., **kwargs)`."""
+    if not prefix or ":" in prefix:
+        raise ValueError(f"Invalid environment prefix {prefix!r}.")
+    if prefix in _PREFIXES:
+        raise ValueError(f"The environment prefix '{prefix}:' is already registered.")
+    _PREFIXES[prefix] = (maker, description)
+
+
+def names() -> list[str]:
+    """The built-in environment names, sorted."""
+    return sorted(_BUILTINS)
+
+
+def make(name: str, *, seed: int = 0, num_agents: int | None = None, **kwargs: Any) -> BaseEnv:
+    """A new environment by name. Extra keyword arguments go to the task (e.g. max_episode_steps)."""
+    prefix, sep, rest = name.partition(":")
+    if sep:
+        maker, _ = _prefix_entry(name, prefix)
+        return maker(rest, seed=seed, num_agents=num_agents, **kwargs)
+    return VectorTaskEnv(_make_task(name, num_agents, kwargs), seed=seed)
+
+
+def describe(name: str) -> EnvironmentInfo:
+    """Description and behavior specs of an environment (builds it once for prefixed names)."""
+    prefix, sep, _ = name.partition(":")
+    if sep:
+        _, description = _prefix_entry(name, prefix)
+        env = make(name)
+        try:
+            return EnvironmentInfo(name, description, _specs_text(env.behavior_specs))
+        finally:
+            env.close()
+    task = _make_task(name, None, {})
+    return EnvironmentInfo(
+        name=name,
+        description=_BUILTINS[name].description,
+        behavior_specs=_specs_text({task.behavior_name: task.spec}),
+        num_agents=task.num_agents,
+        max_episode_steps=task.max_episode_steps,
+        optimal_return=task.optimal_return(),
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _make_task(name: str, num_agents: int | None, kwargs: dict[str, Any]) -> VectorTask:
+    entry = _BUILTINS.get(name)
+    if entry is None:
+        raise UnknownEnvironmentError(_unknown_message(name))
+    if num_agents is not None:
+        kwargs = {**kwargs, "num_agents": num_agents}
+    params = inspect.signature(entry.factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            accepted = ", ".join(sorted(params)) or "(none)"
+            raise ConfigError(
+                f"Environment '{name}' does not accept the argument(s) {', '.join(unknown)}; it accepts: {accepted}."
+            )
+    return entry.factory(**kwargs)
+
+
+def _prefix_entry(name: str, prefix: str) -> tuple[PrefixMaker, str]:
+    entry = _PREFIXES.get(prefix)
+    if entry is None:
+        known = ", ".join(f"'{p}:'" for p in sorted(_PREFIXES)) or "none are available in this installation"
+        raise UnknownEnvironmentError(
+            f"Unknown environment '{name}': no environment family '{prefix}:' (prefixes: {known}). "
+            f"Built-in environments: {', '.join(names())}."
+        )
+    return entry
+
+
+def _unknown_message(name: str) -> str:
+    available = names()
+    lowered = {n.lower(): n for n in available}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
+    hint = f" Did you mean '{lowered[close[0]]}'?" if close else ""
+    return f"Unknown environment '{name}'.{hint} Available environments: {', '.join(available)}."
+
+
+def _specs_text(specs: Mapping[str, BehaviorSpec]) -> str:
+    lines = []
+    for behavior, spec in specs.items():
+        obs = ", ".join(
+            f"{tuple(o.shape)}" + (f" '{o.name}'" if o.name else "") for o in spec.observation_specs
+        )
+        lines.append(f"{behavior}: observations [{obs}]; actions {spec.action_spec}")
+    return "\n".join(lines)
+
+
+# -- the built-in table ------------------------------------------------------------------------------
+
+register(
+    "3DBall",
+    Ball3DTask,
+    description=(
+        "12 agents each tilt a platform to balance a ball: 8 observations (rotation, ball position and "
+        "velocity), 2 continuous actions; +0.1 per decision, -1 when the ball falls; 1000 decisions "
+        "(best return 100)."
+    ),
+)
+register(
+    "Basic",
+    BasicTask,
+    description=(
+        "Walk on a line from 10 to a small goal at 7 (+0.1) or a large goal at 17 (+1.0); one-hot "
+        "observation of size 20, one discrete branch of 3 (left, stay, right); -0.01 per decision "
+        "(best return 0.93)."
+    ),
+)
+register(
+    "MoveToGoal1D-Continuous",
+    MoveToGoal1DContinuousTask,
+    description="Toy: move on a line to the goal (within 0.1), 1 continuous action, 50 decisions (best 0.974).",
+)
+register(
+    "MoveToGoal1D-Discrete",
+    MoveToGoal1DDiscreteTask,
+    description="Toy: move on a line to the goal (within 0.1), left/stay/right, 50 decisions (best 0.974).",
+)
+register(
+    "MoveToGoal2D-Hybrid",
+    MoveToGoal2DHybridTask,
+    description=(
+        "Toy: move on a plane (2 continuous) and grab (discrete branch of 2) at the goal; grabbing "
+        "elsewhere costs 0.05; 50 decisions (best 0.9664)."
+    ),
+)
+register(
+    "MaskedChoice",
+    MaskedChoiceTask,
+    description=(
+        "Toy: one decision, pick the observed rewarded action out of 4 (+1); one other action is masked "
+        "and gives -1 if picked anyway (best 1.0)."
+    ),
+)
