@@ -17,6 +17,7 @@ from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkSh
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation, StatsReporter
+from fledge.stats.timers import Timers
 from fledge.errors import ConfigError
 from fledge.trainers.base import SIGNAL_STAT_NAMES, plain, reward_signals, vector_observation_size
 from fledge.trainers.ppo import losses as L
@@ -49,9 +50,11 @@ class PPOTrainer:
         settings: object,
         stats: StatsReporter,
         seed: int,
+        timers: Timers | None = None,
         deterministic: bool = False,
     ) -> None:
         self.name = behavior_name
+        self.timers = timers if timers is not None else Timers()
         self.spec = spec
         self.stats = stats
         self.settings = settings
@@ -142,7 +145,8 @@ class PPOTrainer:
         for traj in outcome.trajectories:
             self._add_trajectory(traj)
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
-            self._update()
+            with self.timers.block("update_policy"):
+                self._update()
         elif self.model.normalizer is not None:
             self.actor.sync_normalizer()
 

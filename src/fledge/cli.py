@@ -1,0 +1,95 @@
+"""The `fledge` command: parses arguments, then calls the library. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from fledge.errors import FledgeError
+
+log = logging.getLogger("fledge")
+
+USAGE = """usage: fledge <command> [options]
+
+commands:
+  learn [CONFIG] [--run-id R] ...   train (default: the built-in 3DBall with its shipped PPO config)
+  envs                              list the built-in environments and their behaviors
+"""
+
+
+def setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def cmd_learn(argv: Sequence[str]) -> int:
+    from fledge.config import parse_learn_args, resolve_run_options
+    from fledge.configs import default_config_path
+
+    args = parse_learn_args(list(argv))
+    setup_logging(args.debug)
+    if args.config_path is None:
+        args = parse_learn_args([str(default_config_path(_env_flag(argv)))] + list(argv))
+    options = resolve_run_options(args)
+    from fledge.api import run
+
+    result = run(options)
+    for name, res in result.behaviors.items():
+        mean = res.mean_return()
+        shown = "n/a" if mean is None else f"{mean:.3f}"
+        log.info("%s: %d steps, mean reward of the last 100 episodes %s", name, res.steps, shown)
+    return 130 if result.interrupted else 0
+
+
+def _env_flag(argv: Sequence[str]) -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--env", default=None)
+    known, _ = parser.parse_known_args(list(argv))
+    return known.env
+
+
+def cmd_envs(argv: Sequence[str]) -> int:
+    from fledge.envs import registry
+
+    parser = argparse.ArgumentParser(prog="fledge envs", description="List the built-in environments.")
+    parser.parse_args(list(argv))
+    for name in registry.names():
+        info = registry.describe(name)
+        print(f"{name}: {info.description}")
+        for line in info.behaviors_text.splitlines():
+            print(f"    {line}")
+    return 0
+
+
+COMMANDS = {"learn": cmd_learn, "envs": cmd_envs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    handler = COMMANDS.get(command)
+    if handler is None:
+        print(f"fledge: unknown command '{command}'.\n{USAGE}", file=sys.stderr)
+        return 2
+    debug = "--debug" in rest
+    try:
+        return handler(rest)
+    except FledgeError as exc:
+        if debug:
+            raise
+        print(f"fledge: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
