@@ -111,7 +111,7 @@ def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, s
     )
 
 
-def configure_torch(options: RunOptions) -> None:
+def configure_torch(options: RunOptions, threads: int) -> None:
     import torch
 
     device = options.torch_settings.device
@@ -120,24 +120,38 @@ def configure_torch(options: RunOptions) -> None:
             f"torch_settings.device: '{device}' is not supported yet; fledge trains its small networks on the CPU. "
             "Use 'cpu' or leave it unset."
         )
-    # Small networks run fastest single-threaded here (benchmarks/ppo_throughput.py measures 1 vs 2).
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
 
 
-def run(options: RunOptions, *, env: BaseEnv | None = None) -> RunResult:
-    """Train every behavior of the environment until each trainer reaches max_steps (or Ctrl-C)."""
-    from fledge.config import dump_run_options
+def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1) -> RunResult:
+    """Train every behavior of the environment until each trainer reaches max_steps (or Ctrl-C).
 
+    Everything that can be wrong (run folder, environment name, behaviors missing from the config,
+    unsupported settings) is checked before the first file is written. Small networks train
+    fastest on one torch thread (benchmarks/ppo_throughput.py measures 1 vs 2).
+    """
     start = time.time()
     path = check_run_folder(options)
     seed = resolve_seed(options.env_settings.seed)
     own_env = env is None
     env = env if env is not None else make_environment(options, seed)
-    configure_torch(options)
-    import torch
+    try:
+        env.reset()
+        for name in env.behavior_specs:
+            options.behavior_settings(name)
+        configure_torch(options, torch_threads)
+        session = _Session(options=options, env=env, path=path, seed=seed, start=start)
+        session.add_new_behaviors()
+        prepare_run_folder(options, path, seed)
+        return session.train()
+    finally:
+        if own_env:
+            env.close()
 
-    from fledge.rollout.processor import AgentProcessor
-    from fledge.stats import ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+
+def prepare_run_folder(options: RunOptions, path: Path, seed: int) -> None:
+    """Clear the old run with --force, create the folders and write configuration.yaml (atomically)."""
+    from fledge.config import dump_run_options
 
     if path.exists() and options.checkpoint_settings.force:
         shutil.rmtree(path)
@@ -147,85 +161,102 @@ def run(options: RunOptions, *, env: BaseEnv | None = None) -> RunResult:
     atomic_write_text(path / "configuration.yaml", dump_run_options(resolved))
     log.info("Training with seed %d, results in %s", seed, path)
 
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    stats = StatsReporter([TensorboardWriter(path), CSVWriter(path), ConsoleWriter(start_time=start)])
-    timers = Timers()
-    timers.metadata.update(fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__)
-    trainers: dict[str, Trainer] = {}
-    policies: dict[str, TimedPolicy] = {}
-    processors: dict[str, AgentProcessor] = {}
-    results: dict[str, BehaviorResult] = {}
-    interrupted = False
-    env_block, process_block, observe_block = (
-        timers.block("env_step"),
-        timers.block("process_steps"),
-        timers.block("trainer_observe"),
-    )
-    try:
-        env.reset()
-        while True:
-            if len(env.behavior_specs) != len(trainers):
-                for name, spec in env.behavior_specs.items():
-                    if name in trainers:
-                        continue
-                    trainer = make_trainer(options, name, env, stats, seed + len(trainers), timers)
-                    trainers[name] = trainer
-                    policies[name] = TimedPolicy(trainer, timers.block("policy_act"))
-                    processors[name] = AgentProcessor(
-                        spec=spec,
-                        time_horizon=options.behavior_settings(name).time_horizon,
-                        n_values=len(trainer.signal_names),
-                    )
-                    results[name] = BehaviorResult(name=name, steps=0)
-                    log.info("Connected new behavior: %s (%s)", name, spec.action_spec)
-            if not any(t.should_train for t in trainers.values()):
-                break
+
+class _Session:
+    """The state of one run's training loop: trainers, processors and what they report."""
+
+    def __init__(self, *, options: RunOptions, env: BaseEnv, path: Path, seed: int, start: float) -> None:
+        import torch
+
+        from fledge.stats import ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+
+        torch.manual_seed(seed)
+        self.options, self.env, self.path, self.seed, self.start = options, env, path, seed, start
+        self.stats = StatsReporter([TensorboardWriter(path), CSVWriter(path), ConsoleWriter(start_time=start)])
+        self.timers = Timers()
+        self.timers.metadata.update(
+            fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
+        )
+        self.trainers: dict[str, Trainer] = {}
+        self.policies: dict[str, TimedPolicy] = {}
+        self.processors: dict[str, AgentProcessor] = {}
+        self.results: dict[str, BehaviorResult] = {}
+
+    def add_new_behaviors(self) -> None:
+        from fledge.rollout.processor import AgentProcessor
+
+        for name, spec in self.env.behavior_specs.items():
+            if name in self.trainers:
+                continue
+            trainer = make_trainer(self.options, name, self.env, self.stats, self.seed + len(self.trainers), self.timers)
+            self.trainers[name] = trainer
+            self.policies[name] = TimedPolicy(trainer, self.timers)
+            self.processors[name] = AgentProcessor(
+                spec=spec,
+                time_horizon=self.options.behavior_settings(name).time_horizon,
+                n_values=len(trainer.signal_names),
+            )
+            self.results[name] = BehaviorResult(name=name, steps=0)
+            log.info("Connected new behavior: %s (%s)", name, spec.action_spec)
+
+    def train(self) -> RunResult:
+        env, timers = self.env, self.timers
+        trainers, policies, processors, results = self.trainers, self.policies, self.processors, self.results
+        env_block, process_block, observe_block = (
+            timers.block("env_step"),
+            timers.block("process_steps"),
+            timers.block("trainer_observe"),
+        )
+        interrupted = False
+        try:
+            while True:
+                if len(env.behavior_specs) != len(trainers):
+                    self.add_new_behaviors()
+                if not any(t.should_train for t in trainers.values()):
+                    break
+                for name, trainer in trainers.items():
+                    with process_block:
+                        decision, terminal = env.get_steps(name)
+                        validate_steps(name, env.behavior_specs[name], decision, terminal)
+                        outcome = processors[name].process(decision, terminal, policies[name])
+                        if outcome.actions is not None:
+                            env.set_actions(name, trainer.env_actions(outcome.actions))
+                        if len(outcome.episode_returns):
+                            results[name].episode_returns.extend(outcome.episode_returns.tolist())
+                    with observe_block:
+                        trainer.observe(outcome)
+                with env_block:
+                    env.step()
+        except KeyboardInterrupt:
+            interrupted = True
+            log.info("Learning was interrupted. Please wait while the run is saved.")
+        finally:
             for name, trainer in trainers.items():
-                with process_block:
-                    decision, terminal = env.get_steps(name)
-                    validate_steps(name, env.behavior_specs[name], decision, terminal)
-                    outcome = processors[name].process(decision, terminal, policies[name])
-                    if outcome.actions is not None:
-                        env.set_actions(name, trainer.env_actions(outcome.actions))
-                    if len(outcome.episode_returns):
-                        results[name].episode_returns.extend(outcome.episode_returns.tolist())
-                with observe_block:
-                    trainer.observe(outcome)
-            with env_block:
-                env.step()
-    except KeyboardInterrupt:
-        interrupted = True
-        log.info("Learning was interrupted. Please wait while the run is saved.")
-    finally:
-        for name, trainer in trainers.items():
-            trainer.finish()
-            results[name].steps = trainer.step
-        stats.close()
-        atomic_write_text(path / "run_logs" / "timers.json", json.dumps(timers.to_dict(), indent=4))
-        if own_env:
-            env.close()
-    return RunResult(
-        run_dir=path,
-        seed=seed,
-        elapsed_s=time.time() - start,
-        behaviors=results,
-        interrupted=interrupted,
-        timers=timers.to_dict(),
-    )
+                trainer.finish()
+                results[name].steps = trainer.step
+            self.stats.close()
+            atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(timers.to_dict(), indent=4))
+        return RunResult(
+            run_dir=self.path,
+            seed=self.seed,
+            elapsed_s=time.time() - self.start,
+            behaviors=results,
+            interrupted=interrupted,
+            timers=timers.to_dict(),
+        )
 
 
 class TimedPolicy:
     """The trainer's acting interface with its forward passes timed (the processor calls it)."""
 
-    def __init__(self, trainer: Trainer, block: Any) -> None:
+    def __init__(self, trainer: Trainer, timers: Timers) -> None:
         self.trainer = trainer
-        self.block = block
+        self.timers = timers
 
     def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> Any:
-        with self.block:
+        with self.timers.block("policy_act"):
             return self.trainer.act(obs, allowed)
 
     def values(self, obs: np.ndarray) -> np.ndarray:
-        with self.block:
+        with self.timers.block("policy_act"):
             return self.trainer.values(obs)

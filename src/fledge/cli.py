@@ -34,7 +34,17 @@ def cmd_learn(argv: Sequence[str]) -> int:
     args = parse_learn_args(list(argv))
     setup_logging(args.debug)
     if args.config_path is None:
-        args = parse_learn_args([str(default_config_path(_env_flag(argv)))] + list(argv))
+        from fledge.envs import registry
+
+        env_name = _env_flag(argv) or registry.DEFAULT_ENV
+        if ":" not in env_name:
+            registry.describe(env_name)  # an unknown name fails here, with suggestions
+        shipped = default_config_path(env_name)
+        if shipped is not None:
+            log.info("No config file given: using %s", shipped)
+            args = parse_learn_args([str(shipped)] + list(argv))
+        else:
+            log.info("No config file given and none shipped for %s: training with default settings", env_name)
     options = resolve_run_options(args)
     from fledge.api import run
 
@@ -60,9 +70,19 @@ def cmd_envs(argv: Sequence[str]) -> int:
     parser.parse_args(list(argv))
     for name in registry.names():
         info = registry.describe(name)
-        print(f"{name}: {info.description}")
-        for line in info.behaviors_text.splitlines():
+        print(f"{name}")
+        print(f"    {info.description}")
+        for line in info.behavior_specs.splitlines():
             print(f"    {line}")
+        facts = []
+        if info.num_agents is not None:
+            facts.append(f"{info.num_agents} agents")
+        if info.max_episode_steps:
+            facts.append(f"episodes of at most {info.max_episode_steps} decisions")
+        if info.optimal_return is not None:
+            facts.append(f"best mean return {info.optimal_return:g}")
+        if facts:
+            print(f"    {', '.join(facts)}")
     return 0
 
 

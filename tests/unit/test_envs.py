@@ -499,3 +499,36 @@ def test_masked_choice() -> None:
     assert min(respecting.returns) == 0.0 and np.mean(respecting.returns) == pytest.approx(1 / 3, abs=0.05)
     ignoring = run(env, random_policy(spec), 50)
     assert min(ignoring.returns) == -1.0
+
+
+def test_wrong_action_dtypes_are_refused_with_the_behavior_named() -> None:
+    from fledge.envs import registry
+    from fledge.envs.api import ActionTuple
+    from fledge.errors import ActionError
+
+    env = registry.make("MoveToGoal1D-Discrete", seed=0)
+    env.reset()
+    name = next(iter(env.behavior_specs))
+    n = len(env.get_steps(name)[0])
+    with pytest.raises(ActionError, match=f"'{name}'.*dtype float64.*integer"):
+        env.set_actions(name, ActionTuple(discrete=np.full((n, 1), 1.5)))
+    env2 = registry.make("MoveToGoal1D-Continuous", seed=0)
+    env2.reset()
+    name2 = next(iter(env2.behavior_specs))
+    n2 = len(env2.get_steps(name2)[0])
+    with pytest.raises(ActionError, match="dtype int64.*float"):
+        env2.set_actions(name2, ActionTuple(continuous=np.ones((n2, 1), dtype=np.int64)))
+
+
+def test_set_action_for_agent_does_not_touch_the_callers_arrays() -> None:
+    from fledge.envs import registry
+    from fledge.envs.api import ActionTuple
+
+    env = registry.make("MoveToGoal1D-Continuous", seed=0)
+    env.reset()
+    name = next(iter(env.behavior_specs))
+    n = len(env.get_steps(name)[0])
+    mine = np.zeros((n, 1), dtype=np.float32)
+    env.set_actions(name, ActionTuple(continuous=mine))
+    env.set_action_for_agent(name, 0, ActionTuple(continuous=np.ones((1, 1), np.float32)))
+    assert (mine == 0).all()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fledge.errors import ConfigError
-
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_ENV = "3DBall"
 
@@ -16,14 +14,6 @@ def shipped_config(env_name: str, trainer: str = "ppo") -> Path | None:
     return path if path.is_file() else None
 
 
-def default_config_path(env_name: str | None) -> Path:
-    """The config `fledge learn` uses when none is given: the environment's shipped PPO config."""
-    name = env_name or DEFAULT_ENV
-    path = shipped_config(name)
-    if path is None:
-        shipped = sorted(p.stem for p in (CONFIG_DIR / "ppo").glob("*.yaml"))
-        raise ConfigError(
-            f"No config file was given and fledge ships none for environment '{name}' "
-            f"(shipped: {', '.join(shipped)}). Pass a config file: fledge learn my_config.yaml --env {name}"
-        )
-    return path
+def default_config_path(env_name: str | None) -> Path | None:
+    """The config `fledge learn` uses when none is given: the environment's shipped PPO config, if any."""
+    return shipped_config(env_name or DEFAULT_ENV)

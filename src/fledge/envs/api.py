@@ -95,7 +95,11 @@ class ActionSpec(NamedTuple):
 
 
 class ActionTuple:
-    """Actions for a batch of agents: continuous float32 (n, c) and discrete int32 (n, d)."""
+    """Actions for a batch of agents: continuous (n, c) floats and discrete (n, d) integers.
+
+    The arrays are kept as given; `validate_actions` refuses wrong dtypes and shapes and returns a
+    float32/int32 copy, which is what environments receive.
+    """
 
     __slots__ = ("continuous", "discrete")
 
@@ -105,10 +109,8 @@ class ActionTuple:
             n = len(continuous)
         elif discrete is not None:
             n = len(discrete)
-        self.continuous = (
-            np.asarray(continuous, dtype=np.float32) if continuous is not None else np.zeros((n, 0), np.float32)
-        )
-        self.discrete = np.asarray(discrete, dtype=np.int32) if discrete is not None else np.zeros((n, 0), np.int32)
+        self.continuous = np.asarray(continuous) if continuous is not None else np.zeros((n, 0), np.float32)
+        self.discrete = np.asarray(discrete) if discrete is not None else np.zeros((n, 0), np.int32)
 
 
 class BehaviorSpec(NamedTuple):
@@ -273,12 +275,21 @@ def require_behavior(specs: Mapping[BehaviorName, BehaviorSpec], behavior_name: 
 
 
 def validate_actions(behavior_name: BehaviorName, spec: ActionSpec, action: ActionTuple, n_agents: int) -> ActionTuple:
-    """Check shape, dtype and value range of actions for n agents; return them as float32/int32."""
+    """Check dtype, shape and values of actions for n agents; return a float32/int32 copy."""
     if not isinstance(action, ActionTuple):
         raise ActionError(
             f"Behavior '{behavior_name}': actions must be an ActionTuple, got {type(action).__name__}."
         )
     cont, disc = action.continuous, action.discrete
+    if cont.size and not np.issubdtype(cont.dtype, np.floating):
+        raise ActionError(
+            f"Behavior '{behavior_name}': continuous actions have dtype {cont.dtype}, expected a float type."
+        )
+    if disc.size and not np.issubdtype(disc.dtype, np.integer):
+        raise ActionError(
+            f"Behavior '{behavior_name}': discrete actions have dtype {disc.dtype}, expected an integer type "
+            "(branch indices)."
+        )
     expected_c = (n_agents, spec.continuous_size)
     expected_d = (n_agents, spec.discrete_size)
     if cont.shape != expected_c and not (spec.continuous_size == 0 and cont.size == 0):
@@ -299,7 +310,10 @@ def validate_actions(behavior_name: BehaviorName, spec: ActionSpec, action: Acti
             raise ActionError(
                 f"Behavior '{behavior_name}': discrete actions out of range; branch sizes are {spec.discrete_branches}."
             )
-    return action
+    return ActionTuple(
+        cont.astype(np.float32) if cont.size else np.zeros(expected_c, np.float32),
+        disc.astype(np.int32) if disc.size else np.zeros(expected_d, np.int32),
+    )
 
 
 def validate_steps(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from fledge.networks.actor_critic import ActorCritic
 from fledge.networks.distributions import LOG_SQRT_2PI, MASKED_LOGIT
@@ -29,7 +28,8 @@ class ActOutput:
 
 
 def _silu(x: np.ndarray) -> np.ndarray:
-    return x * expit(x)
+    """x * sigmoid(x); the exponent is bounded so that float32 never overflows (the result is ~0 there)."""
+    return x / (np.exp(np.minimum(-x, 80.0)) + 1.0)
 
 
 class NumpyActor:
@@ -81,7 +81,7 @@ class NumpyActor:
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         if self.norm_scale is None:
             return obs
-        return np.clip(obs * self.norm_scale - self.norm_offset, -CLIP, CLIP)
+        return np.minimum(np.maximum(obs * self.norm_scale - self.norm_offset, -CLIP), CLIP)
 
     def _bodies(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.num_layers == 0:
@@ -114,8 +114,8 @@ class NumpyActor:
                 logp += self.cont_logp_const
             else:
                 noise = self.rng.standard_normal(mean.shape, dtype=np.float32)
-                cont = (mean + noise * self.std).astype(np.float32, copy=False)
-                logp += self.cont_logp_const - 0.5 * np.einsum("ij,ij->i", noise, noise)
+                cont = mean + noise * self.std
+                logp += self.cont_logp_const - 0.5 * (noise * noise).sum(axis=1)
             entropy += self.cont_entropy
         if self.w_logits is not None:
             logits = h @ self.w_logits + self.b_logits

@@ -135,7 +135,7 @@ class VectorTaskEnv(BaseEnv):
             raise ActionError(
                 f"Behavior '{behavior_name}': agent {agent_id} did not request a decision in the last step."
             )
-        validate_actions(behavior_name, spec.action_spec, action, 1)
+        action = validate_actions(behavior_name, spec.action_spec, action, 1)
         if self._pending is None:
             self._pending = spec.action_spec.empty_action(self.task.num_agents)
         row = self._decision.agent_id_to_index[int(agent_id)]
