@@ -1,0 +1,29 @@
+# Two commands (see README):  make train   and   make test
+# The CPU build of torch is installed first, so a fresh clone sets up in a few minutes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+RUN_ID ?= 3DBall
+
+.PHONY: setup setup-dev train test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)"
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+setup-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# Train the built-in 3DBall with its shipped PPO config; results in results/$(RUN_ID)/.
+train: setup
+	$(BIN)/fledge learn --run-id $(RUN_ID) --force
+
+test: setup-dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
