@@ -34,23 +34,20 @@ class RunningNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, batch: np.ndarray) -> None:
-        """Fold a batch of rows (n, size) into the running statistics."""
+        """Fold a batch of rows (n, size) into the running statistics (in place, through numpy views)."""
         x = np.asarray(batch, dtype=np.float64).reshape(-1, self.size)
         n_b = x.shape[0]
         if n_b == 0:
             return
-        n_a = float(self.count.item())
-        mean_a = self.mean.numpy()
-        m2_a = self.m2.numpy()
+        count, mean, m2 = self.count.numpy(), self.mean.numpy(), self.m2.numpy()
+        n_a = float(count)
         mean_b = x.mean(axis=0)
         m2_b = ((x - mean_b) ** 2).sum(axis=0)
         n = n_a + n_b
-        delta = mean_b - mean_a
-        new_mean = mean_a + delta * (n_b / n)
-        new_m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
-        self.count.fill_(n)
-        self.mean.copy_(torch.from_numpy(new_mean))
-        self.m2.copy_(torch.from_numpy(new_m2))
+        delta = mean_b - mean
+        mean += delta * (n_b / n)
+        m2 += m2_b + delta**2 * (n_a * n_b / n)
+        count[...] = n
         self._refresh()
 
     def variance(self) -> np.ndarray:
@@ -61,9 +58,10 @@ class RunningNormalizer(nn.Module):
 
     @torch.no_grad()
     def _refresh(self) -> None:
+        """Recompute the float32 scale and offset used by forward() (and shared with numpy readers)."""
         std = np.sqrt(self.variance() + EPS)
-        self.scale.copy_(torch.from_numpy(1.0 / std))
-        self.offset.copy_(torch.from_numpy(self.mean.numpy() / std))
+        self.scale.numpy()[:] = 1.0 / std
+        self.offset.numpy()[:] = self.mean.numpy() / std
 
     def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
         super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]

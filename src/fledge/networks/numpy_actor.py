@@ -49,8 +49,9 @@ class NumpyActor:
         def arr(t: object) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # type: ignore[attr-defined]
 
-        self.norm_scale = arr(m.normalizer.scale) if m.normalizer is not None else None
-        self.norm_offset = arr(m.normalizer.offset) if m.normalizer is not None else None
+        # the normaliser's float32 buffers are shared (numpy views), so its updates need no sync
+        self.norm_scale = m.normalizer.scale.numpy() if m.normalizer is not None else None
+        self.norm_offset = m.normalizer.offset.numpy() if m.normalizer is not None else None
         self.num_layers = body.num_layers
         self.twins = body.twins
         self.hidden = body.hidden
@@ -70,13 +71,6 @@ class NumpyActor:
         if self.log_std is not None:
             self.cont_entropy = np.float32((self.log_std + 0.5 + LOG_SQRT_2PI).sum())
             self.cont_logp_const = np.float32(-(self.log_std + LOG_SQRT_2PI).sum())
-
-    def sync_normalizer(self) -> None:
-        """Copy only the normaliser statistics (they change with every trajectory; weights do not)."""
-        norm = self.model.normalizer
-        if norm is not None:
-            self.norm_scale = norm.scale.numpy().copy()
-            self.norm_offset = norm.offset.numpy().copy()
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         if self.norm_scale is None:

@@ -19,9 +19,11 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation, StatsReporter
 from fledge.stats.timers import Timers
 from fledge.errors import ConfigError
+from fledge.trainers.fast_adam import AdamStepper
 from fledge.trainers.base import SIGNAL_STAT_NAMES, plain, reward_signals, vector_observation_size
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
+from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
 
 log = logging.getLogger("fledge")
 
@@ -96,6 +98,7 @@ class PPOTrainer:
             shared_critic=self.hp.shared_critic,
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **_fused_if_possible())
+        self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)
         self.actor = NumpyActor(self.model, rng=np.random.default_rng(self.rng.integers(2**63)))
         aspec = spec.action_spec
@@ -147,8 +150,6 @@ class PPOTrainer:
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
-        elif self.model.normalizer is not None:
-            self.actor.sync_normalizer()
 
     def _add_trajectory(self, traj: Trajectory) -> None:
         n = len(traj)
@@ -222,18 +223,21 @@ class PPOTrainer:
             perm = torch.from_numpy(self.rng.permutation(n))
             shuffled = {k: v.index_select(0, perm) for k, v in tensors.items()}
             for start in range(0, n - batch + 1, batch):
-                mb = {k: v[start : start + batch] for k, v in shuffled.items()}
-                log_prob, entropy, values = model.evaluate(
-                    mb["x"], mb.get("continuous"), mb.get("discrete"), mb.get("allowed")
+                end = start + batch
+                minibatch = Minibatch(
+                    x=shuffled["x"][start:end],
+                    continuous=shuffled["continuous"][start:end] if "continuous" in shuffled else None,
+                    discrete=shuffled["discrete"][start:end] if "discrete" in shuffled else None,
+                    allowed=shuffled["allowed"][start:end] if "allowed" in shuffled else None,
+                    old_log_prob=shuffled["log_prob"][start:end],
+                    advantages=shuffled["advantages"][start:end],
+                    old_values=shuffled["old_values"][start:end],
+                    returns=shuffled["returns"][start:end],
                 )
-                p_loss = L.policy_loss(log_prob, mb["log_prob"], mb["advantages"], eps)
-                v_loss = L.value_loss(values, mb["old_values"], mb["returns"], eps)
-                loss = p_loss + 0.5 * v_loss - beta * entropy.mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                policy_losses.append(p_loss.detach())
-                value_losses.append(v_loss.detach())
+                p_loss, v_loss = loss_and_gradients(model, minibatch, epsilon=eps, beta=beta)
+                self.adam.step()
+                policy_losses.append(p_loss)
+                value_losses.append(v_loss)
         self.buffer.clear()
         self.update_count += 1
         self.actor.sync()
