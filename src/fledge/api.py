@@ -7,6 +7,7 @@ environment -> processor -> trainer -> policy -> environment.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import random
@@ -90,18 +91,36 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     return registry.make(str(env_name), seed=seed)
 
 
+TRAINER_CLASSES = {
+    "ppo": ("fledge.trainers.ppo.trainer", "PPOTrainer"),
+    "sac": ("fledge.trainers.sac.trainer", "SACTrainer"),
+}
+
+
 def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, seed: int, timers: Timers) -> Trainer:
+    """The trainer of one behavior, chosen by its trainer_type."""
+    import importlib
+
     from fledge.trainers.base import plain
-    from fledge.trainers.ppo.trainer import PPOTrainer
 
     settings = options.behavior_settings(behavior)
     trainer_type = str(plain(settings.trainer_type))
-    if trainer_type != "ppo":
+    entry = TRAINER_CLASSES.get(trainer_type)
+    module = None
+    if entry is not None:
+        try:
+            module = importlib.import_module(entry[0])
+        except ModuleNotFoundError as exc:
+            if exc.name != entry[0]:
+                raise
+    if entry is None or module is None:
+        available = ", ".join(k for k, (m, _) in TRAINER_CLASSES.items() if importlib.util.find_spec(m) is not None)
         raise ConfigError(
             f"behaviors.{behavior}.trainer_type: '{trainer_type}' is not available in this version of fledge "
-            "(available: ppo)."
+            f"(available: {available})."
         )
-    return PPOTrainer(
+    cls = getattr(module, entry[1])
+    trainer: Trainer = cls(
         behavior_name=behavior,
         spec=env.behavior_specs[behavior],
         settings=settings,
@@ -109,6 +128,7 @@ def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, s
         seed=seed,
         timers=timers,
     )
+    return trainer
 
 
 def configure_torch(options: RunOptions, threads: int) -> None:

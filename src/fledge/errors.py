@@ -33,3 +33,7 @@ class UnknownEnvironmentError(FledgeError):
 
 class RunFolderError(FledgeError):
     """The results folder of a run is in a state that forbids the requested action."""
+
+
+class CheckpointError(FledgeError):
+    """A checkpoint file is missing, truncated, foreign or does not fit the run's networks."""

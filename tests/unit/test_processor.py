@@ -108,3 +108,17 @@ def test_agents_appear_and_disappear_with_shuffled_order() -> None:
     # agents that left free their slots for newcomers
     p.process(dec([30, 40, 50], [4.0, 4.0, 5.0], [0, 0, 0]), empty, pol)
     assert len(p._slot_of) == 3
+
+
+def test_next_observation_of_each_trajectory() -> None:
+    p = AgentProcessor(spec=SPEC, time_horizon=2, n_values=1)
+    pol = FakePolicy()
+    empty = TerminalSteps.empty(SPEC)
+    p.process(dec([1, 2], [1.0, 2.0], [0, 0]), empty, pol)
+    out = p.process(dec([1, 2], [5.0, 6.0], [0, 0]), term([1], [3.0], [1.0], [True]), pol)
+    (t1,) = out.trajectories
+    np.testing.assert_allclose(t1.next_obs, [3.0])  # the terminal observation
+    p.process(dec([1, 2], [7.0, 8.0], [0, 0]), empty, pol)
+    out = p.process(dec([1, 2], [9.0, 10.0], [0, 0]), empty, pol)
+    by_id = {t.agent_id: t for t in out.trajectories}
+    np.testing.assert_allclose(by_id[1].next_obs, [9.0])  # the next decision's observation

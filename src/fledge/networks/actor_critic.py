@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fledge.envs.api import ActionSpec
+from fledge.networks.actor_graph import ActorGraph
 from fledge.networks import distributions as D
 from fledge.networks.normalizer import RunningNormalizer
 
@@ -169,6 +171,34 @@ class ActorCritic(nn.Module):
             entropy = ent if entropy is None else entropy + ent
         assert logp is not None and entropy is not None, "a policy has at least one kind of action"
         return logp, entropy, values
+
+
+def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> ActorGraph:
+    """The acting network of an ActorCritic (actor twin only), as plain arrays."""
+
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return np.array(t.detach().cpu().numpy(), dtype=np.float32)
+
+    body = model.body
+    h = body.hidden
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    if body.num_layers > 0:
+        layers.append((arr(body.w_in)[:, :h], arr(body.b_in)[:h]))
+        for w, b in zip(body.w_hidden, body.b_hidden):
+            layers.append((arr(w[0]), arr(b[0, 0])))
+    norm = model.normalizer
+    return ActorGraph(
+        observation_shapes=observation_shapes,
+        hidden_layers=tuple(layers),
+        norm_scale=arr(norm.scale) if norm is not None else None,
+        norm_offset=arr(norm.offset) if norm is not None else None,
+        continuous_size=model.action_spec.continuous_size,
+        mu=(arr(model.mu.weight).T.copy(), arr(model.mu.bias)) if model.mu is not None else None,
+        log_std=arr(model.log_std) if model.log_std is not None else None,
+        continuous_transform="clip3",
+        discrete_branches=model.branches,
+        logits=(arr(model.logits.weight).T.copy(), arr(model.logits.bias)) if model.logits is not None else None,
+    )
 
 
 def env_continuous_action(raw: torch.Tensor) -> torch.Tensor:

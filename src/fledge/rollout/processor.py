@@ -40,6 +40,7 @@ class Trajectory:
     rewards: np.ndarray  # (T,) float32
     allowed: np.ndarray | None  # (T, sum(branches)) bool, True = allowed
     bootstrap: np.ndarray  # (n_values,) float32
+    next_obs: np.ndarray  # (obs_size,) float32: the observation after the last step (terminal or next decision)
     terminal: bool  # the episode ended for real (not interrupted): no bootstrapping
     ends_episode: bool
 
@@ -128,7 +129,9 @@ class AgentProcessor:
         self._cache = (ids.copy(), slots, self._map_version)
         return slots
 
-    def _emit(self, slot: int, agent_id: int, bootstrap: np.ndarray, *, terminal: bool, ends: bool) -> Trajectory:
+    def _emit(
+        self, slot: int, agent_id: int, bootstrap: np.ndarray, next_obs: np.ndarray, *, terminal: bool, ends: bool
+    ) -> Trajectory:
         n = int(self.length[slot])
         return Trajectory(
             agent_id=agent_id,
@@ -140,6 +143,7 @@ class AgentProcessor:
             rewards=self.rew[slot, :n].copy(),
             allowed=self.allowed[slot, :n].copy() if self.n_mask else None,
             bootstrap=np.asarray(bootstrap, dtype=np.float32).copy(),
+            next_obs=np.array(next_obs, dtype=np.float32),
             terminal=terminal,
             ends_episode=ends,
         )
@@ -170,14 +174,19 @@ class AgentProcessor:
                 self.rew[t_slots, last] = terminal.reward[rows] + terminal.group_reward[rows]
                 self.ep_return[t_slots] += terminal.reward[rows]
                 interrupted = terminal.interrupted[rows]
+                terminal_obs = flat_observations(terminal.obs)
                 boot = np.zeros((len(t_slots), self.n_values), dtype=np.float32)
                 if interrupted.any():
-                    obs_t = flat_observations(terminal.obs)[rows[interrupted]]
-                    boot[interrupted] = policy.values(obs_t)
+                    boot[interrupted] = policy.values(terminal_obs[rows[interrupted]])
                 for k, (slot, row) in enumerate(zip(t_slots.tolist(), rows.tolist())):
                     trajectories.append(
                         self._emit(
-                            slot, int(terminal.agent_id[row]), boot[k], terminal=not bool(interrupted[k]), ends=True
+                            slot,
+                            int(terminal.agent_id[row]),
+                            boot[k],
+                            terminal_obs[row],
+                            terminal=not bool(interrupted[k]),
+                            ends=True,
                         )
                     )
                 ep_returns = self.ep_return[t_slots].copy()
@@ -219,7 +228,9 @@ class AgentProcessor:
                 rows_full = np.arange(len(d_slots))[p_rows][full]
                 for slot, row in zip(p_slots[full].tolist(), rows_full.tolist()):
                     trajectories.append(
-                        self._emit(slot, int(decision.agent_id[row]), out.values[row], terminal=False, ends=False)
+                        self._emit(
+                            slot, int(decision.agent_id[row]), out.values[row], obs[row], terminal=False, ends=False
+                        )
                     )
                 self.length[p_slots[full]] = 0
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec, DimensionProperty
 from fledge.errors import ConfigError
+from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput
 from fledge.rollout.processor import StepOutcome
 
@@ -17,10 +21,27 @@ SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail":
 SUPPORTED_SIGNALS = ("extrinsic",)
 
 
+@dataclass
+class TrainerState:
+    """Everything a trainer needs to continue exactly where it stopped, without pickle.
+
+    `tensors`: flat names -> tensors (weights, optimiser moments, normaliser statistics, ...);
+    `meta`: JSON-serialisable values (counters, schedule positions, random generator states, ...).
+    `tensors` must hold the actor weights under names starting with "policy." so that
+    `--initialize-from` can copy weights only.
+    """
+
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 class Trainer(Protocol):
+    """What the run loop and the checkpoint manager need from a trainer (PPO, SAC, ...)."""
+
     name: str
     step: int
     signal_names: tuple[str, ...]
+    trainer_type: str
 
     @property
     def should_train(self) -> bool: ...
@@ -34,6 +55,34 @@ class Trainer(Protocol):
     def observe(self, outcome: StepOutcome) -> None: ...
 
     def finish(self) -> None: ...
+
+    def get_state(self) -> TrainerState:
+        """All state, for the checkpoint unit (step counters included)."""
+        ...
+
+    def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
+        """Restore all state (resume), or only the policy weights and normaliser (initialize-from).
+
+        Raises CheckpointError naming the mismatch when shapes or names do not fit.
+        """
+        ...
+
+    def actor_graph(self) -> ActorGraph:
+        """The acting network as plain arrays, for ONNX export."""
+        ...
+
+    def save_auxiliary(self, folder: Path) -> list[Path]:
+        """Write extra files of a checkpoint (SAC: the replay buffer) atomically; return their paths."""
+        ...
+
+    def load_auxiliary(self, folder: Path) -> None:
+        """Read back what save_auxiliary wrote (on resume); warn clearly when it is missing."""
+        ...
+
+    @property
+    def mean_reward_since_update(self) -> float | None:
+        """Mean return of the episodes finished since the last policy update (for checkpoint records)."""
+        ...
 
 
 def plain(value: Any) -> Any:

@@ -69,7 +69,8 @@ class VectorTaskEnv(BaseEnv):
         self._zeros_f = np.zeros(n, dtype=np.float32)
         self._pending: ActionTuple | None = None
         self._decision: DecisionSteps | None = None
-        self._terminal: TerminalSteps = TerminalSteps.empty(task.spec)
+        self._no_terminal = TerminalSteps.empty(task.spec)  # shared: read-only, nobody ended
+        self._terminal: TerminalSteps = self._no_terminal
 
     # -- BaseEnv -----------------------------------------------------------------------------------
     @property
@@ -84,7 +85,7 @@ class VectorTaskEnv(BaseEnv):
         self.task.reset_agents(np.arange(n), self._rng)
         self._episode_steps[:] = 0
         self._pending = None
-        self._terminal = TerminalSteps.empty(self.task.spec)
+        self._terminal = self._no_terminal
         self._decision = self._decision_steps(self._zeros_f)
 
     def step(self) -> None:
@@ -114,7 +115,7 @@ class VectorTaskEnv(BaseEnv):
             self._episode_steps[idx] = 0
             reward = np.where(ended, np.float32(0.0), reward).astype(np.float32, copy=False)
         else:
-            self._terminal = TerminalSteps.empty(task.spec)
+            self._terminal = self._no_terminal
         self._decision = self._decision_steps(reward.astype(np.float32, copy=False))
 
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
