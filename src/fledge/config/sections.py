@@ -78,6 +78,8 @@ class CheckpointSettings(StrictModel):
     results_dir: str = "results"
     resume_from: str | None = None
     """fledge: resume from this checkpoint (e.g. ``3DBall-12000``) instead of ``checkpoint.pt``; implies resume."""
+    onnx_opset: int = Field(default=9, ge=9, le=17)
+    """fledge: ONNX opset of exported models (ML-Agents 1.1.0 writes 9; Unity's Sentis also reads newer ones)."""
 
     @field_validator("run_id")
     @classmethod

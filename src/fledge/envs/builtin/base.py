@@ -80,6 +80,13 @@ class VectorTaskEnv(BaseEnv):
     def seed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
+    def random_state(self) -> dict[str, object]:
+        """The environment's random generator state (JSON-serialisable), saved with checkpoints."""
+        return dict(self._rng.bit_generator.state)
+
+    def set_random_state(self, state: dict[str, object]) -> None:
+        self._rng.bit_generator.state = state
+
     def reset(self) -> None:
         n = self.task.num_agents
         self.task.reset_agents(np.arange(n), self._rng)

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
-from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape
+from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
+from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation, StatsReporter
 from fledge.stats.timers import Timers
 from fledge.errors import ConfigError
 from fledge.trainers.fast_adam import AdamStepper
-from fledge.trainers.base import SIGNAL_STAT_NAMES, plain, reward_signals, vector_observation_size
+from fledge.trainers import state as S
+from fledge.trainers.base import SIGNAL_STAT_NAMES, TrainerState, plain, reward_signals, vector_observation_size
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
 from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
@@ -44,6 +48,8 @@ class PPOHyper:
 
 
 class PPOTrainer:
+    trainer_type = "ppo"
+
     def __init__(
         self,
         *,
@@ -113,6 +119,7 @@ class PPOTrainer:
         self.step = 0
         self.update_count = 0
         self.episode_rewards_since_update: list[float] = []
+        self.rewards_before_update: list[float] = []
 
     # -- acting -----------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
@@ -186,6 +193,69 @@ class PPOTrainer:
     def finish(self) -> None:
         """Nothing is pending between updates; the run calls this when training ends."""
 
+    # -- checkpoints ------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree with to be loaded into this trainer."""
+        return {
+            "trainer_type": self.trainer_type,
+            "observation_shapes": [list(o.shape) for o in self.spec.observation_specs],
+            "action_spec": [self.spec.action_spec.continuous_size, list(self.spec.action_spec.discrete_branches)],
+            "hidden_units": self.model.body.hidden,
+            "num_layers": self.model.body.num_layers,
+            "normalize": self.model.normalizer is not None,
+            "shared_critic": self.hp.shared_critic,
+            "reward_signals": list(self.signal_names),
+        }
+
+    def get_state(self) -> TrainerState:
+        tensors = S.module_tensors("policy.", self.model)
+        opt_tensors, opt_meta = S.optimizer_entries("optimizer.", self.optimizer)
+        tensors.update(opt_tensors)
+        meta = {
+            "fingerprint": self.fingerprint(),
+            "step": self.step,
+            "update_count": self.update_count,
+            "optimizer": opt_meta,
+            "rng": S.generator_state(self.rng),
+            "actor_rng": S.generator_state(self.actor.rng),
+            "episode_rewards_since_update": list(self.episode_rewards_since_update),
+        }
+        return TrainerState(tensors=tensors, meta=meta)
+
+    def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
+        problems = S.check_module("policy.", self.model, state.tensors)
+        if not weights_only:
+            problems += S.check_optimizer("optimizer.", self.optimizer, state.tensors)
+            for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
+                if key not in state.meta:
+                    problems.append(f"the metadata has no '{key}'")
+        S.require_fit(state, self.fingerprint(), problems, what=f"behavior '{self.name}' (PPO)")
+        S.load_module("policy.", self.model, state.tensors)
+        if not weights_only:
+            S.load_optimizer("optimizer.", self.optimizer, state.tensors, state.meta["optimizer"])
+            self.adam.reset()
+            self.step = int(state.meta["step"])
+            self.update_count = int(state.meta["update_count"])
+            S.set_generator_state(self.rng, state.meta["rng"])
+            S.set_generator_state(self.actor.rng, state.meta["actor_rng"])
+            self.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
+        self.buffer.clear()
+        self.actor.sync()
+
+    def actor_graph(self) -> ActorGraph:
+        return actor_graph(self.model, tuple(tuple(o.shape) for o in self.spec.observation_specs))
+
+    def save_auxiliary(self, folder: Path) -> list[Path]:
+        return []
+
+    def load_auxiliary(self, folder: Path) -> None:
+        return None
+
+    @property
+    def mean_reward_since_update(self) -> float | None:
+        rewards = self.episode_rewards_since_update or self.rewards_before_update
+        return float(np.mean(rewards)) if rewards else None
+
     # -- updating ---------------------------------------------------------------------------------
     def schedules(self) -> tuple[float, float, float]:
         hp, step, max_steps = self.hp, self.step, self.max_steps
@@ -247,6 +317,7 @@ class PPOTrainer:
         self.stats.add_stat(name, "Policy/Learning Rate", lr)
         self.stats.add_stat(name, "Policy/Epsilon", eps)
         self.stats.add_stat(name, "Policy/Beta", beta)
+        self.rewards_before_update = self.episode_rewards_since_update
         self.episode_rewards_since_update = []
 
 

@@ -1,0 +1,320 @@
+"""The training loop of one run: environment -> processor -> trainer -> policy -> environment.
+
+`TrainingSession` owns the trainers, processors, stats reporter, timers, training status and
+checkpoint manager of a run. It restores trainers (resume, initialize-from) before anything is
+written, checkpoints every `checkpoint_interval` steps, and ends with a final checkpoint on
+completion, Ctrl-C or SIGTERM (signals only ask the loop to stop at the next step boundary, so the
+state saved is always consistent; a second Ctrl-C stops at once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fledge import __version__
+from fledge.checkpoints.files import atomic_write_text
+from fledge.checkpoints.manager import CheckpointManager
+from fledge.checkpoints.status import TrainingStatus
+from fledge.envs.api import BaseEnv, validate_steps
+from fledge.errors import CheckpointError, EnvironmentFault
+from fledge.rollout.processor import AgentProcessor
+from fledge.stats import ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+from fledge.stats.timers import Timers
+
+if TYPE_CHECKING:
+    from fledge.config import RunOptions
+    from fledge.trainers.base import Trainer
+
+log = logging.getLogger("fledge")
+
+
+@dataclass
+class BehaviorResult:
+    name: str
+    steps: int
+    episode_returns: list[float] = field(default_factory=list)  # every finished episode, in order
+
+    def mean_return(self, last: int = 100) -> float | None:
+        tail = self.episode_returns[-last:]
+        return float(np.mean(tail)) if tail else None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    seed: int
+    elapsed_s: float
+    behaviors: dict[str, BehaviorResult]
+    interrupted: bool = False
+    timers: dict[str, Any] = field(default_factory=dict)
+
+
+class TimedPolicy:
+    """The trainer's acting interface with its forward passes timed (the processor calls it)."""
+
+    def __init__(self, trainer: Trainer, timers: Timers) -> None:
+        self.trainer = trainer
+        self.timers = timers
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> Any:
+        with self.timers.block("policy_act"):
+            return self.trainer.act(obs, allowed)
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        with self.timers.block("policy_act"):
+            return self.trainer.values(obs)
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; the loop stops at the next step boundary. A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = ""
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.reason = signal.Signals(signum).name
+        log.info("%s received: finishing the step and saving the run (press Ctrl-C again to stop at once).", self.reason)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class TrainingSession:
+    def __init__(
+        self,
+        *,
+        options: RunOptions,
+        env: BaseEnv,
+        path: Path,
+        seed: int,
+        start: float,
+        make_trainer: Any,
+    ) -> None:
+        torch.manual_seed(seed)
+        random.seed(seed)
+        self.options, self.env, self.path, self.seed, self.start = options, env, path, seed, start
+        self.make_trainer = make_trainer
+        self.inference = bool(options.checkpoint_settings.inference)
+        self.stats = StatsReporter(
+            [ConsoleWriter(start_time=start)]
+            if self.inference
+            else [TensorboardWriter(path), CSVWriter(path), ConsoleWriter(start_time=start)]
+        )
+        self.timers = Timers()
+        self.timers.metadata.update(
+            fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
+        )
+        status_path = path / "run_logs" / "training_status.json"
+        resuming = bool(options.checkpoint_settings.resume)
+        self.status = TrainingStatus.load(status_path) if resuming else TrainingStatus(status_path)
+        self.checkpoints = CheckpointManager(
+            run_dir=path, status=self.status, opset=int(options.checkpoint_settings.onnx_opset)
+        )
+        self.trainers: dict[str, Trainer] = {}
+        self.policies: dict[str, TimedPolicy] = {}
+        self.processors: dict[str, AgentProcessor] = {}
+        self.results: dict[str, BehaviorResult] = {}
+        self.next_checkpoint: dict[str, int] = {}
+
+    # -- behaviors and their trainers ---------------------------------------------------------------
+    def add_new_behaviors(self) -> list[str]:
+        added = []
+        for name, spec in self.env.behavior_specs.items():
+            if name in self.trainers:
+                continue
+            trainer = self.make_trainer(self.options, name, self.env, self.stats, self.seed + len(self.trainers), self.timers)
+            self.trainers[name] = trainer
+            self.policies[name] = TimedPolicy(trainer, self.timers)
+            self.processors[name] = AgentProcessor(
+                spec=spec,
+                time_horizon=self.options.behavior_settings(name).time_horizon,
+                n_values=len(trainer.signal_names),
+            )
+            self.results[name] = BehaviorResult(name=name, steps=0)
+            self._schedule_checkpoint(name)
+            added.append(name)
+            log.info("Connected new behavior: %s (%s)", name, spec.action_spec)
+        return added
+
+    def _schedule_checkpoint(self, name: str) -> None:
+        interval = max(1, int(self.options.behavior_settings(name).checkpoint_interval))
+        self.next_checkpoint[name] = (self.trainers[name].step // interval + 1) * interval
+
+    def restore(self) -> None:
+        """--resume: every behavior continues from its newest (or the named) checkpoint."""
+        resume_from = self.options.checkpoint_settings.resume_from
+        if resume_from and not any(resume_from.startswith(f"{b}-") for b in self.trainers):
+            raise CheckpointError(
+                f"--resume-from {resume_from}: no behavior of this run is called that way "
+                f"(behaviors: {', '.join(self.trainers)}); use <behavior>-<step>."
+            )
+        for name, trainer in self.trainers.items():
+            chosen = resume_from if resume_from and resume_from.startswith(f"{name}-") else None
+            path = self.checkpoints.resume_path(name, chosen)
+            if path is None:
+                raise CheckpointError(
+                    f"Nothing to resume for behavior '{name}': no checkpoint in {self.checkpoints.folder(name)}. "
+                    "Start again with --force, or pick another run."
+                )
+            state, run_meta = self.checkpoints.load(path)
+            trainer.set_state(state)
+            self._restore_random_state(state.tensors, run_meta)
+            trainer.load_auxiliary(self.checkpoints.folder(name))
+            self._schedule_checkpoint(name)
+            log.info("Resuming training of %s from step %d (%s).", name, trainer.step, path)
+
+    def initialize_from(self, source_dir: Path) -> None:
+        """--initialize-from: copy network weights (and normaliser) from another run; start at step 0."""
+        for name, trainer in self.trainers.items():
+            init_path = self.options.behavior_settings(name).init_path
+            if init_path:
+                path = Path(init_path)
+                if not path.is_absolute() and not path.exists():
+                    path = source_dir / name / init_path
+            else:
+                path = source_dir / name / "checkpoint.pt"
+            if not path.is_file():
+                raise CheckpointError(
+                    f"Could not initialize '{name}' from {path}: the file does not exist. "
+                    f"Check --initialize-from / init_path (run folder: {source_dir})."
+                )
+            state, _ = self.checkpoints.load(path)
+            trainer.set_state(state, weights_only=True)
+            log.info("Initializing %s from %s.", name, path)
+
+    def _restore_random_state(self, tensors: dict[str, torch.Tensor], run_meta: dict[str, Any]) -> None:
+        if "run.torch_rng" in tensors:
+            torch.set_rng_state(tensors["run.torch_rng"].to(torch.uint8))
+        if "python_random" in run_meta:
+            version, internal, gauss = run_meta["python_random"]
+            random.setstate((version, tuple(internal), gauss))
+        env_state = run_meta.get("environment_random")
+        if env_state is not None and hasattr(self.env, "set_random_state"):
+            self.env.set_random_state(env_state)
+
+    def _run_meta(self) -> dict[str, Any]:
+        env_state = self.env.random_state() if hasattr(self.env, "random_state") else None
+        return {
+            "fledge_version": __version__,
+            "torch_version": torch.__version__,
+            "run_id": self.options.checkpoint_settings.run_id,
+            "seed": self.seed,
+            "python_random": list(random.getstate()),
+            "environment_random": env_state,
+        }
+
+    def save_checkpoint(self, trainer: Trainer, *, final: bool = False) -> None:
+        with self.timers.block("save_checkpoint"):
+            self.checkpoints.save(
+                trainer,
+                keep_checkpoints=int(self.options.behavior_settings(trainer.name).keep_checkpoints),
+                run_meta=self._run_meta(),
+                extra_tensors={"run.torch_rng": torch.get_rng_state()},
+                final=final,
+            )
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        env, timers, trainers = self.env, self.timers, self.trainers
+        policies, processors, results = self.policies, self.processors, self.results
+        env_block, process_block, observe_block = (
+            timers.block("env_step"),
+            timers.block("process_steps"),
+            timers.block("trainer_observe"),
+        )
+        stop = StopRequest()
+        steps_left = {name: int(self.options.behavior_settings(name).max_steps) for name in trainers}
+        interrupted = False
+        if not self.inference:
+            for name in trainers:
+                self.checkpoints.clean_orphans(name)
+            self.status.write()
+        consistent = True
+        try:
+            with stop.installed():
+                while not stop.requested:
+                    if len(env.behavior_specs) != len(trainers):
+                        for name in self.add_new_behaviors():
+                            steps_left[name] = int(self.options.behavior_settings(name).max_steps)
+                    if self.inference:
+                        if all(left <= 0 for left in steps_left.values()):
+                            break
+                    elif not any(t.should_train for t in trainers.values()):
+                        break
+                    for name, trainer in trainers.items():
+                        with process_block:
+                            decision, terminal = env.get_steps(name)
+                            validate_steps(name, env.behavior_specs[name], decision, terminal)
+                            outcome = processors[name].process(decision, terminal, policies[name])
+                            if outcome.actions is not None:
+                                env.set_actions(name, trainer.env_actions(outcome.actions))
+                            if len(outcome.episode_returns):
+                                results[name].episode_returns.extend(outcome.episode_returns.tolist())
+                        if self.inference:
+                            steps_left[name] -= len(decision)
+                            continue
+                        consistent = False
+                        with observe_block:
+                            trainer.observe(outcome)
+                        consistent = True
+                        if trainer.step >= self.next_checkpoint[name] and trainer.should_train:
+                            self.save_checkpoint(trainer)
+                            self._schedule_checkpoint(name)
+                    with env_block:
+                        env.step()
+        except KeyboardInterrupt:
+            interrupted = True
+            consistent = False
+            log.warning("Stopped at once: the run keeps its last checkpoint; no final checkpoint was written.")
+        except EnvironmentFault:
+            if consistent:
+                self._finish(final=True)
+            raise
+        interrupted = interrupted or stop.requested
+        if stop.requested:
+            log.info("Learning was interrupted (%s). Saving the run.", stop.reason)
+        self._finish(final=consistent)
+        return RunResult(
+            run_dir=self.path,
+            seed=self.seed,
+            elapsed_s=time.time() - self.start,
+            behaviors=results,
+            interrupted=interrupted,
+            timers=timers.to_dict(),
+        )
+
+    def _finish(self, *, final: bool) -> None:
+        for name, trainer in self.trainers.items():
+            trainer.finish()
+            self.results[name].steps = trainer.step
+            if final and not self.inference:
+                self.save_checkpoint(trainer, final=True)
+        self.stats.close()
+        if not self.inference:
+            atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(self.timers.to_dict(), indent=4))

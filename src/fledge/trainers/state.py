@@ -1,0 +1,93 @@
+"""Helpers to turn trainer parts into TrainerState entries and back, with checks before any change.
+
+Modules are stored under a prefix ("policy." for the networks), optimisers as their tensors plus
+JSON param groups, generators as JSON. Loading checks every name and shape first and raises a
+CheckpointError listing the mismatches, so a failed load never leaves a half-restored trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fledge.errors import CheckpointError
+from fledge.trainers.base import TrainerState
+
+
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def check_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Mismatches between a module and the tensors stored under `prefix` (empty when they fit)."""
+    problems = []
+    own = module.state_dict()
+    stored = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    for name, value in own.items():
+        if name not in stored:
+            problems.append(f"'{prefix}{name}' is missing")
+        elif tuple(stored[name].shape) != tuple(value.shape):
+            problems.append(
+                f"'{prefix}{name}' has shape {tuple(stored[name].shape)}, this run's network needs {tuple(value.shape)}"
+            )
+    for name in stored:
+        if name not in own:
+            problems.append(f"'{prefix}{name}' is not part of this run's network")
+    return problems
+
+
+def load_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+
+
+def optimizer_entries(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"{prefix}{idx}.{key}"] = torch.as_tensor(value).detach().clone()
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups}
+
+
+def check_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> list[str]:
+    problems = []
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for idx, param in enumerate(params):
+        for key in ("exp_avg", "exp_avg_sq"):
+            name = f"{prefix}{idx}.{key}"
+            if name in tensors and tuple(tensors[name].shape) != tuple(param.shape):
+                problems.append(
+                    f"'{name}' has shape {tuple(tensors[name].shape)}, this run's optimiser needs {tuple(param.shape)}"
+                )
+    return problems
+
+
+def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if not name.startswith(prefix):
+            continue
+        idx_str, key = name[len(prefix) :].split(".", 1)
+        state.setdefault(int(idx_str), {})[key] = value.clone()
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    return dict(rng.bit_generator.state)
+
+
+def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    rng.bit_generator.state = state
+
+
+def require_fit(state: TrainerState, expected: dict[str, Any], problems: list[str], *, what: str) -> None:
+    """Raise one CheckpointError listing every mismatch between a stored state and this run."""
+    stored = state.meta.get("fingerprint", {})
+    for key, value in expected.items():
+        if key in stored and stored[key] != value:
+            problems.insert(0, f"{key} is {stored[key]!r} in the checkpoint but {value!r} in this run")
+    if problems:
+        raise CheckpointError(f"The checkpoint does not fit {what}:\n  " + "\n  ".join(problems))
