@@ -16,6 +16,7 @@ USAGE = """usage: fledge <command> [options]
 commands:
   learn [CONFIG] [--run-id R] ...   train (default: the built-in 3DBall with its shipped PPO config)
   envs                              list the built-in environments and their behaviors
+  export RUN [--checkpoint B-<step>] write the ONNX model of a run's checkpoints again
 """
 
 
@@ -52,8 +53,30 @@ def cmd_learn(argv: Sequence[str]) -> int:
     for name, res in result.behaviors.items():
         mean = res.mean_return()
         shown = "n/a" if mean is None else f"{mean:.3f}"
-        log.info("%s: %d steps, mean reward of the last 100 episodes %s", name, res.steps, shown)
+        episodes = len(res.episode_returns)
+        log.info("%s: %d steps, %d episodes, mean reward of the last 100 episodes %s", name, res.steps, episodes, shown)
     return 130 if result.interrupted else 0
+
+
+def cmd_export(argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(
+        prog="fledge export",
+        description="Write the ONNX model of a run's checkpoints again (newest of each behavior by default).",
+    )
+    parser.add_argument("run_id", help="the run to export (a folder under --results-dir)")
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--checkpoint", default=None, help="one checkpoint, e.g. 3DBall-120000")
+    parser.add_argument("--opset", type=int, default=9, help="ONNX opset (default 9, as ML-Agents)")
+    parser.add_argument("--output", type=Path, default=None, help="file to write (default: next to the .pt)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(list(argv))
+    setup_logging(args.debug)
+    from fledge.checkpoints.export import export_checkpoints
+
+    export_checkpoints(Path(args.results_dir) / args.run_id, checkpoint=args.checkpoint, opset=args.opset, output=args.output)
+    return 0
 
 
 def _env_flag(argv: Sequence[str]) -> str | None:
@@ -86,7 +109,7 @@ def cmd_envs(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"learn": cmd_learn, "envs": cmd_envs}
+COMMANDS = {"learn": cmd_learn, "envs": cmd_envs, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

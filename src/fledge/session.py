@@ -131,7 +131,7 @@ class TrainingSession:
             fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
         )
         status_path = path / "run_logs" / "training_status.json"
-        resuming = bool(options.checkpoint_settings.resume)
+        resuming = bool(options.checkpoint_settings.resume or self.inference)
         self.status = TrainingStatus.load(status_path) if resuming else TrainingStatus(status_path)
         self.checkpoints = CheckpointManager(
             run_dir=path, status=self.status, opset=int(options.checkpoint_settings.onnx_opset)
@@ -187,7 +187,10 @@ class TrainingSession:
             self._restore_random_state(state.tensors, run_meta)
             trainer.load_auxiliary(self.checkpoints.folder(name))
             self._schedule_checkpoint(name)
-            log.info("Resuming training of %s from step %d (%s).", name, trainer.step, path)
+            if self.inference:
+                log.info("Running the policy of %s from step %d (%s) without training.", name, trainer.step, path)
+            else:
+                log.info("Resuming training of %s from step %d (%s).", name, trainer.step, path)
 
     def initialize_from(self, source_dir: Path) -> None:
         """--initialize-from: copy network weights (and normaliser) from another run; start at step 0."""

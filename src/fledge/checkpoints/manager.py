@@ -156,9 +156,10 @@ class CheckpointManager:
             if orphan or temporary:
                 path.unlink(missing_ok=True)
                 removed.append(path)
-        for path in self.run_dir.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        for folder_ in (self.run_dir, self.run_dir / "run_logs"):
+            for path in folder_.glob(".*.tmp"):
+                path.unlink(missing_ok=True)
+                removed.append(path)
         if removed:
             log.info("Removed %d files of an interrupted checkpoint of '%s'.", len(removed), behavior)
         return removed

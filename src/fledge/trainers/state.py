@@ -7,6 +7,7 @@ CheckpointError listing the mismatches, so a failed load never leaves a half-res
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ def optimizer_entries(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[di
     for idx, state in sd["state"].items():
         for key, value in state.items():
             tensors[f"{prefix}{idx}.{key}"] = torch.as_tensor(value).detach().clone()
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    groups = json.loads(json.dumps(sd["param_groups"]))  # plain JSON values (tuples become lists)
     return tensors, {"param_groups": groups}
 
 
@@ -72,7 +73,11 @@ def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[
             continue
         idx_str, key = name[len(prefix) :].split(".", 1)
         state.setdefault(int(idx_str), {})[key] = value.clone()
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    groups = [dict(g) for g in meta["param_groups"]]
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""`fledge export RUN`: write the ONNX model of any checkpoint again, without the environment.
+
+The policy is rebuilt from the run's configuration.yaml (network settings) and the checkpoint's
+fingerprint (observation shapes, action spec, trainer type), loaded with its weights, and exported.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from fledge.checkpoints.state_io import load_state
+from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from fledge.errors import CheckpointError, RunFolderError
+
+log = logging.getLogger("fledge")
+
+
+def find_checkpoint(run_dir: Path, checkpoint: str | None) -> list[tuple[str, Path]]:
+    """(behavior, .pt path) pairs: the named unit, or the newest unit of every behavior."""
+    if not run_dir.is_dir():
+        raise RunFolderError(f"No run folder at {run_dir}.")
+    behaviors = sorted(p.name for p in run_dir.iterdir() if p.is_dir() and p.name != "run_logs")
+    if checkpoint is not None:
+        for behavior in behaviors:
+            path = run_dir / behavior / f"{checkpoint}.pt"
+            if checkpoint.startswith(f"{behavior}-") and path.is_file():
+                return [(behavior, path)]
+        raise CheckpointError(f"No checkpoint '{checkpoint}' in {run_dir} (behaviors: {', '.join(behaviors)}).")
+    found = []
+    for behavior in behaviors:
+        units = sorted(
+            (p for p in (run_dir / behavior).glob(f"{behavior}-*.pt")),
+            key=lambda p: int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1].isdigit() else -1,
+        )
+        if units:
+            found.append((behavior, units[-1]))
+    if not found:
+        raise CheckpointError(f"No checkpoints in {run_dir}.")
+    return found
+
+
+def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[no-untyped-def]
+    """A trainer of the checkpoint's type and shapes, with the checkpoint's weights loaded."""
+    from fledge.api import TRAINER_CLASSES
+    from fledge.config import build_run_options
+    from fledge.stats import StatsReporter
+    from fledge.stats.timers import Timers
+
+    state, _ = load_state(path)
+    fp = state.meta.get("fingerprint")
+    if not isinstance(fp, dict):
+        raise CheckpointError(f"{path} has no fingerprint (observation and action shapes); cannot rebuild the policy.")
+    try:
+        config = yaml.safe_load((run_dir / "configuration.yaml").read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunFolderError(f"{run_dir}/configuration.yaml is missing: {exc}") from None
+    options = build_run_options(config, source=str(run_dir / "configuration.yaml"))
+    settings = options.behavior_settings(behavior)
+    spec = BehaviorSpec(
+        [ObservationSpec.vector(int(shape[0])) if len(shape) == 1 else ObservationSpec(tuple(shape), ()) for shape in fp["observation_shapes"]],
+        ActionSpec(int(fp["action_spec"][0]), tuple(int(b) for b in fp["action_spec"][1])),
+    )
+    module_name, class_name = TRAINER_CLASSES[fp["trainer_type"]]
+    import importlib
+
+    cls = getattr(importlib.import_module(module_name), class_name)
+    trainer = cls(behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers())
+    trainer.set_state(state, weights_only=True)
+    return trainer
+
+
+def export_checkpoints(
+    run_dir: Path, *, checkpoint: str | None = None, opset: int = 9, output: Path | None = None
+) -> list[Path]:
+    from fledge.checkpoints.onnx import export_onnx
+
+    written = []
+    pairs = find_checkpoint(run_dir, checkpoint)
+    if output is not None and len(pairs) > 1:
+        raise RunFolderError("--output names one file; this run has several behaviors: add --checkpoint B-<step>.")
+    for behavior, path in pairs:
+        trainer = rebuild_trainer(run_dir, behavior, path)
+        target = output if output is not None else path.with_suffix(".onnx")
+        export_onnx(trainer.actor_graph(), target, opset=opset)
+        log.info("Exported %s from %s (opset %d).", target, path, opset)
+        written.append(target)
+    return written

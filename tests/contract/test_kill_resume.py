@@ -1,0 +1,125 @@
+"""A run killed at any moment resumes: SIGKILL at random moments, --resume each time, SIGINT at the end.
+
+After every kill the status file parses and every entry names files that exist; after a resume no
+orphan .pt/.onnx or temporary file remains; SIGINT leaves B.onnx and a final_checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BEHAVIOR = "MoveToGoal1D-Continuous"
+CONFIG = """
+default_settings:
+  trainer_type: ppo
+  hyperparameters: {batch_size: 64, buffer_size: 512}
+  network_settings: {hidden_units: 16, normalize: true}
+  max_steps: 10000000
+  summary_freq: 2000
+  checkpoint_interval: 300
+  keep_checkpoints: 3
+"""
+
+
+def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "fledge.cli", "learn", str(tmp_path / "cfg.yaml"), "--env", BEHAVIOR,
+           "--run-id", "k", "--results-dir", str(tmp_path / "results"), "--seed", "5", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def wait_for(proc: subprocess.Popen[str], pattern: str, timeout: float = 120.0) -> str:
+    deadline = time.time() + timeout
+    seen = []
+    assert proc.stdout is not None
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if re.search(pattern, line):
+            return line
+    proc.kill()
+    raise AssertionError(f"'{pattern}' never appeared; output:\n{''.join(seen)}")
+
+
+def check_status(run: Path) -> list[int]:
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    assert "metadata" in status
+    steps = []
+    for record in status.get(BEHAVIOR, {}).get("checkpoints", []):
+        assert Path(record["file_path"]).is_file(), record
+        for aux in record["auxillary_file_paths"]:
+            assert Path(aux).is_file(), record
+        steps.append(record["steps"])
+    return steps
+
+
+def check_no_orphans(run: Path) -> None:
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    named = set()
+    for record in status[BEHAVIOR]["checkpoints"]:
+        named.add(Path(record["file_path"]).name)
+        named.update(Path(p).name for p in record["auxillary_file_paths"])
+    units = {p.name for p in (run / BEHAVIOR).glob(f"{BEHAVIOR}-*")}
+    assert units == named, units ^ named
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_sigkill_at_random_moments_then_resume_then_sigint(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text(CONFIG)
+    run = tmp_path / "results" / "k"
+    rng = random.Random(20261122)
+    proc = start(tmp_path)
+    wait_for(proc, r"Exported .*\.onnx")
+    time.sleep(rng.uniform(0.0, 1.0))
+    proc.kill()
+    proc.wait()
+    last = check_status(run)
+    for _ in range(4):
+        proc = start(tmp_path, "--resume")
+        line = wait_for(proc, r"Resuming training of .* from step \d+")
+        resumed_at = int(re.search(r"from step (\d+)", line).group(1))  # type: ignore[union-attr]
+        assert resumed_at == max(last)  # the newest unit the status names
+        wait_for(proc, r"Exported .*\.onnx")
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.kill()
+        proc.wait()
+        last = check_status(run)
+        assert max(last) > resumed_at
+    proc = start(tmp_path, "--resume")
+    wait_for(proc, r"Resuming training")
+    wait_for(proc, r"Exported .*\.onnx")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Learning was interrupted (SIGINT)" in out
+    check_status(run)
+    check_no_orphans(run)
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    final = status[BEHAVIOR]["final_checkpoint"]
+    assert final["file_path"].endswith(f"k/{BEHAVIOR}.onnx") and Path(final["file_path"]).is_file()
+    assert final["steps"] == status[BEHAVIOR]["checkpoints"][-1]["steps"]
+
+
+def test_sigterm_saves_a_final_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text(CONFIG)
+    proc = start(tmp_path)
+    wait_for(proc, r"Exported .*\.onnx")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert "Learning was interrupted (SIGTERM)" in out, out
+    run = tmp_path / "results" / "k"
+    assert (run / f"{BEHAVIOR}.onnx").is_file()
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    assert "final_checkpoint" in status[BEHAVIOR]
