@@ -114,9 +114,9 @@ def test_unknown_name_lists_names_and_suggests() -> None:
         registry.describe("nothing-like-it")
 
 
-def test_prefixed_names_go_through_an_empty_prefix_table() -> None:
-    with pytest.raises(UnknownEnvironmentError, match="gym:"):
-        registry.make("gym:CartPole-v1")
+def test_unknown_prefixes_are_refused_with_the_name() -> None:
+    with pytest.raises(UnknownEnvironmentError, match="nope:"):
+        registry.make("nope:Thing")
 
 
 def test_make_arguments() -> None:

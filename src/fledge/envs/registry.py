@@ -2,12 +2,14 @@
 
 `make("3DBall", seed=1)` builds a ready `BaseEnv`. Built-in names map to `VectorTask` factories and
 give a `VectorTaskEnv`. A name of the form "prefix:rest" goes to the maker registered for that prefix
-(`register_prefix`); the prefix table starts empty. Importing this module does not import torch.
+(`register_prefix`); "gym:" and "pettingzoo:" are registered at the end and imported only when used.
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -204,5 +206,30 @@ register(
     description=(
         "Toy: one decision, pick the observed rewarded action out of 4 (+1); one other action is masked "
         "and gives -1 if picked anyway (best 1.0)."
+    ),
+)
+
+
+# -- optional families: imported only when a "gym:" / "pettingzoo:" name is used ---------------------
+
+
+def _lazy_prefix(module: str, function: str) -> PrefixMaker:
+    def maker(rest: str, **kwargs: Any) -> BaseEnv:
+        return getattr(importlib.import_module(module), function)(rest, **kwargs)
+
+    return maker
+
+
+register_prefix(
+    "gym",
+    _lazy_prefix("fledge.envs.gymnasium", "make_gymnasium"),
+    description="A Gymnasium environment by id, e.g. 'gym:CartPole-v1' (needs: pip install 'fledge[gym]').",
+)
+register_prefix(
+    "pettingzoo",
+    _lazy_prefix("fledge.envs.pettingzoo", "make_pettingzoo"),
+    description=(
+        "A PettingZoo environment by module, e.g. 'pettingzoo:pettingzoo.butterfly.pistonball_v6' "
+        "(needs: pip install 'fledge[pettingzoo]')."
     ),
 )
