@@ -183,7 +183,10 @@ class TrainingSession:
                     "Start again with --force, or pick another run."
                 )
             state, run_meta = self.checkpoints.load(path)
-            trainer.set_state(state)
+            try:
+                trainer.set_state(state)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
             self._restore_random_state(state.tensors, run_meta)
             trainer.load_auxiliary(self.checkpoints.folder(name))
             self._schedule_checkpoint(name)
@@ -208,7 +211,10 @@ class TrainingSession:
                     f"Check --initialize-from / init_path (run folder: {source_dir})."
                 )
             state, _ = self.checkpoints.load(path)
-            trainer.set_state(state, weights_only=True)
+            try:
+                trainer.set_state(state, weights_only=True)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
             log.info("Initializing %s from %s.", name, path)
 
     def _restore_random_state(self, tensors: dict[str, torch.Tensor], run_meta: dict[str, Any]) -> None:

@@ -1,0 +1,182 @@
+"""Every SAC formula as a pure function (torch), in fledge's V-network formulation (see networks.py).
+
+Notation: B samples, S reward signals, c continuous dimensions, branches n_1..n_k with K = sum n_b
+columns. `alpha` are entropy coefficients (exp of the learned log-coefficients).
+
+- Q target:            y = r + gamma (1 - done) V_target(s')                          (B, S)
+- Q loss:              0.5 masked_mean((y - Q_i(s, a))^2)   (per element, then over signals)
+- Q of a stored action: continuous: the network output; discrete: the stored action's column of
+  every branch, averaged over branches.
+- Soft state value under the current policy (a' sampled at s, continuous part reparameterised):
+      V_soft = E_pi[Q(s, a')] - alpha_c log pi_c(a') - sum_b alpha_b E_pi_b[log pi_b]
+  where E_pi[Q] is Q(s, a') for continuous-only and the mean over branches of sum_k pi_b(k) Q_b(s, a'_c, k)
+  otherwise (Q of a joint discrete action is the mean of its branch columns, so its expectation under
+  the factorised policy is the mean of the per-branch expectations). The joint log-probability is a
+  SUM over dimensions and branches, so the entropy terms are summed. ML-Agents 1.1.0 averages the
+  branch entropy terms in the value target (but sums them in the policy loss) and ADDS the continuous
+  term for hybrid actions; fledge subtracts it and uses the same soft value in both places.
+- Value target:        V_soft with min(Q1, Q2) (elementwise, per action column), no gradient.
+- Value loss:          0.5 masked_mean((V(s) - value target)^2)
+- Policy loss:         masked_mean(-V_soft computed with Q1, averaged over signals)
+- Entropy-coefficient loss (log-probabilities without gradient):
+      -masked_mean(log_alpha_c (log pi_c(a') + target_c)) - sum_b masked_mean(log_alpha_b (E_pi_b[log pi_b] + target_b))
+  with target entropies target_c = -1.0 x c and target_b = 0.2 x log(n_b) (ML-Agents' values; the
+  continuous target applies to the joint log-probability, not once per dimension as 1.1.0 does).
+- Tanh-squashed Gaussian: a = tanh(u), u ~ N(mean, std);
+      log pi(a) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)]
+      log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))      (no 1 - a^2 cancellation)
+- Masked means are per element: sum(x * mask) / max(1, sum(mask broadcast to x)).
+- Learning rate: constant, or linear from the initial value to 1e-10 at max_steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+LOG_2 = math.log(2.0)
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
+DISCRETE_TARGET_ENTROPY_SCALE = 0.2
+LEARNING_RATE_FLOOR = 1.0e-10
+
+
+# -- reductions ------------------------------------------------------------------------------------
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over every element of x; with a per-row mask (B,), padded rows are excluded element by element."""
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 1)).expand_as(x)
+    return (x * m).sum() / torch.clamp(m.sum(), min=1.0)
+
+
+# -- critics ---------------------------------------------------------------------------------------
+def q_target(
+    rewards: torch.Tensor, done: torch.Tensor, next_values: torch.Tensor, gammas: torch.Tensor
+) -> torch.Tensor:
+    """y = r + gamma (1 - done) V_target(s'). rewards, next_values (B, S); done (B,); gammas (S,)."""
+    return rewards + gammas * (1.0 - done.to(rewards.dtype)).unsqueeze(-1) * next_values
+
+
+def squared_error_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """0.5 masked_mean((target - prediction)^2): the Q and the value losses."""
+    return 0.5 * masked_mean((target - prediction) ** 2, mask)
+
+
+def taken_action_values(q: torch.Tensor, one_hot: torch.Tensor, n_branches: int) -> torch.Tensor:
+    """Q of the stored discrete actions: q (..., B, S, K), one_hot (B, K) with one 1 per branch -> (..., B, S).
+
+    The mean over branches of the chosen column of each branch.
+    """
+    return (q * one_hot.unsqueeze(-2)).sum(-1) / n_branches
+
+
+def expected_branch_values(q: torch.Tensor, probs: torch.Tensor, n_branches: int) -> torch.Tensor:
+    """E_pi[Q] for per-action values q (..., B, S, K) and branch probabilities (B, K) -> (..., B, S)."""
+    return (q * probs.unsqueeze(-2)).sum(-1) / n_branches
+
+
+# -- policy ----------------------------------------------------------------------------------------
+def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
+    """log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), elementwise and stable for large |u|."""
+    return 2.0 * (LOG_2 - u - F.softplus(-2.0 * u))
+
+
+def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(u; mean, exp(log_std)^2)."""
+    z = (u - mean) * torch.exp(-log_std)
+    return -0.5 * z * z - log_std - LOG_SQRT_2PI
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Joint log-probability (B,) of a = tanh(u) for u (B, c) drawn from N(mean, exp(log_std))."""
+    return (gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)).sum(-1)
+
+
+def squashed_log_prob_from_noise(noise: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The same for a reparameterised sample u = mean + exp(log_std) noise ((u - mean) / std is noise exactly)."""
+    return (-0.5 * noise * noise - log_std - LOG_SQRT_2PI - tanh_log_det_jacobian(u)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Joint entropy (B,) of the unsquashed Gaussian (what `Policy/Entropy` reports for SAC)."""
+    return (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
+
+
+def branch_expected_log_probs(probs: torch.Tensor, log_probs: torch.Tensor, branches: tuple[int, ...]) -> torch.Tensor:
+    """E_pi_b[log pi_b] = -entropy of each branch: (B, K) -> (B, n_branches)."""
+    return torch.stack([t.sum(-1) for t in torch.split(probs * log_probs, list(branches), dim=-1)], dim=-1)
+
+
+def entropy_penalty(
+    alpha_c: torch.Tensor | None,
+    log_pi_c: torch.Tensor | None,
+    alpha_d: torch.Tensor | None,
+    branch_log_probs: torch.Tensor | None,
+) -> torch.Tensor:
+    """alpha_c log pi_c(a') + sum_b alpha_b E_pi_b[log pi_b], (B,): what the soft value subtracts."""
+    total: torch.Tensor | None = None
+    if alpha_c is not None and log_pi_c is not None:
+        total = alpha_c * log_pi_c
+    if alpha_d is not None and branch_log_probs is not None:
+        disc = (branch_log_probs * alpha_d).sum(-1)
+        total = disc if total is None else total + disc
+    assert total is not None, "a policy has at least one kind of action"
+    return total
+
+
+def soft_value(expected_q: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+    """V_soft = E_pi[Q] - entropy penalty: expected_q (B, S), penalty (B,) -> (B, S)."""
+    return expected_q - penalty.unsqueeze(-1)
+
+
+def policy_loss(expected_q1: torch.Tensor, penalty: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """masked_mean(penalty - mean over signals of E_pi[Q1(s, a')])."""
+    return masked_mean(penalty - expected_q1.mean(-1), mask)
+
+
+def entropy_coefficient_loss(
+    log_alpha_c: torch.Tensor | None,
+    log_pi_c: torch.Tensor | None,
+    target_c: float,
+    log_alpha_d: torch.Tensor | None,
+    branch_log_probs: torch.Tensor | None,
+    target_d: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """-masked_mean(log_alpha (log pi + target)) per block; the log-probabilities carry no gradient."""
+    loss = torch.zeros(())
+    if log_alpha_c is not None and log_pi_c is not None:
+        loss = loss - masked_mean(log_alpha_c * (log_pi_c.detach() + target_c), mask)
+    if log_alpha_d is not None and branch_log_probs is not None and target_d is not None:
+        per_branch = log_alpha_d * (branch_log_probs.detach() + target_d)  # (B, n_branches)
+        loss = loss - masked_mean(per_branch, mask) * per_branch.shape[-1]  # a sum of per-branch means
+    return loss
+
+
+def target_entropies(continuous_size: int, branches: tuple[int, ...]) -> tuple[float, list[float]]:
+    """(-1.0 x continuous_size, [0.2 x log(n) per branch])."""
+    cont = -CONTINUOUS_TARGET_ENTROPY_SCALE * continuous_size
+    return cont, [DISCRETE_TARGET_ENTROPY_SCALE * math.log(n) for n in branches]
+
+
+@torch.no_grad()
+def soft_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
+    """target = tau source + (1 - tau) target, in place (one fused call)."""
+    torch._foreach_lerp_(target, source, tau)
+
+
+def decayed(initial: float, floor: float, step: int, max_steps: int, schedule: str) -> float:
+    """The scheduled value at `step`: constant, or linear decay to `floor` at max_steps, then flat."""
+    if schedule == "constant":
+        return float(initial)
+    if schedule != "linear":
+        raise ValueError(f"unknown schedule '{schedule}'")
+    frac = min(max(step, 0) / max(max_steps, 1), 1.0)
+    return float((initial - floor) * (1.0 - frac) + floor)

@@ -1,0 +1,235 @@
+"""One SAC gradient update, with as little per-update overhead as torch allows.
+
+Per update: one actor pass on s (reparameterised continuous sample, branch probabilities), the twin
+Q networks on (s, stored action) with weights and on (s, fresh action) with detached weights (the
+policy gradient reaches the action, never the Q weights; discrete-only policies reuse the first pass),
+V(s) and V_target(s') (no gradient). The five losses are summed and differentiated in ONE backward
+pass: each parameter set receives exactly the gradient of its own loss (the cross terms are detached,
+as ML-Agents' three separate backward passes produce). The three Adam optimisers (policy; Q1+Q2+V;
+entropy coefficients) share the scheduled learning rate, so they are stepped by one fused Adam kernel
+call over all their parameters (identical numbers to three `optimizer.step()`s, tested).
+Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fledge.trainers.sac import losses as L
+from fledge.trainers.sac.networks import SACNetworks
+
+
+def fused_if_possible() -> dict[str, bool]:
+    """Fused Adam (one kernel for all parameters) where this torch build supports it on the CPU."""
+    try:
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return {}
+    return {"fused": True}
+
+
+def init_adam_state(optimizer: torch.optim.Adam) -> None:
+    """Create the state Adam would create at its first step (step 0, zero moments), so that it always exists."""
+    fused = bool(optimizer.param_groups[0].get("fused"))
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if optimizer.state.get(p):
+                continue
+            step = torch.zeros((), dtype=torch.float32) if fused else torch.tensor(0.0, dtype=torch.float32)
+            optimizer.state[p] = {
+                "step": step,
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+            }
+
+
+class MultiAdamStepper:
+    """Steps several Adam optimisers with the same learning rate in one fused kernel call.
+
+    The state lists are read once from the optimisers' own state (prepared by `init_adam_state`), so
+    their state_dicts stay the real thing; `set_state` must copy INTO those tensors (it does).
+    Falls back to each optimiser's `step()` where the fused kernel is unavailable.
+    """
+
+    def __init__(self, optimizers: list[torch.optim.Adam]) -> None:
+        self.optimizers = optimizers
+        groups = [g for opt in optimizers for g in opt.param_groups]
+        first = groups[0]
+        self._usable = hasattr(torch, "_fused_adam_") and all(
+            bool(g.get("fused"))
+            and not g.get("amsgrad")
+            and not g.get("maximize")
+            and not g.get("capturable")
+            and not g.get("differentiable")
+            and g.get("weight_decay", 0.0) == 0.0
+            and g["betas"] == first["betas"]
+            and g["eps"] == first["eps"]
+            for g in groups
+        )
+        for opt in optimizers:
+            init_adam_state(opt)
+        self.params: list[torch.Tensor] = [p for g in groups for p in g["params"]]
+        states = [opt.state[p] for opt in optimizers for g in opt.param_groups for p in g["params"]]
+        self._exp_avgs = [s["exp_avg"] for s in states]
+        self._exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        self._steps = [s["step"] for s in states]
+        self._betas = first["betas"]
+        self._eps = first["eps"]
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        if not self._usable:
+            for opt in self.optimizers:
+                opt.step()
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        torch._foreach_add_(self._steps, 1)
+        beta1, beta2 = self._betas
+        torch._fused_adam_(
+            self.params,
+            grads,
+            self._exp_avgs,
+            self._exp_avg_sqs,
+            [],
+            self._steps,
+            amsgrad=False,
+            lr=float(self.optimizers[0].param_groups[0]["lr"]),
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=self._eps,
+            maximize=False,
+        )
+
+
+@dataclass
+class Batches:
+    """`n` minibatches of `size` rows, stored contiguously; `get(i)` returns views of the i-th."""
+
+    size: int
+    x: torch.Tensor  # (n*B, obs) normalised observations
+    next_x: torch.Tensor  # (n*B, obs) normalised next observations
+    rewards: torch.Tensor  # (n*B, S) reward x strength per signal
+    done: torch.Tensor  # (n*B,) float 0/1
+    action: torch.Tensor | None  # (n*B, c)
+    noise: torch.Tensor | None  # (n*B, c) standard normal for the reparameterised sample
+    one_hot: torch.Tensor | None  # (n*B, K) float: the stored discrete action of each branch
+    allowed: torch.Tensor | None  # (n*B, K) bool
+
+    def get(self, i: int) -> Batches:
+        s = slice(i * self.size, (i + 1) * self.size)
+
+        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[s]
+
+        return Batches(
+            self.size,
+            self.x[s],
+            self.next_x[s],
+            self.rewards[s],
+            self.done[s],
+            cut(self.action),
+            cut(self.noise),
+            cut(self.one_hot),
+            cut(self.allowed),
+        )
+
+
+def discrete_one_hot(discrete: np.ndarray, branches: tuple[int, ...]) -> np.ndarray:
+    """(N, n_branches) int -> (N, sum(branches)) float32 with one 1 per branch."""
+    offsets = np.concatenate([[0], np.cumsum(branches)[:-1]]).astype(np.int64)
+    out = np.zeros((discrete.shape[0], int(sum(branches))), dtype=np.float32)
+    np.put_along_axis(out, discrete.astype(np.int64) + offsets, 1.0, axis=1)
+    return out
+
+
+@dataclass
+class UpdateStats:
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    q1_loss: torch.Tensor
+    q2_loss: torch.Tensor
+
+
+class SACUpdater:
+    """Owns the entropy coefficients and the three optimisers; `update(batch)` runs one gradient step."""
+
+    def __init__(self, nets: SACNetworks, *, gammas: np.ndarray, tau: float, init_entcoef: float, lr: float) -> None:
+        self.nets = nets
+        shape = nets.shape
+        self.c, self.branches = shape.continuous_size, shape.branches
+        self.gammas = torch.as_tensor(np.asarray(gammas, dtype=np.float32))
+        self.tau = float(tau)
+        log_init = math.log(float(init_entcoef))
+        self.log_alpha_c = torch.nn.Parameter(torch.full((1,), log_init)) if self.c else None
+        self.log_alpha_d = torch.nn.Parameter(torch.full((len(self.branches),), log_init)) if self.branches else None
+        target_c, target_d = L.target_entropies(self.c, self.branches)
+        self.target_c = target_c
+        self.target_d = torch.tensor(target_d, dtype=torch.float32) if self.branches else None
+        fused = fused_if_possible()
+        self.policy_optimizer = torch.optim.Adam(nets.policy.parameters(), lr=lr, **fused)
+        self.critic_optimizer = torch.optim.Adam([*nets.q.parameters(), *nets.value.parameters()], lr=lr, **fused)
+        self.entropy_optimizer = torch.optim.Adam(self.entropy_parameters(), lr=lr, **fused)
+        self.stepper = MultiAdamStepper([self.policy_optimizer, self.critic_optimizer, self.entropy_optimizer])
+        self._target = list(nets.target_value.parameters())
+        self._source = list(nets.value.parameters())
+
+    def entropy_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in (self.log_alpha_c, self.log_alpha_d) if p is not None]
+
+    def optimizers(self) -> dict[str, torch.optim.Adam]:
+        return {"policy": self.policy_optimizer, "critic": self.critic_optimizer, "entropy": self.entropy_optimizer}
+
+    def update(self, b: Batches) -> UpdateStats:
+        nets, n_b = self.nets, len(self.branches)
+        sample = nets.policy.sample(b.x, b.noise, b.allowed)
+        q_in = b.x if b.action is None else torch.cat([b.x, b.action], dim=1)
+        q = nets.q(q_in)  # (2, B, S, K)
+        if self.c:
+            assert sample.action is not None
+            q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True)
+        else:
+            q_fresh = q.detach()
+        alpha_c = torch.exp(self.log_alpha_c.detach()) if self.log_alpha_c is not None else None
+        alpha_d = torch.exp(self.log_alpha_d.detach()) if self.log_alpha_d is not None else None
+        penalty = L.entropy_penalty(alpha_c, sample.log_pi_c, alpha_d, sample.branch_log_probs)
+        if n_b:
+            assert b.one_hot is not None and sample.probs is not None
+            q_taken = L.taken_action_values(q, b.one_hot, n_b)
+            expected_q1 = L.expected_branch_values(q_fresh[0], sample.probs, n_b)
+        else:
+            q_taken = q[..., 0]
+            expected_q1 = q_fresh[0, ..., 0]
+        with torch.no_grad():
+            q_min = torch.minimum(q_fresh[0], q_fresh[1])
+            expected_min = (
+                L.expected_branch_values(q_min, sample.probs.detach(), n_b)
+                if n_b and sample.probs is not None
+                else q_min[..., 0]
+            )
+            value_target = L.soft_value(expected_min, penalty.detach())
+            y = L.q_target(b.rewards, b.done, nets.target_value(b.next_x), self.gammas)
+        q1_loss = L.squared_error_loss(q_taken[0], y)
+        q2_loss = L.squared_error_loss(q_taken[1], y)
+        value_loss = L.squared_error_loss(nets.value(b.x), value_target)
+        policy_loss = L.policy_loss(expected_q1, penalty)
+        entropy_loss = L.entropy_coefficient_loss(
+            self.log_alpha_c, sample.log_pi_c, self.target_c, self.log_alpha_d, sample.branch_log_probs, self.target_d
+        )
+        self.stepper.zero_grad()
+        (q1_loss + q2_loss + value_loss + policy_loss + entropy_loss).backward()
+        self.stepper.step()
+        L.soft_update(self._target, self._source, self.tau)
+        return UpdateStats(policy_loss.detach(), value_loss.detach(), q1_loss.detach(), q2_loss.detach())
