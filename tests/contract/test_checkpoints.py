@@ -152,7 +152,7 @@ def test_incompatible_checkpoint_is_refused_before_anything_changes(tmp_path: Pa
     api.run(options(tmp_path))
     run = tmp_path / "r"
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    with pytest.raises(CheckpointError, match=r"checkpoint.*\.pt: .*hidden_units is 16 in the checkpoint but 32"):
+    with pytest.raises(CheckpointError, match=r"(?s)-\d+\.pt: .*hidden_units is 16 in the checkpoint but 32"):
         api.run(options(tmp_path, hidden=32, max_steps=5000, resume=True))
     after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     assert before == after
