@@ -72,9 +72,47 @@ def check_run_folder(options: RunOptions) -> Path:
     return path
 
 
+def env_kwargs(options: RunOptions) -> dict[str, Any]:
+    """`env_settings.env_args` / `--env-args k=v ...` as keyword arguments for the environment (values as YAML)."""
+    kwargs: dict[str, Any] = {}
+    for item in options.env_settings.env_args or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(
+                f"env_settings.env_args: '{item}' is not of the form name=value (e.g. --env-args max_episode_steps=200)."
+            )
+        try:
+            kwargs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            kwargs[key.strip()] = value
+    return kwargs
+
+
 def make_environment(options: RunOptions, seed: int) -> BaseEnv:
-    env_name = options.env_settings.env_path or registry.DEFAULT_ENV
-    return registry.make(str(env_name), seed=seed)
+    """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process)."""
+    es = options.env_settings
+    env_name = str(es.env_path or registry.DEFAULT_ENV)
+    kwargs = env_kwargs(options)
+    if es.num_envs <= 1:
+        return registry.make(env_name, seed=seed, **kwargs)
+    from fledge.rollout.workers import EnvPool, RestartBudget
+
+    if ":" not in env_name:
+        registry.describe(env_name)  # an unknown name fails here, before any worker starts
+    processes = es.worker_processes if es.worker_processes is not None else ":" in env_name
+    return EnvPool(
+        env_name=env_name,
+        copies=es.num_envs,
+        seed=seed,
+        processes=bool(processes),
+        env_kwargs=kwargs,
+        timeout=float(es.timeout_wait),
+        budget=RestartBudget(
+            max_lifetime_restarts=es.max_lifetime_restarts,
+            rate_limit_n=es.restarts_rate_limit_n,
+            rate_limit_period_s=float(es.restarts_rate_limit_period_s),
+        ),
+    )
 
 
 def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, seed: int, timers: Timers) -> Trainer:

@@ -265,6 +265,7 @@ class TrainingSession:
                 self.checkpoints.clean_orphans(name)
             self.status.write()
         consistent = True
+        dropping = hasattr(env, "take_dropped_agents")
         try:
             with stop.installed():
                 while not stop.requested:
@@ -297,6 +298,10 @@ class TrainingSession:
                             self._schedule_checkpoint(name)
                     with env_block:
                         env.step()
+                    if dropping:
+                        for name, ids in env.take_dropped_agents().items():  # type: ignore[attr-defined]
+                            if name in processors:
+                                processors[name].forget(ids)
         except KeyboardInterrupt:
             interrupted = True
             consistent = False

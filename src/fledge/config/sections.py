@@ -48,6 +48,9 @@ class EnvironmentSettings(StrictModel):
     max_lifetime_restarts: Int = Field(default=10, ge=-1)
     restarts_rate_limit_n: Int = Field(default=1, ge=-1)
     restarts_rate_limit_period_s: Int = Field(default=60, ge=1)
+    worker_processes: bool | None = None
+    """fledge: with num_envs > 1, step the copies in worker processes (true) or in this process (false);
+    null chooses: in-process for built-in environments (cheap), processes for Gymnasium/PettingZoo ones."""
 
     @property
     def environment_name(self) -> str:

@@ -148,6 +148,19 @@ class AgentProcessor:
             ends_episode=ends,
         )
 
+    def forget(self, agent_ids: np.ndarray) -> None:
+        """Drop these agents' partial trajectories and episodes without emitting anything (their worker restarted)."""
+        for a in np.asarray(agent_ids).tolist():
+            s = self._slot_of.pop(a, None)
+            if s is None:
+                continue
+            self._free.append(s)
+            self.length[s] = 0
+            self.pending[s] = False
+            self.ep_return[s] = 0.0
+            self.ep_length[s] = 0
+            self._map_version += 1
+
     def reset(self) -> None:
         """Forget every agent's partial trajectory (after an environment reset)."""
         self._slot_of.clear()

@@ -1,0 +1,100 @@
+"""An environment worker process: `python -m fledge.rollout.worker_process '<json>'`.
+
+The JSON argument names the environment, its seed and keyword arguments. The worker talks to its
+parent over its stdin/stdout with length-prefixed messages (wire.py); anything the environment
+prints goes to stderr. Nothing is pickled in either direction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+import numpy as np
+
+_FRAME = struct.Struct("<Q")
+
+
+def read_exact(stream: BinaryIO, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            raise EOFError("the other side closed the pipe")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream: BinaryIO) -> bytes:
+    (size,) = _FRAME.unpack(read_exact(stream, _FRAME.size))
+    return read_exact(stream, size)
+
+
+def write_frame(stream: BinaryIO, data: bytes) -> None:
+    stream.write(_FRAME.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
+    from fledge.envs import registry
+    from fledge.envs.api import ActionTuple
+    from fledge.errors import EnvironmentFault
+    from fledge.rollout import wire
+
+    def send_steps(env: Any, names: list[str]) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        for i, name in enumerate(names):
+            arrays.update(wire.steps_to_arrays(i, *env.get_steps(name)))
+        write_frame(out, wire.encode("steps", {"behaviors": names}, arrays))
+
+    env = registry.make(config["env_name"], seed=int(config["seed"]), **config.get("env_kwargs", {}))
+    env.reset()
+    names = list(env.behavior_specs)
+    write_frame(out, wire.encode("specs", {"specs": wire.specs_to_json(dict(env.behavior_specs))}))
+    send_steps(env, names)
+    while True:
+        command, values, arrays = wire.decode(read_frame(inp))
+        if command == "close":
+            env.close()
+            write_frame(out, wire.encode("closed"))
+            return
+        if command == "reset":
+            env.reset()
+        elif command == "step":
+            for i, name in enumerate(values["behaviors"]):
+                if f"{i}.c" in arrays:
+                    env.set_actions(name, ActionTuple(arrays[f"{i}.c"], arrays[f"{i}.d"]))
+            env.step()
+        else:
+            raise wire.ProtocolError(f"unknown command '{command}'")
+        if list(env.behavior_specs) != names:
+            raise EnvironmentFault("behaviors changed inside a worker; worker pools need a fixed set of behaviors")
+        send_steps(env, names)
+
+
+def main() -> None:
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the environment's prints go to stderr
+    protocol_in = sys.stdin.buffer
+    from fledge.rollout import wire
+
+    try:
+        serve(protocol_in, protocol_out, json.loads(sys.argv[1]))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    except BaseException:  # noqa: BLE001 - reported to the parent as text
+        try:
+            write_frame(protocol_out, wire.encode("error", {"text": traceback.format_exc(limit=8)}))
+        except OSError:
+            pass
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

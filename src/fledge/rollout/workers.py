@@ -1,0 +1,375 @@
+"""N copies of an environment as one BaseEnv, in this process or in worker processes, in lockstep.
+
+`EnvPool` offsets each copy's agent ids (copy i, local id a -> i * 2**32 + a) so agents stay distinct,
+and steps every copy once per `step()`, always in copy order, so a run with a given seed and number
+of copies is reproducible. Copy i is seeded with seed + i.
+
+Worker processes (`python -m fledge.rollout.worker_process`) are started from a name, a seed and
+JSON-able keyword arguments, and exchange only JSON headers and raw arrays over their stdin/stdout
+(see wire.py): nothing is pickled, and scripts need no `if __name__ == "__main__"` guard. A worker
+that dies, fails or stops answering within `timeout_wait` seconds is restarted while its restart
+budget allows (`max_lifetime_restarts` over the run, `restarts_rate_limit_n` within
+`restarts_rate_limit_period_s`; -1 = unlimited); its agents' partial trajectories are dropped
+(`take_dropped_agents`). Beyond the budget a WorkerCrashError stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fledge.envs.api import (
+    ActionTuple,
+    BaseEnv,
+    BehaviorSpec,
+    DecisionSteps,
+    TerminalSteps,
+    require_behavior,
+    validate_actions,
+)
+from fledge.errors import ActionError, EnvironmentFault
+from fledge.rollout import wire
+from fledge.rollout.worker_process import read_frame, write_frame
+
+log = logging.getLogger("fledge")
+
+ID_STRIDE = 1 << 32
+
+
+class WorkerCrashError(EnvironmentFault):
+    """An environment worker failed more often than its restart budget allows."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The parent's view of copies
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RestartBudget:
+    max_lifetime_restarts: int = 10
+    rate_limit_n: int = 1
+    rate_limit_period_s: float = 60.0
+    lifetime: int = 0
+    recent: list[float] = field(default_factory=list)
+
+    def allows(self, now: float) -> bool:
+        self.recent = [t for t in self.recent if now - t < self.rate_limit_period_s]
+        lifetime_ok = self.max_lifetime_restarts == -1 or self.lifetime < self.max_lifetime_restarts
+        rate_ok = self.rate_limit_n == -1 or len(self.recent) < self.rate_limit_n
+        return lifetime_ok and rate_ok
+
+    def record(self, now: float) -> None:
+        self.lifetime += 1
+        self.recent.append(now)
+
+
+class _Copy:
+    """One environment copy as the pool sees it: start a step, finish it, read its steps."""
+
+    specs: dict[str, BehaviorSpec]
+    steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
+
+    def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class LocalCopy(_Copy):
+    def __init__(self, env: BaseEnv) -> None:
+        self.env = env
+        self.env.reset()
+        self.specs = dict(env.behavior_specs)
+        self._read()
+
+    def _read(self) -> None:
+        self.steps = {name: self.env.get_steps(name) for name in self.specs}
+
+    def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        if command == "reset":
+            self.env.reset()
+        else:
+            for name, action in actions.items():
+                self.env.set_actions(name, action)
+            self.env.step()
+
+    def finish(self) -> None:
+        self._read()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class RemoteCopy(_Copy):
+    """A copy in a worker process (fledge.rollout.worker_process), spoken to over its stdin/stdout."""
+
+    def __init__(self, *, env_name: str, seed: int, env_kwargs: dict[str, Any], timeout: float, label: str) -> None:
+        config = json.dumps({"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fledge.rollout.worker_process", config],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.inp, self.out = self.process.stdout, self.process.stdin
+        self.timeout = timeout
+        self.label = label
+        command, values, _ = self._receive()
+        if command != "specs":
+            raise wire.ProtocolError(f"{label}: expected the behavior specs first, got '{command}'")
+        self.specs = wire.specs_from_json(values["specs"])
+        self.names = list(self.specs)
+        self.finish()
+
+    def _receive(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        ready, _, _ = select.select([self.inp], [], [], self.timeout)
+        if not ready:
+            raise EnvironmentFault(f"{self.label} did not answer within {self.timeout:g} s")
+        try:
+            message = read_frame(self.inp)  # type: ignore[arg-type]
+        except (EOFError, OSError) as exc:
+            code = self.process.poll()
+            raise EnvironmentFault(f"{self.label} stopped (exit code {code}): {exc}") from None
+        command, values, arrays = wire.decode(message)
+        if command == "error":
+            raise EnvironmentFault(f"{self.label} failed:\n{values.get('text', '')}")
+        return command, values, arrays
+
+    def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        for i, name in enumerate(self.names):
+            if name in actions:
+                arrays[f"{i}.c"] = actions[name].continuous
+                arrays[f"{i}.d"] = actions[name].discrete
+        try:
+            write_frame(self.out, wire.encode(command, {"behaviors": self.names}, arrays))  # type: ignore[arg-type]
+        except (OSError, ValueError) as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+
+    def finish(self) -> None:
+        command, _, arrays = self._receive()
+        if command != "steps":
+            raise wire.ProtocolError(f"{self.label}: expected steps, got '{command}'")
+        self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
+
+    def close(self) -> None:
+        try:
+            if self.process.poll() is None:
+                write_frame(self.out, wire.encode("close"))  # type: ignore[arg-type]
+                self.process.wait(timeout=2.0)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5.0)
+        for stream in (self.inp, self.out):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def kill(self) -> None:
+        """Stop the worker at once (what a crash looks like; tests use it)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The pool
+# ----------------------------------------------------------------------------------------------
+
+
+class EnvPool(BaseEnv):
+    def __init__(
+        self,
+        *,
+        env_name: str,
+        copies: int,
+        seed: int,
+        processes: bool,
+        env_kwargs: dict[str, Any] | None = None,
+        timeout: float = 60.0,
+        budget: RestartBudget | None = None,
+    ) -> None:
+        self.env_name = env_name
+        self.n = int(copies)
+        self.seed_base = int(seed)
+        self.processes = processes
+        self.env_kwargs = dict(env_kwargs or {})
+        self.timeout = float(timeout)
+        self.template = budget or RestartBudget()
+        self.budgets = [RestartBudget(self.template.max_lifetime_restarts, self.template.rate_limit_n,
+                                      self.template.rate_limit_period_s) for _ in range(self.n)]
+        self.copies: list[_Copy] = [self._start(i) for i in range(self.n)]
+        self._specs = self.copies[0].specs
+        for i, c in enumerate(self.copies[1:], start=1):
+            if c.specs != self._specs:
+                raise EnvironmentFault(f"environment copy {i} has other behavior specs than copy 0")
+        self._pending: list[dict[str, ActionTuple]] = [{} for _ in range(self.n)]
+        self._merged: dict[str, tuple[DecisionSteps, TerminalSteps]] = {}
+        self._dropped: dict[str, list[np.ndarray]] = {}
+        self.steps_done = 0
+        self._merge()
+
+    def _start(self, i: int) -> _Copy:
+        if self.processes:
+            return RemoteCopy(
+                env_name=self.env_name, seed=self.seed_base + i, env_kwargs=self.env_kwargs, timeout=self.timeout,
+                label=f"environment worker {i}",
+            )
+        from fledge.envs import registry
+
+        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **self.env_kwargs))
+
+    # -- BaseEnv ----------------------------------------------------------------------------------
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        return self._specs
+
+    def reset(self) -> None:
+        self._run_all("reset")
+
+    def step(self) -> None:
+        self._run_all("step")
+        self.steps_done += 1
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        require_behavior(self._specs, behavior_name)
+        return self._merged[behavior_name]
+
+    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
+        spec = require_behavior(self._specs, behavior_name)
+        decision = self._merged[behavior_name][0]
+        action = validate_actions(behavior_name, spec.action_spec, action, len(decision))
+        start = 0
+        for i, c in enumerate(self.copies):
+            rows = len(c.steps[behavior_name][0])
+            self._pending[i][behavior_name] = ActionTuple(
+                action.continuous[start : start + rows], action.discrete[start : start + rows]
+            )
+            start += rows
+
+    def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
+        raise ActionError("EnvPool takes actions for all agents at once; use set_actions.")
+
+    def close(self) -> None:
+        for c in self.copies:
+            c.close()
+
+    # -- crashes ----------------------------------------------------------------------------------
+    def take_dropped_agents(self) -> dict[str, np.ndarray]:
+        """Global ids of agents whose copy was restarted since the last call: forget their partial data."""
+        out = {name: np.concatenate(ids) for name, ids in self._dropped.items() if ids}
+        self._dropped = {}
+        return out
+
+    def _run_all(self, command: str) -> None:
+        failures: dict[int, EnvironmentFault] = {}
+        for i, c in enumerate(self.copies):
+            try:
+                c.begin(command, self._pending[i])
+            except EnvironmentFault as exc:
+                failures[i] = exc
+            self._pending[i] = {}
+        for i, c in enumerate(self.copies):
+            if i in failures:
+                continue
+            try:
+                c.finish()
+            except EnvironmentFault as exc:
+                failures[i] = exc
+        for i, exc in failures.items():
+            self._restart(i, exc)
+        self._merge()
+
+    def _restart(self, i: int, exc: EnvironmentFault) -> None:
+        budget = self.budgets[i]
+        now = time.monotonic()
+        old = self.copies[i]
+        if not budget.allows(now):
+            limit = (
+                f"max_lifetime_restarts={budget.max_lifetime_restarts}, restarts_rate_limit_n={budget.rate_limit_n} "
+                f"per {budget.rate_limit_period_s:g} s"
+            )
+            raise WorkerCrashError(
+                f"Environment worker {i} failed and its restart budget is used up ({budget.lifetime} restarts; "
+                f"{limit}). Last failure: {exc}\nThe run stops here with its checkpoints intact; fix the environment "
+                "and continue with --resume, or raise --max-lifetime-restarts / --restarts-rate-limit-n."
+            )
+        budget.record(now)
+        log.warning("Restarting environment worker %d after: %s", i, str(exc).splitlines()[0])
+        for name, (decision, terminal) in old.steps.items():
+            ids = np.concatenate([decision.agent_id, terminal.agent_id]).astype(np.int64) + i * ID_STRIDE
+            self._dropped.setdefault(name, []).append(ids)
+        if isinstance(old, RemoteCopy):
+            old.kill()
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - the old copy is gone either way
+            pass
+        self.copies[i] = self._start(i)
+
+    def _merge(self) -> None:
+        merged = {}
+        for name in self._specs:
+            parts = [c.steps[name] for c in self.copies]
+            merged[name] = (
+                _concat_decisions([p[0] for p in parts]),
+                _concat_terminals([p[1] for p in parts]),
+            )
+        self._merged = merged
+
+
+def _global_ids(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([p.astype(np.int64) + i * ID_STRIDE for i, p in enumerate(parts)])
+
+
+def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
+    masks = None
+    if any(p.action_mask is not None for p in parts):
+        n_branches = max(len(p.action_mask) for p in parts if p.action_mask is not None)
+        masks = []
+        for b in range(n_branches):
+            pieces = []
+            for p in parts:
+                if p.action_mask is not None:
+                    pieces.append(p.action_mask[b])
+                else:
+                    size = next(q.action_mask[b].shape[1] for q in parts if q.action_mask is not None)
+                    pieces.append(np.zeros((len(p.agent_id), size), dtype=bool))
+            masks.append(np.concatenate(pieces))
+    return DecisionSteps(
+        obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
+        reward=np.concatenate([p.reward for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts]),
+        action_mask=masks,
+        group_id=np.concatenate([p.group_id for p in parts]),
+        group_reward=np.concatenate([p.group_reward for p in parts]),
+    )
+
+
+def _concat_terminals(parts: list[TerminalSteps]) -> TerminalSteps:
+    return TerminalSteps(
+        obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
+        reward=np.concatenate([p.reward for p in parts]),
+        interrupted=np.concatenate([p.interrupted for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts]),
+        group_id=np.concatenate([p.group_id for p in parts]),
+        group_reward=np.concatenate([p.group_reward for p in parts]),
+    )
