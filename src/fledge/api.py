@@ -100,6 +100,8 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
     processes = es.worker_processes if es.worker_processes is not None else ":" in env_name
+    if not processes and env_name.startswith("gym:"):
+        return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
     return EnvPool(
         env_name=env_name,
         copies=es.num_envs,

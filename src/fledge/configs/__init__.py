@@ -9,8 +9,9 @@ DEFAULT_ENV = "3DBall"
 
 
 def shipped_config(env_name: str, trainer: str = "ppo") -> Path | None:
-    """The shipped config of a built-in environment, if there is one."""
-    path = CONFIG_DIR / trainer / f"{env_name}.yaml"
+    """The shipped config of an environment, if there is one ("gym:CartPole-v1" -> ppo/CartPole-v1.yaml)."""
+    base = env_name.split(":", 1)[1] if ":" in env_name else env_name
+    path = CONFIG_DIR / trainer / f"{base.replace('/', '_')}.yaml"
     return path if path.is_file() else None
 
 
