@@ -31,7 +31,7 @@ from fledge.checkpoints.status import TrainingStatus
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.errors import CheckpointError, EnvironmentFault
 from fledge.rollout.processor import AgentProcessor
-from fledge.stats import ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.timers import Timers
 
 if TYPE_CHECKING:
@@ -298,6 +298,9 @@ class TrainingSession:
                             self._schedule_checkpoint(name)
                     with env_block:
                         env.step()
+                    custom = env.get_stats()
+                    if custom:
+                        self._record_environment_stats(custom)
                     if dropping:
                         for name, ids in env.take_dropped_agents().items():  # type: ignore[attr-defined]
                             if name in processors:
@@ -322,6 +325,17 @@ class TrainingSession:
             interrupted=interrupted,
             timers=timers.to_dict(),
         )
+
+    def _record_environment_stats(self, custom: dict[str, list[tuple[float, Any]]]) -> None:
+        """Custom stats of the environment go to every behavior's category, with their aggregation."""
+        for key, values in custom.items():
+            for value, method in values:
+                aggregation = Aggregation(int(method))
+                for name in self.trainers:
+                    if aggregation == Aggregation.MOST_RECENT:
+                        self.stats.set_stat(name, key, value)
+                    else:
+                        self.stats.add_stat(name, key, value, aggregation)
 
     def _finish(self, *, final: bool) -> None:
         for name, trainer in self.trainers.items():

@@ -229,6 +229,34 @@ class TerminalSteps(_StepsBase):
         )
 
 
+class StatsAggregationMethod(IntEnum):
+    """How a custom environment stat is summarised over a summary period (ML-Agents' StatsSideChannel)."""
+
+    AVERAGE = 0
+    MOST_RECENT = 1
+    SUM = 2
+    HISTOGRAM = 3
+
+
+class EnvironmentStats:
+    """Custom stats an environment reports (like ML-Agents' StatsSideChannel); the run forwards them to
+    TensorBoard, CSV and the console of every behavior. `record` from the environment, the run calls
+    `get_and_reset` after every step."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
+
+    def record(self, key: str, value: float, aggregation: StatsAggregationMethod = StatsAggregationMethod.AVERAGE) -> None:
+        value = float(value)
+        if not np.isfinite(value):
+            raise ObservationError(f"custom stat '{key}': value {value} is not finite")
+        self._values.setdefault(key, []).append((value, StatsAggregationMethod(aggregation)))
+
+    def get_and_reset(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        values, self._values = self._values, {}
+        return values
+
+
 class BaseEnv(abc.ABC):
     """What every environment offers: reset, step, specs, steps per behavior, actions per behavior."""
 
@@ -256,6 +284,10 @@ class BaseEnv(abc.ABC):
 
     def seed(self, seed: int) -> None:  # noqa: B027 - optional hook
         """Seed the environment's random generators before the next reset. The default does nothing."""
+
+    def get_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        """Custom stats recorded since the last call (see EnvironmentStats). The default has none."""
+        return {}
 
 
 # ----------------------------------------------------------------------------------------------

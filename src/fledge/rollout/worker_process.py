@@ -51,7 +51,8 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
         arrays: dict[str, np.ndarray] = {}
         for i, name in enumerate(names):
             arrays.update(wire.steps_to_arrays(i, *env.get_steps(name)))
-        write_frame(out, wire.encode("steps", {"behaviors": names}, arrays))
+        stats = [[k, v, int(m)] for k, values in env.get_stats().items() for v, m in values]
+        write_frame(out, wire.encode("steps", {"behaviors": names, "stats": stats}, arrays))
 
     env = registry.make(config["env_name"], seed=int(config["seed"]), **config.get("env_kwargs", {}))
     env.reset()

@@ -32,6 +32,7 @@ from fledge.envs.api import (
     BaseEnv,
     BehaviorSpec,
     DecisionSteps,
+    StatsAggregationMethod,
     TerminalSteps,
     require_behavior,
     validate_actions,
@@ -74,10 +75,15 @@ class RestartBudget:
 
 
 class _Copy:
-    """One environment copy as the pool sees it: start a step, finish it, read its steps."""
+    """One environment copy as the pool sees it: start a step, finish it, read its steps and stats."""
 
     specs: dict[str, BehaviorSpec]
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
+    stats: dict[str, list[tuple[float, StatsAggregationMethod]]]
+
+    def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        stats, self.stats = self.stats, {}
+        return stats
 
     def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
         raise NotImplementedError
@@ -92,12 +98,15 @@ class _Copy:
 class LocalCopy(_Copy):
     def __init__(self, env: BaseEnv) -> None:
         self.env = env
+        self.stats = {}
         self.env.reset()
         self.specs = dict(env.behavior_specs)
         self._read()
 
     def _read(self) -> None:
         self.steps = {name: self.env.get_steps(name) for name in self.specs}
+        for key, values in self.env.get_stats().items():
+            self.stats.setdefault(key, []).extend(values)
 
     def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
         if command == "reset":
@@ -129,6 +138,7 @@ class RemoteCopy(_Copy):
         self.inp, self.out = self.process.stdout, self.process.stdin
         self.timeout = timeout
         self.label = label
+        self.stats = {}
         command, values, _ = self._receive()
         if command != "specs":
             raise wire.ProtocolError(f"{label}: expected the behavior specs first, got '{command}'")
@@ -162,10 +172,12 @@ class RemoteCopy(_Copy):
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
 
     def finish(self) -> None:
-        command, _, arrays = self._receive()
+        command, values, arrays = self._receive()
         if command != "steps":
             raise wire.ProtocolError(f"{self.label}: expected steps, got '{command}'")
         self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
+        for key, value, method in values.get("stats", []):
+            self.stats.setdefault(str(key), []).append((float(value), StatsAggregationMethod(int(method))))
 
     def close(self) -> None:
         try:
@@ -267,6 +279,16 @@ class EnvPool(BaseEnv):
 
     def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
         raise ActionError("EnvPool takes actions for all agents at once; use set_actions.")
+
+    def get_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        """Custom stats of all copies; MOST_RECENT values only from copy 0 (as ML-Agents)."""
+        merged: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
+        for i, c in enumerate(self.copies):
+            for key, values in c.take_stats().items():
+                kept = [v for v in values if i == 0 or v[1] != StatsAggregationMethod.MOST_RECENT]
+                if kept:
+                    merged.setdefault(key, []).extend(kept)
+        return merged
 
     def close(self) -> None:
         for c in self.copies:

@@ -19,6 +19,8 @@ from fledge.envs.api import (
     BaseEnv,
     BehaviorSpec,
     DecisionSteps,
+    EnvironmentStats,
+    StatsAggregationMethod,
     TerminalSteps,
     require_behavior,
     validate_actions,
@@ -46,6 +48,8 @@ class VectorTask(abc.ABC):
     def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Advance one decision for all agents. Returns (reward float32 (n,), done bool (n,))."""
 
+    stats: EnvironmentStats | None = None  # set by VectorTaskEnv: tasks may record custom stats here
+
     def action_mask(self) -> list[np.ndarray] | None:
         """Masks per discrete branch, bool (num_agents, branch_size), True = not available; None = all allowed."""
         return None
@@ -60,6 +64,8 @@ class VectorTaskEnv(BaseEnv):
 
     def __init__(self, task: VectorTask, *, seed: int = 0) -> None:
         self.task = task
+        self.stats = EnvironmentStats()
+        task.stats = self.stats
         self._rng = np.random.default_rng(seed)
         self._specs: Mapping[str, BehaviorSpec] = MappingProxyType({task.behavior_name: task.spec})
         n = task.num_agents
@@ -79,6 +85,9 @@ class VectorTaskEnv(BaseEnv):
 
     def seed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
+
+    def get_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        return self.stats.get_and_reset()
 
     def random_state(self) -> dict[str, object]:
         """The environment's random generator state (JSON-serialisable), saved with checkpoints."""
