@@ -160,12 +160,15 @@ def configure_torch(options: RunOptions, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1) -> RunResult:
+def run(
+    options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: str = "auto"
+) -> RunResult:
     """Train every behavior of the environment until each trainer reaches max_steps (or Ctrl-C/SIGTERM).
 
     With `checkpoint_settings.resume` the run continues from its checkpoints; with `inference` it runs
     the trained policies for max_steps steps without training or writing anything. Small networks
-    train fastest on one torch thread (benchmarks/ppo_throughput.py measures 1 vs 2).
+    train fastest on one torch thread (benchmarks/ppo_throughput.py measures 1 vs 2). `display`: "auto"
+    (live progress on a terminal, a plain line every 30 s otherwise), "live", "plain" or "none".
     """
     start = time.time()
     path = check_run_folder(options)
@@ -179,7 +182,10 @@ def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int =
         configure_torch(options, torch_threads)
         from fledge.session import TrainingSession
 
-        session = TrainingSession(options=options, env=env, path=path, seed=seed, start=start, make_trainer=make_trainer)
+        session = TrainingSession(
+            options=options, env=env, path=path, seed=seed, start=start, make_trainer=make_trainer,
+            display=display,  # type: ignore[arg-type]
+        )
         session.add_new_behaviors()
         cp = options.checkpoint_settings
         if cp.resume or cp.inference:

@@ -34,6 +34,8 @@ def cmd_learn(argv: Sequence[str]) -> int:
 
     args = parse_learn_args(list(argv))
     setup_logging(args.debug)
+    if args.quiet:
+        log.setLevel(logging.WARNING)
     if args.config_path is None:
         from fledge.envs import registry
 
@@ -49,12 +51,16 @@ def cmd_learn(argv: Sequence[str]) -> int:
     options = resolve_run_options(args)
     from fledge.api import run
 
-    result = run(options)
+    result = run(options, display="none" if args.quiet else "auto")
     for name, res in result.behaviors.items():
         mean = res.mean_return()
         shown = "n/a" if mean is None else f"{mean:.3f}"
         episodes = len(res.episode_returns)
-        log.info("%s: %d steps, %d episodes, mean reward of the last 100 episodes %s", name, res.steps, episodes, shown)
+        line = f"{name}: {res.steps} steps, {episodes} episodes, mean reward of the last 100 episodes {shown}"
+        if args.quiet:
+            print(line)
+        else:
+            log.info("%s", line)
     return 130 if result.interrupted else 0
 
 

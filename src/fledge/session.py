@@ -32,6 +32,7 @@ from fledge.envs.api import BaseEnv, validate_steps
 from fledge.errors import CheckpointError, EnvironmentFault
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
+def trainer_max(options: RunOptions, name: str) -> int:
+    return int(options.behavior_settings(name).max_steps)
+
+
 class TrainingSession:
     def __init__(
         self,
@@ -115,6 +120,7 @@ class TrainingSession:
         seed: int,
         start: float,
         make_trainer: Any,
+        display: DisplayMode = "auto",
     ) -> None:
         torch.manual_seed(seed)
         random.seed(seed)
@@ -126,6 +132,7 @@ class TrainingSession:
             if self.inference
             else [TensorboardWriter(path), CSVWriter(path), ConsoleWriter(start_time=start)]
         )
+        self.progress = ProgressDisplay(mode=display)
         self.timers = Timers()
         self.timers.metadata.update(
             fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
@@ -264,6 +271,10 @@ class TrainingSession:
             for name in trainers:
                 self.checkpoints.clean_orphans(name)
             self.status.write()
+        for name, trainer in trainers.items():
+            self.progress.add(name, max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
+                              step=0 if self.inference else trainer.step)
+        progress = self.progress
         consistent = True
         dropping = hasattr(env, "take_dropped_agents")
         try:
@@ -272,6 +283,7 @@ class TrainingSession:
                     if len(env.behavior_specs) != len(trainers):
                         for name in self.add_new_behaviors():
                             steps_left[name] = int(self.options.behavior_settings(name).max_steps)
+                            progress.add(name, max_steps=steps_left[name], step=trainers[name].step)
                     if self.inference:
                         if all(left <= 0 for left in steps_left.values()):
                             break
@@ -288,11 +300,14 @@ class TrainingSession:
                                 results[name].episode_returns.extend(outcome.episode_returns.tolist())
                         if self.inference:
                             steps_left[name] -= len(decision)
+                            progress.update(name, progress.behaviors[name].max_steps - steps_left[name],
+                                            outcome.episode_returns)
                             continue
                         consistent = False
                         with observe_block:
                             trainer.observe(outcome)
                         consistent = True
+                        progress.update(name, trainer.step, outcome.episode_returns)
                         if trainer.step >= self.next_checkpoint[name] and trainer.should_train:
                             self.save_checkpoint(trainer)
                             self._schedule_checkpoint(name)
@@ -338,6 +353,7 @@ class TrainingSession:
                         self.stats.add_stat(name, key, value, aggregation)
 
     def _finish(self, *, final: bool) -> None:
+        self.progress.close()
         for name, trainer in self.trainers.items():
             trainer.finish()
             self.results[name].steps = trainer.step
