@@ -16,6 +16,7 @@ USAGE = """usage: fledge <command> [options]
 commands:
   learn [CONFIG] [--run-id R] ...   train (default: the built-in 3DBall with its shipped PPO config)
   envs                              list the built-in environments and their behaviors
+  check [CONFIG] [--env NAME]       validate a config for an environment and print the effective settings
   export RUN [--checkpoint B-<step>] write the ONNX model of a run's checkpoints again
 """
 
@@ -115,7 +116,25 @@ def cmd_envs(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"learn": cmd_learn, "envs": cmd_envs, "export": cmd_export}
+def cmd_check(argv: Sequence[str]) -> int:
+    from fledge.check import effective_settings, render
+    from fledge.config import parse_learn_args, resolve_run_options
+
+    args = parse_learn_args(list(argv))
+    setup_logging(args.debug)
+    if args.config_path is None:
+        from fledge.configs import default_config_path
+
+        shipped = default_config_path(_env_flag(argv))
+        if shipped is not None:
+            args = parse_learn_args([str(shipped)] + list(argv))
+    options = resolve_run_options(args)
+    print(render(options, effective_settings(options)))
+    print("# the configuration is valid for this environment")
+    return 0
+
+
+COMMANDS = {"learn": cmd_learn, "envs": cmd_envs, "export": cmd_export, "check": cmd_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,3 +59,34 @@ def test_envs_lists_builtins(tmp_path: Path) -> None:
     proc = fledge("envs", cwd=tmp_path)
     assert proc.returncode == 0
     assert "3DBall" in proc.stdout and "Continuous: 2" in proc.stdout
+
+
+def test_check_prints_effective_settings_and_refuses_what_a_run_would(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        "default_settings:\n  trainer_type: ppo\n  hyperparameters: {learning_rate_schedule: constant}\n"
+    )
+    proc = fledge("check", "c.yaml", "--env", "Basic", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "  Basic:\n    trainer_type: ppo" in proc.stdout
+    assert "beta_schedule: constant" in proc.stdout  # inherited from learning_rate_schedule
+    assert "buffer_size: 10240" in proc.stdout  # a default filled in
+    (tmp_path / "bad.yaml").write_text("default_settings:\n  reward_signals:\n    rnd: {strength: 0.1}\n")
+    bad = fledge("check", "bad.yaml", "--env", "Basic", cwd=tmp_path)
+    assert bad.returncode == 1 and "rnd" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_export_writes_the_onnx_of_a_checkpoint_again(tmp_path: Path) -> None:
+    config = tmp_path / "toy.yaml"
+    config.write_text(
+        "default_settings:\n  trainer_type: ppo\n  max_steps: 600\n  checkpoint_interval: 300\n"
+        "  hyperparameters: {batch_size: 64, buffer_size: 256}\n"
+    )
+    assert fledge("learn", str(config), "--env", "MoveToGoal1D-Discrete", "--run-id", "e", cwd=tmp_path).returncode == 0
+    out = tmp_path / "again.onnx"
+    proc = fledge("export", "e", "--opset", "13", "--output", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from fledge.checkpoints.onnx import describe_onnx
+
+    assert describe_onnx(out)["opset"] == 13
+    missing = fledge("export", "e", "--checkpoint", "Nope-1", cwd=tmp_path)
+    assert missing.returncode == 1 and "No checkpoint 'Nope-1'" in missing.stderr
