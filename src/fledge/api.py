@@ -122,6 +122,11 @@ def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, s
     from fledge.trainers.base import plain
 
     settings = options.behavior_settings(behavior)
+    for key in ("self_play", "behavioral_cloning"):
+        if getattr(settings, key, None) is not None:
+            raise ConfigError(
+                f"behaviors.{behavior}.{key}: not available in this version of fledge; remove it from the config."
+            )
     trainer_type = str(plain(settings.trainer_type))
     entry = TRAINER_CLASSES.get(trainer_type)
     module = None
@@ -176,6 +181,11 @@ def run(
     own_env = env is None
     env = env if env is not None else make_environment(options, seed)
     try:
+        if options.environment_parameters:
+            raise ConfigError(
+                "environment_parameters (samplers and curriculum) are not available in this version of fledge; "
+                "remove the section from the config."
+            )
         env.reset()
         for name in env.behavior_specs:
             options.behavior_settings(name)
@@ -190,8 +200,10 @@ def run(
         cp = options.checkpoint_settings
         if cp.resume or cp.inference:
             session.restore()
-        elif cp.initialize_from is not None:
-            session.initialize_from(Path(cp.results_dir) / cp.initialize_from)
+        elif cp.initialize_from is not None or any(
+            options.behavior_settings(name).init_path for name in session.trainers
+        ):
+            session.initialize_from(Path(cp.results_dir) / cp.initialize_from if cp.initialize_from else None)
         if not cp.inference:
             prepare_run_folder(options, path, seed)
         return session.train()

@@ -202,16 +202,18 @@ class TrainingSession:
             else:
                 log.info("Resuming training of %s from step %d (%s).", name, trainer.step, path)
 
-    def initialize_from(self, source_dir: Path) -> None:
-        """--initialize-from: copy network weights (and normaliser) from another run; start at step 0."""
+    def initialize_from(self, source_dir: Path | None) -> None:
+        """--initialize-from / init_path: copy network weights (and normaliser) from another run; start at step 0."""
         for name, trainer in self.trainers.items():
             init_path = self.options.behavior_settings(name).init_path
             if init_path:
                 path = Path(init_path)
-                if not path.is_absolute() and not path.exists():
+                if source_dir is not None and not path.is_absolute() and not path.exists():
                     path = source_dir / name / init_path
-            else:
+            elif source_dir is not None:
                 path = source_dir / name / "checkpoint.pt"
+            else:
+                continue
             if not path.is_file():
                 raise CheckpointError(
                     f"Could not initialize '{name}' from {path}: the file does not exist. "

@@ -154,3 +154,19 @@ def test_unsupported_setting_is_refused_before_anything_is_written(tmp_path: Pat
     with pytest.raises(ConfigError, match="curiosity"):
         api.run(build_run_options(raw))
     assert not (tmp_path / "r3").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"environment_parameters": {"gravity": 9.81}}, "environment_parameters"),
+        ({"default_settings": {"trainer_type": "ppo", "self_play": {}}}, "self_play"),
+        ({"default_settings": {"trainer_type": "ppo", "behavioral_cloning": {"demo_path": "x.demo"}}}, "behavioral_cloning"),
+    ],
+)
+def test_features_not_built_yet_are_refused(tmp_path: Path, extra: dict[str, Any], match: str) -> None:
+    raw = {"env_settings": {"env_path": "MoveToGoal1D-Continuous"},
+           "checkpoint_settings": {"run_id": "n", "results_dir": str(tmp_path)}, **extra}
+    with pytest.raises(ConfigError, match=match):
+        api.run(build_run_options(raw))
+    assert not (tmp_path / "n").exists()
