@@ -18,6 +18,8 @@ commands:
   envs                              list the built-in environments and their behaviors
   check [CONFIG] [--env NAME]       validate a config for an environment and print the effective settings
   export RUN [--checkpoint B-<step>] write the ONNX model of a run's checkpoints again
+  play RUN [--onnx] [--record out.gif]  watch a trained policy, print its returns, record a GIF/MP4
+  plot RUN [RUN ...] [--output p.png]   training curves of runs in one PNG (seed runs grouped)
 """
 
 
@@ -134,7 +136,30 @@ def cmd_check(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"learn": cmd_learn, "envs": cmd_envs, "export": cmd_export, "check": cmd_check}
+def cmd_play(argv: Sequence[str]) -> int:
+    from fledge.play import add_play_arguments, run_play
+
+    args = add_play_arguments(argparse.ArgumentParser(prog="fledge play")).parse_args(list(argv))
+    setup_logging(args.debug)
+    return run_play(args)
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    from fledge.plot import add_plot_arguments, run_plot
+
+    args = add_plot_arguments(argparse.ArgumentParser(prog="fledge plot")).parse_args(list(argv))
+    setup_logging(args.debug)
+    return run_plot(args)
+
+
+COMMANDS = {
+    "learn": cmd_learn,
+    "envs": cmd_envs,
+    "export": cmd_export,
+    "check": cmd_check,
+    "play": cmd_play,
+    "plot": cmd_plot,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -261,6 +261,15 @@ class Ball3DTask(VectorTask):
     def optimal_return(self) -> float:
         return STEP_REWARD * self.max_episode_steps
 
+    def render(self, actions: ActionTuple | None = None) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8: every platform from above, shaded by height, with its ball
+        (see `fledge.envs.render.draw_ball3d`). Reads the state only; `actions` are not drawn."""
+        from fledge.envs.render import draw_ball3d
+
+        world = self.observe()[0][:, 2:5]
+        return draw_ball3d(self._rot_t.copy(), world, self._falling.copy(), half_size=PLATFORM_HALF_SIZE,
+                           radius=BALL_RADIUS, view=FALL_DISTANCE + 0.3)
+
     # -- helpers -----------------------------------------------------------------------------------
     def _update_trig(self) -> None:
         """Refresh quaternion, rotation, slope and turn bounds from the tilt phases."""

@@ -65,6 +65,15 @@ class BasicTask(VectorTask):
     def optimal_return(self) -> float:
         return LARGE_REWARD + STEP_REWARD * (LARGE_GOAL - START_POSITION)
 
+    def render(self, actions: ActionTuple | None = None) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8: a row of 20 cells per agent with both goals and the agent; the
+        chosen move of `actions` (one row per agent) is drawn as an arrow."""
+        from fledge.envs.render import draw_basic
+
+        chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
+        return draw_basic(self._position.copy(), size=NUM_POSITIONS, start=START_POSITION,
+                          small_goal=SMALL_GOAL, large_goal=LARGE_GOAL, actions=chosen)
+
 
 def heuristic(obs: np.ndarray) -> np.ndarray:
     """The optimal policy: always walk right. Returns (n, 1) int32 discrete actions."""

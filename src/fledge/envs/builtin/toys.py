@@ -83,6 +83,26 @@ class _MoveToGoalTask(VectorTask):
     def optimal_return(self) -> float:
         return GOAL_REWARD + STEP_REWARD * _expected_steps(self.dims)
 
+    def render(self, actions: ActionTuple | None = None) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8: 1D, one line per agent; 2D, one panel per agent; goal zone,
+        agent, and the move (and grab) of `actions` (one row per agent) when given."""
+        from fledge.envs.render import draw_move_to_goal_1d, draw_move_to_goal_2d
+
+        move = grab = None
+        if actions is not None:
+            if self.spec.action_spec.continuous_size:
+                move = np.clip(np.asarray(actions.continuous, np.float64) * MOVE, -MOVE, MOVE)
+            elif actions.discrete.size:
+                move = (np.asarray(actions.discrete[:, :1], np.float64) - 1.0) * MOVE
+            if self.spec.action_spec.discrete_size and self.spec.action_spec.continuous_size:
+                grab = actions.discrete[:, 0] == 1
+        if self.dims == 1:
+            return draw_move_to_goal_1d(self._pos[:, 0].copy(), self._goal[:, 0].copy(), low=self._low,
+                                        high=self._high, goal_radius=GOAL_RADIUS,
+                                        move=None if move is None else move[:, 0])
+        return draw_move_to_goal_2d(self._pos.copy(), self._goal.copy(), low=self._low, high=self._high,
+                                    goal_radius=GOAL_RADIUS, move=move, grab=grab)
+
 
 class MoveToGoal1DContinuousTask(_MoveToGoalTask):
     """1D, goal at 0, start uniform in [-1, 1]; obs [position, goal - position]; 1 continuous action."""
@@ -204,6 +224,14 @@ class MaskedChoiceTask(VectorTask):
 
     def optimal_return(self) -> float:
         return 1.0
+
+    def render(self, actions: ActionTuple | None = None) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8: a row of boxes per agent, rewarded / masked / chosen marked."""
+        from fledge.envs.render import draw_masked_choice
+
+        chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
+        return draw_masked_choice(self._rewarded.copy(), self._masked.copy(), num_actions=self.num_actions,
+                                  chosen=chosen)
 
 
 # -- optimal policies, from observations (for tests and as reference controllers) ------------------

@@ -1,0 +1,622 @@
+"""`fledge play RUN`: watch a trained policy act in its environment, print its returns, record a video.
+
+The run's configuration.yaml names the environment (`env_settings.env_path`, null = "3DBall"); it is
+built with rendering (`fledge.envs.render.make_for_rendering`) and seeded with `--seed` (default 0).
+Each behavior acts with its policy:
+
+* default: the torch checkpoint, rebuilt with its weights (`rebuild_trainer`): the newest
+  `<B>/<B>-<step>.pt` of each behavior, or the one named by `--checkpoint B-<step>`;
+* `--onnx`: the exported model run by onnxruntime: `<B>/<B>-<step>.onnx` with `--checkpoint`, else the
+  final `<run>/<B>.onnx`, else the newest `<B>/<B>-<step>.onnx`.
+
+Actions are sampled from the policy unless `--deterministic` (or, for torch, the run's
+`network_settings.deterministic`) asks for the most likely action.
+
+Episodes are counted for ONE agent, the "followed" agent: the lowest agent id of the first behavior
+(in name order) that asks for a decision, i.e. agent 0 of the built-in and Gymnasium environments. Play
+stops when it has finished `--episodes` episodes (default 3), or after `--max-steps` environment steps
+(its unfinished episode is reported as such), or on Ctrl-C (the recording is still closed properly).
+Each finished episode's return (sum of rewards) and length (decisions) is printed, then their mean; the
+finished episodes of all agents are summarised on one more line.
+
+Frames (`--record out.gif|out.mp4`, or a live window with `--show`): frame k shows the state after k
+environment steps, with the decisions about to be applied in it drawn (arrows, chosen boxes), and a
+caption strip (run, step, episode, return so far). One final frame shows the state after the last step.
+So a recording of S environment steps has exactly S + 1 frames. GIF frame delays are whole
+centiseconds (--fps 20 gives 5/100 s); MP4 needs the imageio-ffmpeg package (its own ffmpeg binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+import numpy as np
+import yaml
+
+from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
+from fledge.errors import CheckpointError, ConfigError, FledgeError, RunFolderError
+
+__all__ = [
+    "FrameRecorder",
+    "PlayResult",
+    "add_play_arguments",
+    "find_onnx",
+    "play",
+    "run_play",
+]
+
+VIDEO_EXTENSIONS = (".gif", ".mp4")
+
+
+# ----------------------------------------------------------------------------------------------
+# Recording
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_record_path(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext not in VIDEO_EXTENSIONS:
+        raise ConfigError(
+            f"--record {path}: unknown video extension '{path.suffix or '(none)'}'; use a .gif or .mp4 file name."
+        )
+    try:
+        import imageio  # noqa: F401
+        from PIL import Image  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"Recording a video needs the 'imageio' package (and Pillow): pip install 'imageio>=2.30,<3' ({exc})."
+        ) from exc
+    if ext == ".mp4":
+        try:
+            import imageio_ffmpeg
+
+            imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError) as exc:
+            raise ConfigError(
+                "Recording an .mp4 needs ffmpeg, which the 'imageio-ffmpeg' package ships: "
+                f"pip install imageio-ffmpeg (or record a .gif instead) ({exc})."
+            ) from exc
+    return ext
+
+
+class _GifStream:
+    """An animated GIF written frame by frame (constant memory; every frame kept, none merged)."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        from PIL import GifImagePlugin, Image
+
+        self._image = Image
+        self._getdata = GifImagePlugin.getdata
+        self.delay_ms = 10 * max(2, int(round(100.0 / fps)))  # GIF delays are centiseconds, >= 2
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._size: tuple[int, int] | None = None
+
+    def add(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if self._size is None:
+            self._size = (w, h)
+            header = b"GIF89a" + w.to_bytes(2, "little") + h.to_bytes(2, "little")
+            header += bytes([0x80, 0, 0]) + bytes(6)  # a 2-colour global table (each frame has its own)
+            header += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
+            self._file.write(header)
+        Image = self._image
+        im = Image.fromarray(frame).quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        for chunk in self._getdata(im, offset=(0, 0), duration=self.delay_ms, include_color_table=True):
+            self._file.write(chunk)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.write(b";")
+            self._file.close()
+
+
+class _Mp4Stream:
+    def __init__(self, path: Path, fps: float) -> None:
+        import imageio.v2 as iio
+
+        self._writer = iio.get_writer(
+            str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
+            macro_block_size=1, quality=8, ffmpeg_log_level="error",
+        )
+
+    def add(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:  # yuv420p needs even sizes
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._writer.append_data(frame)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class FrameRecorder:
+    """Writes RGB frames to a .gif or .mp4 as they come; all frames get the first frame's size."""
+
+    def __init__(self, path: str | Path, fps: float = 20.0) -> None:
+        self.path = Path(path)
+        if not fps > 0 or not math.isfinite(fps):
+            raise ConfigError(f"--fps must be a positive number, got {fps}.")
+        ext = _check_record_path(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps = float(fps)
+        self.frames = 0
+        self._shape: tuple[int, ...] | None = None
+        self._stream: _GifStream | _Mp4Stream = _GifStream(self.path, fps) if ext == ".gif" else _Mp4Stream(self.path, fps)
+
+    def add(self, frame: np.ndarray) -> None:
+        if self._shape is None:
+            self._shape = frame.shape
+        elif frame.shape != self._shape:  # pad or crop to the first frame's size
+            h, w = self._shape[:2]
+            fixed = np.zeros(self._shape, dtype=np.uint8)
+            fixed[: min(h, frame.shape[0]), : min(w, frame.shape[1])] = frame[:h, :w]
+            frame = fixed
+        self._stream.add(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> FrameRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Window:
+    """A live matplotlib window showing the frames (needs a display)."""
+
+    def __init__(self, fps: float) -> None:
+        try:
+            import matplotlib
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ConfigError("--show needs matplotlib: pip install 'matplotlib>=3.7,<4'.") from exc
+        backend = str(matplotlib.get_backend()).lower()
+        if backend in ("agg", "pdf", "ps", "svg", "pgf", "cairo", "template") or "inline" in backend:
+            raise ConfigError(
+                f"--show needs a display (matplotlib's backend is '{backend}'); use --record out.gif instead."
+            )
+        self._plt = plt
+        self._pause = 1.0 / fps
+        self._image: Any = None
+        self._fig: Any = None
+
+    def add(self, frame: np.ndarray) -> None:
+        plt = self._plt
+        if self._image is None:
+            self._fig, ax = plt.subplots(figsize=(frame.shape[1] / 100, frame.shape[0] / 100), dpi=100)
+            self._fig.subplots_adjust(0, 0, 1, 1)
+            ax.set_axis_off()
+            self._image = ax.imshow(frame)
+            plt.show(block=False)
+        else:
+            self._image.set_data(frame)
+        plt.pause(self._pause)
+
+    def close(self) -> None:
+        if self._fig is not None:
+            self._plt.close(self._fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Policies
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_fit(what: str, behavior: str, spec: BehaviorSpec, obs_shapes: list[tuple[int, ...]],
+               continuous: int, branches: tuple[int, ...]) -> None:
+    env_obs = [tuple(int(d) for d in o.shape) for o in spec.observation_specs]
+    env_flat = sum(math.prod(s) for s in env_obs)
+    flat = sum(math.prod(s) for s in obs_shapes)
+    if (env_obs != obs_shapes and env_flat != flat) or (continuous, tuple(branches)) != (
+        spec.action_spec.continuous_size, tuple(spec.action_spec.discrete_branches)
+    ):
+        raise CheckpointError(
+            f"{what} does not fit behavior '{behavior}' of the environment: the policy has observations "
+            f"{obs_shapes} and actions (continuous {continuous}, branches {tuple(branches)}); the environment "
+            f"has observations {env_obs} and actions {spec.action_spec}."
+        )
+
+
+class _TorchPolicy:
+    def __init__(self, run_dir: Path, behavior: str, path: Path, spec: BehaviorSpec, deterministic: bool, seed: int):
+        from fledge.checkpoints.export import rebuild_trainer
+
+        self.label = f"torch checkpoint {path.name}"
+        self.trainer = rebuild_trainer(run_dir, behavior, path)
+        tspec = self.trainer.spec
+        _check_fit(str(path), behavior, spec, [tuple(o.shape) for o in tspec.observation_specs],
+                   tspec.action_spec.continuous_size, tuple(tspec.action_spec.discrete_branches))
+        if deterministic:
+            self.trainer.deterministic = True
+        actor = getattr(self.trainer, "actor", None)
+        if actor is not None and isinstance(getattr(actor, "rng", None), np.random.Generator):
+            actor.rng = np.random.default_rng(seed)
+
+    def decide(self, steps: DecisionSteps) -> ActionTuple:
+        from fledge.rollout.processor import allowed_actions, flat_observations
+
+        out = self.trainer.act(flat_observations(steps.obs), allowed_actions(steps.action_mask))
+        return self.trainer.env_actions(out)
+
+
+class _OnnxPolicy:
+    def __init__(self, path: Path, behavior: str, spec: BehaviorSpec, deterministic: bool):
+        from fledge.checkpoints.onnx import ExportError, load_onnx_policy
+
+        self.label = f"ONNX model {path.name}"
+        try:
+            self.policy = load_onnx_policy(path)
+        except ExportError as exc:
+            raise CheckpointError(str(exc)) from exc
+        p = self.policy
+        _check_fit(str(path), behavior, spec, list(p.observation_shapes), p.continuous_size, p.discrete_branches)
+        self.deterministic = deterministic
+        self.spec = spec
+
+    def decide(self, steps: DecisionSteps) -> ActionTuple:
+        from fledge.rollout.processor import allowed_actions
+
+        n = len(steps)
+        allowed = allowed_actions(steps.action_mask)
+        obs = [o.reshape((n, *shape)) for o, shape in zip(steps.obs, self.policy.observation_shapes)]
+        cont, disc = self.policy.act(obs, None if allowed is None else allowed.astype(np.float32), self.deterministic)
+        a = self.spec.action_spec
+        return ActionTuple(
+            cont if cont is not None else np.zeros((n, a.continuous_size), np.float32),
+            disc if disc is not None else np.zeros((n, a.discrete_size), np.int32),
+        )
+
+
+def _behavior_folders(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir() if p.is_dir() and p.name != "run_logs")
+
+
+def find_onnx(run_dir: Path, behavior: str, checkpoint: str | None = None) -> Path:
+    """The ONNX model to play for `behavior`: `B/<checkpoint>.onnx` when the checkpoint is this behavior's,
+    else `<run>/B.onnx` (the final model), else the newest `B/B-<step>.onnx`."""
+    if checkpoint is not None and checkpoint.startswith(f"{behavior}-"):
+        path = run_dir / behavior / f"{checkpoint}.onnx"
+        if path.is_file():
+            return path
+        raise CheckpointError(f"No ONNX model '{checkpoint}.onnx' in {run_dir / behavior}.")
+    final = run_dir / f"{behavior}.onnx"
+    if final.is_file():
+        return final
+
+    def step_of(p: Path) -> int:
+        tail = p.stem.rsplit("-", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    units = sorted((run_dir / behavior).glob(f"{behavior}-*.onnx"), key=step_of)
+    if units:
+        return units[-1]
+    raise CheckpointError(
+        f"No ONNX model of behavior '{behavior}' in {run_dir} (looked for {behavior}.onnx and "
+        f"{behavior}/{behavior}-<step>.onnx); play the torch checkpoint without --onnx, or run fledge export."
+    )
+
+
+class _Policies:
+    """Loads each behavior's policy the first time it is needed."""
+
+    def __init__(self, run_dir: Path, *, checkpoint: str | None, use_onnx: bool, deterministic: bool, seed: int):
+        self.run_dir, self.checkpoint, self.use_onnx = run_dir, checkpoint, use_onnx
+        self.deterministic, self.seed = deterministic, seed
+        self._loaded: dict[str, _TorchPolicy | _OnnxPolicy] = {}
+        self._named: tuple[str, Path] | None = None
+        if checkpoint is not None:  # refuse an unknown checkpoint before building anything
+            behaviors = _behavior_folders(run_dir)
+            if use_onnx:
+                owners = [b for b in behaviors if checkpoint.startswith(f"{b}-")]
+                if not owners or not (run_dir / owners[0] / f"{checkpoint}.onnx").is_file():
+                    available = sorted(p.stem for b in behaviors for p in (run_dir / b).glob(f"{b}-*.onnx"))
+                    raise CheckpointError(
+                        f"No ONNX model for checkpoint '{checkpoint}' in {run_dir} "
+                        f"(available: {', '.join(available) or 'none'})."
+                    )
+            else:
+                from fledge.checkpoints.export import find_checkpoint
+
+                (self._named,) = find_checkpoint(run_dir, checkpoint)
+
+    def get(self, behavior: str, spec: BehaviorSpec) -> _TorchPolicy | _OnnxPolicy:
+        policy = self._loaded.get(behavior)
+        if policy is None:
+            policy = self._load(behavior, spec)
+            self._loaded[behavior] = policy
+        return policy
+
+    def labels(self) -> str:
+        return "; ".join(f"{b}: {p.label}" for b, p in sorted(self._loaded.items()))
+
+    def _load(self, behavior: str, spec: BehaviorSpec) -> _TorchPolicy | _OnnxPolicy:
+        if self.use_onnx:
+            return _OnnxPolicy(find_onnx(self.run_dir, behavior, self.checkpoint), behavior, spec, self.deterministic)
+        if self._named is not None and self._named[0] == behavior:
+            path = self._named[1]
+        else:
+            from fledge.checkpoints.export import find_checkpoint
+
+            try:
+                pairs = dict(find_checkpoint(self.run_dir, None))
+            except CheckpointError:
+                pairs = {}
+            if behavior not in pairs:
+                raise CheckpointError(
+                    f"No checkpoint of behavior '{behavior}' in {self.run_dir} (no {behavior}/{behavior}-<step>.pt); "
+                    "train longer or with a smaller checkpoint_interval."
+                )
+            path = pairs[behavior]
+        return _TorchPolicy(self.run_dir, behavior, path, spec, self.deterministic, self.seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Playing
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlayResult:
+    behavior: str | None  # the followed agent's behavior and id
+    agent_id: int | None
+    returns: list[float] = field(default_factory=list)  # the followed agent's finished episodes
+    lengths: list[int] = field(default_factory=list)  # their decisions
+    steps: int = 0  # environment steps played
+    frames: int = 0  # frames recorded or shown (steps + 1), 0 without --record/--show
+    all_returns: list[float] = field(default_factory=list)  # every agent's finished episodes
+    unfinished_return: float | None = None  # the followed agent's episode in progress when play stopped
+    interrupted: bool = False  # stopped by Ctrl-C
+
+    @property
+    def mean_return(self) -> float | None:
+        return float(np.mean(self.returns)) if self.returns else None
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "configuration.yaml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunFolderError(f"{path} is missing or unreadable: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise RunFolderError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise RunFolderError(f"{path} does not hold a run configuration.")
+    return config
+
+
+def run_folder(results_dir: str | Path, run_id: str) -> Path:
+    """The folder of a run, or a RunFolderError listing the runs that exist."""
+    base = Path(results_dir)
+    run_dir = base / run_id
+    if not run_dir.is_dir():
+        runs = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        known = f"runs there: {', '.join(runs)}" if runs else "no runs there" if base.is_dir() else "no such folder"
+        raise RunFolderError(f"No run '{run_id}' in {base} ({known}).")
+    return run_dir
+
+
+def play(
+    run_dir: str | Path,
+    *,
+    checkpoint: str | None = None,
+    use_onnx: bool = False,
+    episodes: int = 3,
+    record: str | Path | None = None,
+    fps: float = 20.0,
+    deterministic: bool = False,
+    seed: int = 0,
+    max_steps: int | None = None,
+    show: bool = False,
+    out: TextIO | None = None,
+) -> PlayResult:
+    """Play a run's policy in its environment; see the module docstring. Prints to `out` (stdout)."""
+    out = out if out is not None else sys.stdout
+    run_dir = Path(run_dir)
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}.")
+    if max_steps is not None and max_steps < 0:
+        raise ConfigError(f"--max-steps must be 0 or more, got {max_steps}.")
+    if record is not None:
+        _check_record_path(Path(record))
+    if not run_dir.is_dir():
+        raise RunFolderError(f"No run folder at {run_dir}.")
+    config = read_run_config(run_dir)
+    env_name = str((config.get("env_settings") or {}).get("env_path") or _default_env())
+    policies = _Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
+
+    window = _Window(fps) if show else None  # checks for a display; opens on the first frame
+
+    from fledge.envs.render import caption, make_for_rendering, render_rgb
+
+    env = make_for_rendering(env_name, seed=seed)
+    sinks: list[FrameRecorder | _Window] = []
+    result = PlayResult(behavior=None, agent_id=None)
+    try:
+        env.reset()
+        for behavior, spec in env.behavior_specs.items():
+            policies.get(behavior, spec)  # load (and check) before the first frame
+        if window is not None:
+            sinks.append(window)
+        if record is not None:
+            sinks.append(FrameRecorder(record, fps))
+        mode = "deterministic" if deterministic else "sampled"
+        print(f"Playing run '{run_dir.name}' on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out)
+        _loop(env, env_name, run_dir.name, policies, result, episodes, max_steps, sinks, out, render_rgb, caption)
+    finally:
+        for sink in sinks:
+            sink.close()
+        env.close()
+    _summary(result, episodes, out)
+    for sink in sinks:
+        if isinstance(sink, FrameRecorder):
+            print(f"Recorded {sink.frames} frames to {sink.path} ({sink.fps:g} fps).", file=out)
+    return result
+
+
+def _default_env() -> str:
+    from fledge.envs.registry import DEFAULT_ENV
+
+    return DEFAULT_ENV
+
+
+def _loop(
+    env: BaseEnv, env_name: str, run_name: str, policies: _Policies, result: PlayResult, episodes: int,
+    max_steps: int | None, sinks: list[Any], out: TextIO, render_rgb: Callable[..., np.ndarray],
+    caption: Callable[..., np.ndarray],
+) -> None:
+    returns: dict[tuple[str, int], float] = {}
+    lengths: dict[tuple[str, int], int] = {}
+    followed: tuple[str, int] | None = None
+
+    def emit(actions: dict[str, ActionTuple] | None) -> None:
+        if not sinks:
+            return
+        frame = render_rgb(env, actions)
+        current = returns.get(followed, 0.0) if followed is not None else 0.0
+        episode = min(len(result.returns) + 1, episodes)
+        who = "" if followed is None else f"agent {followed[1]}"
+        text = (f"{run_name} | {env_name} | step {result.steps} | {who} episode {episode}/{episodes} "
+                f"| return {current:.3f}")
+        frame = caption(frame, text)
+        for sink in sinks:
+            sink.add(frame)
+        result.frames += 1
+
+    try:
+        while True:
+            decisions: dict[str, DecisionSteps] = {}
+            for behavior in sorted(env.behavior_specs):
+                decision, terminal = env.get_steps(behavior)
+                for i, agent in enumerate(terminal.agent_id.tolist()):
+                    key = (behavior, int(agent))
+                    total = returns.pop(key, 0.0) + float(terminal.reward[i])
+                    length = lengths.pop(key, 0)
+                    result.all_returns.append(total)
+                    if key == followed:
+                        result.returns.append(total)
+                        result.lengths.append(length)
+                        kind = " (interrupted)" if bool(terminal.interrupted[i]) else ""
+                        print(f"episode {len(result.returns)}: return {total:.3f}, {_count(length, 'decision')}{kind}",
+                              file=out)
+                for i, agent in enumerate(decision.agent_id.tolist()):
+                    key = (behavior, int(agent))
+                    returns[key] = returns.get(key, 0.0) + float(decision.reward[i])
+                if len(decision):
+                    decisions[behavior] = decision
+            if followed is None and decisions:
+                first = min(decisions)
+                followed = (first, int(decisions[first].agent_id.min()))
+                result.behavior, result.agent_id = followed
+                print(f"Following agent {followed[1]} of behavior '{followed[0]}'.", file=out)
+            if len(result.returns) >= episodes or (max_steps is not None and result.steps >= max_steps):
+                break
+            actions: dict[str, ActionTuple] = {}
+            for behavior, decision in decisions.items():
+                actions[behavior] = policies.get(behavior, env.behavior_specs[behavior]).decide(decision)
+                env.set_actions(behavior, actions[behavior])
+            emit(actions)
+            env.step()
+            result.steps += 1
+            for behavior, decision in decisions.items():
+                for agent in decision.agent_id.tolist():
+                    key = (behavior, int(agent))
+                    lengths[key] = lengths.get(key, 0) + 1
+    except KeyboardInterrupt:
+        result.interrupted = True
+    if not result.interrupted:
+        emit(None)
+    if followed is not None and len(result.returns) < episodes and followed in lengths:
+        result.unfinished_return = returns.get(followed, 0.0)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _summary(result: PlayResult, episodes: int, out: TextIO) -> None:
+    who = f"agent {result.agent_id}" if result.agent_id is not None else "the followed agent"
+    if result.unfinished_return is not None:
+        why = "interrupted" if result.interrupted else f"stopped after {result.steps} steps (--max-steps)"
+        print(f"episode {len(result.returns) + 1}: unfinished, {why}; return so far {result.unfinished_return:.3f}",
+              file=out)
+    if result.returns:
+        print(f"mean return of {who} over {_count(len(result.returns), 'episode')}: {result.mean_return:.3f}", file=out)
+    else:
+        print(f"{who} finished no episode in {result.steps} steps.", file=out)
+    if result.all_returns:
+        print(f"all agents: {_count(len(result.all_returns), 'episode')} finished, mean return "
+              f"{float(np.mean(result.all_returns)):.3f} ({result.steps} steps)", file=out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of `fledge play`."""
+    parser.description = (
+        "Watch a trained policy: play episodes in the run's environment, print their returns, and record "
+        "them to a GIF or MP4. Episodes are those of the followed agent (agent 0)."
+    )
+    parser.add_argument("run_id", help="the run to play (a folder under --results-dir)")
+    parser.add_argument("--results-dir", default="results", help="base folder of the runs (default: results)")
+    parser.add_argument("--checkpoint", default=None, metavar="B-<step>",
+                        help="a checkpoint, e.g. 3DBall-120000 (default: the newest of each behavior)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="run the exported ONNX model with onnxruntime instead of the torch checkpoint")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes of the followed agent to play (default 3)")
+    parser.add_argument("--record", default=None, metavar="OUT.gif|OUT.mp4",
+                        help="write every frame to a .gif or .mp4 (steps + 1 frames)")
+    parser.add_argument("--fps", type=float, default=20.0, help="frames per second of the recording (default 20)")
+    parser.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    parser.add_argument("--seed", type=int, default=0, help="environment (and torch policy sampling) seed (default 0)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many environment steps")
+    parser.add_argument("--show", action="store_true", help="show the frames in a window (needs a display)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def run_play(args: argparse.Namespace) -> int:
+    """`fledge play` with parsed arguments; 0 on success, 130 when stopped with Ctrl-C."""
+    run_dir = run_folder(args.results_dir, args.run_id)
+    result = play(
+        run_dir,
+        checkpoint=args.checkpoint,
+        use_onnx=args.onnx,
+        episodes=args.episodes,
+        record=args.record,
+        fps=args.fps,
+        deterministic=args.deterministic,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        show=args.show,
+    )
+    return 130 if result.interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (`python -m fledge.play RUN ...`), with the CLI's error handling."""
+    parser = add_play_arguments(argparse.ArgumentParser(prog="fledge play"))
+    args = parser.parse_args(argv)
+    try:
+        return run_play(args)
+    except FledgeError as exc:
+        if args.debug:
+            raise
+        print(f"fledge: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
