@@ -40,7 +40,7 @@ import numpy as np
 import yaml
 
 from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
-from fledge.errors import CheckpointError, ConfigError, FledgeError, RunFolderError
+from fledge.errors import CheckpointError, ConfigError, RunFolderError
 
 __all__ = [
     "FrameRecorder",
@@ -606,16 +606,10 @@ def run_play(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m fledge.play RUN ...`), with the CLI's error handling."""
-    parser = add_play_arguments(argparse.ArgumentParser(prog="fledge play"))
-    args = parser.parse_args(argv)
-    try:
-        return run_play(args)
-    except FledgeError as exc:
-        if args.debug:
-            raise
-        print(f"fledge: error: {exc}", file=sys.stderr)
-        return 1
+    """`python -m fledge.play ...` is `fledge play ...`."""
+    from fledge.cli import main as cli_main
+
+    return cli_main(["play", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

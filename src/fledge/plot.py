@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fledge.errors import ConfigError, FledgeError, RunFolderError
+from fledge.errors import ConfigError, RunFolderError
 
 __all__ = [
     "DEFAULT_STATS",
@@ -402,15 +402,10 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m fledge.plot RUN ...`), with the CLI's error handling."""
-    args = add_plot_arguments(argparse.ArgumentParser(prog="fledge plot")).parse_args(argv)
-    try:
-        return run_plot(args)
-    except FledgeError as exc:
-        if args.debug:
-            raise
-        print(f"fledge: error: {exc}", file=sys.stderr)
-        return 1
+    """`python -m fledge.plot ...` is `fledge plot ...`."""
+    from fledge.cli import main as cli_main
+
+    return cli_main(["plot", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
