@@ -58,7 +58,7 @@ def cmd_learn(argv: Sequence[str]) -> int:
     for name, res in result.behaviors.items():
         mean = res.mean_return()
         shown = "n/a" if mean is None else f"{mean:.3f}"
-        episodes = len(res.episode_returns)
+        episodes = res.episodes
         line = f"{name}: {res.steps} steps, {episodes} episodes, mean reward of the last 100 episodes {shown}"
         if args.quiet:
             print(line)

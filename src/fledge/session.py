@@ -42,11 +42,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("fledge")
 
 
+KEPT_RETURNS = 100_000
+
+
 @dataclass
 class BehaviorResult:
     name: str
     steps: int
-    episode_returns: list[float] = field(default_factory=list)  # every finished episode, in order
+    episode_returns: list[float] = field(default_factory=list)  # finished episodes in order (the newest 100,000)
+    episodes: int = 0  # all finished episodes
+
+    def add_returns(self, returns: np.ndarray) -> None:
+        self.episodes += len(returns)
+        self.episode_returns.extend(returns.tolist())
+        if len(self.episode_returns) > 2 * KEPT_RETURNS:
+            del self.episode_returns[:-KEPT_RETURNS]
 
     def mean_return(self, last: int = 100) -> float | None:
         tail = self.episode_returns[-last:]
@@ -299,7 +309,7 @@ class TrainingSession:
                             if outcome.actions is not None:
                                 env.set_actions(name, trainer.env_actions(outcome.actions))
                             if len(outcome.episode_returns):
-                                results[name].episode_returns.extend(outcome.episode_returns.tolist())
+                                results[name].add_returns(outcome.episode_returns)
                         if self.inference:
                             steps_left[name] -= len(decision)
                             progress.update(name, progress.behaviors[name].max_steps - steps_left[name],
