@@ -99,7 +99,8 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
 
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
-    processes = es.worker_processes if es.worker_processes is not None else ":" in env_name
+    default = env_name.startswith("pettingzoo:")  # built-in and Gymnasium copies are cheap: keep them in-process
+    processes = es.worker_processes if es.worker_processes is not None else default
     if not processes and env_name.startswith("gym:"):
         return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
     return EnvPool(

@@ -136,3 +136,23 @@ def test_training_survives_a_crash_then_stops_cleanly_beyond_the_budget_and_resu
     assert (run / ENV / "checkpoint.pt").is_file()  # the last checkpoint is intact
     resumed = api.run(options(tmp_path, resume=True))
     assert resumed.behaviors[ENV].steps >= 12_000
+
+
+def test_num_envs_layout_by_environment_kind(tmp_path: Path) -> None:
+    from fledge.envs.gymnasium import GymnasiumEnv
+
+    def env_for(name: str, **env_settings: Any) -> Any:
+        raw = {"env_settings": {"env_path": name, "num_envs": 3, **env_settings}}
+        return api.make_environment(build_run_options(raw), seed=0)
+
+    builtin = env_for(ENV)
+    assert isinstance(builtin, EnvPool) and not builtin.processes
+    gym = env_for("gym:CartPole-v1")
+    assert isinstance(gym, GymnasiumEnv)  # one Gymnasium vector env of 3
+    gym.reset()
+    assert len(gym.get_steps("CartPole-v1")[0]) == 3
+    forced = env_for(ENV, worker_processes=True)
+    try:
+        assert isinstance(forced, EnvPool) and forced.processes
+    finally:
+        forced.close()
