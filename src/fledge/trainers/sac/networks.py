@@ -13,7 +13,11 @@ All networks read observations through ONE normaliser, the actor's (ML-Agents co
 normaliser into every critic before each update; sharing the module is the same thing without the copy).
 Layout: every weight is stored (in, out) so that forward passes are `addmm`s and the numpy actor uses
 the arrays as they are. Hidden layers: SiLU, He-normal (linear gain 1), zero bias. Heads: mean and
-log-std gain 0.2, logits gain 0.1 (ML-Agents), value/Q heads Xavier-uniform.
+log-std gain 0.2, logits gain 0.1 (ML-Agents); value/Q output layers Xavier-uniform with gain 0.1
+(1.1.0: gain 1). With gain 1 the untrained critics output values of order 1 with random slopes in
+the action, far above the per-step reward scale; the actor follows those slopes into saturated tanh
+actions while the entropy coefficient shrinks, and sparse-reward tasks stall (MoveToGoal2D: no
+progress in 10k steps with gain 1, near-optimal within 3k steps with gain 0.1).
 The twin Q networks are one module: their first layer is one matmul producing both twins' units,
 later layers one batched matmul over the twins.
 Q outputs per reward signal: 1 value for continuous-only actions, one per discrete action (sum of
@@ -61,13 +65,16 @@ class SACShape:
         return self.obs_size + self.continuous_size
 
 
+CRITIC_HEAD_GAIN = 0.1
+
+
 def _he(n_in: int, n_out: int, gain: float = 1.0) -> torch.Tensor:
     return torch.randn(n_in, n_out) * (gain / math.sqrt(n_in))
 
 
-def _xavier(*shape: int) -> torch.Tensor:
+def _xavier(*shape: int, gain: float = 1.0) -> torch.Tensor:
     n_in, n_out = shape[-2], shape[-1]
-    bound = math.sqrt(6.0 / (n_in + n_out))
+    bound = gain * math.sqrt(6.0 / (n_in + n_out))
     return torch.empty(*shape).uniform_(-bound, bound)
 
 
@@ -84,7 +91,7 @@ class Mlp(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(hidden)))
             size = hidden
         self.out_size = size
-        self.head_w = nn.Parameter(_xavier(size, n_out)) if n_out else None
+        self.head_w = nn.Parameter(_xavier(size, n_out, gain=CRITIC_HEAD_GAIN)) if n_out else None
         self.head_b = nn.Parameter(torch.zeros(n_out)) if n_out else None
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +189,7 @@ class TwinQ(nn.Module):
         )
         self.b_hidden = nn.ParameterList([nn.Parameter(torch.zeros(2, 1, hidden)) for _ in range(layers - 1)])
         n_out = shape.n_signals * shape.q_columns
-        self.w_out = nn.Parameter(_xavier(2, hidden, n_out))
+        self.w_out = nn.Parameter(_xavier(2, hidden, n_out, gain=CRITIC_HEAD_GAIN))
         self.b_out = nn.Parameter(torch.zeros(2, 1, n_out))
 
     def forward(self, inp: torch.Tensor, *, detached: bool = False) -> torch.Tensor:

@@ -13,6 +13,13 @@ Trajectories: done is set only for true episode ends; an interrupted end (max st
 false and bootstraps from the real terminal observation (1.1.0 replaced it by the last observation).
 Only the extrinsic reward signal exists in this version (reward_signal_steps_per_update is therefore
 unused: there is no reward-signal network to update).
+
+Differences from 1.1.0 (on purpose): the entropy coefficients are part of the checkpoint state;
+update_count is saved exactly (max(1, step / steps_per_update) only when a state lacks it); the
+buffer is truncated whenever it exceeds buffer_size (1.1.0: only after an update loop); the replay
+file keeps every field's dtype; `Policy/Entropy` is the joint entropy of the unsquashed Gaussian plus
+the branch entropies (fledge's convention, as PPO); `act` returns zero values (V is reported per
+trajectory as `Policy/Extrinsic Value`; `values()` gives V(s)).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import torch
 from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.errors import CheckpointError, ConfigError
 from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.numpy_actor import ActOutput
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation, StatsReporter
@@ -44,6 +52,7 @@ log = logging.getLogger("fledge")
 
 REPLAY_BUFFER_FILE = "last_replay_buffer.hdf5"
 ADAM_STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
+UPDATE_CHUNK = 256  # minibatches sampled and prepared at once
 
 
 @dataclass(frozen=True)
@@ -262,8 +271,11 @@ class SACTrainer:
         with self.timers.block("update_policy"):
             lr = self.learning_rate()
             self.updater.stepper.set_lr(lr)
-            batches = self.sample_batches(n)
-            results = [self.updater.update(batches.get(i)) for i in range(n)]
+            results: list[UpdateStats] = []
+            for start in range(0, n, UPDATE_CHUNK):  # bounded memory for long bursts of updates
+                k = min(UPDATE_CHUNK, n - start)
+                batches = self.sample_batches(k)
+                results.extend(self.updater.update(batches.get(i)) for i in range(k))
             self._report_update(results, lr)
 
     def sample_batches(self, n: int) -> Batches:
@@ -274,17 +286,23 @@ class SACTrainer:
         with torch.no_grad():
             x = self.nets.normalize(torch.from_numpy(data["obs"]))
             next_x = self.nets.normalize(torch.from_numpy(data["next_obs"]))
-        c = shape.continuous_size
+        c, branches = shape.continuous_size, shape.branches
+        done = data["done"].astype(np.float32)
+        action = torch.from_numpy(data["continuous"]) if c else None
+        allowed = data["allowed"]
         return Batches(
             size=size,
             x=x,
             next_x=next_x,
             rewards=torch.from_numpy(data["rewards"][:, None] * self.strengths),
-            done=torch.from_numpy(data["done"].astype(np.float32)),
-            action=torch.from_numpy(data["continuous"]) if c else None,
+            done=torch.from_numpy(done),
+            discount=torch.from_numpy((1.0 - done)[:, None] * self.gammas),
+            q_input=torch.cat([x, action], dim=1) if action is not None else x,
+            action=action,
             noise=torch.randn((n * size, c), generator=self.torch_generator) if c else None,
-            one_hot=torch.from_numpy(discrete_one_hot(data["discrete"], shape.branches)) if shape.branches else None,
-            allowed=torch.from_numpy(data["allowed"]) if shape.branches else None,
+            one_hot=torch.from_numpy(discrete_one_hot(data["discrete"], branches)) if branches else None,
+            allowed=torch.from_numpy(allowed) if branches else None,
+            mask_add=torch.from_numpy(np.where(allowed, np.float32(0.0), np.float32(MASKED_LOGIT))) if branches else None,
         )
 
     def _report_update(self, results: list[UpdateStats], lr: float) -> None:

@@ -1,13 +1,15 @@
 """One SAC gradient update, with as little per-update overhead as torch allows.
 
 Per update: one actor pass on s (reparameterised continuous sample, branch probabilities), the twin
-Q networks on (s, stored action) with weights and on (s, fresh action) with detached weights (the
-policy gradient reaches the action, never the Q weights; discrete-only policies reuse the first pass),
-V(s) and V_target(s') (no gradient). The five losses are summed and differentiated in ONE backward
-pass: each parameter set receives exactly the gradient of its own loss (the cross terms are detached,
-as ML-Agents' three separate backward passes produce). The three Adam optimisers (policy; Q1+Q2+V;
-entropy coefficients) share the scheduled learning rate, so they are stepped by one fused Adam kernel
-call over all their parameters (identical numbers to three `optimizer.step()`s, tested).
+Q networks on (s, stored action) and on (s, fresh action) (the policy gradient reaches the fresh
+action, never the Q weights; discrete-only policies reuse the first pass), V(s) and V_target(s')
+(no gradient). Each parameter set receives exactly the gradient of its own loss, as ML-Agents' three
+separate backward passes produce. `SACUpdater.update` computes those gradients by hand
+(fast_update.py, no autograd); `update_autograd` is the same update through `losses()` and ONE
+backward pass of the summed losses (the cross terms are detached), kept as the reference the hand
+gradients are tested against. The three Adam optimisers (policy; Q1+Q2+V; entropy coefficients)
+share the scheduled learning rate, so they are stepped by one fused Adam kernel call over all their
+parameters (identical numbers to three `optimizer.step()`s, tested).
 Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`).
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fledge.trainers.sac import fast_update
 from fledge.trainers.sac import losses as L
 from fledge.trainers.sac.networks import SACNetworks
 
@@ -80,6 +83,15 @@ class MultiAdamStepper:
         self._betas = first["betas"]
         self._eps = first["eps"]
 
+    def step_with(self, grads: dict[torch.Tensor, torch.Tensor]) -> None:
+        """Step with gradients given per parameter (the hand-derived path), without touching `.grad`."""
+        if not self._usable:
+            for p in self.params:
+                p.grad = grads[p]
+            self.step()
+            return
+        self._fused([grads[p] for p in self.params])
+
     def set_lr(self, lr: float) -> None:
         for opt in self.optimizers:
             for g in opt.param_groups:
@@ -94,7 +106,9 @@ class MultiAdamStepper:
             for opt in self.optimizers:
                 opt.step()
             return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        self._fused([p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params])
+
+    def _fused(self, grads: list[torch.Tensor]) -> None:
         torch._foreach_add_(self._steps, 1)
         beta1, beta2 = self._betas
         torch._fused_adam_(
@@ -123,10 +137,13 @@ class Batches:
     next_x: torch.Tensor  # (n*B, obs) normalised next observations
     rewards: torch.Tensor  # (n*B, S) reward x strength per signal
     done: torch.Tensor  # (n*B,) float 0/1
+    discount: torch.Tensor  # (n*B, S) gamma (1 - done)
+    q_input: torch.Tensor  # (n*B, obs [+ c]) the Q networks' input for the stored action
     action: torch.Tensor | None  # (n*B, c)
     noise: torch.Tensor | None  # (n*B, c) standard normal for the reparameterised sample
     one_hot: torch.Tensor | None  # (n*B, K) float: the stored discrete action of each branch
     allowed: torch.Tensor | None  # (n*B, K) bool
+    mask_add: torch.Tensor | None  # (n*B, K) float: 0 where allowed, -1e8 where masked
 
     def get(self, i: int) -> Batches:
         s = slice(i * self.size, (i + 1) * self.size)
@@ -140,10 +157,13 @@ class Batches:
             self.next_x[s],
             self.rewards[s],
             self.done[s],
+            self.discount[s],
+            self.q_input[s],
             cut(self.action),
             cut(self.noise),
             cut(self.one_hot),
             cut(self.allowed),
+            cut(self.mask_add),
         )
 
 
@@ -161,6 +181,12 @@ class UpdateStats:
     value_loss: torch.Tensor
     q1_loss: torch.Tensor
     q2_loss: torch.Tensor
+
+
+@dataclass
+class Losses:
+    total: torch.Tensor  # the sum of every loss; each parameter set only receives its own loss's gradient
+    stats: UpdateStats
 
 
 class SACUpdater:
@@ -183,6 +209,12 @@ class SACUpdater:
         self.critic_optimizer = torch.optim.Adam([*nets.q.parameters(), *nets.value.parameters()], lr=lr, **fused)
         self.entropy_optimizer = torch.optim.Adam(self.entropy_parameters(), lr=lr, **fused)
         self.stepper = MultiAdamStepper([self.policy_optimizer, self.critic_optimizer, self.entropy_optimizer])
+        k = shape.n_logits
+        self.branch_matrix = torch.zeros(k, len(self.branches))  # (K, nb): column j belongs to branch b
+        start = 0
+        for i, size in enumerate(self.branches):
+            self.branch_matrix[start : start + size, i] = 1.0
+            start += size
         self._target = list(nets.target_value.parameters())
         self._source = list(nets.value.parameters())
 
@@ -193,10 +225,19 @@ class SACUpdater:
         return {"policy": self.policy_optimizer, "critic": self.critic_optimizer, "entropy": self.entropy_optimizer}
 
     def update(self, b: Batches) -> UpdateStats:
+        """One gradient update on a minibatch with hand-derived gradients (fast_update.py)."""
+        return fast_update.update(self, b)
+
+    def update_autograd(self, b: Batches) -> UpdateStats:
+        """The same update through autograd: losses, one backward pass, one fused Adam step, soft update."""
+        losses = self.losses(b)
+        self.apply(losses.total)
+        return losses.stats
+
+    def losses(self, b: Batches) -> Losses:
         nets, n_b = self.nets, len(self.branches)
         sample = nets.policy.sample(b.x, b.noise, b.allowed)
-        q_in = b.x if b.action is None else torch.cat([b.x, b.action], dim=1)
-        q = nets.q(q_in)  # (2, B, S, K)
+        q = nets.q(b.q_input)  # (2, B, S, K)
         if self.c:
             assert sample.action is not None
             q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True)
@@ -228,8 +269,13 @@ class SACUpdater:
         entropy_loss = L.entropy_coefficient_loss(
             self.log_alpha_c, sample.log_pi_c, self.target_c, self.log_alpha_d, sample.branch_log_probs, self.target_d
         )
+        total = q1_loss + q2_loss + value_loss + policy_loss + entropy_loss
+        stats = UpdateStats(policy_loss.detach(), value_loss.detach(), q1_loss.detach(), q2_loss.detach())
+        return Losses(total, stats)
+
+    def apply(self, total: torch.Tensor) -> None:
+        """Backward pass of the summed losses, the fused Adam step, the target network's soft update."""
         self.stepper.zero_grad()
-        (q1_loss + q2_loss + value_loss + policy_loss + entropy_loss).backward()
+        total.backward()
         self.stepper.step()
         L.soft_update(self._target, self._source, self.tau)
-        return UpdateStats(policy_loss.detach(), value_loss.detach(), q1_loss.detach(), q2_loss.detach())
