@@ -12,6 +12,15 @@ from __future__ import annotations
 import torch
 
 
+def fused_if_possible() -> dict[str, bool]:
+    """`fused=True` for torch.optim.Adam where this torch build supports it on the CPU, else nothing."""
+    try:
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return {}
+    return {"fused": True}
+
+
 class AdamStepper:
     def __init__(self, optimizer: torch.optim.Adam) -> None:
         if len(optimizer.param_groups) != 1:

@@ -22,7 +22,7 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation, StatsReporter
 from fledge.stats.timers import Timers
 from fledge.errors import ConfigError
-from fledge.trainers.fast_adam import AdamStepper
+from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers import state as S
 from fledge.trainers.base import SIGNAL_STAT_NAMES, TrainerState, plain, reward_signals, vector_observation_size
 from fledge.trainers.ppo import losses as L
@@ -103,7 +103,7 @@ class PPOTrainer:
             value_names=self.signal_names,
             shared_critic=self.hp.shared_critic,
         )
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **_fused_if_possible())
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)
         self.actor = NumpyActor(self.model, rng=np.random.default_rng(self.rng.integers(2**63)))
@@ -319,12 +319,3 @@ class PPOTrainer:
         self.stats.add_stat(name, "Policy/Beta", beta)
         self.rewards_before_update = self.episode_rewards_since_update
         self.episode_rewards_since_update = []
-
-
-def _fused_if_possible() -> dict[str, bool]:
-    """Fused Adam (one kernel for all parameters) where this torch build supports it on the CPU."""
-    try:
-        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return {}
-    return {"fused": True}

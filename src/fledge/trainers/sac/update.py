@@ -21,18 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fledge.trainers.fast_adam import fused_if_possible
 from fledge.trainers.sac import fast_update
 from fledge.trainers.sac import losses as L
 from fledge.trainers.sac.networks import SACNetworks
-
-
-def fused_if_possible() -> dict[str, bool]:
-    """Fused Adam (one kernel for all parameters) where this torch build supports it on the CPU."""
-    try:
-        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return {}
-    return {"fused": True}
 
 
 def init_adam_state(optimizer: torch.optim.Adam) -> None:
