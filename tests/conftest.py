@@ -48,3 +48,14 @@ def make_options(tmp_path: Path) -> Any:
         return toy_options(tmp_path, env, **kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Any:
+    """Tests run small networks: one torch thread, as a run uses (2 threads stall on shared cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -32,6 +32,40 @@ def _silu(x: np.ndarray) -> np.ndarray:
     return x / (np.exp(np.minimum(-x, 80.0)) + 1.0)
 
 
+def sample_branches(
+    logits: np.ndarray,
+    allowed: np.ndarray | None,
+    split_at: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    deterministic: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masked categorical branches in numpy: (choices int32 (n, branches), joint log-prob, joint entropy).
+
+    Unavailable actions get a very negative logit; sampling is Gumbel-max, deterministic is argmax.
+    """
+    n = logits.shape[0]
+    if allowed is not None:
+        logits = np.where(allowed, logits, np.float32(MASKED_LOGIT))
+    parts = np.split(logits, split_at, axis=1)
+    disc = np.empty((n, len(parts)), dtype=np.int32)
+    logp = np.zeros(n, dtype=np.float32)
+    entropy = np.zeros(n, dtype=np.float32)
+    rows = np.arange(n)
+    for b, lg in enumerate(parts):
+        shifted = lg - lg.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if deterministic:
+            idx = log_p.argmax(axis=1)
+        else:
+            u = rng.random(log_p.shape, dtype=np.float32)
+            idx = (log_p - np.log(-np.log(np.maximum(u, np.float32(1e-20))))).argmax(axis=1)
+        disc[:, b] = idx
+        logp += log_p[rows, idx]
+        entropy -= (np.exp(log_p) * log_p).sum(axis=1)
+    return disc, logp, entropy
+
+
 class NumpyActor:
     """A numpy copy of an ActorCritic's acting path. Call `sync()` after the torch weights change."""
 
@@ -112,20 +146,9 @@ class NumpyActor:
                 logp += self.cont_logp_const - 0.5 * (noise * noise).sum(axis=1)
             entropy += self.cont_entropy
         if self.w_logits is not None:
-            logits = h @ self.w_logits + self.b_logits
-            if allowed is not None:
-                logits = np.where(allowed, logits, np.float32(MASKED_LOGIT))
-            disc = np.empty((n, len(self.branches)), dtype=np.int32)
-            rows = np.arange(n)
-            for b, lg in enumerate(np.split(logits, self.split_at, axis=1)):
-                shifted = lg - lg.max(axis=1, keepdims=True)
-                log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-                if deterministic:
-                    idx = log_p.argmax(axis=1)
-                else:
-                    u = self.rng.random(log_p.shape, dtype=np.float32)
-                    idx = (log_p - np.log(-np.log(np.maximum(u, np.float32(1e-20))))).argmax(axis=1)
-                disc[:, b] = idx
-                logp += log_p[rows, idx]
-                entropy -= (np.exp(log_p) * log_p).sum(axis=1)
+            disc, branch_logp, branch_entropy = sample_branches(
+                h @ self.w_logits + self.b_logits, allowed, self.split_at, self.rng, deterministic=deterministic
+            )
+            logp += branch_logp
+            entropy += branch_entropy
         return ActOutput(continuous=cont, discrete=disc, log_prob=logp, values=values, entropy=entropy)

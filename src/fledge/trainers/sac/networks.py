@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.normalizer import CLIP, RunningNormalizer
-from fledge.networks.numpy_actor import ActOutput
+from fledge.networks.numpy_actor import ActOutput, sample_branches
 from fledge.trainers.sac import losses as L
 
 
@@ -303,22 +303,11 @@ class NumpySACActor:
             logp += (-0.5 * noise * noise - log_std - np.float32(L.LOG_SQRT_2PI) - log_det).sum(axis=1)
             entropy += (log_std + np.float32(0.5 + L.LOG_SQRT_2PI)).sum(axis=1)
         if self.branches:
-            logits = out[:, 2 * c :]
-            if allowed is not None:
-                logits = np.where(allowed, logits, np.float32(MASKED_LOGIT))
-            disc = np.empty((n, len(self.branches)), dtype=np.int32)
-            rows = np.arange(n)
-            for b, lg in enumerate(np.split(logits, self.split_at, axis=1)):
-                shifted = lg - lg.max(axis=1, keepdims=True)
-                log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-                if deterministic:
-                    idx = log_p.argmax(axis=1)
-                else:
-                    u01 = self.rng.random(log_p.shape, dtype=np.float32)
-                    idx = (log_p - np.log(-np.log(np.maximum(u01, np.float32(1e-20))))).argmax(axis=1)
-                disc[:, b] = idx
-                logp += log_p[rows, idx]
-                entropy -= (np.exp(log_p) * log_p).sum(axis=1)
+            disc, branch_logp, branch_entropy = sample_branches(
+                out[:, 2 * c :], allowed, self.split_at, self.rng, deterministic=deterministic
+            )
+            logp += branch_logp
+            entropy += branch_entropy
         values = np.zeros((n, self.n_signals), dtype=np.float32)
         return ActOutput(continuous=cont, discrete=disc, log_prob=logp, values=values, entropy=entropy)
 
