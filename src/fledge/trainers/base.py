@@ -85,6 +85,36 @@ class Trainer(Protocol):
         ...
 
 
+def record_episode_stats(
+    stats: Any, name: str, outcome: StepOutcome, signal_names: tuple[str, ...], strengths: np.ndarray
+) -> None:
+    """What every trainer reports per step: entropy of each decision, and per finished episode its
+    return (HISTOGRAM), length and the reward of each signal (x strength)."""
+    from fledge.stats import Aggregation
+
+    if outcome.actions is not None and len(outcome.actions.entropy):
+        stats.add_stats(name, "Policy/Entropy", outcome.actions.entropy)
+    if len(outcome.episode_returns):
+        stats.add_stats(name, "Environment/Cumulative Reward", outcome.episode_returns, Aggregation.HISTOGRAM)
+        stats.add_stats(name, "Environment/Episode Length", outcome.episode_lengths.astype(np.float64))
+        for sig, strength in zip(signal_names, strengths):
+            stats.add_stats(name, f"Policy/{SIGNAL_STAT_NAMES[sig]} Reward", outcome.episode_returns * strength)
+
+
+def summary_due(step: int, added: int, freq: int) -> int | None:
+    """The summary step label when adding `added` steps to `step` crosses the next multiple of `freq`
+    (as ML-Agents: checked before the crossing trajectory is counted, never at step 0)."""
+    label = (step // freq + 1) * freq
+    return label if step > 0 and step + added >= label else None
+
+
+def write_summary(stats: Any, name: str, *, step: int, label_step: int, training: bool) -> None:
+    """Close a summary period: `Is Training` and `Step`, then every writer gets the period's stats."""
+    stats.add_stat(name, "Is Training", float(training))
+    stats.set_stat(name, "Step", float(step))
+    stats.write_stats(name, label_step)
+
+
 def plain(value: Any) -> Any:
     """An enum member as its plain value; anything else unchanged."""
     return value.value if isinstance(value, Enum) else value

@@ -19,12 +19,21 @@ from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkSh
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
 from fledge.rollout.processor import StepOutcome, Trajectory
-from fledge.stats import Aggregation, StatsReporter
+from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
 from fledge.errors import ConfigError
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers import state as S
-from fledge.trainers.base import SIGNAL_STAT_NAMES, TrainerState, plain, reward_signals, vector_observation_size
+from fledge.trainers.base import (
+    SIGNAL_STAT_NAMES,
+    TrainerState,
+    record_episode_stats,
+    plain,
+    reward_signals,
+    summary_due,
+    vector_observation_size,
+    write_summary,
+)
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
 from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
@@ -140,14 +149,9 @@ class PPOTrainer:
     # -- observing --------------------------------------------------------------------------------
     def observe(self, outcome: StepOutcome) -> None:
         name, stats = self.name, self.stats
-        if outcome.actions is not None and len(outcome.actions.entropy):
-            stats.add_stats(name, "Policy/Entropy", outcome.actions.entropy)
+        record_episode_stats(stats, name, outcome, self.signal_names, self.strengths)
         if len(outcome.episode_returns):
-            stats.add_stats(name, "Environment/Cumulative Reward", outcome.episode_returns, Aggregation.HISTOGRAM)
-            stats.add_stats(name, "Environment/Episode Length", outcome.episode_lengths.astype(np.float64))
             self.episode_rewards_since_update.extend(outcome.episode_returns.tolist())
-            for sig, strength in zip(self.signal_names, self.strengths):
-                stats.add_stats(name, f"Policy/{SIGNAL_STAT_NAMES[sig]} Reward", outcome.episode_returns * strength)
         if not outcome.trajectories or not self.should_train:
             return
         if self.model.normalizer is not None:
@@ -160,9 +164,9 @@ class PPOTrainer:
 
     def _add_trajectory(self, traj: Trajectory) -> None:
         n = len(traj)
-        next_summary = (self.step // self.summary_freq + 1) * self.summary_freq
-        if self.step > 0 and self.step + n >= next_summary:
-            self._write_summary(next_summary)
+        label = summary_due(self.step, n, self.summary_freq)
+        if label is not None:
+            self._write_summary(label)
         rewards = traj.rewards[:, None] * self.strengths[None, :]
         advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
         returns = np.empty_like(advantages)
@@ -186,9 +190,7 @@ class PPOTrainer:
         self.step += n
 
     def _write_summary(self, label_step: int) -> None:
-        self.stats.add_stat(self.name, "Is Training", float(self.should_train))
-        self.stats.set_stat(self.name, "Step", float(self.step))
-        self.stats.write_stats(self.name, label_step)
+        write_summary(self.stats, self.name, step=self.step, label_step=label_step, training=self.should_train)
 
     def finish(self) -> None:
         """Nothing is pending between updates; the run calls this when training ends."""
