@@ -34,6 +34,7 @@ from fledge.rollout.processor import AgentProcessor
 from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
+from fledge.trainers.base import RUN_PREFIX, trainer_part
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
@@ -201,7 +202,7 @@ class TrainingSession:
                 )
             state, run_meta = self.checkpoints.load(path)
             try:
-                trainer.set_state(state)
+                trainer.set_state(trainer_part(state))
             except CheckpointError as exc:
                 raise CheckpointError(f"{path}: {exc}") from None
             self._restore_random_state(state.tensors, run_meta)
@@ -231,14 +232,14 @@ class TrainingSession:
                 )
             state, _ = self.checkpoints.load(path)
             try:
-                trainer.set_state(state, weights_only=True)
+                trainer.set_state(trainer_part(state), weights_only=True)
             except CheckpointError as exc:
                 raise CheckpointError(f"{path}: {exc}") from None
             log.info("Initializing %s from %s.", name, path)
 
     def _restore_random_state(self, tensors: dict[str, torch.Tensor], run_meta: dict[str, Any]) -> None:
-        if "run.torch_rng" in tensors:
-            torch.set_rng_state(tensors["run.torch_rng"].to(torch.uint8))
+        if f"{RUN_PREFIX}torch_rng" in tensors:
+            torch.set_rng_state(tensors[f"{RUN_PREFIX}torch_rng"].to(torch.uint8))
         if "python_random" in run_meta:
             version, internal, gauss = run_meta["python_random"]
             random.setstate((version, tuple(internal), gauss))
@@ -263,7 +264,7 @@ class TrainingSession:
                 trainer,
                 keep_checkpoints=int(self.options.behavior_settings(trainer.name).keep_checkpoints),
                 run_meta=self._run_meta(),
-                extra_tensors={"run.torch_rng": torch.get_rng_state()},
+                extra_tensors={f"{RUN_PREFIX}torch_rng": torch.get_rng_state()},
                 final=final,
             )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,35 @@ def test_initialize_from_a_missing_run_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(RunFolderError, match="Could not initialize"):
         api.run(options(tmp_path, initialize_from="nope"))
+
+
+def test_sac_resume_reads_its_replay_buffer_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    raw = {
+        "default_settings": {
+            "trainer_type": "sac",
+            "hyperparameters": {"batch_size": 64, "buffer_size": 5000, "save_replay_buffer": True},
+            "network_settings": {"hidden_units": 16},
+            "max_steps": 1500,
+            "checkpoint_interval": 500,
+        },
+        "env_settings": {"env_path": BEHAVIOR, "seed": 3},
+        "checkpoint_settings": {"run_id": "sac", "results_dir": str(tmp_path)},
+    }
+    api.run(build_run_options(raw))
+    buffer_file = tmp_path / "sac" / BEHAVIOR / "last_replay_buffer.hdf5"
+    assert buffer_file.is_file()
+    state, _ = load_state(tmp_path / "sac" / BEHAVIOR / "checkpoint.pt")
+    raw["default_settings"]["max_steps"] = 2000
+    raw["checkpoint_settings"]["resume"] = True
+    with caplog.at_level("INFO", logger="fledge"):
+        result = api.run(build_run_options(raw))
+    assert re.search(r"loaded \d+ experiences from .*last_replay_buffer\.hdf5", caplog.text), caplog.text
+    assert "starts empty" not in caplog.text
+    assert result.behaviors[BEHAVIOR].steps >= 2000
+    resumed, _ = load_state(tmp_path / "sac" / BEHAVIOR / "checkpoint.pt")
+    assert resumed.meta["update_count"] > state.meta["update_count"]  # counting went on, not from scratch
+    # a SAC checkpoint exports (and so plays) like a PPO one
+    from fledge.checkpoints.export import export_checkpoints
+
+    (written,) = export_checkpoints(tmp_path / "sac")
+    assert written.suffix == ".onnx" and written.is_file()

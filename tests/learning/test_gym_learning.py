@@ -97,3 +97,14 @@ def test_ppo_on_a_pettingzoo_game_with_agents_leaving_and_joining(tmp_path: Path
     assert len(returns) > 500
     early, late = np.mean(returns[:200]), np.mean(returns[-200:])
     assert late > early + 0.3 and late > 0.8, (early, late)
+
+
+def test_sac_pendulum_reaches_minus_200_within_12k_steps(tmp_path: Path) -> None:
+    raw = load_config_file(shipped_config("gym:Pendulum-v1", "sac"))  # type: ignore[arg-type]
+    raw["behaviors"]["Pendulum-v1"]["max_steps"] = 12_000
+    raw["env_settings"]["seed"] = 1
+    raw["checkpoint_settings"] = {"run_id": "pendulum", "results_dir": str(tmp_path)}
+    result = api.run(build_run_options(raw))
+    returns = np.array(result.behaviors["Pendulum-v1"].episode_returns)  # 200 steps per episode
+    windows = np.convolve(returns, np.ones(10) / 10, mode="valid")
+    assert windows.max() >= -200, f"best 10-episode mean {windows.max():.1f}"

@@ -14,6 +14,7 @@ import yaml
 from fledge.checkpoints.state_io import load_state
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, RunFolderError
+from fledge.trainers.base import trainer_part
 
 log = logging.getLogger("fledge")
 
@@ -68,7 +69,7 @@ def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[n
 
     cls = getattr(importlib.import_module(module_name), class_name)
     trainer = cls(behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers())
-    trainer.set_state(state, weights_only=True)
+    trainer.set_state(trainer_part(state), weights_only=True)
     return trainer
 
 

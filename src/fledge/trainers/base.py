@@ -35,6 +35,16 @@ class TrainerState:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+RUN_PREFIX = "run."
+
+
+def trainer_part(state: TrainerState) -> TrainerState:
+    """A checkpoint's entries that belong to the trainer (the run adds its own under "run.")."""
+    return TrainerState(
+        tensors={k: v for k, v in state.tensors.items() if not k.startswith(RUN_PREFIX)}, meta=state.meta
+    )
+
+
 class Trainer(Protocol):
     """What the run loop and the checkpoint manager need from a trainer (PPO, SAC, ...)."""
 

@@ -359,9 +359,22 @@ class SACTrainer:
                     live[f"optimizer.{opt_name}.{i}.{key}"] = opt.state[p][key]
         return live
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree with (also lets `fledge export` rebuild the policy)."""
+        return {
+            "trainer_type": self.trainer_type,
+            "observation_shapes": [list(o.shape) for o in self.spec.observation_specs],
+            "action_spec": [self.spec.action_spec.continuous_size, list(self.spec.action_spec.discrete_branches)],
+            "hidden_units": self.shape.hidden_units,
+            "num_layers": self.shape.num_layers,
+            "normalize": self.shape.normalize,
+            "reward_signals": list(self.signal_names),
+        }
+
     def get_state(self) -> TrainerState:
         tensors = {name: t.detach().clone() for name, t in self._live_tensors().items()}
         meta = {
+            "fingerprint": self.fingerprint(),
             "trainer_type": self.trainer_type,
             "step": int(self.step),
             "update_count": float(self.update_count),
