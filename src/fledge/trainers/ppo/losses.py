@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
-LEARNING_RATE_FLOOR = 1.0e-10
-EPSILON_FLOOR = 0.1
-BETA_FLOOR = 1.0e-5
+from fledge.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed  # noqa: F401
 
 
 def discounted_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
@@ -46,16 +44,6 @@ def discounted_returns(rewards: np.ndarray, bootstrap: float, *, gamma: float) -
     r = np.asarray(rewards, dtype=np.float64).copy()
     r[-1] += gamma * bootstrap
     return discounted_cumsum(r, gamma).astype(np.float32)
-
-
-def decayed(initial: float, floor: float, step: int, max_steps: int, schedule: str) -> float:
-    """The scheduled value at `step`: constant, or linear decay to `floor` at max_steps, then flat."""
-    if schedule == "constant":
-        return float(initial)
-    if schedule != "linear":
-        raise ValueError(f"unknown schedule '{schedule}'")
-    frac = min(max(step, 0) / max(max_steps, 1), 1.0)
-    return float((initial - floor) * (1.0 - frac) + floor)
 
 
 def normalize_advantages(adv: np.ndarray) -> np.ndarray:

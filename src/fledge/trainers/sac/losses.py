@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from fledge.trainers.schedules import LEARNING_RATE_FLOOR, decayed  # noqa: F401
 from torch.nn import functional as F
 
 LOG_2 = math.log(2.0)
@@ -42,7 +44,6 @@ LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
 DISCRETE_TARGET_ENTROPY_SCALE = 0.2
-LEARNING_RATE_FLOOR = 1.0e-10
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -172,11 +173,3 @@ def soft_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: flo
     torch._foreach_lerp_(target, source, tau)
 
 
-def decayed(initial: float, floor: float, step: int, max_steps: int, schedule: str) -> float:
-    """The scheduled value at `step`: constant, or linear decay to `floor` at max_steps, then flat."""
-    if schedule == "constant":
-        return float(initial)
-    if schedule != "linear":
-        raise ValueError(f"unknown schedule '{schedule}'")
-    frac = min(max(step, 0) / max(max_steps, 1), 1.0)
-    return float((initial - floor) * (1.0 - frac) + floor)
