@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as F
 
 from fledge.trainers.schedules import LEARNING_RATE_FLOOR, decayed  # noqa: F401
-from torch.nn import functional as F
 
 LOG_2 = math.log(2.0)
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
