@@ -83,7 +83,8 @@ class AgentProcessor:
         self._free: list[int] = []
         self._capacity = 0
         self._map_version = 0
-        self._cache: tuple[np.ndarray, np.ndarray, int] | None = None
+        # one cached id->slot lookup per role, so terminal lookups do not evict the decision lookup
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
         self._grow(initial_slots)
 
     # -- storage ----------------------------------------------------------------------------------
@@ -112,8 +113,8 @@ class AgentProcessor:
         self._free.extend(range(capacity - 1, old - 1, -1))
         self._capacity = capacity
 
-    def _slots(self, ids: np.ndarray) -> np.ndarray:
-        cache = self._cache
+    def _slots(self, ids: np.ndarray, role: str) -> np.ndarray:
+        cache = self._cache.get(role)
         if cache is not None and cache[2] == self._map_version and np.array_equal(cache[0], ids):
             return cache[1]
         slots = np.empty(len(ids), dtype=np.int64)
@@ -126,7 +127,7 @@ class AgentProcessor:
                 self._slot_of[a] = s
                 self._map_version += 1
             slots[i] = s
-        self._cache = (ids.copy(), slots, self._map_version)
+        self._cache[role] = (ids.copy(), slots, self._map_version)
         return slots
 
     def _emit(
@@ -178,7 +179,7 @@ class AgentProcessor:
         ep_lengths = np.zeros(0, dtype=np.int64)
 
         if len(terminal.agent_id):
-            t_slots_all = self._slots(terminal.agent_id)
+            t_slots_all = self._slots(terminal.agent_id, "terminal")
             known = self.pending[t_slots_all]
             rows = np.flatnonzero(known)
             t_slots = t_slots_all[rows]
@@ -220,7 +221,7 @@ class AgentProcessor:
         if len(decision.agent_id) == 0:
             return StepOutcome(None, trajectories, ep_returns, ep_lengths)
 
-        d_slots = self._slots(decision.agent_id)
+        d_slots = self._slots(decision.agent_id, "decision")
         has = self.pending[d_slots]
         if has.all():
             p_slots, p_rows = d_slots, slice(None)
