@@ -59,3 +59,53 @@ def one_torch_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def drive_trainer(trainer: Any, env_name: str, steps: int, seed: int = 0) -> list[float]:
+    """Run a trainer on a fresh built-in environment (with a fresh processor) for `steps` more trainer
+    steps, as the run loop does; returns the finished episodes' returns."""
+    from fledge.envs import registry
+    from fledge.rollout.processor import AgentProcessor
+
+    env = registry.make(env_name, seed=seed)
+    env.reset()
+    (name,) = env.behavior_specs
+    processor = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
+    target = trainer.step + steps
+    returns: list[float] = []
+    while trainer.step < target and trainer.should_train:
+        decision, terminal = env.get_steps(name)
+        out = processor.process(decision, terminal, trainer)
+        if out.actions is not None:
+            env.set_actions(name, trainer.env_actions(out.actions))
+        returns.extend(out.episode_returns.tolist())
+        trainer.observe(out)
+        env.step()
+    env.close()
+    return returns
+
+
+def random_trajectory(spec: Any, n: int, rng: Any, *, terminal: bool, ends: bool) -> Any:
+    """A trajectory of n random experiences for a behavior with 3 vector observations."""
+    import numpy as np
+
+    from fledge.rollout.processor import Trajectory
+
+    a = spec.action_spec
+    k = int(sum(a.discrete_branches))
+    return Trajectory(
+        agent_id=0,
+        obs=rng.standard_normal((n, 3)).astype(np.float32),
+        continuous=rng.uniform(-1, 1, (n, a.continuous_size)).astype(np.float32),
+        discrete=np.stack([rng.integers(0, b, n) for b in a.discrete_branches], axis=1).astype(np.int32)
+        if k
+        else np.zeros((n, 0), np.int32),
+        log_prob=np.zeros(n, np.float32),
+        values=np.zeros((n, 1), np.float32),
+        rewards=rng.standard_normal(n).astype(np.float32),
+        allowed=np.ones((n, k), np.bool_) if k else None,
+        bootstrap=np.zeros(1, np.float32),
+        next_obs=rng.standard_normal(3).astype(np.float32),
+        terminal=terminal,
+        ends_episode=ends,
+    )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import drive_trainer
 from fledge import api
 from fledge.checkpoints.state_io import encode_state, load_state
 from fledge.config import build_run_options
@@ -80,23 +81,12 @@ def make_trainer(seed: int = 0, hidden: int = 16) -> tuple[PPOTrainer, Any]:
     return trainer, env
 
 
-def drive(trainer: PPOTrainer, env: Any, steps: int) -> None:
-    from fledge.rollout.processor import AgentProcessor
-
-    proc = AgentProcessor(spec=env.behavior_specs[BEHAVIOR], time_horizon=64, n_values=1)
-    env.reset()
-    while trainer.step < steps:
-        d, t = env.get_steps(BEHAVIOR)
-        out = proc.process(d, t, trainer)
-        env.set_actions(BEHAVIOR, trainer.env_actions(out.actions))
-        trainer.observe(out)
-        env.step()
 
 
 def test_full_state_round_trip_continues_identically(tmp_path: Path) -> None:
     torch.manual_seed(0)
     a, env = make_trainer(seed=1)
-    drive(a, env, 1500)  # includes two updates and normaliser statistics
+    drive_trainer(a, BEHAVIOR, 1500, seed=1)  # includes two updates and normaliser statistics
     path = tmp_path / "s.pt"
     path.write_bytes(encode_state(a.get_state(), {"x": 1}))
     state, run_meta = load_state(path)

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import drive_trainer as drive
 from fledge import api
 from fledge.config import RunOptions, build_run_options, load_config_file
 from fledge.configs import shipped_config
 from fledge.envs import registry
-from fledge.rollout.processor import AgentProcessor
 from fledge.stats import StatsReporter
 from fledge.trainers.base import TrainerState
 from fledge.trainers.sac.trainer import SACTrainer
@@ -97,24 +97,6 @@ def test_3dball_sac_config_reaches_90_within_100k_steps(tmp_path: Path) -> None:
 
 
 # -- resume at the trainer level -------------------------------------------------------------------
-def drive(trainer: SACTrainer, env_name: str, steps: int, seed: int) -> list[float]:
-    """Train on a fresh environment (with a fresh processor) for `steps` more trainer steps."""
-    env = registry.make(env_name, seed=seed)
-    env.reset()
-    (name,) = env.behavior_specs
-    processor = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
-    target = trainer.step + steps
-    returns: list[float] = []
-    while trainer.step < target and trainer.should_train:
-        decision, terminal = env.get_steps(name)
-        out = processor.process(decision, terminal, trainer)
-        if out.actions is not None:
-            env.set_actions(name, trainer.env_actions(out.actions))
-        returns.extend(out.episode_returns.tolist())
-        trainer.observe(out)
-        env.step()
-    env.close()
-    return returns
 
 
 def hybrid_trainer(tmp_path: Path, seed: int) -> SACTrainer:

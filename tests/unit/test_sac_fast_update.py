@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_trajectory
 from fledge.config import build_run_options
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
-from fledge.rollout.processor import StepOutcome, Trajectory
+from fledge.rollout.processor import StepOutcome
 from fledge.stats import StatsReporter
 from fledge.trainers.sac import fast_update
 from fledge.trainers.sac.trainer import SACTrainer
@@ -37,24 +38,7 @@ def sac_settings(layers: int) -> Any:
 
 def experience(spec: BehaviorSpec, n: int, rng: np.random.Generator) -> StepOutcome:
     """One finished trajectory of random data."""
-    a = spec.action_spec
-    k = int(sum(a.discrete_branches))
-    traj = Trajectory(
-        agent_id=0,
-        obs=rng.standard_normal((n, 3)).astype(np.float32),
-        continuous=rng.uniform(-1, 1, (n, a.continuous_size)).astype(np.float32),
-        discrete=np.stack([rng.integers(0, b, n) for b in a.discrete_branches], axis=1).astype(np.int32)
-        if k
-        else np.zeros((n, 0), np.int32),
-        log_prob=np.zeros(n, np.float32),
-        values=np.zeros((n, 1), np.float32),
-        rewards=rng.standard_normal(n).astype(np.float32),
-        allowed=np.ones((n, k), np.bool_) if k else None,
-        bootstrap=np.zeros(1, np.float32),
-        next_obs=rng.standard_normal(3).astype(np.float32),
-        terminal=True,
-        ends_episode=True,
-    )
+    traj = random_trajectory(spec, n, rng, terminal=True, ends=True)
     return StepOutcome(None, [traj], np.zeros(0), np.zeros(0, np.int64))
 
 

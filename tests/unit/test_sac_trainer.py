@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import drive_trainer as drive
+from conftest import random_trajectory as trajectory
 from fledge.config import build_run_options
 from fledge.envs import registry
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, ConfigError
-from fledge.rollout.processor import AgentProcessor, StepOutcome, Trajectory
+from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.reporter import StatsWriter, StatSummary
 from fledge.trainers.base import TrainerState
@@ -58,49 +60,12 @@ def make_trainer(spec: BehaviorSpec = HYBRID, seed: int = 0, stats: StatsReporte
     )
 
 
-def trajectory(spec: BehaviorSpec, n: int, rng: np.random.Generator, *, terminal: bool, ends: bool) -> Trajectory:
-    a = spec.action_spec
-    k = int(sum(a.discrete_branches))
-    return Trajectory(
-        agent_id=0,
-        obs=rng.standard_normal((n, 3)).astype(np.float32),
-        continuous=rng.uniform(-1, 1, (n, a.continuous_size)).astype(np.float32),
-        discrete=np.stack([rng.integers(0, b, n) for b in a.discrete_branches], axis=1).astype(np.int32)
-        if k
-        else np.zeros((n, 0), np.int32),
-        log_prob=np.zeros(n, np.float32),
-        values=np.zeros((n, 1), np.float32),
-        rewards=rng.standard_normal(n).astype(np.float32),
-        allowed=np.ones((n, k), np.bool_) if k else None,
-        bootstrap=np.zeros(1, np.float32),
-        next_obs=rng.standard_normal(3).astype(np.float32),
-        terminal=terminal,
-        ends_episode=ends,
-    )
 
 
 def outcome(trajectories: list[Trajectory]) -> StepOutcome:
     return StepOutcome(None, trajectories, np.zeros(0), np.zeros(0, np.int64))
 
 
-def drive(trainer: SACTrainer, env_name: str, steps: int, seed: int = 0) -> list[float]:
-    """Run the trainer on a built-in environment (processor included) for `steps` more trainer steps."""
-    env = registry.make(env_name, seed=seed)
-    env.reset()
-    (name,) = env.behavior_specs
-    proc = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
-    target = trainer.step + steps
-    returns: list[float] = []
-    while trainer.step < target and trainer.should_train:
-        decision, terminal = env.get_steps(name)
-        out = proc.process(decision, terminal, trainer)
-        if out.actions is not None:
-            env.set_actions(name, trainer.env_actions(out.actions))
-        returns.extend(out.episode_returns.tolist())
-        trainer.observe(out)
-        env.step()
-    env.close()
-    return returns
 
 
 # -- acting ----------------------------------------------------------------------------------------
