@@ -3,6 +3,7 @@ bad environment output."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -96,7 +97,13 @@ def test_results_layout_and_console_line(tmp_path: Path, caplog: pytest.LogCaptu
     assert config["env_settings"]["seed"] == 3
     assert config["default_settings"]["hyperparameters"]["buffer_size"] == 512
     assert list((run_dir / "MoveToGoal1D-Continuous").glob("events.out.tfevents.*"))
-    assert (run_dir / "run_logs" / "timers.json").is_file()
+    timers = json.loads((run_dir / "run_logs" / "timers.json").read_text())
+    assert timers["name"] == "root" and {"gauges", "metadata", "total", "count", "self", "children"} <= set(timers)
+    assert timers["metadata"]["timer_format_version"] == "0.1.0"
+    for block in ("env_step", "process_steps", "trainer_observe"):
+        node = timers["children"][block]
+        assert node["count"] > 0 and node["total"] >= node["self"] >= 0
+    assert "policy_act" in timers["children"]["process_steps"]["children"]
     lines = [r.getMessage() for r in caplog.records if "Step: " in r.getMessage()]
     pattern = re.compile(
         r"^MoveToGoal1D-Continuous\. Step: (1000|2000)\. Time Elapsed: \d+\.\d{3} s\. "
