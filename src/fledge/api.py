@@ -22,6 +22,7 @@ import yaml
 from fledge.checkpoints.files import atomic_write_text
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
+from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError, RunFolderError
 
 if TYPE_CHECKING:
@@ -89,10 +90,25 @@ def env_kwargs(options: RunOptions) -> dict[str, Any]:
 
 
 def make_environment(options: RunOptions, seed: int) -> BaseEnv:
-    """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process)."""
+    """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process).
+
+    Built-in environments get `num_areas` areas per copy; other families have no areas (a warning says so).
+    """
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
     kwargs = env_kwargs(options)
+    if "num_areas" in kwargs:
+        raise ConfigError(
+            "env_settings.env_args: num_areas is not an environment argument; set env_settings.num_areas "
+            "(--num-areas) instead."
+        )
+    if ":" not in env_name:
+        kwargs["num_areas"] = int(es.num_areas)
+    elif es.num_areas > 1:
+        log.warning(
+            "env_settings.num_areas=%d (--num-areas) has no effect on %s: it has no training areas; "
+            "use --num-envs for more copies.", es.num_areas, env_name,
+        )
     if es.num_envs <= 1:
         return registry.make(env_name, seed=seed, **kwargs)
     from fledge.rollout.workers import EnvPool, RestartBudget
@@ -180,6 +196,9 @@ def run(
     path = check_run_folder(options)
     seed = resolve_seed(stored_seed(path) if resuming_without_seed(options) else options.env_settings.seed)
     own_env = env is None
+    if not own_env and options.env_settings.num_areas > 1:
+        log.warning("env_settings.num_areas=%d (--num-areas) has no effect on an environment passed to run(); "
+                    "build it with its areas instead.", options.env_settings.num_areas)
     env = env if env is not None else make_environment(options, seed)
     try:
         if options.environment_parameters:
@@ -188,6 +207,8 @@ def run(
                 "remove the section from the config."
             )
         env.reset()
+        label = options.env_settings.environment_name if own_env or options.env_settings.env_path else type(env).__name__
+        log.info("%s", describe_layout(env, label))
         for name in env.behavior_specs:
             options.behavior_settings(name)
         configure_torch(options, torch_threads)

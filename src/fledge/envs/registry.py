@@ -1,7 +1,7 @@
 """Environments by name: the built-in numpy tasks, and a hook for prefixed names ("gym:...").
 
 `make("3DBall", seed=1)` builds a ready `BaseEnv`. Built-in names map to `VectorTask` factories and
-give a `VectorTaskEnv`. A name of the form "prefix:rest" goes to the maker registered for that prefix
+give a `VectorTaskEnv`; `make("3DBall", num_areas=4)` gives 4 areas of 12 agents, one batch of 48. A name of the form "prefix:rest" goes to the maker registered for that prefix
 (`register_prefix`); "gym:" and "pettingzoo:" are registered at the end and imported only when used.
 Importing this module does not import torch.
 """
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fledge.envs.api import BaseEnv, BehaviorSpec
 from fledge.envs.builtin.ball3d import Ball3DTask
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
+from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.basic import BasicTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
@@ -45,7 +46,7 @@ class EnvironmentInfo:
     name: str
     description: str
     behavior_specs: str  # one line per behavior: observations and actions
-    num_agents: int | None = None  # default number of agents, where known
+    num_agents: int | None = None  # default number of agents (one area), where known
     max_episode_steps: int | None = None  # decisions before an interruption (0: no limit), where known
     optimal_return: float | None = None  # best mean episode return, where known
 
@@ -83,13 +84,26 @@ def names() -> list[str]:
     return sorted(_BUILTINS)
 
 
-def make(name: str, *, seed: int = 0, num_agents: int | None = None, **kwargs: Any) -> BaseEnv:
-    """A new environment by name. Extra keyword arguments go to the task (e.g. max_episode_steps)."""
+def make(
+    name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: int = 1, **kwargs: Any
+) -> BaseEnv:
+    """A new environment by name. Extra keyword arguments go to the task (e.g. max_episode_steps).
+
+    Built-in environments: `num_areas` copies of the training area stepped as one batch, each with
+    `num_agents` agents (the task's default when None), so `num_areas * num_agents` agents in all.
+    Prefixed families ("gym:", "pettingzoo:") have no areas and refuse `num_areas` other than 1.
+    """
     prefix, sep, rest = name.partition(":")
     if sep:
+        if check_count(name, "num_areas", num_areas) != 1:
+            raise ConfigError(
+                f"Environment '{name}' has no training areas; num_areas={num_areas} cannot apply to it "
+                "(use num_envs for more copies)."
+            )
         maker, _ = _prefix_entry(name, prefix)
         return maker(rest, seed=seed, num_agents=num_agents, **kwargs)
-    return VectorTaskEnv(_make_task(name, num_agents, kwargs), seed=seed)
+    areas = check_count(name, "num_areas", num_areas)
+    return VectorTaskEnv(_make_task(name, num_agents, kwargs, num_areas=areas), seed=seed, num_areas=areas)
 
 
 def describe(name: str) -> EnvironmentInfo:
@@ -116,21 +130,35 @@ def describe(name: str) -> EnvironmentInfo:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def _make_task(name: str, num_agents: int | None, kwargs: dict[str, Any]) -> VectorTask:
+def _make_task(name: str, num_agents: int | None, kwargs: dict[str, Any], *, num_areas: int = 1) -> VectorTask:
+    """The task of a built-in environment; with areas, built for num_areas times the agents of one area."""
     entry = _BUILTINS.get(name)
     if entry is None:
         raise UnknownEnvironmentError(_unknown_message(name))
     if num_agents is not None:
         kwargs = {**kwargs, "num_agents": num_agents}
     params = inspect.signature(entry.factory).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
             accepted = ", ".join(sorted(params)) or "(none)"
             raise ConfigError(
                 f"Environment '{name}' does not accept the argument(s) {', '.join(unknown)}; it accepts: {accepted}."
             )
-    return entry.factory(**kwargs)
+    if num_areas == 1:
+        return entry.factory(**kwargs)
+    if "num_agents" not in params and not takes_any:
+        raise ConfigError(
+            f"Environment '{name}' has a fixed number of agents, so it cannot be built with num_areas={num_areas}; "
+            "use num_envs for more copies."
+        )
+    per_area = kwargs.get("num_agents")
+    if per_area is None:
+        default = params["num_agents"].default if "num_agents" in params else inspect.Parameter.empty
+        per_area = default if default is not inspect.Parameter.empty else entry.factory(**kwargs).num_agents
+    per_area = check_count(name, "num_agents", per_area)
+    return entry.factory(**{**kwargs, "num_agents": per_area * num_areas})
 
 
 def _prefix_entry(name: str, prefix: str) -> tuple[PrefixMaker, str]:

@@ -57,7 +57,8 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
     env = registry.make(config["env_name"], seed=int(config["seed"]), **config.get("env_kwargs", {}))
     env.reset()
     names = list(env.behavior_specs)
-    write_frame(out, wire.encode("specs", {"specs": wire.specs_to_json(dict(env.behavior_specs))}))
+    areas = getattr(env, "num_areas", None)
+    write_frame(out, wire.encode("specs", {"specs": wire.specs_to_json(dict(env.behavior_specs)), "num_areas": areas}))
     send_steps(env, names)
     while True:
         command, values, arrays = wire.decode(read_frame(inp))

@@ -80,6 +80,7 @@ class _Copy:
     specs: dict[str, BehaviorSpec]
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
     stats: dict[str, list[tuple[float, StatsAggregationMethod]]]
+    num_areas: int | None  # training areas of the copy; None when the environment has none
 
     def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
         stats, self.stats = self.stats, {}
@@ -101,6 +102,7 @@ class LocalCopy(_Copy):
         self.stats = {}
         self.env.reset()
         self.specs = dict(env.behavior_specs)
+        self.num_areas = getattr(env, "num_areas", None)
         self._read()
 
     def _read(self) -> None:
@@ -143,6 +145,7 @@ class RemoteCopy(_Copy):
         if command != "specs":
             raise wire.ProtocolError(f"{label}: expected the behavior specs first, got '{command}'")
         self.specs = wire.specs_from_json(values["specs"])
+        self.num_areas = values.get("num_areas")
         self.names = list(self.specs)
         self.finish()
 
@@ -230,6 +233,7 @@ class EnvPool(BaseEnv):
                                       self.template.rate_limit_period_s) for _ in range(self.n)]
         self.copies: list[_Copy] = [self._start(i) for i in range(self.n)]
         self._specs = self.copies[0].specs
+        self.num_areas = self.copies[0].num_areas  # per copy; None when the environment has no areas
         for i, c in enumerate(self.copies[1:], start=1):
             if c.specs != self._specs:
                 raise EnvironmentFault(f"environment copy {i} has other behavior specs than copy 0")
@@ -248,6 +252,10 @@ class EnvPool(BaseEnv):
         from fledge.envs import registry
 
         return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **self.env_kwargs))
+
+    @property
+    def num_copies(self) -> int:
+        return self.n
 
     # -- BaseEnv ----------------------------------------------------------------------------------
     @property

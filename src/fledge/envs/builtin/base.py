@@ -3,6 +3,10 @@
 A built-in task only describes its physics for all agents at once (`VectorTask`); `VectorTaskEnv`
 turns it into a `BaseEnv` with DecisionSteps/TerminalSteps, automatic resets, episode length limits
 (interruptions) and seeding. Agent ids are stable: agent i keeps id i across episodes.
+
+Areas: as a Unity scene holds several copies of its training area, a task built for
+`num_areas * agents_per_area` agents is `num_areas` areas stepped as one numpy batch; area a holds the
+agents (and ids) a * agents_per_area up to (a + 1) * agents_per_area - 1.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
-from fledge.errors import ActionError
+from fledge.envs.builtin._common import check_count
+from fledge.errors import ActionError, ConfigError
 
 
 class VectorTask(abc.ABC):
@@ -60,10 +65,20 @@ class VectorTask(abc.ABC):
 
 
 class VectorTaskEnv(BaseEnv):
-    """A BaseEnv over a VectorTask: the first step() resets; ended agents restart at once."""
+    """A BaseEnv over a VectorTask: the first step() resets; ended agents restart at once.
 
-    def __init__(self, task: VectorTask, *, seed: int = 0) -> None:
+    `num_areas` says how many areas the task's agents form (equal shares, in id order).
+    """
+
+    def __init__(self, task: VectorTask, *, seed: int = 0, num_areas: int = 1) -> None:
+        num_areas = check_count(task.behavior_name, "num_areas", num_areas)
+        if task.num_agents % num_areas:
+            raise ConfigError(
+                f"Environment '{task.behavior_name}': {task.num_agents} agents cannot form {num_areas} equal areas."
+            )
         self.task = task
+        self.num_areas = int(num_areas)
+        self.agents_per_area = task.num_agents // self.num_areas
         self.stats = EnvironmentStats()
         task.stats = self.stats
         self._rng = np.random.default_rng(seed)
