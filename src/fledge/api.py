@@ -22,6 +22,7 @@ import yaml
 from fledge.checkpoints.files import atomic_write_text
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
+from fledge.envs.behavior_id import spec_for_brain
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError, RunFolderError
 
@@ -135,7 +136,7 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
 
 
 def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, seed: int, timers: Timers) -> Trainer:
-    """The trainer of one behavior, chosen by its trainer_type."""
+    """The trainer of one behavior (a brain name: its teams `behavior?team=N` share it), chosen by its trainer_type."""
     from fledge.trainers.base import plain
 
     settings = options.behavior_settings(behavior)
@@ -161,7 +162,7 @@ def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, s
         )
     trainer: Trainer = getattr(module, entry[1])(
         behavior_name=behavior,
-        spec=env.behavior_specs[behavior],
+        spec=spec_for_brain(env.behavior_specs, behavior),
         settings=settings,
         stats=stats,
         seed=seed,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 def effective_settings(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, object]]:
     """Behavior name -> fully resolved TrainerSettings (as plain values)."""
     from fledge import api
+    from fledge.envs.behavior_id import behavior_ids_by_brain
 
     names = list(options.behaviors)
     if build:
@@ -28,7 +29,7 @@ def effective_settings(options: RunOptions, *, build: bool = True) -> dict[str, 
         env = api.make_environment(options, seed)
         try:
             env.reset()
-            names = list(env.behavior_specs)
+            names = list(behavior_ids_by_brain(env.behavior_specs))  # one trainer per brain name
             api.configure_torch(options, 1)
             for name in names:
                 api.make_trainer(options, name, env, StatsReporter([]), seed, Timers())

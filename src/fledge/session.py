@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from fledge.checkpoints.files import atomic_write_text
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
 from fledge.envs.api import BaseEnv, validate_steps
+from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import CheckpointError, EnvironmentFault
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
@@ -154,31 +156,72 @@ class TrainingSession:
         self.checkpoints = CheckpointManager(
             run_dir=path, status=self.status, opset=int(options.checkpoint_settings.onnx_opset)
         )
-        self.trainers: dict[str, Trainer] = {}
-        self.policies: dict[str, TimedPolicy] = {}
-        self.processors: dict[str, AgentProcessor] = {}
-        self.results: dict[str, BehaviorResult] = {}
-        self.next_checkpoint: dict[str, int] = {}
+        self.trainers: dict[str, Trainer] = {}  # one per brain name (a behavior id without '?team=N')
+        self.brain_of: dict[str, str] = {}  # behavior id -> brain name
+        self.policies: dict[str, TimedPolicy] = {}  # per behavior id
+        self.processors: dict[str, AgentProcessor] = {}  # per behavior id
+        self.results: dict[str, BehaviorResult] = {}  # per brain name
+        self.next_checkpoint: dict[str, int] = {}  # per brain name
+        self._group_reward_warned: set[str] = set()
 
     # -- behaviors and their trainers ---------------------------------------------------------------
     def add_new_behaviors(self) -> list[str]:
+        """Connect the behavior ids seen for the first time: a trainer per new brain name, a policy and an
+        agent processor per behavior id (teams of one brain act with and feed its trainer). Returns the new brains."""
         added = []
-        for name, spec in self.env.behavior_specs.items():
-            if name in self.trainers:
+        for behavior_id, spec in self.env.behavior_specs.items():
+            if behavior_id in self.processors:
                 continue
-            trainer = self.make_trainer(self.options, name, self.env, self.stats, self.seed + len(self.trainers), self.timers)
-            self.trainers[name] = trainer
-            self.policies[name] = TimedPolicy(trainer, self.timers)
-            self.processors[name] = AgentProcessor(
+            brain = parse_behavior_id(behavior_id).brain_name
+            trainer = self.trainers.get(brain)
+            if trainer is None:
+                trainer = self.make_trainer(
+                    self.options, brain, self.env, self.stats, self.seed + len(self.trainers), self.timers
+                )
+                self.trainers[brain] = trainer
+                self.results[brain] = BehaviorResult(name=brain, steps=0)
+                self._schedule_checkpoint(brain)
+                added.append(brain)
+            else:
+                self._join_team(behavior_id, brain, spec, trainer)
+            self.brain_of[behavior_id] = brain
+            self.policies[behavior_id] = TimedPolicy(trainer, self.timers)
+            self.processors[behavior_id] = AgentProcessor(
                 spec=spec,
-                time_horizon=self.options.behavior_settings(name).time_horizon,
+                time_horizon=self.options.behavior_settings(brain).time_horizon,
                 n_values=len(trainer.signal_names),
+                on_group_reward=partial(self._warn_group_reward, brain),
             )
-            self.results[name] = BehaviorResult(name=name, steps=0)
-            self._schedule_checkpoint(name)
-            added.append(name)
-            log.info("Connected new behavior: %s (%s)", name, spec.action_spec)
+            log.info("Connected new behavior: %s (%s)", behavior_id, spec.action_spec)
         return added
+
+    def _join_team(self, behavior_id: str, brain: str, spec: Any, trainer: Trainer) -> None:
+        """Another team of a brain that has a trainer: same spec required; one warning per brain (no self-play)."""
+        teams = [b for b, owner in self.brain_of.items() if owner == brain]
+        if spec != self.env.behavior_specs[teams[0]]:
+            raise EnvironmentFault(
+                f"Behaviors '{teams[0]}' and '{behavior_id}' are teams of the brain '{brain}' but have different "
+                "observation or action specs; teams of one brain share one trainer and need the same spec."
+            )
+        if len(teams) == 1:
+            log.warning(
+                "The environment has several teams of '%s' (%s, %s): without self-play, one %s trainer acts for all "
+                "teams and learns from all of them, which does not train adversarial games (self-play is not "
+                "available in this version of fledge).",
+                brain, teams[0], behavior_id, str(trainer.trainer_type).upper(),
+            )
+
+    def _warn_group_reward(self, brain: str) -> None:
+        if brain in self._group_reward_warned:
+            return
+        self._group_reward_warned.add(brain)
+        trainer_type = str(self.trainers[brain].trainer_type).upper()
+        log.warning(
+            "Behavior '%s' receives group rewards. The %s trainer adds them to each agent's own reward but does not "
+            "learn as a group; group rewards are meant for the POCA trainer, which this version of fledge does not "
+            "have.",
+            brain, trainer_type,
+        )
 
     def _schedule_checkpoint(self, name: str) -> None:
         interval = max(1, int(self.options.behavior_settings(name).checkpoint_interval))
@@ -271,7 +314,7 @@ class TrainingSession:
     # -- the loop ---------------------------------------------------------------------------------
     def train(self) -> RunResult:
         env, timers, trainers = self.env, self.timers, self.trainers
-        policies, processors, results = self.policies, self.processors, self.results
+        policies, processors, results, brain_of = self.policies, self.processors, self.results, self.brain_of
         env_block, process_block, observe_block = (
             timers.block("env_step"),
             timers.block("process_steps"),
@@ -293,7 +336,7 @@ class TrainingSession:
         try:
             with stop.installed():
                 while not stop.requested:
-                    if len(env.behavior_specs) != len(trainers):
+                    if len(env.behavior_specs) != len(processors):
                         for name in self.add_new_behaviors():
                             steps_left[name] = int(self.options.behavior_settings(name).max_steps)
                             progress.add(name, max_steps=steps_left[name], step=trainers[name].step)
@@ -302,13 +345,14 @@ class TrainingSession:
                             break
                     elif not any(t.should_train for t in trainers.values()):
                         break
-                    for name, trainer in trainers.items():
+                    for behavior_id, name in brain_of.items():  # name: the brain, whose trainer acts and learns
+                        trainer = trainers[name]
                         with process_block:
-                            decision, terminal = env.get_steps(name)
-                            validate_steps(name, env.behavior_specs[name], decision, terminal)
-                            outcome = processors[name].process(decision, terminal, policies[name])
+                            decision, terminal = env.get_steps(behavior_id)
+                            validate_steps(behavior_id, env.behavior_specs[behavior_id], decision, terminal)
+                            outcome = processors[behavior_id].process(decision, terminal, policies[behavior_id])
                             if outcome.actions is not None:
-                                env.set_actions(name, trainer.env_actions(outcome.actions))
+                                env.set_actions(behavior_id, trainer.env_actions(outcome.actions))
                             if len(outcome.episode_returns):
                                 results[name].add_returns(outcome.episode_returns)
                         if self.inference:

@@ -27,6 +27,7 @@ from fledge.config._base import (
     unknown_key_error,
 )
 from fledge.config.environment_parameters import EnvironmentParameterSettings, normalize_environment_parameters
+from fledge.envs.behavior_id import brain_name
 from fledge.config.sections import (
     DEFAULT_ENV,
     CheckpointSettings,
@@ -417,13 +418,13 @@ class RunOptions(StrictModel):
         return handler(value)
 
     def behavior_settings(self, name: str) -> TrainerSettings:
-        """The settings of behavior `name` (a ``?team=N`` suffix is ignored).
+        """The settings of behavior `name`, by its brain name (a ``?team=N`` suffix is ignored).
 
         A behavior missing from `behaviors` gets a copy of `default_settings`; without
         `default_settings` it gets all defaults if the config named no behaviors at all, and is an
         error otherwise.
         """
-        brain = name.split("?team=", 1)[0]
+        brain = brain_name(name)
         if brain in self.behaviors:
             return self.behaviors[brain]
         if self.default_settings is not None:

@@ -8,11 +8,13 @@ is a URL-style query string; `team` defaults to 0 when absent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple, TypeVar
 from urllib.parse import parse_qs
 
-from fledge.errors import EnvironmentFault
+from fledge.errors import EnvironmentFault, UnknownBehaviorError
+
+T = TypeVar("T")
 
 
 class BehaviorIdentifiers(NamedTuple):
@@ -50,3 +52,15 @@ def behavior_ids_by_brain(behavior_ids: Iterable[str]) -> dict[str, list[str]]:
     for behavior_id in behavior_ids:
         groups.setdefault(parse_behavior_id(behavior_id).brain_name, []).append(behavior_id)
     return groups
+
+
+def spec_for_brain(specs: Mapping[str, T], name: str) -> T:
+    """The spec of behavior `name`, or of the first behavior id of brain `name` (its teams share one spec)."""
+    if name in specs:
+        return specs[name]
+    for behavior_id, spec in specs.items():
+        if brain_name(behavior_id) == name:
+            return spec
+    raise UnknownBehaviorError(
+        f"Unknown behavior '{name}': the environment has {', '.join(specs) or 'no behaviors'}."
+    )

@@ -8,10 +8,13 @@ Each agent id owns a slot in preallocated arrays of `time_horizon` rows. Every s
 4. agents whose trajectory reached `time_horizon` emit it, bootstrapped with the value just computed;
 5. the new decision becomes each agent's pending experience.
 No Python loop over agents runs except when trajectories are emitted (one per trajectory).
+Group rewards are added to each agent's own reward (as ML-Agents' extrinsic signal does); the first
+non-zero one is reported once through `on_group_reward`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,8 +74,18 @@ def allowed_actions(mask: list[np.ndarray] | None) -> np.ndarray | None:
 
 
 class AgentProcessor:
-    def __init__(self, *, spec: BehaviorSpec, time_horizon: int, n_values: int, initial_slots: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        spec: BehaviorSpec,
+        time_horizon: int,
+        n_values: int,
+        initial_slots: int = 16,
+        on_group_reward: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_group_reward` is called once, the first time a step carries a non-zero group reward."""
         self.spec = spec
+        self._on_group_reward = on_group_reward
         self.horizon = int(time_horizon)
         self.n_values = n_values
         self.obs_size = int(sum(int(np.prod(s.shape)) for s in spec.observation_specs))
@@ -174,6 +187,9 @@ class AgentProcessor:
 
     # -- the step ---------------------------------------------------------------------------------
     def process(self, decision: DecisionSteps, terminal: TerminalSteps, policy: ActingPolicy) -> StepOutcome:
+        if self._on_group_reward is not None and (decision.group_reward.any() or terminal.group_reward.any()):
+            self._on_group_reward()
+            self._on_group_reward = None
         trajectories: list[Trajectory] = []
         ep_returns = np.zeros(0)
         ep_lengths = np.zeros(0, dtype=np.int64)
