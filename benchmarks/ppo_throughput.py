@@ -1,9 +1,11 @@
 """PPO training throughput on 3DBall with its default config: agent steps per second and where time goes.
 
 Runs the real training loop (environment + inference + trajectory processing + updates) for a fixed
-number of steps, several times, interleaving 1 and 2 torch threads, and prints medians and ranges.
+number of agent steps, several times, interleaving the settings (training areas x torch threads), and
+prints per run the steps and seconds, then per setting the median and range of agent steps/s.
+Rates use the time inside the loop (set-up excluded); wall-clock seconds per run are shown too.
 
-    .venv/bin/python benchmarks/ppo_throughput.py [--steps 120000] [--repeats 3]
+    .venv/bin/python benchmarks/ppo_throughput.py [--steps 120000] [--repeats 3] [--num-areas 1 4 16] [--threads 1]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import logging
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,12 @@ from fledge.config import build_run_options, load_config_file
 from fledge.configs import shipped_config
 
 
-def options_for(steps: int, results: Path, run_id: str) -> Any:
+def options_for(steps: int, results: Path, run_id: str, num_areas: int = 1) -> Any:
     raw = load_config_file(shipped_config("3DBall"))  # type: ignore[arg-type]
     raw["behaviors"]["3DBall"]["max_steps"] = steps
     raw["behaviors"]["3DBall"]["summary_freq"] = 10**9  # no summaries: measure training only
     raw["checkpoint_settings"] = {"run_id": run_id, "results_dir": str(results), "force": True}
-    raw["env_settings"] = {"seed": 7}
+    raw["env_settings"] = {"seed": 7, "num_areas": num_areas}
     return build_run_options(raw)
 
 
@@ -48,33 +51,46 @@ def parts(timers: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=120_000)
+    parser.add_argument("--steps", type=int, default=120_000, help="agent steps per run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--num-areas", type=int, nargs="+", default=[1, 4, 16], help="3DBall areas of 12 agents")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads (e.g. 1 2)")
     args = parser.parse_args()
     logging.getLogger("fledge").setLevel(logging.WARNING)
-    rates: dict[int, list[float]] = {t: [] for t in args.threads}
-    shares: dict[int, list[dict[str, float]]] = {t: [] for t in args.threads}
+    settings = [(areas, threads) for areas in args.num_areas for threads in args.threads]
+    rates: dict[tuple[int, int], list[float]] = {s: [] for s in settings}
+    counts: dict[tuple[int, int], list[tuple[int, float, float]]] = {s: [] for s in settings}
+    shares: dict[tuple[int, int], list[dict[str, float]]] = {s: [] for s in settings}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            for threads in args.threads:
-                result = api.run(options_for(args.steps, Path(tmp), f"bench{threads}"), torch_threads=threads)
+            for areas, threads in settings:
+                started = time.perf_counter()
+                options = options_for(args.steps, Path(tmp), f"bench{areas}x{threads}", areas)
+                result = api.run(options, torch_threads=threads, display="none")
+                wall = time.perf_counter() - started
                 split = parts(result.timers)
                 loop = sum(split.values())
                 steps = result.behaviors["3DBall"].steps
-                rates[threads].append(steps / loop)
-                shares[threads].append({k: v / loop for k, v in split.items()})
-                print(f"run {rep + 1} threads={threads}: {steps} steps in {loop:.2f} s -> {steps / loop:,.0f} steps/s")
+                rates[areas, threads].append(steps / loop)
+                counts[areas, threads].append((steps, loop, wall))
+                shares[areas, threads].append({k: v / loop for k, v in split.items()})
+                print(
+                    f"run {rep + 1} areas={areas} ({12 * areas} agents) threads={threads}: {steps} agent steps in "
+                    f"{loop:.2f} s of loop ({wall:.2f} s wall) -> {steps / loop:,.0f} agent steps/s"
+                )
     print()
-    print(f"PPO 3DBall default config (12 agents, batch 64, buffer 12000, 3 epochs, 128x2), {args.steps} steps/run")
-    for threads in args.threads:
-        r = rates[threads]
+    print(f"PPO 3DBall default config (batch 64, buffer 12000, 3 epochs, 128x2), {args.steps} agent steps/run")
+    for areas, threads in settings:
+        r = rates[areas, threads]
+        c = counts[areas, threads]
         print(
-            f"  torch threads {threads}: median {statistics.median(r):,.0f} agent steps/s "
-            f"(range {min(r):,.0f} - {max(r):,.0f}, {len(r)} runs)"
+            f"  {areas:>3} area(s) = {12 * areas:>3} agents, torch threads {threads}: "
+            f"median {statistics.median(r):,.0f} agent steps/s (range {min(r):,.0f} - {max(r):,.0f}, {len(r)} runs; median "
+            f"{statistics.median(x[0] for x in c):,.0f} steps in {statistics.median(x[1] for x in c):.2f} s of loop, "
+            f"{statistics.median(x[2] for x in c):.2f} s wall)"
         )
-        for key in shares[threads][0]:
-            vals = [s[key] for s in shares[threads]]
+        for key in shares[areas, threads][0]:
+            vals = [s[key] for s in shares[areas, threads]]
             print(f"      {key:<30} {100 * statistics.median(vals):5.1f} %")
 
 

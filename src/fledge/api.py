@@ -190,7 +190,7 @@ def run(
 
     With `checkpoint_settings.resume` the run continues from its checkpoints; with `inference` it runs
     the trained policies for max_steps steps without training or writing anything. Small networks
-    train fastest on one torch thread (benchmarks/ppo_throughput.py measures 1 vs 2). `display`: "auto"
+    train fastest on one torch thread (`benchmarks/ppo_throughput.py --threads 1 2` compares). `display`: "auto"
     (live progress on a terminal, a plain line every 30 s otherwise), "live", "plain" or "none".
     """
     start = time.time()
@@ -208,7 +208,8 @@ def run(
                 "remove the section from the config."
             )
         env.reset()
-        label = options.env_settings.environment_name if own_env or options.env_settings.env_path else type(env).__name__
+        es = options.env_settings
+        label = es.environment_name if own_env or es.env_path else type(env).__name__
         log.info("%s", describe_layout(env, label))
         for name in env.behavior_specs:
             options.behavior_settings(name)

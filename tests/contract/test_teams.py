@@ -149,7 +149,8 @@ def test_teams_train_one_policy_with_results_under_the_brain_name(
     assert status["Striker"]["final_checkpoint"]["file_path"].endswith("Striker.onnx")
     assert len(warnings_matching(caplog, "several teams")) == 1
     assert not warnings_matching(caplog, "group reward")  # none were paid
-    assert "Environment TwoTeams: 4 agents (behaviors Striker?team=0: 2 agents, Striker?team=1: 2 agents)" in caplog.text
+    layout = "Environment TwoTeams: 4 agents (behaviors Striker?team=0: 2 agents, Striker?team=1: 2 agents)"
+    assert layout in caplog.text
 
     resumed = api.run(options(tmp_path, steps=4000, resume=True), env=TwoTeams(), display="none")
     assert resumed.behaviors["Striker"].steps >= 4000

@@ -1,8 +1,9 @@
 """Environments by name: the built-in numpy tasks, and a hook for prefixed names ("gym:...").
 
 `make("3DBall", seed=1)` builds a ready `BaseEnv`. Built-in names map to `VectorTask` factories and
-give a `VectorTaskEnv`; `make("3DBall", num_areas=4)` gives 4 areas of 12 agents, one batch of 48. A name of the form "prefix:rest" goes to the maker registered for that prefix
-(`register_prefix`); "gym:" and "pettingzoo:" are registered at the end and imported only when used.
+give a `VectorTaskEnv`; `make("3DBall", num_areas=4)` gives 4 areas of 12 agents, one batch of 48.
+A name of the form "prefix:rest" goes to the maker registered for that prefix (`register_prefix`);
+"gym:" and "pettingzoo:" are registered at the end and imported only when used.
 Importing this module does not import torch.
 """
 
