@@ -115,6 +115,17 @@ def test_a_lost_status_adopts_every_unit_and_resume_deletes_none(
     assert all(set(r["sha256"]) == {f"{BEHAVIOR}-{r['steps']}.pt", f"{BEHAVIOR}-{r['steps']}.onnx"} for r in records)
 
 
+def test_a_damaged_status_is_refused_with_the_way_out(tmp_path: Path, trained: Path) -> None:
+    status_path = trained / "run_logs" / "training_status.json"
+    steps = unit_steps(trained)
+    status_path.write_text('{"' + BEHAVIOR + '": {"checkpoints": [')
+    with pytest.raises(CheckpointError, match="is unreadable.*Move it aside and resume again"):
+        api.run(options(tmp_path, max_steps=9000, resume=True), display="none")
+    status_path.rename(status_path.with_suffix(".damaged"))
+    api.run(options(tmp_path, max_steps=steps[-1] + 600, keep=0, resume=True), display="none")
+    assert unit_steps(trained)[:3] == steps
+
+
 def test_only_temporary_files_and_lone_onnx_files_are_removed(trained: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = trained / BEHAVIOR
     steps = unit_steps(trained)

@@ -104,7 +104,7 @@ class CheckpointManager:
         if bad is not None:
             raise CheckpointError(
                 f"Checkpoint {name} was not written: '{bad}' holds NaN or infinite values, so training of "
-                f"'{behavior}' has diverged. The checkpoints written before are intact: lower the learning_rate "
+                f"'{behavior}' has diverged. Checkpoints written before this one are intact: lower the learning_rate "
                 "(or look for huge rewards or observations), then continue from the last good one with --resume."
             )
         if extra_tensors:

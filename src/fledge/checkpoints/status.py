@@ -112,7 +112,10 @@ class TrainingStatus:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"Training status file {path} is unreadable: {exc}") from None
+            raise CheckpointError(
+                f"Training status file {path} is unreadable: {exc}. Move it aside and resume again: the complete "
+                "checkpoint units on disk are then adopted into a new one."
+            ) from None
         if not isinstance(data, dict):
             raise CheckpointError(f"Training status file {path} is not a JSON object.")
         meta = data.get("metadata")
