@@ -64,7 +64,9 @@ def check_run_folder(options: RunOptions) -> Path:
     cp = options.checkpoint_settings
     check_writable_folder(Path(cp.results_dir), "--results-dir")
     if path.exists() and not path.is_dir():
-        raise RunFolderError(f"The run folder {path} is a file, not a folder; choose another --run-id or --results-dir.")
+        raise RunFolderError(
+            f"The run folder {path} is a file, not a folder; choose another --run-id or --results-dir."
+        )
     if cp.resume or cp.inference:
         if not path.is_dir():
             raise RunFolderError(MISSING_MESSAGE.format(path=path))

@@ -346,7 +346,9 @@ class _Policies:
             path = find_onnx(self.run_dir, behavior, self.checkpoint)
             problem = file_problem(path, recorded_sha256(path))
             if problem is not None:
-                raise CheckpointError(f"ONNX model {problem}; play another --checkpoint, or write it again with fledge export.")
+                raise CheckpointError(
+                    f"ONNX model {problem}; play another --checkpoint, or write it again with fledge export."
+                )
             return _OnnxPolicy(path, behavior, spec, self.deterministic)
         if self._named is not None and self._named[0] == behavior:
             path = self._named[1]

@@ -379,7 +379,8 @@ class TrainingSession:
             return write_error(exc.filename or self.path, exc)
         where = "the training loop"
         if failing is not None:
-            where = f"the {self.trainers[failing].trainer_type} trainer of '{failing}' at step {self.trainers[failing].step}"
+            trainer = self.trainers[failing]
+            where = f"the {trainer.trainer_type} trainer of '{failing}' at step {trainer.step}"
         return TrainingError(
             f"Training stopped: {where} raised {type(exc).__name__}: {exc}. A final checkpoint was written for every "
             "behavior whose state could be kept (see the lines above); fix the cause, then continue with --resume "

@@ -66,10 +66,10 @@ def resumed_from(caplog: pytest.LogCaptureFixture) -> str:
     return line
 
 
-def play_back(tmp_path: Path, caplog: pytest.LogCaptureFixture, **checkpoint: Any) -> str:
+def play_back(tmp_path: Path, caplog: pytest.LogCaptureFixture, level: int = logging.INFO, **checkpoint: Any) -> str:
     """--resume --inference: restores exactly as a resume does, writes nothing; returns the restore line."""
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="fledge"):
+    with caplog.at_level(level, logger="fledge"):
         api.run(options(tmp_path, max_steps=20, resume=True, inference=True, **checkpoint))
     return resumed_from(caplog)
 
@@ -160,7 +160,8 @@ def overwrite_64_bytes(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             entry = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
         header = data[entry.header_offset : entry.header_offset + 30]
-        start = entry.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+        start = entry.header_offset + 30 + name_length + extra_length
         assert entry.file_size >= 64
     data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
     path.write_bytes(bytes(data))
@@ -209,7 +210,24 @@ def test_a_damaged_newest_unit_falls_back_with_a_warning_and_is_left_alone(
     records = status_of(trained)[BEHAVIOR]["checkpoints"]
     assert len(records) == 3 and records[-1]["steps"] >= steps[-1] + 1500
     for record in records:
-        load_state(Path(record["auxillary_file_paths"][0]), record["sha256"][Path(record["auxillary_file_paths"][0]).name])
+        pt = Path(record["auxillary_file_paths"][0])
+        load_state(pt, record["sha256"][pt.name])
+
+
+def test_a_status_without_checksums_still_resumes_with_a_debug_note(
+    tmp_path: Path, trained: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    status_path = trained / "run_logs" / "training_status.json"
+    data = status_of(trained)
+    for record in [*data[BEHAVIOR]["checkpoints"], data[BEHAVIOR]["final_checkpoint"]]:
+        del record["sha256"]
+    status_path.write_text(json.dumps(data))
+    steps = unit_steps(trained)
+    line = play_back(tmp_path, caplog, logging.DEBUG)
+    assert f"from step {steps[-1]} " in line
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any("No checksum recorded" in m and f"{BEHAVIOR}-{steps[-1]}.pt" in m for m in debug)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "sha256" in r.getMessage()]
 
 
 def test_resume_from_a_damaged_unit_names_the_reason_and_the_intact_units(tmp_path: Path, trained: Path) -> None:

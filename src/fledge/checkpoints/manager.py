@@ -162,7 +162,8 @@ class CheckpointManager:
         folder = self.folder(behavior)
         if not folder.is_dir():
             return {}
-        listed = {Path(p).name for r in self.status.checkpoints(behavior) for p in [r.file_path, *r.auxillary_file_paths]}
+        records = self.status.checkpoints(behavior)
+        listed = {Path(p).name for r in records for p in [r.file_path, *r.auxillary_file_paths]}
         pattern = re.compile(rf"^{re.escape(behavior)}-(\d+)\.(pt|onnx)$")
         found: dict[int, dict[str, Path]] = {}
         for path in folder.iterdir():
