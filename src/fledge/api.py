@@ -11,15 +11,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from fledge.checkpoints.files import atomic_write_text
+from fledge.checkpoints.files import atomic_write_text, write_error
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import spec_for_brain
@@ -62,6 +64,11 @@ def check_run_folder(options: RunOptions) -> Path:
     """Refuse to overwrite, resume or initialize a run by accident, before anything is written."""
     path = run_folder(options)
     cp = options.checkpoint_settings
+    check_writable_folder(Path(cp.results_dir), "--results-dir")
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(
+            f"The run folder {path} is a file, not a folder; choose another --run-id or --results-dir."
+        )
     if cp.resume or cp.inference:
         if not path.is_dir():
             raise RunFolderError(MISSING_MESSAGE.format(path=path))
@@ -72,6 +79,20 @@ def check_run_folder(options: RunOptions) -> Path:
         if not source.is_dir():
             raise RunFolderError(f"Could not initialize from {source}: no such run folder.")
     return path
+
+
+def check_writable_folder(folder: Path, flag: str) -> None:
+    """Refuse a results folder that cannot hold a run (a file on its path, no permission), before any write."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(
+            f"{flag} {folder}: {existing} is a file, not a folder; choose a folder for the results "
+            "(it is created if it does not exist)."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{flag} {folder}: the folder {existing} is not writable; choose another one.")
 
 
 def env_kwargs(options: RunOptions) -> dict[str, Any]:
@@ -242,12 +263,52 @@ def resuming_without_seed(options: RunOptions) -> bool:
 
 
 def stored_seed(path: Path) -> int:
-    """The seed a run was started with (from its configuration.yaml), or -1 when unknown."""
+    """The seed a run was started with, for a resume without --seed: from its configuration.yaml, else from
+    its training_status.json, else from a checkpoint; -1 (a new seed is drawn) when none has it. Every
+    source but configuration.yaml is named in a warning."""
+    config_path = path / "configuration.yaml"
     try:
-        config = yaml.safe_load((path / "configuration.yaml").read_text(encoding="utf-8"))
-        return int(config["env_settings"]["seed"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return -1
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        seed = config["env_settings"]["seed"]
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+            return seed
+        why = f"it holds no usable env_settings.seed ({seed!r})"
+    except FileNotFoundError:
+        why = "it is missing"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
+        why = f"it is damaged ({type(exc).__name__})"
+    for source, seed in seed_sources(path):
+        if seed is not None:
+            log.warning("%s: %s; resuming with the run's seed %d from %s.", config_path, why, seed, source)
+            return seed
+    log.warning(
+        "%s: %s, and neither training_status.json nor a checkpoint records the seed: a new seed is drawn, so "
+        "the resumed run does not repeat the original one. Pass --seed to choose it.", config_path, why,
+    )
+    return -1
+
+
+def seed_sources(path: Path) -> Iterator[tuple[str, int | None]]:
+    """(source, seed) from the run's status, then from each behavior's newest checkpoint (lazily)."""
+    from fledge.checkpoints.state_io import load_state
+    from fledge.checkpoints.status import TrainingStatus
+    from fledge.errors import CheckpointError
+
+    status_path = path / "run_logs" / "training_status.json"
+    status = TrainingStatus.read_quietly(status_path)
+    yield str(status_path), status.seed if status is not None else None
+    for folder in sorted(p for p in path.iterdir() if p.is_dir() and p.name != "run_logs"):
+        candidates = [folder / "checkpoint.pt"] + sorted(
+            folder.glob(f"{folder.name}-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for candidate in candidates:
+            try:
+                _, run_meta = load_state(candidate)
+            except CheckpointError:
+                continue
+            seed = run_meta.get("seed")
+            yield str(candidate), seed if isinstance(seed, int) and seed >= 0 else None
+            break
 
 
 def prepare_run_folder(options: RunOptions, path: Path, seed: int) -> None:
@@ -255,9 +316,12 @@ def prepare_run_folder(options: RunOptions, path: Path, seed: int) -> None:
     from fledge.config import dump_run_options
 
     cp = options.checkpoint_settings
-    if path.exists() and cp.force and not cp.resume:
-        shutil.rmtree(path)
-    (path / "run_logs").mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and cp.force and not cp.resume:
+            shutil.rmtree(path)
+        (path / "run_logs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc.filename or path, exc) from None
     resolved = options.model_copy(deep=True)
     resolved.env_settings.seed = seed
     text = dump_run_options(resolved)

@@ -35,5 +35,16 @@ class RunFolderError(FledgeError):
     """The results folder of a run is in a state that forbids the requested action."""
 
 
+class WriteError(RunFolderError):
+    """A file of the run could not be written (disk full, file size limit, read-only disk, no permission).
+
+    The file's previous version and every checkpoint written before are left intact.
+    """
+
+
+class TrainingError(FledgeError):
+    """A trainer failed while training; final checkpoints were written where the state was safe to keep."""
+
+
 class CheckpointError(FledgeError):
     """A checkpoint file is missing, truncated, foreign or does not fit the run's networks."""

@@ -340,7 +340,16 @@ class _Policies:
 
     def _load(self, behavior: str, spec: BehaviorSpec) -> _TorchPolicy | _OnnxPolicy:
         if self.use_onnx:
-            return _OnnxPolicy(find_onnx(self.run_dir, behavior, self.checkpoint), behavior, spec, self.deterministic)
+            from fledge.checkpoints.files import file_problem
+            from fledge.checkpoints.status import recorded_sha256
+
+            path = find_onnx(self.run_dir, behavior, self.checkpoint)
+            problem = file_problem(path, recorded_sha256(path))
+            if problem is not None:
+                raise CheckpointError(
+                    f"ONNX model {problem}; play another --checkpoint, or write it again with fledge export."
+                )
+            return _OnnxPolicy(path, behavior, spec, self.deterministic)
         if self._named is not None and self._named[0] == behavior:
             path = self._named[1]
         else:

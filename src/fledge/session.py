@@ -4,7 +4,9 @@
 checkpoint manager of a run. It restores trainers (resume, initialize-from) before anything is
 written, checkpoints every `checkpoint_interval` steps, and ends with a final checkpoint on
 completion, Ctrl-C or SIGTERM (signals only ask the loop to stop at the next step boundary, so the
-state saved is always consistent; a second Ctrl-C stops at once).
+state saved is always consistent; a second Ctrl-C stops at once). When anything raises inside the loop
+(an environment, a trainer's update, a full disk), every behavior whose state is safe to keep gets a
+final checkpoint and the run ends with one clear FledgeError (`TrainingError` for a trainer's failure).
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import numpy as np
 import torch
 
 from fledge import __version__
-from fledge.checkpoints.files import atomic_write_text
+from fledge.checkpoints.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
-from fledge.errors import CheckpointError, EnvironmentFault
+from fledge.errors import CheckpointError, FledgeError, TrainingError
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
@@ -153,6 +155,7 @@ class TrainingSession:
         status_path = path / "run_logs" / "training_status.json"
         resuming = bool(options.checkpoint_settings.resume or self.inference)
         self.status = TrainingStatus.load(status_path) if resuming else TrainingStatus(status_path)
+        self.status.seed = seed
         self.checkpoints = CheckpointManager(
             run_dir=path, status=self.status, opset=int(options.checkpoint_settings.onnx_opset)
         )
@@ -381,10 +384,13 @@ class TrainingSession:
             interrupted = True
             consistent = False
             log.warning("Stopped at once: the run keeps its last checkpoint; no final checkpoint was written.")
-        except EnvironmentFault:
-            if consistent:
-                self._finish(final=True)
-            raise
+        except Exception as exc:
+            failing = None if consistent else name  # the behavior whose trainer raised inside observe/update
+            error = self._error_of(exc, failing)
+            self._finish_after_error(failing)
+            if error is exc:
+                raise
+            raise error from exc
         interrupted = interrupted or stop.requested
         if stop.requested:
             log.info("Learning was interrupted (%s). Saving the run.", stop.reason)
@@ -408,6 +414,49 @@ class TrainingSession:
                         self.stats.set_stat(name, key, value)
                     else:
                         self.stats.add_stat(name, key, value, aggregation)
+
+    def _error_of(self, exc: Exception, failing: str | None) -> Exception:
+        """The one clear error a user sees for an exception that stopped the loop."""
+        if isinstance(exc, FledgeError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            return write_error(exc.filename or self.path, exc)
+        where = "the training loop"
+        if failing is not None:
+            trainer = self.trainers[failing]
+            where = f"the {trainer.trainer_type} trainer of '{failing}' at step {trainer.step}"
+        return TrainingError(
+            f"Training stopped: {where} raised {type(exc).__name__}: {exc}. A final checkpoint was written for every "
+            "behavior whose state could be kept (see the lines above); fix the cause, then continue with --resume "
+            "(add --debug to see where it was raised)."
+        )
+
+    def _finish_after_error(self, failing: str | None) -> None:
+        """Close the run after an error: a final checkpoint of every behavior whose state is safe to keep.
+
+        An update is a sequence of whole optimiser steps (each one fused in-place kernel call), so a
+        trainer that raised inside observe/update holds the weights and optimiser moments of its last
+        whole step, which fit each other and its step count: it is saved like the others (its unused
+        buffer is not part of a checkpoint), unless a tensor is NaN or inf, which the checkpoint manager
+        refuses. Nothing here may hide the error that stopped the run."""
+        self.progress.close()
+        for name, trainer in self.trainers.items():
+            self.results[name].steps = trainer.step
+            if self.inference:
+                continue
+            try:
+                if name != failing:
+                    trainer.finish()
+                self.save_checkpoint(trainer, final=True)
+                log.info("Saved a final checkpoint of '%s' at step %d.", name, trainer.step)
+            except Exception as exc:  # noqa: BLE001 - reported, and the first error is the one raised
+                log.warning("No final checkpoint of '%s' was written: %s", name, exc)
+        try:
+            self.stats.close()
+            if not self.inference:
+                atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(self.timers.to_dict(), indent=4))
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("Could not close the run's statistics: %s", exc)
 
     def _finish(self, *, final: bool) -> None:
         self.progress.close()

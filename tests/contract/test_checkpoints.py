@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import re
@@ -22,7 +23,8 @@ from fledge.stats import StatsReporter
 from fledge.trainers.ppo.trainer import PPOTrainer
 
 BEHAVIOR = "MoveToGoal1D-Continuous"
-RECORD_KEYS = {"steps", "file_path", "reward", "creation_time", "auxillary_file_paths"}
+RECORD_KEYS = {"steps", "file_path", "reward", "creation_time", "auxillary_file_paths"}  # ML-Agents' keys
+FLEDGE_RECORD_KEYS = {"sha256"}  # fledge's addition: the digest of the record's .onnx and .pt
 
 
 def options(tmp_path: Path, *, max_steps: int = 3000, hidden: int = 16, **checkpoint: Any) -> Any:
@@ -48,13 +50,19 @@ def test_status_file_schema_and_units_on_disk(tmp_path: Path) -> None:
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     assert set(status) == {BEHAVIOR, "metadata"}
     assert status["metadata"]["stats_format_version"] == "0.3.0"
-    assert set(status["metadata"]) == {"stats_format_version", "mlagents_version", "torch_version", "fledge_version"}
+    assert set(status["metadata"]) == {"stats_format_version", "mlagents_version", "torch_version", "fledge_version",
+                                       "seed"}
+    assert status["metadata"]["seed"] == 3
     entry = status[BEHAVIOR]
     assert set(entry) == {"checkpoints", "final_checkpoint"}
     records = entry["checkpoints"]
     assert len(records) == 2  # keep_checkpoints
     for record in records + [entry["final_checkpoint"]]:
-        assert set(record) == RECORD_KEYS
+        assert set(record) == RECORD_KEYS | FLEDGE_RECORD_KEYS
+        files = [Path(record["file_path"]), *map(Path, record["auxillary_file_paths"])]
+        assert set(record["sha256"]) == {p.name for p in files}
+        for path in files:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"][path.name]
         assert isinstance(record["steps"], int) and isinstance(record["creation_time"], float)
         assert record["reward"] is None or isinstance(record["reward"], float)
         assert Path(record["file_path"]).is_file()

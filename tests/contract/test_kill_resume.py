@@ -1,7 +1,9 @@
 """A run killed at any moment resumes: SIGKILL at random moments, --resume each time, SIGINT at the end.
 
-After every kill the status file parses and every entry names files that exist; after a resume no
-orphan .pt/.onnx or temporary file remains; SIGINT leaves B.onnx and a final_checkpoint.
+After every kill the status file parses and every entry names files that exist; the resume starts from
+the newest complete unit on disk (a kill between writing a unit's files and listing it in the status
+leaves a complete unit, which the resume adopts); after a resume no orphan .pt/.onnx or temporary file
+remains; SIGINT leaves B.onnx and a final_checkpoint.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def check_status(run: Path) -> list[int]:
     return steps
 
 
+def newest_complete_unit(run: Path) -> int:
+    """The highest step whose .pt and .onnx are both on disk."""
+    folder = run / BEHAVIOR
+    steps = [int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{BEHAVIOR}-*.pt")]
+    return max(s for s in steps if (folder / f"{BEHAVIOR}-{s}.onnx").is_file())
+
+
 def check_no_orphans(run: Path) -> None:
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     named = set()
@@ -87,10 +96,12 @@ def test_sigkill_at_random_moments_then_resume_then_sigint(tmp_path: Path) -> No
     proc.wait()
     last = check_status(run)
     for _ in range(4):
+        newest = newest_complete_unit(run)
+        assert newest >= max(last)
         proc = start(tmp_path, "--resume")
         line = wait_for(proc, r"Resuming training of .* from step \d+")
         resumed_at = int(re.search(r"from step (\d+)", line).group(1))  # type: ignore[union-attr]
-        assert resumed_at == max(last)  # the newest unit the status names
+        assert resumed_at == newest  # the newest unit the status names, or a complete one it adopted
         wait_for(proc, r"Exported .*\.onnx")
         time.sleep(rng.uniform(0.0, 1.0))
         proc.kill()

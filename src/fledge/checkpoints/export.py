@@ -2,6 +2,8 @@
 
 The policy is rebuilt from the run's configuration.yaml (network settings) and the checkpoint's
 fingerprint (observation shapes, action spec, trainer type), loaded with its weights, and exported.
+The .pt is checked against the sha256 the run's training_status.json records for it; when the export
+replaces a unit's .onnx, the status records the new file's sha256.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from fledge.checkpoints.files import sha256_file
 from fledge.checkpoints.state_io import load_state
+from fledge.checkpoints.status import TrainingStatus, recorded_sha256
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, RunFolderError
 from fledge.trainers.base import trainer_part
@@ -50,7 +54,7 @@ def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[n
     from fledge.stats import StatsReporter
     from fledge.stats.timers import Timers
 
-    state, _ = load_state(path)
+    state, _ = load_state(path, recorded_sha256(path))
     fp = state.meta.get("fingerprint")
     if not isinstance(fp, dict):
         raise CheckpointError(f"{path} has no fingerprint (observation and action shapes); cannot rebuild the policy.")
@@ -88,4 +92,14 @@ def export_checkpoints(
         export_onnx(trainer.actor_graph(), target, opset=opset)
         log.info("Exported %s from %s (opset %d).", target, path, opset)
         written.append(target)
+        record_new_checksum(run_dir, behavior, target)
     return written
+
+
+def record_new_checksum(run_dir: Path, behavior: str, target: Path) -> None:
+    """Keep the status's sha256 of a unit's .onnx true after the file was written again."""
+    if target.parent.resolve() != (run_dir / behavior).resolve():
+        return
+    status = TrainingStatus.read_quietly(run_dir / "run_logs" / "training_status.json")
+    if status is not None and status.set_checksum(behavior, target.name, sha256_file(target)):
+        status.write()

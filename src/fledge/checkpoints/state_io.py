@@ -3,7 +3,8 @@
 Layout (a torch.save'd dict of plain types only): {"format": "fledge-trainer-state", "version": 1,
 "meta": <JSON text>, "run": <JSON text>, "tensors": {name: tensor}}. Loading uses
 torch.load(weights_only=True), which refuses anything that would run code: a crafted file cannot
-execute, it is reported as not a fledge checkpoint.
+execute, it is reported as not a fledge checkpoint. When the run's training_status.json records the
+file's sha256, the bytes read are checked against it before anything is decoded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fledge.checkpoints.files import atomic_write_bytes
+from fledge.checkpoints.files import atomic_write_bytes, file_problem
 from fledge.errors import CheckpointError
 from fledge.trainers.base import TrainerState
 
@@ -44,13 +45,22 @@ def save_state(path: Path, state: TrainerState, run_meta: dict[str, Any]) -> byt
     return data
 
 
-def load_state(path: Path) -> tuple[TrainerState, dict[str, Any]]:
-    """Read a checkpoint; every way it can be wrong is one CheckpointError naming the file."""
+def load_state(path: Path, expected_sha256: str | None = None) -> tuple[TrainerState, dict[str, Any]]:
+    """Read a checkpoint; every way it can be wrong is one CheckpointError naming the file.
+
+    `expected_sha256`: the digest recorded for the file; a file that does not match is refused."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"Checkpoint {path} cannot be read: {exc.strerror}.") from None
+    problem = file_problem(path, expected_sha256, data)
+    if problem is not None:
+        raise CheckpointError(f"Checkpoint {problem}.")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"Checkpoint {path} was refused: it holds objects other than tensors and plain values ({exc}). "
