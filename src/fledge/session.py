@@ -33,7 +33,7 @@ from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
-from fledge.errors import CheckpointError, FledgeError, TrainingError
+from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
