@@ -25,9 +25,11 @@ import numpy as np
 import torch
 
 from fledge import __version__
+from fledge.checkpoints import run_fit
 from fledge.checkpoints.files import atomic_write_text
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
+from fledge.config.sections import DEFAULT_ENV
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.errors import CheckpointError, EnvironmentFault
 from fledge.rollout.processor import AgentProcessor
@@ -192,19 +194,22 @@ class TrainingSession:
                 f"--resume-from {resume_from}: no behavior of this run is called that way "
                 f"(behaviors: {', '.join(self.trainers)}); use <behavior>-<step>."
             )
+        flag = "--inference" if self.inference else "--resume"
+        env_name = str(self.options.env_settings.env_path or DEFAULT_ENV)
         for name, trainer in self.trainers.items():
             chosen = resume_from if resume_from and resume_from.startswith(f"{name}-") else None
             path = self.checkpoints.resume_path(name, chosen)
             if path is None:
-                raise CheckpointError(
-                    f"Nothing to resume for behavior '{name}': no checkpoint in {self.checkpoints.folder(name)}. "
-                    "Start again with --force, or pick another run."
-                )
+                raise CheckpointError(run_fit.missing_checkpoint_message(
+                    checkpoints=self.checkpoints, behavior=name, specs=self.env.behavior_specs, flag=flag,
+                    env_name=env_name,
+                ))
             state, run_meta = self.checkpoints.load(path)
             try:
                 trainer.set_state(trainer_part(state))
             except CheckpointError as exc:
-                raise CheckpointError(f"{path}: {exc}") from None
+                advice = run_fit.how_to_go_on(self.path, flag, env_name)
+                raise CheckpointError(f"{path}: {exc}\n{advice}") from None
             self._restore_random_state(state.tensors, run_meta)
             trainer.load_auxiliary(self.checkpoints.folder(name))
             self._schedule_checkpoint(name)

@@ -18,6 +18,7 @@ from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.size import building, check_size, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -104,15 +105,24 @@ class PPOTrainer:
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
         self.deterministic = deterministic or bool(settings.network_settings.deterministic)
         net = settings.network_settings
-        self.model = ActorCritic(
-            obs_size=vector_observation_size(spec, behavior_name),
-            action_spec=spec.action_spec,
-            shape=NetworkShape(
-                hidden_units=int(net.hidden_units), num_layers=int(net.num_layers), normalize=bool(net.normalize)
-            ),
-            value_names=self.signal_names,
-            shared_critic=self.hp.shared_critic,
+        obs_size = vector_observation_size(spec, behavior_name)
+        size = dict(behavior=behavior_name, hidden_units=int(net.hidden_units), num_layers=int(net.num_layers))
+        size["parameters"] = mlp_parameters(
+            n_in=obs_size, hidden=int(net.hidden_units), num_layers=int(net.num_layers),
+            n_out=spec.action_spec.continuous_size + sum(spec.action_spec.discrete_branches) + len(self.signal_names),
+            copies=1 if self.hp.shared_critic else 2,
         )
+        check_size(**size)
+        with building(**size):
+            self.model = ActorCritic(
+                obs_size=obs_size,
+                action_spec=spec.action_spec,
+                shape=NetworkShape(
+                    hidden_units=int(net.hidden_units), num_layers=int(net.num_layers), normalize=bool(net.normalize)
+                ),
+                value_names=self.signal_names,
+                shared_critic=self.hp.shared_critic,
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)

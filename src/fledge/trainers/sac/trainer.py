@@ -43,6 +43,7 @@ from fledge.errors import CheckpointError, ConfigError
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.numpy_actor import ActOutput
+from fledge.networks.size import building, check_size, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -66,6 +67,7 @@ log = logging.getLogger("fledge")
 
 REPLAY_BUFFER_FILE = "last_replay_buffer.hdf5"
 ADAM_STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
+WEIGHT_PARTS = ("policy", "q", "value", "target_value", "entropy")  # what initialize-from copies
 UPDATE_CHUNK = 256  # minibatches sampled and prepared at once
 
 
@@ -140,16 +142,24 @@ class SACTrainer:
             n_signals=len(self.signal_names),
         )
         self.rng = np.random.default_rng(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.rng.integers(2**63)))
-            self.nets = SACNetworks(self.shape)
-        self.updater = SACUpdater(
-            self.nets,
-            gammas=self.gammas,
-            tau=self.hp.tau,
-            init_entcoef=self.hp.init_entcoef,
-            lr=self.hp.learning_rate,
+        shape = self.shape
+        size = dict(behavior=behavior_name, hidden_units=shape.hidden_units, num_layers=shape.num_layers)
+        size["parameters"] = mlp_parameters(  # actor, twin Q, value and target value networks
+            n_in=shape.q_input, hidden=shape.hidden_units, num_layers=shape.num_layers,
+            n_out=2 * shape.continuous_size + shape.n_logits + shape.n_signals * shape.q_columns, copies=5,
         )
+        check_size(**size)
+        with building(**size):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(self.rng.integers(2**63)))
+                self.nets = SACNetworks(self.shape)
+            self.updater = SACUpdater(
+                self.nets,
+                gammas=self.gammas,
+                tau=self.hp.tau,
+                init_entcoef=self.hp.init_entcoef,
+                lr=self.hp.learning_rate,
+            )
         self.torch_generator = torch.Generator().manual_seed(int(self.rng.integers(2**63)))
         self.actor = NumpySACActor(self.nets, rng=np.random.default_rng(self.rng.integers(2**63)))
         self.buffer = ReplayBuffer(
@@ -395,14 +405,16 @@ class SACTrainer:
         return TrainerState(tensors=tensors, meta=meta)
 
     def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
-        """Restore everything (resume), or with weights_only only the "policy." tensors (actor and normaliser).
+        """Restore everything (resume), or with weights_only (initialize-from) the whole learned agent: actor
+        and normaliser, twin Q, value and target value networks and the entropy coefficients, but not the
+        optimiser state, the step or the replay buffer (a new run starts at step 0 with fresh optimisers).
 
         Every name and shape is checked before anything is changed; a mismatch raises CheckpointError.
         """
         live = self._live_tensors()
         if weights_only:
-            live = {k: v for k, v in live.items() if k.startswith("policy.")}
-            given = {k: v for k, v in state.tensors.items() if k.startswith("policy.")}
+            live = {k: v for k, v in live.items() if k.split(".", 1)[0] in WEIGHT_PARTS}
+            given = {k: v for k, v in state.tensors.items() if k.split(".", 1)[0] in WEIGHT_PARTS}
         else:
             given = dict(state.tensors)
         missing = sorted(set(live) - set(given))
@@ -429,6 +441,11 @@ class SACTrainer:
             for key, target in live.items():
                 target.copy_(given[key])
         if weights_only:
+            log.info(
+                "Behavior '%s': copied the actor (with its normaliser), twin Q, value and target value networks "
+                "and the entropy coefficients; the optimisers, step count and replay buffer start fresh.",
+                self.name,
+            )
             return
         meta = state.meta
         self.step = int(meta.get("step", 0))
