@@ -74,6 +74,7 @@ class RunResult:
     behaviors: dict[str, BehaviorResult]
     interrupted: bool = False
     timers: dict[str, Any] = field(default_factory=dict)
+    stop_signal: int | None = None  # the signal that stopped the run (SIGINT or SIGTERM), None otherwise
 
 
 class TimedPolicy:
@@ -98,11 +99,13 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.reason = ""
+        self.signum: int | None = None
 
     def handle(self, signum: int, _frame: object) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         self.reason = signal.Signals(signum).name
         log.info("%s received: finishing the step and saving the run (press Ctrl-C again to stop at once).", self.reason)
 
@@ -340,6 +343,7 @@ class TrainingSession:
                                 processors[name].forget(ids)
         except KeyboardInterrupt:
             interrupted = True
+            stop.signum = signal.SIGINT
             consistent = False
             log.warning("Stopped at once: the run keeps its last checkpoint; no final checkpoint was written.")
         except EnvironmentFault:
@@ -357,6 +361,7 @@ class TrainingSession:
             behaviors=results,
             interrupted=interrupted,
             timers=timers.to_dict(),
+            stop_signal=int(stop.signum) if stop.signum is not None else None,
         )
 
     def _record_environment_stats(self, custom: dict[str, list[tuple[float, Any]]]) -> None:

@@ -1,10 +1,10 @@
 """Refuse networks too large to build, before and while building them, with a ConfigError naming the key.
 
 `mlp_parameters` estimates a trainer's parameter count from the observation size, hidden_units,
-num_layers and outputs; `check_size` refuses an estimate above `MAX_PARAMETERS` or one whose training
-state (weights, gradients, two Adam moments: 16 bytes a parameter) exceeds the machine's memory,
-without trying to allocate it; `building` turns an allocation failure during construction into the
-same error (true on any machine, whatever the estimate missed).
+num_layers and outputs; `NetworkSize.check` refuses an estimate above `MAX_PARAMETERS` or one whose
+training state (weights, gradients, two Adam moments: 16 bytes a parameter) exceeds the machine's
+memory, without trying to allocate it; `NetworkSize.building` turns an allocation failure during
+construction into the same error (true on any machine, whatever the estimate missed).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -45,31 +46,37 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:,.1f} GiB"
 
 
-def _refusal(behavior: str, hidden_units: int, num_layers: int, parameters: int, why: str) -> ConfigError:
-    key = f"behaviors.{behavior}.network_settings.hidden_units"
-    return ConfigError(
-        f"{key}: {hidden_units} (with num_layers {num_layers}) makes networks of about {parameters:,} parameters "
-        f"({_gib(parameters * BYTES_PER_PARAMETER)} to train); {why}. Lower hidden_units (typical values: 32 to 512)."
-    )
+@dataclass(frozen=True)
+class NetworkSize:
+    """The networks a trainer is about to build: the settings that size them and the estimated parameters."""
 
+    behavior: str
+    hidden_units: int
+    num_layers: int
+    parameters: int
 
-def check_size(*, behavior: str, hidden_units: int, num_layers: int, parameters: int) -> None:
-    """Refuse an estimated size that cannot be trained, before anything is allocated."""
-    if parameters > MAX_PARAMETERS:
-        raise _refusal(behavior, hidden_units, num_layers, parameters, f"above the limit of {MAX_PARAMETERS:,} parameters")
-    memory = physical_memory()
-    if memory is not None and parameters * BYTES_PER_PARAMETER > memory:
-        raise _refusal(behavior, hidden_units, num_layers, parameters, f"this machine has {_gib(memory)} of memory")
+    def refusal(self, why: str) -> ConfigError:
+        key = f"behaviors.{self.behavior}.network_settings.hidden_units"
+        return ConfigError(
+            f"{key}: {self.hidden_units} (with num_layers {self.num_layers}) makes networks of about "
+            f"{self.parameters:,} parameters ({_gib(self.parameters * BYTES_PER_PARAMETER)} to train); {why}. "
+            "Lower hidden_units (typical values: 32 to 512)."
+        )
 
+    def check(self) -> None:
+        """Refuse an estimated size that cannot be trained, before anything is allocated."""
+        if self.parameters > MAX_PARAMETERS:
+            raise self.refusal(f"above the limit of {MAX_PARAMETERS:,} parameters")
+        memory = physical_memory()
+        if memory is not None and self.parameters * BYTES_PER_PARAMETER > memory:
+            raise self.refusal(f"this machine has {_gib(memory)} of memory")
 
-@contextmanager
-def building(*, behavior: str, hidden_units: int, num_layers: int, parameters: int) -> Iterator[None]:
-    """Network construction; an allocation failure inside becomes a ConfigError naming hidden_units."""
-    try:
-        yield
-    except (MemoryError, RuntimeError) as exc:
-        if not (isinstance(exc, _OUT_OF_MEMORY) or "alloc" in str(exc).lower()):
-            raise
-        raise _refusal(
-            behavior, hidden_units, num_layers, parameters, f"allocating them failed ({type(exc).__name__})"
-        ) from None
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """Network construction; an allocation failure inside becomes a ConfigError naming hidden_units."""
+        try:
+            yield
+        except (MemoryError, RuntimeError) as exc:
+            if not (isinstance(exc, _OUT_OF_MEMORY) or "alloc" in str(exc).lower()):
+                raise
+            raise self.refusal(f"allocating them failed ({type(exc).__name__})") from None

@@ -18,7 +18,7 @@ from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
-from fledge.networks.size import building, check_size, mlp_parameters
+from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -106,14 +106,19 @@ class PPOTrainer:
         self.deterministic = deterministic or bool(settings.network_settings.deterministic)
         net = settings.network_settings
         obs_size = vector_observation_size(spec, behavior_name)
-        size = dict(behavior=behavior_name, hidden_units=int(net.hidden_units), num_layers=int(net.num_layers))
-        size["parameters"] = mlp_parameters(
-            n_in=obs_size, hidden=int(net.hidden_units), num_layers=int(net.num_layers),
-            n_out=spec.action_spec.continuous_size + sum(spec.action_spec.discrete_branches) + len(self.signal_names),
-            copies=1 if self.hp.shared_critic else 2,
+        outputs = spec.action_spec.continuous_size + sum(spec.action_spec.discrete_branches) + len(self.signal_names)
+        self.network_size = size = NetworkSize(
+            behavior=behavior_name,
+            hidden_units=int(net.hidden_units),
+            num_layers=int(net.num_layers),
+            parameters=mlp_parameters(
+                n_in=obs_size, hidden=int(net.hidden_units), num_layers=int(net.num_layers),
+                n_out=outputs,
+                copies=1 if self.hp.shared_critic else 2,
+            ),
         )
-        check_size(**size)
-        with building(**size):
+        size.check()
+        with size.building():
             self.model = ActorCritic(
                 obs_size=obs_size,
                 action_spec=spec.action_spec,

@@ -43,7 +43,7 @@ from fledge.errors import CheckpointError, ConfigError
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.numpy_actor import ActOutput
-from fledge.networks.size import building, check_size, mlp_parameters
+from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -143,13 +143,17 @@ class SACTrainer:
         )
         self.rng = np.random.default_rng(seed)
         shape = self.shape
-        size = dict(behavior=behavior_name, hidden_units=shape.hidden_units, num_layers=shape.num_layers)
-        size["parameters"] = mlp_parameters(  # actor, twin Q, value and target value networks
-            n_in=shape.q_input, hidden=shape.hidden_units, num_layers=shape.num_layers,
-            n_out=2 * shape.continuous_size + shape.n_logits + shape.n_signals * shape.q_columns, copies=5,
+        self.network_size = size = NetworkSize(
+            behavior=behavior_name,
+            hidden_units=shape.hidden_units,
+            num_layers=shape.num_layers,
+            parameters=mlp_parameters(  # actor, twin Q, value and target value networks
+                n_in=shape.q_input, hidden=shape.hidden_units, num_layers=shape.num_layers,
+                n_out=2 * shape.continuous_size + shape.n_logits + shape.n_signals * shape.q_columns, copies=5,
+            ),
         )
-        check_size(**size)
-        with building(**size):
+        size.check()
+        with size.building():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(self.rng.integers(2**63)))
                 self.nets = SACNetworks(self.shape)
