@@ -20,7 +20,7 @@ class Snapshot:
     """Copies of live tensors, restored into the same tensor objects by `restore()`."""
 
     def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
-        self.live = [t for t in tensors]
+        self.live = list(tensors)
         with torch.no_grad():
             self.saved = [t.detach().clone() for t in self.live]
 
