@@ -43,6 +43,10 @@ EXISTS_MESSAGE = (
 MISSING_MESSAGE = (
     "Previous data from this run ID was not found at {path}. Train a new run by removing the --resume flag."
 )
+INFERENCE_MISSING_MESSAGE = (
+    "--inference: no run was found at {path}. --inference runs the policies of a trained run (its folder with "
+    "at least one checkpoint): check --run-id and --results-dir, or train the run first (without --inference)."
+)
 
 TRAINER_CLASSES = {
     "ppo": ("fledge.trainers.ppo.trainer", "PPOTrainer"),
@@ -71,7 +75,7 @@ def check_run_folder(options: RunOptions) -> Path:
         )
     if cp.resume or cp.inference:
         if not path.is_dir():
-            raise RunFolderError(MISSING_MESSAGE.format(path=path))
+            raise RunFolderError((INFERENCE_MISSING_MESSAGE if cp.inference else MISSING_MESSAGE).format(path=path))
     elif path.exists() and not cp.force:
         raise RunFolderError(EXISTS_MESSAGE.format(path=path))
     if cp.initialize_from is not None:

@@ -48,3 +48,7 @@ class TrainingError(FledgeError):
 
 class CheckpointError(FledgeError):
     """A checkpoint file is missing, truncated, foreign or does not fit the run's networks."""
+
+
+class TrainingDivergedError(FledgeError):
+    """A trainer found Inf or NaN in its losses or weights after an update; the update was not kept."""

@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from fledge import __version__
+from fledge.checkpoints import run_fit
 from fledge.checkpoints.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
+from fledge.config.sections import DEFAULT_ENV
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
@@ -76,6 +78,7 @@ class RunResult:
     behaviors: dict[str, BehaviorResult]
     interrupted: bool = False
     timers: dict[str, Any] = field(default_factory=dict)
+    stop_signal: int | None = None  # the signal that stopped the run (SIGINT or SIGTERM), None otherwise
 
 
 class TimedPolicy:
@@ -100,11 +103,13 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.reason = ""
+        self.signum: int | None = None
 
     def handle(self, signum: int, _frame: object) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         self.reason = signal.Signals(signum).name
         log.info("%s received: finishing the step and saving the run (press Ctrl-C again to stop at once).", self.reason)
 
@@ -238,19 +243,22 @@ class TrainingSession:
                 f"--resume-from {resume_from}: no behavior of this run is called that way "
                 f"(behaviors: {', '.join(self.trainers)}); use <behavior>-<step>."
             )
+        flag = "--inference" if self.inference else "--resume"
+        env_name = str(self.options.env_settings.env_path or DEFAULT_ENV)
         for name, trainer in self.trainers.items():
             chosen = resume_from if resume_from and resume_from.startswith(f"{name}-") else None
             path = self.checkpoints.resume_path(name, chosen)
             if path is None:
-                raise CheckpointError(
-                    f"Nothing to resume for behavior '{name}': no checkpoint in {self.checkpoints.folder(name)}. "
-                    "Start again with --force, or pick another run."
-                )
+                raise CheckpointError(run_fit.missing_checkpoint_message(
+                    checkpoints=self.checkpoints, behavior=name, specs=self.env.behavior_specs, flag=flag,
+                    env_name=env_name,
+                ))
             state, run_meta = self.checkpoints.load(path)
             try:
                 trainer.set_state(trainer_part(state))
             except CheckpointError as exc:
-                raise CheckpointError(f"{path}: {exc}") from None
+                advice = run_fit.how_to_go_on(self.path, flag, env_name)
+                raise CheckpointError(f"{path}: {exc}\n{advice}") from None
             self._restore_random_state(state.tensors, run_meta)
             trainer.load_auxiliary(self.checkpoints.folder(name))
             self._schedule_checkpoint(name)
@@ -382,6 +390,7 @@ class TrainingSession:
                                 processors[name].forget(ids)
         except KeyboardInterrupt:
             interrupted = True
+            stop.signum = signal.SIGINT
             consistent = False
             log.warning("Stopped at once: the run keeps its last checkpoint; no final checkpoint was written.")
         except Exception as exc:
@@ -402,6 +411,7 @@ class TrainingSession:
             behaviors=results,
             interrupted=interrupted,
             timers=timers.to_dict(),
+            stop_signal=int(stop.signum) if stop.signum is not None else None,
         )
 
     def _record_environment_stats(self, custom: dict[str, list[tuple[float, Any]]]) -> None:

@@ -17,7 +17,7 @@ from conftest import random_trajectory as trajectory
 from fledge.config import build_run_options
 from fledge.envs import registry
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
-from fledge.errors import CheckpointError, ConfigError
+from fledge.errors import CheckpointError, ConfigError, TrainingDivergedError
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.reporter import StatsWriter, StatSummary
@@ -261,7 +261,7 @@ def test_update_rule_follows_steps_per_update_and_buffer_init_steps() -> None:
 
 
 def test_transitions_bootstrap_through_interruptions_only() -> None:
-    trainer = make_trainer(CONTINUOUS, hyper={"batch_size": 1000})  # no updates
+    trainer = make_trainer(CONTINUOUS, hyper={"batch_size": 1000, "buffer_size": 1000})  # no updates
     rng = np.random.default_rng(0)
     cut = trajectory(CONTINUOUS, 4, rng, terminal=False, ends=False)  # time horizon reached
     interrupted = trajectory(CONTINUOUS, 3, rng, terminal=False, ends=True)  # max steps
@@ -313,22 +313,47 @@ def test_state_round_trip_gives_identical_actions_and_identical_next_update(tmp_
     _assert_same_parameters(trained, fresh)
 
 
-def test_weights_only_restores_the_policy_and_normaliser_only() -> None:
+def test_weights_only_copies_the_whole_agent_but_not_optimisers_step_or_buffer(caplog: Any) -> None:
+    """initialize-from: actor, normaliser, twin Q, value, target value and entropy coefficients."""
     trained = make_trainer(CONTINUOUS, seed=1)
     trained.observe(outcome([trajectory(CONTINUOUS, 40, np.random.default_rng(0), terminal=True, ends=True)]))
+    source = trained.get_state().tensors
     fresh = make_trainer(CONTINUOUS, seed=2)
     before = fresh.get_state().tensors
-    fresh.set_state(trained.get_state(), weights_only=True)
+    with caplog.at_level(logging.INFO, logger="fledge"):
+        fresh.set_state(trained.get_state(), weights_only=True)
     after = fresh.get_state().tensors
-    assert fresh.step == 0 and fresh.update_count == 1
+    assert fresh.step == 0 and fresh.update_count == 1 and fresh.buffer.count == 0
+    parts = {key.split(".", 1)[0] for key in after}
+    assert parts == {"policy", "q", "value", "target_value", "entropy", "optimizer"}
     for key, value in after.items():
-        if key.startswith("policy."):
-            assert torch.equal(value, trained.get_state().tensors[key]), key
-        else:
+        if key.startswith("optimizer."):
             assert torch.equal(value, before[key]), key
-    assert any(k.startswith("policy.normalizer.") for k in after)
+        else:
+            assert torch.equal(value, source[key]), key
+    for part in ("policy.", "q.", "value.", "target_value.", "entropy."):  # each part differed before the copy
+        assert any(not torch.equal(source[k], before[k]) for k in source if k.startswith(part)), part
+    coefficient = fresh.entropy_coefficients()["continuous"]
+    np.testing.assert_array_equal(coefficient, trained.entropy_coefficients()["continuous"])
+    assert not np.allclose(coefficient, 0.3)
     obs = np.ones((2, 3), np.float32)
     np.testing.assert_allclose(fresh.actor.normalize(obs), trained.actor.normalize(obs))
+    np.testing.assert_allclose(fresh.values(obs), trained.values(obs))
+    assert "twin Q, value and target value networks and the entropy coefficients" in caplog.text
+
+
+def test_non_finite_losses_raise_training_diverged_error() -> None:
+    trainer = make_trainer(CONTINUOUS, seed=1)
+    with torch.no_grad():
+        trainer.nets.target_value.head_w.fill_(float("nan"))  # Q targets become NaN at the first update
+    with pytest.raises(TrainingDivergedError, match=r"behavior 'B' \(SAC\) diverged at step 40: .*Q1 loss = nan"):
+        trainer.observe(outcome([trajectory(CONTINUOUS, 40, np.random.default_rng(0), terminal=True, ends=True)]))
+
+
+def test_buffer_smaller_than_a_minibatch_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"buffer_size \(16\) is smaller than batch_size \(32\)"):
+        sac_settings(hyper={"batch_size": 32, "buffer_size": 16})
+    sac_settings(hyper={"batch_size": 32, "buffer_size": 32})  # exactly one minibatch is enough
 
 
 def test_mismatched_or_missing_tensors_raise_checkpoint_errors() -> None:

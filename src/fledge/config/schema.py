@@ -371,6 +371,8 @@ class TrainerSettings(StrictModel):
             )
             loc = ("network_settings", "memory", "sequence_length")
             raise fail(type(self).__name__, loc, message, memory.sequence_length)
+        if isinstance(self.hyperparameters, SACSettings):
+            _check_replay_sizes(self.hyperparameters, type(self).__name__)
         if self.even_checkpoints:
             if self.keep_checkpoints <= 0:
                 message = "even_checkpoints needs keep_checkpoints >= 1 (the interval is max_steps / keep_checkpoints)"
@@ -386,6 +388,23 @@ class TrainerSettings(StrictModel):
                 learning_rate=hyper.learning_rate_schedule, beta=hyper.beta_schedule, epsilon=hyper.epsilon_schedule
             )
         return Schedules(learning_rate=hyper.learning_rate_schedule, beta=None, epsilon=None)
+
+
+def _check_replay_sizes(hyper: SACSettings, owner: str) -> None:
+    """SAC updates on minibatches of batch_size drawn from a buffer that never holds more than buffer_size
+    experiences: a buffer smaller than one minibatch would never allow a single update."""
+    if hyper.buffer_size < hyper.batch_size:
+        message = (
+            f"buffer_size ({hyper.buffer_size}) is smaller than batch_size ({hyper.batch_size}): the replay buffer "
+            "would never hold one minibatch, so SAC would never update; raise buffer_size or lower batch_size"
+        )
+        raise fail(owner, ("hyperparameters", "buffer_size"), message, hyper.buffer_size)
+    if hyper.buffer_init_steps > hyper.buffer_size:
+        logger.warning(
+            "hyperparameters.buffer_init_steps (%d) exceeds buffer_size (%d): updates start after %d steps, but "
+            "the replay buffer keeps only its newest experiences, so the oldest of those steps are discarded unused.",
+            hyper.buffer_init_steps, hyper.buffer_size, hyper.buffer_init_steps,
+        )
 
 
 # --- top level (2.2) -----------------------------------------------------------------------------

@@ -539,13 +539,22 @@ def _close_ids(env_id: str) -> list[str]:
     return [lowered[m] for m in difflib.get_close_matches(env_id.lower(), list(lowered), n=3, cutoff=0.6)]
 
 
+def _sentence(exc: Exception, close: list[str]) -> str:
+    """Gymnasium's message as one sentence, its own suggestion dropped where fledge lists close ids."""
+    text = str(exc).strip()
+    if close:
+        text = re.sub(r"\s*Did you mean:?\s.*\?$", "", text)
+    return text if text.endswith((".", "?", "!")) else f"{text}."
+
+
 def _make_one(env_id: str, env_args: dict[str, Any]) -> Any:
     try:
         return gymnasium.make(env_id, **env_args)
     except (gymnasium.error.UnregisteredEnv, gymnasium.error.DeprecatedEnv) as exc:
         close = _close_ids(env_id)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownEnvironmentError(f"Unknown gymnasium environment '{env_id}': {exc}.{hint}") from exc
+        message = f"Unknown gymnasium environment '{env_id}': {_sentence(exc, close)}{hint}"
+        raise UnknownEnvironmentError(message) from exc
     except gymnasium.error.DependencyNotInstalled as exc:
         raise ConfigError(f"Gymnasium environment '{env_id}' needs extra packages: {exc}") from exc
     except ModuleNotFoundError as exc:

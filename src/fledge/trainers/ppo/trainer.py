@@ -18,6 +18,7 @@ from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -34,6 +35,7 @@ from fledge.trainers.base import (
     vector_observation_size,
     write_summary,
 )
+from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
 from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
@@ -103,15 +105,29 @@ class PPOTrainer:
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
         self.deterministic = deterministic or bool(settings.network_settings.deterministic)
         net = settings.network_settings
-        self.model = ActorCritic(
-            obs_size=vector_observation_size(spec, behavior_name),
-            action_spec=spec.action_spec,
-            shape=NetworkShape(
-                hidden_units=int(net.hidden_units), num_layers=int(net.num_layers), normalize=bool(net.normalize)
+        obs_size = vector_observation_size(spec, behavior_name)
+        outputs = spec.action_spec.continuous_size + sum(spec.action_spec.discrete_branches) + len(self.signal_names)
+        self.network_size = size = NetworkSize(
+            behavior=behavior_name,
+            hidden_units=int(net.hidden_units),
+            num_layers=int(net.num_layers),
+            parameters=mlp_parameters(
+                n_in=obs_size, hidden=int(net.hidden_units), num_layers=int(net.num_layers),
+                n_out=outputs,
+                copies=1 if self.hp.shared_critic else 2,
             ),
-            value_names=self.signal_names,
-            shared_critic=self.hp.shared_critic,
         )
+        size.check()
+        with size.building():
+            self.model = ActorCritic(
+                obs_size=obs_size,
+                action_spec=spec.action_spec,
+                shape=NetworkShape(
+                    hidden_units=int(net.hidden_units), num_layers=int(net.num_layers), normalize=bool(net.normalize)
+                ),
+                value_names=self.signal_names,
+                shared_critic=self.hp.shared_critic,
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)
@@ -291,6 +307,7 @@ class PPOTrainer:
             tensors["allowed"] = torch.from_numpy(data["allowed"])
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
+        before = self._snapshot()
         for _ in range(hp.num_epoch):
             perm = torch.from_numpy(self.rng.permutation(n))
             shuffled = {k: v.index_select(0, perm) for k, v in tensors.items()}
@@ -310,14 +327,38 @@ class PPOTrainer:
                 self.adam.step()
                 policy_losses.append(p_loss)
                 value_losses.append(v_loss)
+        policy_loss = float(torch.stack(policy_losses).mean().abs())
+        value_loss = float(torch.stack(value_losses).mean())
+        self._check_finite(before, {"policy loss": policy_loss, "value loss": value_loss})
         self.buffer.clear()
         self.update_count += 1
         self.actor.sync()
         name = self.name
-        self.stats.add_stat(name, "Losses/Policy Loss", float(torch.stack(policy_losses).mean().abs()))
-        self.stats.add_stat(name, "Losses/Value Loss", float(torch.stack(value_losses).mean()))
+        self.stats.add_stat(name, "Losses/Policy Loss", policy_loss)
+        self.stats.add_stat(name, "Losses/Value Loss", value_loss)
         self.stats.add_stat(name, "Policy/Learning Rate", lr)
         self.stats.add_stat(name, "Policy/Epsilon", eps)
         self.stats.add_stat(name, "Policy/Beta", beta)
         self.rewards_before_update = self.episode_rewards_since_update
         self.episode_rewards_since_update = []
+
+    def _snapshot(self) -> Snapshot:
+        """The weights and Adam state an update changes (about 35k numbers for 3DBall: cheap next to an update)."""
+        params = list(self.model.parameters())
+        state = self.optimizer.state
+        adam = [t for p in params if p in state for t in state[p].values() if isinstance(t, torch.Tensor)]
+        return Snapshot(params + adam)
+
+    def _check_finite(self, before: Snapshot, losses: dict[str, float]) -> None:
+        """Raise TrainingDivergedError, with the weights and Adam state of `before` restored, after a bad update."""
+        problems = non_finite(losses, list(self.model.named_parameters()))
+        if not problems:
+            return
+        before.restore()
+        if len(before.live) == len(list(self.model.parameters())):  # Adam's state was created by this update
+            self.optimizer.state.clear()
+            self.adam.reset()
+        raise diverged(
+            behavior=self.name, trainer="PPO", step=self.step, problems=problems,
+            learning_rate=self.hp.learning_rate, restored=True,
+        )
