@@ -31,7 +31,8 @@ from fledge.checkpoints.status import TrainingStatus
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.errors import CheckpointError, EnvironmentFault
 from fledge.rollout.processor import AgentProcessor
-from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+from fledge.preflight import effective_settings
+from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
 from fledge.trainers.base import RUN_PREFIX, trainer_part
@@ -49,7 +50,7 @@ KEPT_RETURNS = 100_000
 @dataclass
 class BehaviorResult:
     name: str
-    steps: int
+    steps: int  # the trainer's step count at the end; with --inference, the decisions run
     episode_returns: list[float] = field(default_factory=list)  # finished episodes in order (the newest 100,000)
     episodes: int = 0  # all finished episodes
 
@@ -159,6 +160,7 @@ class TrainingSession:
         self.processors: dict[str, AgentProcessor] = {}
         self.results: dict[str, BehaviorResult] = {}
         self.next_checkpoint: dict[str, int] = {}
+        self.reporting = False  # hyperparameters of new behaviors are reported from train() on
 
     # -- behaviors and their trainers ---------------------------------------------------------------
     def add_new_behaviors(self) -> list[str]:
@@ -178,7 +180,17 @@ class TrainingSession:
             self._schedule_checkpoint(name)
             added.append(name)
             log.info("Connected new behavior: %s (%s)", name, spec.action_spec)
+            if self.reporting:
+                self._report_hyperparameters(name)
         return added
+
+    def _report_hyperparameters(self, name: str) -> None:
+        """The behavior's effective settings (what `fledge check` prints): console dump and TensorBoard text.
+
+        Reported when training starts (the run folder is ready then), and for a behavior that joins later
+        when it joins; never with --inference, which writes nothing."""
+        settings = effective_settings(self.options.behavior_settings(name))
+        self.stats.add_property(name, HYPERPARAMETERS, settings)
 
     def _schedule_checkpoint(self, name: str) -> None:
         interval = max(1, int(self.options.behavior_settings(name).checkpoint_interval))
@@ -279,11 +291,14 @@ class TrainingSession:
         )
         stop = StopRequest()
         steps_left = {name: int(self.options.behavior_settings(name).max_steps) for name in trainers}
+        inference_steps = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
         interrupted = False
         if not self.inference:
             for name in trainers:
                 self.checkpoints.clean_orphans(name)
+                self._report_hyperparameters(name)
             self.status.write()
+            self.reporting = True
         for name, trainer in trainers.items():
             self.progress.add(name, max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
                               step=0 if self.inference else trainer.step)
@@ -296,7 +311,9 @@ class TrainingSession:
                     if len(env.behavior_specs) != len(trainers):
                         for name in self.add_new_behaviors():
                             steps_left[name] = int(self.options.behavior_settings(name).max_steps)
-                            progress.add(name, max_steps=steps_left[name], step=trainers[name].step)
+                            inference_steps[name] = 0
+                            progress.add(name, max_steps=steps_left[name],
+                                         step=0 if self.inference else trainers[name].step)
                     if self.inference:
                         if all(left <= 0 for left in steps_left.values()):
                             break
@@ -313,8 +330,8 @@ class TrainingSession:
                                 results[name].add_returns(outcome.episode_returns)
                         if self.inference:
                             steps_left[name] -= len(decision)
-                            progress.update(name, progress.behaviors[name].max_steps - steps_left[name],
-                                            outcome.episode_returns)
+                            inference_steps[name] += len(decision)
+                            progress.update(name, inference_steps[name], outcome.episode_returns)
                             continue
                         consistent = False
                         with observe_block:
@@ -345,6 +362,9 @@ class TrainingSession:
         if stop.requested:
             log.info("Learning was interrupted (%s). Saving the run.", stop.reason)
         self._finish(final=consistent)
+        if self.inference:
+            for name, ran in inference_steps.items():
+                results[name].steps = ran
         return RunResult(
             run_dir=self.path,
             seed=self.seed,
