@@ -95,13 +95,21 @@ def test_export_writes_the_onnx_of_a_checkpoint_again(tmp_path: Path) -> None:
 
 def in_process(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`fledge ARGS` run in this process (the same main() as the command): exit code, stdout, stderr."""
+    import logging
+
     from fledge.cli import main
 
+    logger = logging.getLogger("fledge")  # main() sets up the logger; put it back afterwards
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
     monkeypatch.chdir(cwd)
     try:
         code = main(list(args))
     except SystemExit as exc:  # --help
         code = int(exc.code or 0)
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
     out, err = capsys.readouterr()
     return code, out, err
 

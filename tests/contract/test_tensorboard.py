@@ -147,6 +147,7 @@ def test_a_run_writes_each_behaviors_hyperparameters_as_text_and_to_the_console(
         })
 
     api.run(options(), env=TwoTasks(), display="none")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="fledge"):
         api.run(options(force=True), env=TwoTasks(), display="none")  # --force clears the folder first
     expected = validate(options(), build=False)  # what `fledge check` prints
