@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from fledge.errors import FledgeError
 
@@ -28,8 +28,8 @@ commands:
 """
 
 
-def setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def setup_logging(debug: bool, *, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -135,11 +135,12 @@ def cmd_check(argv: Sequence[str]) -> int:
     from fledge.config.flags import parse_check_args, resolve_run_options
 
     args = parse_check_args(list(argv))
-    setup_logging(args.debug)
+    setup_logging(args.debug, stream=sys.stderr)  # stdout is the report alone: YAML with comments
     had_config = args.config_path is not None
     args = _with_shipped_config(args, argv, parse_check_args)
     options = resolve_run_options(args)
     build = options.env_settings.env_path is not None or not had_config
+    print(f"# config: {args.config_path or 'none (default settings)'}")
     print(render(options, validate(options, build=build), built=build))
     return 0
 
