@@ -8,8 +8,6 @@ unsupported settings, checkpoints that do not fit) is checked before the first f
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import random
@@ -27,6 +25,8 @@ from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import spec_for_brain
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError, RunFolderError
+from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (export.py and callers read it here)
+from fledge.preflight import check_environment, check_run, trainer_class
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
@@ -47,11 +47,6 @@ INFERENCE_MISSING_MESSAGE = (
     "--inference: no run was found at {path}. --inference runs the policies of a trained run (its folder with "
     "at least one checkpoint): check --run-id and --results-dir, or train the run first (without --inference)."
 )
-
-TRAINER_CLASSES = {
-    "ppo": ("fledge.trainers.ppo.trainer", "PPOTrainer"),
-    "sac": ("fledge.trainers.sac.trainer", "SACTrainer"),
-}
 
 
 def resolve_seed(seed: int) -> int:
@@ -161,31 +156,10 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
 
 
 def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, seed: int, timers: Timers) -> Trainer:
-    """The trainer of one behavior (a brain name: its teams `behavior?team=N` share it), chosen by its trainer_type."""
-    from fledge.trainers.base import plain
-
+    """The trainer of one behavior, chosen by its trainer_type (its settings passed preflight.check_run;
+    a brain name: its teams `behavior?team=N` share it)."""
     settings = options.behavior_settings(behavior)
-    for key in ("self_play", "behavioral_cloning"):
-        if getattr(settings, key, None) is not None:
-            raise ConfigError(
-                f"behaviors.{behavior}.{key}: not available in this version of fledge; remove it from the config."
-            )
-    trainer_type = str(plain(settings.trainer_type))
-    entry = TRAINER_CLASSES.get(trainer_type)
-    module = None
-    if entry is not None:
-        try:
-            module = importlib.import_module(entry[0])
-        except ModuleNotFoundError as exc:
-            if exc.name != entry[0]:
-                raise
-    if entry is None or module is None:
-        available = ", ".join(k for k, (m, _) in TRAINER_CLASSES.items() if importlib.util.find_spec(m) is not None)
-        raise ConfigError(
-            f"behaviors.{behavior}.trainer_type: '{trainer_type}' is not available in this version of fledge "
-            f"(available: {available})."
-        )
-    trainer: Trainer = getattr(module, entry[1])(
+    trainer: Trainer = trainer_class(f"behaviors.{behavior}", settings)(
         behavior_name=behavior,
         spec=spec_for_brain(env.behavior_specs, behavior),
         settings=settings,
@@ -220,6 +194,7 @@ def run(
     """
     start = time.time()
     path = check_run_folder(options)
+    check_run(options)
     seed = resolve_seed(stored_seed(path) if resuming_without_seed(options) else options.env_settings.seed)
     own_env = env is None
     if not own_env and options.env_settings.num_areas > 1:
@@ -227,17 +202,11 @@ def run(
                     "build it with its areas instead.", options.env_settings.num_areas)
     env = env if env is not None else make_environment(options, seed)
     try:
-        if options.environment_parameters:
-            raise ConfigError(
-                "environment_parameters (samplers and curriculum) are not available in this version of fledge; "
-                "remove the section from the config."
-            )
         env.reset()
         es = options.env_settings
         label = es.environment_name if own_env or es.env_path else type(env).__name__
         log.info("%s", describe_layout(env, label))
-        for name in env.behavior_specs:
-            options.behavior_settings(name)
+        check_environment(options, env.behavior_specs)
         configure_torch(options, torch_threads)
         from fledge.session import TrainingSession
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from fledge.errors import FledgeError
+
+if TYPE_CHECKING:
+    from fledge.config import LearnArgs
 
 log = logging.getLogger("fledge")
 
@@ -16,50 +20,58 @@ USAGE = """usage: fledge <command> [options]
 commands:
   learn [CONFIG] [--run-id R] ...   train (default: the built-in 3DBall with its shipped PPO config)
   envs                              list the built-in environments and their behaviors
-  check [CONFIG] [--env NAME]       validate a config for an environment and print the effective settings
+  check [CONFIG] [--env NAME]       validate a config as learn would (against the environment with --env)
+                                    and print the effective settings
   export RUN [--checkpoint B-<step>] write the ONNX model of a run's checkpoints again
   play RUN [--onnx] [--record out.gif]  watch a trained policy, print its returns, record a GIF/MP4
   plot RUN [RUN ...] [--output p.png]   training curves of runs in one PNG (seed runs grouped)
 """
 
 
-def setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def setup_logging(debug: bool, *, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
 
 
+def _with_shipped_config(args: LearnArgs, argv: Sequence[str], parse: Callable[[list[str]], LearnArgs]) -> LearnArgs:
+    """Without a config file, the shipped config of --env (default 3DBall) is used, if there is one."""
+    if args.config_path is not None:
+        return args
+    from fledge.configs import default_config_path
+    from fledge.envs import registry
+
+    env_name = _env_flag(argv) or registry.DEFAULT_ENV
+    if ":" not in env_name:
+        registry.describe(env_name)  # an unknown name fails here, with suggestions
+    shipped = default_config_path(env_name)
+    if shipped is None:
+        log.info("No config file given and none shipped for %s: default settings for every behavior", env_name)
+        return args
+    log.info("No config file given: using %s", shipped)
+    return parse([str(shipped), *argv])
+
+
 def cmd_learn(argv: Sequence[str]) -> int:
     from fledge.config import parse_learn_args, resolve_run_options
-    from fledge.configs import default_config_path
 
     args = parse_learn_args(list(argv))
     setup_logging(args.debug)
     if args.quiet:
         log.setLevel(logging.WARNING)
-    if args.config_path is None:
-        from fledge.envs import registry
-
-        env_name = _env_flag(argv) or registry.DEFAULT_ENV
-        if ":" not in env_name:
-            registry.describe(env_name)  # an unknown name fails here, with suggestions
-        shipped = default_config_path(env_name)
-        if shipped is not None:
-            log.info("No config file given: using %s", shipped)
-            args = parse_learn_args([str(shipped)] + list(argv))
-        else:
-            log.info("No config file given and none shipped for %s: training with default settings", env_name)
+    args = _with_shipped_config(args, argv, parse_learn_args)
     options = resolve_run_options(args)
     from fledge.api import run
 
     result = run(options, display="none" if args.quiet else "auto")
+    inference = options.checkpoint_settings.inference
     for name, res in result.behaviors.items():
         mean = res.mean_return()
         shown = "n/a" if mean is None else f"{mean:.3f}"
-        episodes = res.episodes
-        line = f"{name}: {res.steps} steps, {episodes} episodes, mean reward of the last 100 episodes {shown}"
+        did = f"ran its policy for {res.steps} steps" if inference else f"{res.steps} steps"
+        line = f"{name}: {did}, {res.episodes} episodes, mean reward of the last 100 episodes {shown}"
         if args.quiet:
             print(line)
         else:
@@ -121,20 +133,17 @@ def cmd_envs(argv: Sequence[str]) -> int:
 
 
 def cmd_check(argv: Sequence[str]) -> int:
-    from fledge.check import effective_settings, render
-    from fledge.config import parse_learn_args, resolve_run_options
+    from fledge.check import render, validate
+    from fledge.config.flags import parse_check_args, resolve_run_options
 
-    args = parse_learn_args(list(argv))
-    setup_logging(args.debug)
-    if args.config_path is None:
-        from fledge.configs import default_config_path
-
-        shipped = default_config_path(_env_flag(argv))
-        if shipped is not None:
-            args = parse_learn_args([str(shipped)] + list(argv))
+    args = parse_check_args(list(argv))
+    setup_logging(args.debug, stream=sys.stderr)  # stdout is the report alone: YAML with comments
+    had_config = args.config_path is not None
+    args = _with_shipped_config(args, argv, parse_check_args)
     options = resolve_run_options(args)
-    print(render(options, effective_settings(options)))
-    print("# the configuration is valid for this environment")
+    build = options.env_settings.env_path is not None or not had_config
+    print(f"# config: {args.config_path or 'none (default settings)'}")
+    print(render(options, validate(options, build=build), built=build))
     return 0
 
 

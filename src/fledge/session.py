@@ -37,7 +37,8 @@ from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
 from fledge.rollout.processor import AgentProcessor
-from fledge.stats import Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
+from fledge.preflight import effective_settings
+from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
 from fledge.trainers.base import RUN_PREFIX, trainer_part
@@ -55,7 +56,7 @@ KEPT_RETURNS = 100_000
 @dataclass
 class BehaviorResult:
     name: str
-    steps: int
+    steps: int  # the trainer's step count at the end; with --inference, the decisions run
     episode_returns: list[float] = field(default_factory=list)  # finished episodes in order (the newest 100,000)
     episodes: int = 0  # all finished episodes
 
@@ -171,6 +172,7 @@ class TrainingSession:
         self.results: dict[str, BehaviorResult] = {}  # per brain name
         self.next_checkpoint: dict[str, int] = {}  # per brain name
         self._group_reward_warned: set[str] = set()
+        self.reporting = False  # hyperparameters of new behaviors are reported from train() on
 
     # -- behaviors and their trainers ---------------------------------------------------------------
     def add_new_behaviors(self) -> list[str]:
@@ -190,6 +192,8 @@ class TrainingSession:
                 self.results[brain] = BehaviorResult(name=brain, steps=0)
                 self._schedule_checkpoint(brain)
                 added.append(brain)
+                if self.reporting:
+                    self._report_hyperparameters(brain)
             else:
                 self._join_team(behavior_id, brain, spec, trainer)
             self.brain_of[behavior_id] = brain
@@ -230,6 +234,14 @@ class TrainingSession:
             "have.",
             brain, trainer_type,
         )
+
+    def _report_hyperparameters(self, name: str) -> None:
+        """The behavior's effective settings (what `fledge check` prints): console dump and TensorBoard text.
+
+        Reported when training starts (the run folder is ready then), and for a behavior that joins later
+        when it joins; never with --inference, which writes nothing."""
+        settings = effective_settings(self.options.behavior_settings(name))
+        self.stats.add_property(name, HYPERPARAMETERS, settings)
 
     def _schedule_checkpoint(self, name: str) -> None:
         interval = max(1, int(self.options.behavior_settings(name).checkpoint_interval))
@@ -333,11 +345,14 @@ class TrainingSession:
         )
         stop = StopRequest()
         steps_left = {name: int(self.options.behavior_settings(name).max_steps) for name in trainers}
+        inference_steps = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
         interrupted = False
         if not self.inference:
             for name in trainers:
                 self.checkpoints.clean_orphans(name)
+                self._report_hyperparameters(name)
             self.status.write()
+            self.reporting = True
         for name, trainer in trainers.items():
             self.progress.add(name, max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
                               step=0 if self.inference else trainer.step)
@@ -350,7 +365,9 @@ class TrainingSession:
                     if len(env.behavior_specs) != len(processors):
                         for name in self.add_new_behaviors():
                             steps_left[name] = int(self.options.behavior_settings(name).max_steps)
-                            progress.add(name, max_steps=steps_left[name], step=trainers[name].step)
+                            inference_steps[name] = 0
+                            progress.add(name, max_steps=steps_left[name],
+                                         step=0 if self.inference else trainers[name].step)
                     if self.inference:
                         if all(left <= 0 for left in steps_left.values()):
                             break
@@ -368,8 +385,8 @@ class TrainingSession:
                                 results[name].add_returns(outcome.episode_returns)
                         if self.inference:
                             steps_left[name] -= len(decision)
-                            progress.update(name, progress.behaviors[name].max_steps - steps_left[name],
-                                            outcome.episode_returns)
+                            inference_steps[name] += len(decision)
+                            progress.update(name, inference_steps[name], outcome.episode_returns)
                             continue
                         consistent = False
                         with observe_block:
@@ -404,6 +421,9 @@ class TrainingSession:
         if stop.requested:
             log.info("Learning was interrupted (%s). Saving the run.", stop.reason)
         self._finish(final=consistent)
+        if self.inference:
+            for name, ran in inference_steps.items():
+                results[name].steps = ran
         return RunResult(
             run_dir=self.path,
             seed=self.seed,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fledge.config import RunOptions
+from fledge.envs import registry
+from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
 from fledge.stats import HYPERPARAMETERS, Aggregation, StatsReporter, TensorboardWriter
 
 pytest.importorskip("tensorboard")
@@ -91,3 +96,76 @@ def test_nothing_written_for_hidden_only(tmp_path: Path) -> None:
     rep.write_stats("B", 500)
     rep.close()
     assert not (tmp_path / "B").exists()
+
+
+class TwoTasks(BaseEnv):
+    """Two built-in tasks side by side: two behaviors in one environment."""
+
+    def __init__(self) -> None:
+        self.parts = {name: registry.make(name, seed=i) for i, name in enumerate(TWO)}
+
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        return {k: v.behavior_specs[k] for k, v in self.parts.items()}
+
+    def reset(self) -> None:
+        for env in self.parts.values():
+            env.reset()
+
+    def step(self) -> None:
+        for env in self.parts.values():
+            env.step()
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        return self.parts[behavior_name].get_steps(behavior_name)
+
+    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
+        self.parts[behavior_name].set_actions(behavior_name, action)
+
+    def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
+        self.parts[behavior_name].set_action_for_agent(behavior_name, agent_id, action)
+
+
+TWO = ("MoveToGoal1D-Continuous", "MoveToGoal1D-Discrete")
+
+
+def test_a_run_writes_each_behaviors_hyperparameters_as_text_and_to_the_console(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fledge import api
+    from fledge.check import validate
+    from fledge.config import build_run_options
+
+    def options(**checkpoint: object) -> RunOptions:
+        return build_run_options({
+            "behaviors": {
+                TWO[0]: {"trainer_type": "ppo", "max_steps": 300, "hyperparameters": {"batch_size": 32,
+                                                                                      "buffer_size": 128}},
+                TWO[1]: {"trainer_type": "sac", "max_steps": 300, "hyperparameters": {"batch_size": 16}},
+            },
+            "checkpoint_settings": {"run_id": "h", "results_dir": str(tmp_path), **checkpoint},
+        })
+
+    api.run(options(), env=TwoTasks(), display="none")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fledge"):
+        api.run(options(force=True), env=TwoTasks(), display="none")  # --force clears the folder first
+    expected = validate(options(), build=False)  # what `fledge check` prints
+    for name in TWO:
+        acc = _load(tmp_path / "h" / name)
+        (text,) = acc.Tensors(HYPERPARAMETERS)
+        assert text.step == 0
+        body = text.tensor_proto.string_val[0].decode()
+        settings = expected[name]
+        assert f"- **trainer_type**: `{settings['trainer_type']}`" in body
+        assert f"  - **batch_size**: `{settings['hyperparameters']['batch_size']}`" in body  # type: ignore[index]
+        assert f"  - **buffer_size**: `{settings['hyperparameters']['buffer_size']}`" in body  # type: ignore[index]
+        (dump,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(
+            f"Hyperparameters for behavior name {name}:")]
+        assert f"\n\ttrainer_type:\t{settings['trainer_type']}\n" in dump
+        assert f"\n\t  batch_size:\t{settings['hyperparameters']['batch_size']}\n" in dump  # type: ignore[index]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fledge"):
+        api.run(options(inference=True), env=TwoTasks(), display="none")
+    assert not [r for r in caplog.records if r.getMessage().startswith("Hyperparameters")]  # not in --inference
+    assert all(len(list((tmp_path / "h" / name).glob("events.out.tfevents*"))) == 1 for name in TWO)

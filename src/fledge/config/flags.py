@@ -26,7 +26,7 @@ from fledge.config.sections import (
 )
 from fledge.errors import ConfigError
 
-__all__ = ["LearnArgs", "build_learn_parser", "parse_learn_args", "resolve_run_options"]
+__all__ = ["LearnArgs", "build_learn_parser", "parse_check_args", "parse_learn_args", "resolve_run_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class _Flag:
     hidden: bool = False
 
 
+UNITY = "Unity players only; no effect on the environments this version runs"
+WORKERS = "worker processes only"
+
 _SECTION_MODELS = (
     ("env_settings", EnvironmentSettings),
     ("engine_settings", EngineSettings),
@@ -114,55 +117,58 @@ _SECTION_MODELS = (
 
 _FLAGS: tuple[_Flag, ...] = (
     _Flag(option="--env", section="env_settings", key="env_path", convert=_non_empty, metavar="ENV",
-          help="environment: a built-in name (3DBall), 'gym:<id>', or a path; None means the built-in 3DBall"),
+          help="environment: a built-in name (see 'fledge envs'), 'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' "
+               "(PettingZoo); None means the built-in 3DBall"),
     _Flag(option="--resume", section="checkpoint_settings", key="resume",
           help="continue the run of this run id from its last checkpoint"),
     _Flag(option="--resume-from", section="checkpoint_settings", key="resume_from", convert=_non_empty,
           metavar="CHECKPOINT", help="resume from this checkpoint (e.g. 3DBall-12000) instead of the last; implies --resume"),
     _Flag(option="--force", section="checkpoint_settings", key="force",
-          help="reuse an existing run id, overwriting its results"),
+          help="delete the results of an existing run of this id and start again"),
     _Flag(option="--run-id", section="checkpoint_settings", key="run_id", convert=_run_name,
           metavar="RUN_ID", help="run name; results go to <results-dir>/<run-id>"),
     _Flag(option="--initialize-from", section="checkpoint_settings", key="initialize_from", convert=_run_name,
-          metavar="RUN_ID", help="start a new run from the checkpoints of another run id"),
+          metavar="RUN_ID", help="start a new run (at step 0) from the trained networks of another run id"),
     _Flag(option="--seed", section="env_settings", key="seed", convert=_int_arg(minimum=-1),
           help="random seed; -1 draws one at start"),
     _Flag(option="--inference", section="checkpoint_settings", key="inference",
-          help="run the policies without training (use with --resume)"),
+          help="run the trained policies of this run id for max_steps steps, without training or writing anything"),
     _Flag(option="--base-port", section="env_settings", key="base_port", convert=_int_arg(minimum=1, maximum=65535),
-          help="first port for Unity environment workers (worker i uses base-port + i)"),
+          help=f"{UNITY}: first port of the Unity workers (worker i uses base-port + i)"),
     _Flag(option="--num-envs", section="env_settings", key="num_envs", convert=_int_arg(minimum=1),
-          help="number of parallel environment instances"),
+          help="copies of the environment, stepped in lockstep"),
     _Flag(option="--num-areas", section="env_settings", key="num_areas", convert=_int_arg(minimum=1),
-          help="training areas per environment instance"),
+          help="training areas per environment (built-in environments: multiplies the agents)"),
     _Flag(option="--max-lifetime-restarts", section="env_settings", key="max_lifetime_restarts",
-          convert=_int_arg(minimum=-1), help="environment crashes allowed per worker over the run; -1: unlimited"),
+          convert=_int_arg(minimum=-1),
+          help=f"{WORKERS}: environment crashes allowed per worker over the run; -1: unlimited"),
     _Flag(option="--restarts-rate-limit-n", section="env_settings", key="restarts_rate_limit_n",
-          convert=_int_arg(minimum=-1), help="crashes allowed per worker within the period; -1: no rate limit"),
+          convert=_int_arg(minimum=-1), help=f"{WORKERS}: crashes allowed per worker within the period; -1: no rate limit"),
     _Flag(option="--restarts-rate-limit-period-s", section="env_settings", key="restarts_rate_limit_period_s",
-          convert=_int_arg(minimum=1), help="the period of the restart rate limit, in seconds"),
+          convert=_int_arg(minimum=1), help=f"{WORKERS}: the period of the restart rate limit, in seconds"),
     _Flag(option="--results-dir", section="checkpoint_settings", key="results_dir", convert=_non_empty,
           metavar="DIR", help="base folder for results"),
     _Flag(option="--timeout-wait", section="env_settings", key="timeout_wait", convert=_int_arg(minimum=1),
-          help="seconds to wait for an environment to connect or respond"),
+          help=f"{WORKERS}: seconds to wait for an environment worker to start or answer"),
     _Flag(option="--width", section="engine_settings", key="width", convert=_int_arg(minimum=1),
-          help="window width of the environment"),
+          help=f"{UNITY}: window width"),
     _Flag(option="--height", section="engine_settings", key="height", convert=_int_arg(minimum=1),
-          help="window height of the environment"),
+          help=f"{UNITY}: window height"),
     _Flag(option="--quality-level", section="engine_settings", key="quality_level", convert=_int_arg(minimum=0),
-          help="Unity quality level"),
+          help=f"{UNITY}: quality level"),
     _Flag(option="--time-scale", section="engine_settings", key="time_scale", convert=_positive_float,
-          help="Unity time scale"),
+          help=f"{UNITY}: time scale"),
     _Flag(option="--target-frame-rate", section="engine_settings", key="target_frame_rate", convert=_int_arg(),
-          help="Unity target frame rate; -1: unlimited"),
+          help=f"{UNITY}: target frame rate; -1: unlimited"),
     _Flag(option="--capture-frame-rate", section="engine_settings", key="capture_frame_rate", convert=_int_arg(),
-          help="Unity capture frame rate"),
+          help=f"{UNITY}: capture frame rate"),
     _Flag(option="--no-graphics", section="engine_settings", key="no_graphics",
-          help="run every environment worker without graphics"),
+          help=f"{UNITY}: run every worker without graphics"),
     _Flag(option="--no-graphics-monitor", section="engine_settings", key="no_graphics_monitor",
-          help="worker 0 with graphics, the others without"),
+          help=f"{UNITY}: worker 0 with graphics, the others without"),
     _Flag(option="--torch-device", section="torch_settings", key="device", convert=_non_empty, metavar="DEVICE",
-          help="torch device, e.g. cpu, cuda, cuda:0; None means CUDA if available, else CPU"),
+          help="cpu, cuda or cuda:N; default: CUDA when available, else CPU (fledge's small networks are usually "
+          "fastest on the CPU)"),
     _Flag(option="--load", section="checkpoint_settings", key="load_model", hidden=True,
           help="deprecated: use --resume"),
     _Flag(option="--train", section="checkpoint_settings", key="train_model", hidden=True,
@@ -184,23 +190,58 @@ def _default_of(section: str, key: str) -> Any:
     raise KeyError(section)
 
 
-def _build(*, typed_only: bool) -> _LearnParser:
+@dataclass(frozen=True, kw_only=True)
+class _Command:
+    """A command that takes (some of) `fledge learn`'s flags: its name, text and the options it honours."""
+
+    prog: str
+    description: str
+    config_help: str
+    options: frozenset[str] | None = None  # None: every flag
+
+
+LEARN = _Command(
+    prog=PROG,
+    description="Train agents with reinforcement learning from an ML-Agents style trainer config.",
+    config_help="trainer configuration YAML; without it the shipped config of --env is used, if there is one, "
+    "else every behavior uses the default settings",
+)
+
+CHECK = _Command(
+    prog="fledge check",
+    description="Validate a trainer config as 'fledge learn' would before training (nothing is written; the "
+    "results folder is not looked at) and print every behavior's effective settings. With --env (or "
+    "env_settings.env_path) the environment is built and every behavior is checked against it; without, "
+    "the config alone is checked.",
+    config_help="trainer configuration YAML; without it the shipped config of --env (default 3DBall) is checked "
+    "against that environment",
+    options=frozenset({"--env", "--env-args", "--num-envs", "--num-areas", "--seed", "--torch-device",
+                       "--deterministic", "--debug"}),
+)
+
+
+def _build(*, typed_only: bool, command: _Command = LEARN) -> _LearnParser:
     suppress = argparse.SUPPRESS
 
     def default(value: Any) -> Any:
         return suppress if typed_only else value
 
+    def honoured(option: str) -> bool:
+        return command.options is None or option in command.options
+
     parser = _LearnParser(
-        prog=PROG,
-        description="Train agents with reinforcement learning from an ML-Agents style trainer config.",
+        prog=command.prog,
+        description=command.description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=suppress if typed_only else None,
     )
     parser.add_argument(
         "trainer_config_path", nargs="?", default=default(None), metavar="trainer_config_path",
-        help="trainer configuration YAML; without it every behavior uses the default settings",
+        help=command.config_help,
     )
     for flag in _FLAGS:
+        if not honoured(flag.option):
+            continue
         help_text = suppress if flag.hidden else flag.help
         if flag.convert is None:
             parser.add_argument(flag.option, dest=flag.key, action="store_true", default=default(False), help=help_text)
@@ -209,15 +250,22 @@ def _build(*, typed_only: bool) -> _LearnParser:
                 flag.option, dest=flag.key, type=flag.convert, metavar=flag.metavar,
                 default=default(_default_of(flag.section, flag.key)), help=help_text,
             )
-    parser.add_argument("--deterministic", action="store_true", default=default(False),
-                        help="act with the most likely action instead of sampling (every behavior)")
-    parser.add_argument("--debug", action="store_true", default=default(False), help="debug-level logging")
-    parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
-    parser.add_argument("--torch", dest="removed_torch", action="store_true", default=default(False), help=suppress)
-    parser.add_argument("--tensorflow", dest="removed_tensorflow", action="store_true", default=default(False),
-                        help=suppress)
-    parser.add_argument("--env-args", dest="env_args", nargs=argparse.REMAINDER, default=default(None),
-                        help="every argument after this one is passed to the environment executable")
+    if honoured("--deterministic"):
+        parser.add_argument("--deterministic", action="store_true", default=default(False),
+                            help="act with the most likely action instead of sampling (every behavior)")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="debug-level logging; errors show their traceback")
+    if honoured("--quiet"):
+        parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
+    if command.options is None:
+        parser.add_argument("--torch", dest="removed_torch", action="store_true", default=default(False),
+                            help=suppress)
+        parser.add_argument("--tensorflow", dest="removed_tensorflow", action="store_true", default=default(False),
+                            help=suppress)
+    if honoured("--env-args"):
+        parser.add_argument("--env-args", dest="env_args", nargs=argparse.REMAINDER, default=default(None),
+                            help="every argument after this one is a name=value option of the environment "
+                            "(built-in task options, gymnasium.make or PettingZoo keyword arguments)")
     return parser
 
 
@@ -228,9 +276,18 @@ def build_learn_parser() -> argparse.ArgumentParser:
 
 def parse_learn_args(argv: Sequence[str]) -> LearnArgs:
     """Parse `fledge learn` arguments (without the program name). Bad flags raise `ConfigError`."""
+    return _parse(argv, LEARN)
+
+
+def parse_check_args(argv: Sequence[str]) -> LearnArgs:
+    """Parse `fledge check` arguments: the config and the subset of learn's flags that check honours."""
+    return _parse(argv, CHECK)
+
+
+def _parse(argv: Sequence[str], command: _Command) -> LearnArgs:
     arguments = list(argv)
-    values = vars(_build(typed_only=False).parse_args(arguments))
-    typed = vars(_build(typed_only=True).parse_args(arguments))
+    values = vars(_build(typed_only=False, command=command).parse_args(arguments))
+    typed = vars(_build(typed_only=True, command=command).parse_args(arguments))
     overrides: dict[str, dict[str, Any]] = {}
     for flag in _FLAGS:
         if flag.key in typed:
@@ -239,13 +296,13 @@ def parse_learn_args(argv: Sequence[str]) -> LearnArgs:
         overrides.setdefault("env_settings", {})["env_args"] = list(typed["env_args"])
     path = values["trainer_config_path"]
     removed = tuple(option for option, dest in (("--torch", "removed_torch"), ("--tensorflow", "removed_tensorflow"))
-                    if values[dest])
+                    if values.get(dest))
     return LearnArgs(
         config_path=Path(path) if path is not None else None,
         overrides=overrides,
         debug=values["debug"],
-        quiet=values["quiet"],
-        deterministic=values["deterministic"],
+        quiet=values.get("quiet", False),
+        deterministic=values.get("deterministic", False),
         removed_flags=removed,
     )
 
