@@ -9,6 +9,15 @@ import pytest
 
 from fledge.config import RunOptions, build_run_options
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_configs_dir() -> Path:
+    """ML-Agents' example configs: <repo>/../shared/mlagents-configs (CI places shared/ next to the
+    clone), else /work/shared/mlagents-configs. Tests that need them skip when neither exists."""
+    beside = REPO.parent / "shared" / "mlagents-configs"
+    return beside if beside.is_dir() else Path("/work/shared/mlagents-configs")
+
 
 def toy_options(
     tmp_path: Path,
