@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,22 @@ def make_options(tmp_path: Path) -> Any:
         return toy_options(tmp_path, env, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def fledge_log() -> Iterator[list[logging.LogRecord]]:
+    """Every record of the 'fledge' loggers at INFO and above, whatever an earlier test (or the
+    command line, which stops propagation) did to the logging set-up."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("fledge")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

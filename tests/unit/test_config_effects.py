@@ -233,21 +233,6 @@ def test_a_configured_behavior_the_environment_lacks_is_named_once() -> None:
     assert warnings_of({"behaviors": {"3DBall": {}}}, behaviors=["3DBall"]) == []
 
 
-@pytest.fixture
-def fledge_log() -> Iterator[list[logging.LogRecord]]:
-    """Every record of the 'fledge' loggers (whatever an earlier test did to propagation)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("fledge")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 def test_the_default_settings_warning_is_given_once(fledge_log: list[logging.LogRecord]) -> None:
     options = build_run_options({})
     for _ in range(3):
