@@ -212,6 +212,7 @@ def run(
     start = time.time()
     path = check_run_folder(options)
     seed = resolve_seed(stored_seed(path) if resuming_without_seed(options) else options.env_settings.seed)
+    device = configure_torch(options, torch_threads)  # an unusable device fails before anything starts
     own_env = env is None
     env = env if env is not None else make_environment(options, seed)
     try:
@@ -224,7 +225,6 @@ def run(
         for name in env.behavior_specs:
             options.behavior_settings(name)
         report_effects(options, env, own_env=own_env)
-        device = configure_torch(options, torch_threads)
         from fledge.session import TrainingSession
 
         session = TrainingSession(
