@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fledge.config import RunOptions, build_run_options
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_configs_dir() -> Path:
+    """ML-Agents' example configs: <repo>/../shared/mlagents-configs (CI places shared/ next to the
+    clone), else /work/shared/mlagents-configs. Tests that need them skip when neither exists."""
+    beside = REPO.parent / "shared" / "mlagents-configs"
+    return beside if beside.is_dir() else Path("/work/shared/mlagents-configs")
 
 
 def toy_options(
@@ -48,6 +59,22 @@ def make_options(tmp_path: Path) -> Any:
         return toy_options(tmp_path, env, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def fledge_log() -> Iterator[list[logging.LogRecord]]:
+    """Every record of the 'fledge' loggers at INFO and above, whatever an earlier test (or the
+    command line, which stops propagation) did to the logging set-up."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("fledge")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

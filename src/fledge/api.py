@@ -8,6 +8,7 @@ unsupported settings, checkpoints that do not fit) is checked before the first f
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -29,6 +30,8 @@ from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (export.py an
 from fledge.preflight import check_environment, check_run, trainer_class
 
 if TYPE_CHECKING:
+    import torch
+
     from fledge.config import RunOptions
     from fledge.session import RunResult
     from fledge.stats.timers import Timers
@@ -124,27 +127,21 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
             "(--num-areas) instead."
         )
     if ":" not in env_name:
-        kwargs["num_areas"] = int(es.num_areas)
-    elif es.num_areas > 1:
-        log.warning(
-            "env_settings.num_areas=%d (--num-areas) has no effect on %s: it has no training areas; "
-            "use --num-envs for more copies.", es.num_areas, env_name,
-        )
+        kwargs["num_areas"] = int(es.num_areas)  # other environments have no areas: config.effects warns
     if es.num_envs <= 1:
         return registry.make(env_name, seed=seed, **kwargs)
+    from fledge.config.effects import uses_copy_pool, uses_worker_processes
     from fledge.rollout.workers import EnvPool, RestartBudget
 
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
-    default = env_name.startswith("pettingzoo:")  # built-in and Gymnasium copies are cheap: keep them in-process
-    processes = es.worker_processes if es.worker_processes is not None else default
-    if not processes and env_name.startswith("gym:"):
+    if not uses_copy_pool(es):
         return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
     return EnvPool(
         env_name=env_name,
         copies=es.num_envs,
         seed=seed,
-        processes=bool(processes),
+        processes=uses_worker_processes(es),
         env_kwargs=kwargs,
         timeout=float(es.timeout_wait),
         budget=RestartBudget(
@@ -155,9 +152,20 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     )
 
 
-def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, seed: int, timers: Timers) -> Trainer:
-    """The trainer of one behavior, chosen by its trainer_type (its settings passed preflight.check_run;
-    a brain name: its teams `behavior?team=N` share it)."""
+def make_trainer(
+    options: RunOptions,
+    behavior: str,
+    env: BaseEnv,
+    stats: Any,
+    seed: int,
+    timers: Timers,
+    *,
+    device: torch.device | None = None,
+) -> Trainer:
+    """The trainer of one behavior (a brain name: its teams `behavior?team=N` share it), chosen by its
+    trainer_type (its settings passed preflight.check_run), on `device` (default: torch_settings.device)."""
+    from fledge.networks.device import resolve_device
+
     settings = options.behavior_settings(behavior)
     trainer: Trainer = trainer_class(f"behaviors.{behavior}", settings)(
         behavior_name=behavior,
@@ -166,20 +174,41 @@ def make_trainer(options: RunOptions, behavior: str, env: BaseEnv, stats: Any, s
         stats=stats,
         seed=seed,
         timers=timers,
+        device=device if device is not None else resolve_device(options.torch_settings.device),
     )
     return trainer
 
 
-def configure_torch(options: RunOptions, threads: int) -> None:
+def configure_torch(options: RunOptions, threads: int) -> torch.device:
+    """Set torch's CPU threads and resolve `torch_settings.device` (a ConfigError when it cannot be used)."""
     import torch
 
-    device = options.torch_settings.device
-    if device not in (None, "cpu"):
-        raise ConfigError(
-            f"torch_settings.device: '{device}' is not supported yet; fledge trains its small networks on the CPU. "
-            "Use 'cpu' or leave it unset."
+    from fledge.networks.device import resolve_device
+
+    device = resolve_device(options.torch_settings.device)
+    if options.torch_settings.device is None and device.type != "cpu":
+        log.info(
+            "torch_settings.device is not set and CUDA is available: training on %s. fledge's small networks "
+            "are often faster on the CPU; --torch-device cpu keeps them there.",
+            device,
         )
     torch.set_num_threads(threads)
+    return device
+
+
+def report_effects(options: RunOptions, env: BaseEnv, *, own_env: bool) -> list[str]:
+    """Log (once, at start-up) every setting that is accepted but has no effect in this run."""
+    from fledge.config.effects import effect_warnings, uses_worker_processes
+
+    lines = effect_warnings(
+        options,
+        env_name=options.env_settings.environment_name if own_env else None,
+        worker_processes=own_env and uses_worker_processes(options.env_settings),
+        behaviors=list(env.behavior_specs),
+    )
+    for line in lines:
+        log.warning("%s", line)
+    return lines
 
 
 def run(
@@ -196,10 +225,8 @@ def run(
     path = check_run_folder(options)
     check_run(options)
     seed = resolve_seed(stored_seed(path) if resuming_without_seed(options) else options.env_settings.seed)
+    device = configure_torch(options, torch_threads)  # an unusable device fails before anything starts
     own_env = env is None
-    if not own_env and options.env_settings.num_areas > 1:
-        log.warning("env_settings.num_areas=%d (--num-areas) has no effect on an environment passed to run(); "
-                    "build it with its areas instead.", options.env_settings.num_areas)
     env = env if env is not None else make_environment(options, seed)
     try:
         env.reset()
@@ -207,11 +234,12 @@ def run(
         label = es.environment_name if own_env or es.env_path else type(env).__name__
         log.info("%s", describe_layout(env, label))
         check_environment(options, env.behavior_specs)
-        configure_torch(options, torch_threads)
+        report_effects(options, env, own_env=own_env)
         from fledge.session import TrainingSession
 
         session = TrainingSession(
-            options=options, env=env, path=path, seed=seed, start=start, make_trainer=make_trainer,
+            options=options, env=env, path=path, seed=seed, start=start,
+            make_trainer=functools.partial(make_trainer, device=device),
             display=display,  # type: ignore[arg-type]
         )
         session.add_new_behaviors()

@@ -63,6 +63,8 @@ def cmd_learn(argv: Sequence[str]) -> int:
         log.setLevel(logging.WARNING)
     args = _with_shipped_config(args, argv, parse_learn_args)
     options = resolve_run_options(args)
+    if options.debug and not args.debug:
+        log.setLevel(logging.DEBUG)  # a top-level `debug: true` acts like --debug (errors show their traceback)
     from fledge.api import run
 
     result = run(options, display="none" if args.quiet else "auto")
@@ -183,11 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         print(f"fledge: unknown command '{command}'.\n{USAGE}", file=sys.stderr)
         return 2
-    debug = "--debug" in rest
+    setup_logging("--debug" in rest)  # each command sets it again; no level is left over from an earlier call
     try:
         return handler(rest)
     except FledgeError as exc:
-        if debug:
+        if "--debug" in rest or log.isEnabledFor(logging.DEBUG):  # --debug, or `debug: true` in the config
             raise
         print(f"fledge: error: {exc}", file=sys.stderr)
         return 1

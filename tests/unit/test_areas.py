@@ -14,6 +14,7 @@ import yaml
 
 from fledge import api
 from fledge.config import build_run_options
+from fledge.config.effects import effect_warnings
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
 from fledge.envs.builtin.base import VectorTaskEnv
@@ -142,9 +143,9 @@ def test_num_areas_warns_that_it_has_no_effect_on_gymnasium(caplog: pytest.LogCa
     try:
         env.reset()
         assert len(env.get_steps("CartPole-v1")[0]) == 1  # one CartPole, areas or not
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        warnings = effect_warnings(options, env_name="gym:CartPole-v1", worker_processes=False)
         assert len(warnings) == 1
-        assert "num_areas=3" in warnings[0] and "no effect" in warnings[0] and "gym:CartPole-v1" in warnings[0]
+        assert "num_areas: 3" in warnings[0] and "no effect" in warnings[0] and "gym:CartPole-v1" in warnings[0]
         assert describe_layout(env, "gym:CartPole-v1") == "Environment gym:CartPole-v1: 1 agent (behavior CartPole-v1)"
     finally:
         env.close()
@@ -160,7 +161,7 @@ def test_num_areas_warns_for_an_environment_passed_to_run(tmp_path: Path, caplog
     }
     with caplog.at_level(logging.INFO, logger="fledge"):
         api.run(build_run_options(raw), env=registry.make("Basic", num_agents=4), display="none")
-    assert "num_areas=2 (--num-areas) has no effect on an environment passed to run()" in caplog.text
+    assert "env_settings.num_areas: 2 has no effect on the environment given to the run" in caplog.text
     assert "Environment Basic: 1 area x 4 agents = 4 agents (behavior Basic)" in caplog.text
 
 

@@ -43,7 +43,9 @@ from fledge.config import (
 )
 from fledge.errors import ConfigError
 
-SHARED_CONFIGS = Path("/work/shared/mlagents-configs")
+from conftest import shared_configs_dir
+
+SHARED_CONFIGS = shared_configs_dir()
 EXAMPLE_FILES = sorted(SHARED_CONFIGS.glob("**/*.yaml"))
 
 

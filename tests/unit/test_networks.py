@@ -40,6 +40,28 @@ def test_normalizer_is_identity_before_updates_and_survives_state_dict() -> None
     assert torch.allclose(other(x), norm(x))
 
 
+def test_normalizer_statistics_reach_numpy_readers_through_moves_and_loads() -> None:
+    """The numpy acting copies keep references to the normaliser's arrays: updates, .to(cpu) and loaded
+    states must all be seen through them, and forward() must agree with apply_numpy()."""
+    rng = np.random.default_rng(0)
+    norm = RunningNormalizer(3)
+    scale = norm.arrays.scale
+    norm.update(rng.normal(2.0, 3.0, (50, 3)))
+    assert norm.to("cpu") is norm
+    norm.update(rng.normal(2.0, 3.0, (50, 3)))
+    other = RunningNormalizer(3)
+    other.update(rng.normal(-1.0, 0.5, (40, 3)))
+    norm.load_state_dict(other.state_dict())
+    assert scale is norm.arrays.scale
+    np.testing.assert_allclose(scale, other.arrays.scale)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(norm(torch.from_numpy(x)).numpy(), norm.apply_numpy(x), rtol=1e-6)
+    norm.double().float()  # buffers replaced by new tensors: the arrays follow and stay shared
+    assert scale is norm.arrays.scale
+    norm.update(rng.normal(5.0, 1.0, (30, 3)))
+    np.testing.assert_allclose(norm(torch.from_numpy(x)).numpy(), norm.apply_numpy(x), rtol=1e-6)
+
+
 def test_gaussian_log_prob_and_entropy_match_torch() -> None:
     mean = torch.tensor([[0.1, -0.3]])
     log_std = torch.tensor([0.2, -0.5])

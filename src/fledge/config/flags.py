@@ -343,7 +343,7 @@ def resolve_run_options(args: LearnArgs) -> RunOptions:
     if checkpoint_flags.pop("load_model", False):
         logger.warning("The --load option has been deprecated. Please use --resume instead.")
         checkpoint_flags["resume"] = True
-    if checkpoint_flags.get("train_model"):
+    if checkpoint_flags.pop("train_model", False):
         logger.warning("The --train option has been deprecated: training is the default. Use --inference to run "
                        "without training.")
     if "resume_from" in checkpoint_flags:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SerializeAsAny, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, ValidationError
 
 from fledge.config._base import (
@@ -410,6 +410,28 @@ def _check_replay_sizes(hyper: SACSettings, owner: str) -> None:
 # --- top level (2.2) -----------------------------------------------------------------------------
 
 
+class _ReportedNames:
+    """Names a warning was already given for: bookkeeping, not part of the options' value.
+
+    Any two are equal, so options compare (and round-trip) by their settings alone.
+    """
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def first(self, name: str) -> bool:
+        """True the first time `name` is seen."""
+        if name in self.names:
+            return False
+        self.names.add(name)
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ReportedNames)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class RunOptions(StrictModel):
     behaviors: dict[str, TrainerSettings] = Field(default_factory=dict)
     default_settings: TrainerSettings | None = None
@@ -419,6 +441,7 @@ class RunOptions(StrictModel):
     checkpoint_settings: CheckpointSettings = Field(default_factory=CheckpointSettings)
     torch_settings: TorchSettings = Field(default_factory=TorchSettings)
     debug: bool = False
+    _defaulted: _ReportedNames = PrivateAttr(default_factory=_ReportedNames)
 
     @classmethod
     def _prepare(cls, data: dict[Any, Any]) -> dict[Any, Any]:
@@ -449,7 +472,8 @@ class RunOptions(StrictModel):
         if self.default_settings is not None:
             return self.default_settings.model_copy(deep=True)
         if not self.behaviors:
-            logger.warning("Behavior %r is not in the configuration; using default settings.", brain)
+            if self._defaulted.first(brain):
+                logger.warning("Behavior %r is not in the configuration; using default settings.", brain)
             return TrainerSettings()
         listed = ", ".join(repr(b) for b in self.behaviors)
         raise ConfigError(

@@ -132,14 +132,14 @@ class ActorCritic(nn.Module):
         x = self.normalize(obs)
         h, hc = self._bodies(x)
         values = self.value_head(hc)
-        logp = torch.zeros(obs.shape[0])
+        logp = torch.zeros(obs.shape[0], device=obs.device)
         cont = disc = None
         if self.mu is not None and self.log_std is not None:
             mean = self.mu(h)
             if deterministic:
                 cont = mean
             else:
-                noise = torch.randn(mean.shape, generator=generator)
+                noise = torch.randn(mean.shape, generator=generator).to(mean.device)
                 cont = mean + noise * torch.exp(self.log_std)
             logp = logp + D.gaussian_log_prob(cont, mean, self.log_std)
         if self.logits is not None:

@@ -83,9 +83,9 @@ class NumpyActor:
         def arr(t: object) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # type: ignore[attr-defined]
 
-        # the normaliser's float32 buffers are shared (numpy views), so its updates need no sync
-        self.norm_scale = m.normalizer.scale.numpy() if m.normalizer is not None else None
-        self.norm_offset = m.normalizer.offset.numpy() if m.normalizer is not None else None
+        # the normaliser's numpy scale and offset are updated in place, so its updates need no sync
+        self.norm_scale = m.normalizer.arrays.scale if m.normalizer is not None else None
+        self.norm_offset = m.normalizer.arrays.offset if m.normalizer is not None else None
         self.num_layers = body.num_layers
         self.twins = body.twins
         self.hidden = body.hidden

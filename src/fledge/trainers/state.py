@@ -14,11 +14,13 @@ import numpy as np
 import torch
 
 from fledge.errors import CheckpointError
+from fledge.networks.device import to_cpu
 from fledge.trainers.base import TrainerState
 
 
 def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}{k}": v.detach().clone() for k, v in module.state_dict().items()}
+    """CPU copies of a module's state, whatever its device (checkpoints always hold CPU tensors)."""
+    return {f"{prefix}{k}": to_cpu(v) for k, v in module.state_dict().items()}
 
 
 def check_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -40,6 +42,7 @@ def check_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.
 
 
 def load_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy stored (CPU) tensors into the module's parameters and buffers, on the module's device."""
     module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
 
 
@@ -48,7 +51,7 @@ def optimizer_entries(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[di
     tensors = {}
     for idx, state in sd["state"].items():
         for key, value in state.items():
-            tensors[f"{prefix}{idx}.{key}"] = torch.as_tensor(value).detach().clone()
+            tensors[f"{prefix}{idx}.{key}"] = to_cpu(torch.as_tensor(value))
     groups = json.loads(json.dumps(sd["param_groups"]))  # plain JSON values (tuples become lists)
     return tensors, {"param_groups": groups}
 
@@ -67,6 +70,7 @@ def check_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict
 
 
 def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Restore an optimiser's state; torch moves each moment onto its parameter's device."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if not name.startswith(prefix):

@@ -75,7 +75,7 @@ def loss_and_gradients(
 
     # ---- heads and losses ---------------------------------------------------------------------------
     values = F.linear(h_critic, model.value_head.weight, model.value_head.bias)
-    logp = torch.zeros(n, dtype=x.dtype)
+    logp = torch.zeros(n, dtype=x.dtype, device=x.device)
     cont_cache = None
     if model.mu is not None and model.log_std is not None and mb.continuous is not None:
         mean = F.linear(h_actor, model.mu.weight, model.mu.bias)

@@ -1,7 +1,8 @@
 """PPO, read top to bottom: act, observe trajectories (GAE), update when the buffer is full, log.
 
 One trainer per behavior. Acting runs on a numpy copy of the policy (synchronised after every
-update); updates run in torch on minibatches of the whole buffer for `num_epoch` epochs.
+update); updates run in torch, on the run's device, on minibatches of the whole buffer for `num_epoch`
+epochs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.device import as_device, to_device
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
 from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
@@ -71,8 +73,10 @@ class PPOTrainer:
         seed: int,
         timers: Timers | None = None,
         deterministic: bool = False,
+        device: torch.device | str | None = None,
     ) -> None:
         self.name = behavior_name
+        self.device = as_device(device)
         self.timers = timers if timers is not None else Timers()
         self.spec = spec
         self.stats = stats
@@ -127,7 +131,7 @@ class PPOTrainer:
                 ),
                 value_names=self.signal_names,
                 shared_critic=self.hp.shared_critic,
-            )
+            ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)
@@ -291,25 +295,26 @@ class PPOTrainer:
         n = self.buffer.count
         batch = min(hp.batch_size, n)
         model = self.model
+        device = self.device
         with torch.no_grad():
-            x_all = model.normalize(torch.from_numpy(data["obs"]))
+            x_all = model.normalize(to_device(data["obs"], device))
         tensors = {
             "x": x_all,
-            "log_prob": torch.from_numpy(data["log_prob"]),
-            "old_values": torch.from_numpy(data["old_values"]),
-            "returns": torch.from_numpy(data["returns"]),
-            "advantages": torch.from_numpy(L.normalize_advantages(data["advantages"])),
+            "log_prob": to_device(data["log_prob"], device),
+            "old_values": to_device(data["old_values"], device),
+            "returns": to_device(data["returns"], device),
+            "advantages": to_device(L.normalize_advantages(data["advantages"]), device),
         }
         if model.mu is not None:
-            tensors["continuous"] = torch.from_numpy(data["continuous"])
+            tensors["continuous"] = to_device(data["continuous"], device)
         if model.logits is not None:
-            tensors["discrete"] = torch.from_numpy(data["discrete"].astype(np.int64))
-            tensors["allowed"] = torch.from_numpy(data["allowed"])
+            tensors["discrete"] = to_device(data["discrete"].astype(np.int64), device)
+            tensors["allowed"] = to_device(data["allowed"], device)
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
         before = self._snapshot()
         for _ in range(hp.num_epoch):
-            perm = torch.from_numpy(self.rng.permutation(n))
+            perm = to_device(self.rng.permutation(n), device)
             shuffled = {k: v.index_select(0, perm) for k, v in tensors.items()}
             for start in range(0, n - batch + 1, batch):
                 end = start + batch

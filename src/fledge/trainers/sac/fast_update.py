@@ -286,7 +286,7 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
         if nb:
             g_q1 = (probs.unsqueeze(1) * (-inv_bs / nb)).expand(n, n_sig, n_cols).reshape(n, n_sig * n_cols)
         else:
-            g_q1 = torch.full((n, n_sig), -inv_bs)
+            g_q1 = torch.full((n, n_sig), -inv_bs, device=b.x.device)
         g_a = _q1_action_grad(q, g_q1, f.q_fresh_cache, shape.obs_size)
         k = alpha_c * pen_scale
         g_u = torch.addcmul(g_a * (1.0 - action * action), action, k * 2.0)

@@ -152,7 +152,8 @@ def entropy_coefficient_loss(
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """-masked_mean(log_alpha (log pi + target)) per block; the log-probabilities carry no gradient."""
-    loss = torch.zeros(())
+    ref = log_alpha_c if log_alpha_c is not None else log_alpha_d
+    loss = torch.zeros((), device=None if ref is None else ref.device)
     if log_alpha_c is not None and log_pi_c is not None:
         loss = loss - masked_mean(log_alpha_c * (log_pi_c.detach() + target_c), mask)
     if log_alpha_d is not None and branch_log_probs is not None and target_d is not None:

@@ -68,6 +68,11 @@ class SACShape:
 CRITIC_HEAD_GAIN = 0.1
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as an array (no copy); a copy of a tensor on another device."""
+    return t.detach().cpu().numpy()
+
+
 def _he(n_in: int, n_out: int, gain: float = 1.0) -> torch.Tensor:
     return torch.randn(n_in, n_out) * (gain / math.sqrt(n_in))
 
@@ -104,10 +109,11 @@ class Mlp(nn.Module):
         return torch.addmm(self.head_b, self.body(x), self.head_w)
 
     def arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(W, b) of every layer, head included, as numpy VIEWS of the parameters (they follow updates)."""
-        pairs = [(w.detach().numpy(), b.detach().numpy()) for w, b in zip(self.weights, self.biases)]
+        """(W, b) of every layer, head included: numpy VIEWS of CPU parameters (they follow updates), copies
+        of parameters on another device (taken again by `NumpySACActor.sync` after each update loop)."""
+        pairs = [(_numpy(w), _numpy(b)) for w, b in zip(self.weights, self.biases)]
         if self.head_w is not None and self.head_b is not None:
-            pairs.append((self.head_w.detach().numpy(), self.head_b.detach().numpy()))
+            pairs.append((_numpy(self.head_w), _numpy(self.head_b)))
         return pairs
 
 
@@ -247,7 +253,8 @@ def numpy_mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], *, hea
 
 
 class NumpySACActor:
-    """Acting with the actor's weights as numpy views (no copies: updates are seen at once).
+    """Acting with the actor's weights as numpy views on the CPU (no copies: updates are seen at once);
+    with the networks on another device, with copies taken by `sync()` after every update loop.
 
     Continuous: u = mean + std * noise, action = tanh(u) (what is stored and sent to the environment);
     deterministic: tanh(mean). Discrete: Gumbel-max sampling of masked branches, argmax when deterministic.
@@ -264,14 +271,15 @@ class NumpySACActor:
         self.sync()
 
     def sync(self) -> None:
-        """Rebind the views (needed only if parameters were replaced rather than updated in place)."""
+        """Rebind the views: needed on the CPU only if parameters were replaced rather than updated in
+        place; on another device, copies the weights again (after every update loop)."""
         actor = self.nets.policy
         norm = actor.normalizer
-        self.norm_scale = norm.scale.numpy() if norm is not None else None
-        self.norm_offset = norm.offset.numpy() if norm is not None else None
+        self.norm_scale = norm.arrays.scale if norm is not None else None
+        self.norm_offset = norm.arrays.offset if norm is not None else None
         self.body = actor.body.arrays()
-        self.head_w = actor.head_w.detach().numpy()
-        self.head_b = actor.head_b.detach().numpy()
+        self.head_w = _numpy(actor.head_w)
+        self.head_b = _numpy(actor.head_b)
         self.value_layers = self.nets.value.arrays()
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:

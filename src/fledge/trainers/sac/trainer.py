@@ -1,8 +1,8 @@
 """SAC, read top to bottom: act (numpy), observe trajectories into the replay buffer, update, log, checkpoint.
 
 One trainer per behavior. Acting runs in numpy on views of the actor's weights (updates are seen at
-once, nothing to synchronise); updates run in torch (update.py) on minibatches sampled from the replay
-buffer. Formulas: losses.py; networks and the choice of the V-network formulation: networks.py.
+once, nothing to synchronise; on a device other than the CPU, on copies taken after each update loop);
+updates run in torch (update.py), on the run's device, on minibatches sampled from the replay buffer. Formulas: losses.py; networks and the choice of the V-network formulation: networks.py.
 
 Update rule (ML-Agents 1.1.0): once the buffer holds >= batch_size experiences and step >=
 buffer_init_steps, update while (step - buffer_init_steps) / update_count > steps_per_update,
@@ -41,6 +41,7 @@ import torch
 from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.errors import CheckpointError, ConfigError
 from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.device import as_device, is_cpu, to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.numpy_actor import ActOutput
 from fledge.networks.size import NetworkSize, mlp_parameters
@@ -98,8 +99,10 @@ class SACTrainer:
         seed: int,
         timers: Timers | None = None,
         deterministic: bool = False,
+        device: torch.device | str | None = None,
     ) -> None:
         self.name = behavior_name
+        self.device = as_device(device)
         self.timers = timers if timers is not None else Timers()
         self.spec = spec
         self.stats = stats
@@ -156,9 +159,10 @@ class SACTrainer:
         with size.building():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(self.rng.integers(2**63)))
-                self.nets = SACNetworks(self.shape)
+                self.nets = SACNetworks(self.shape).to(self.device)
             self.updater = SACUpdater(
                 self.nets,
+                device=self.device,
                 gammas=self.gammas,
                 tau=self.hp.tau,
                 init_entcoef=self.hp.init_entcoef,
@@ -297,33 +301,39 @@ class SACTrainer:
                 k = min(UPDATE_CHUNK, n - start)
                 batches = self.sample_batches(k)
                 results.extend(self.updater.update(batches.get(i)) for i in range(k))
+            if not is_cpu(self.device):
+                self.actor.sync()  # the numpy actor holds copies of weights that live on another device
             self._report_update(results, lr)
 
     def sample_batches(self, n: int) -> Batches:
         """n minibatches of batch_size rows for one update loop, sampled and prepared in one go."""
         size = self.hp.batch_size
         data = self.buffer.gather(self.buffer.sample_indices(self.rng, n * size))
-        shape = self.shape
+        shape, device = self.shape, self.device
         with torch.no_grad():
-            x = self.nets.normalize(torch.from_numpy(data["obs"]))
-            next_x = self.nets.normalize(torch.from_numpy(data["next_obs"]))
+            x = self.nets.normalize(to_device(data["obs"], device))
+            next_x = self.nets.normalize(to_device(data["next_obs"], device))
         c, branches = shape.continuous_size, shape.branches
         done = data["done"].astype(np.float32)
-        action = torch.from_numpy(data["continuous"]) if c else None
+        action = to_device(data["continuous"], device) if c else None
         allowed = data["allowed"]
+        # the noise comes from the trainer's CPU generator, so a seed gives the same numbers on every device
+        noise = torch.randn((n * size, c), generator=self.torch_generator).to(device) if c else None
         return Batches(
             size=size,
             x=x,
             next_x=next_x,
-            rewards=torch.from_numpy(data["rewards"][:, None] * self.strengths),
-            done=torch.from_numpy(done),
-            discount=torch.from_numpy((1.0 - done)[:, None] * self.gammas),
+            rewards=to_device(data["rewards"][:, None] * self.strengths, device),
+            done=to_device(done, device),
+            discount=to_device((1.0 - done)[:, None] * self.gammas, device),
             q_input=torch.cat([x, action], dim=1) if action is not None else x,
             action=action,
-            noise=torch.randn((n * size, c), generator=self.torch_generator) if c else None,
-            one_hot=torch.from_numpy(discrete_one_hot(data["discrete"], branches)) if branches else None,
-            allowed=torch.from_numpy(allowed) if branches else None,
-            mask_add=torch.from_numpy(np.where(allowed, np.float32(0.0), np.float32(MASKED_LOGIT))) if branches else None,
+            noise=noise,
+            one_hot=to_device(discrete_one_hot(data["discrete"], branches), device) if branches else None,
+            allowed=to_device(allowed, device) if branches else None,
+            mask_add=to_device(np.where(allowed, np.float32(0.0), np.float32(MASKED_LOGIT)), device)
+            if branches
+            else None,
         )
 
     def _report_update(self, results: list[UpdateStats], lr: float) -> None:
@@ -356,9 +366,9 @@ class SACTrainer:
         """The current coefficients (not their logarithms), for reports and tests."""
         out = {}
         if self.updater.log_alpha_c is not None:
-            out["continuous"] = self.updater.log_alpha_c.detach().exp().numpy().copy()
+            out["continuous"] = to_cpu(self.updater.log_alpha_c.exp()).numpy()
         if self.updater.log_alpha_d is not None:
-            out["discrete"] = self.updater.log_alpha_d.detach().exp().numpy().copy()
+            out["discrete"] = to_cpu(self.updater.log_alpha_d.exp()).numpy()
         return out
 
     def _live_tensors(self) -> dict[str, torch.Tensor]:
@@ -394,7 +404,7 @@ class SACTrainer:
         }
 
     def get_state(self) -> TrainerState:
-        tensors = {name: t.detach().clone() for name, t in self._live_tensors().items()}
+        tensors = {name: to_cpu(t) for name, t in self._live_tensors().items()}
         meta = {
             "fingerprint": self.fingerprint(),
             "trainer_type": self.trainer_type,
@@ -444,6 +454,10 @@ class SACTrainer:
         with torch.no_grad():
             for key, target in live.items():
                 target.copy_(given[key])
+        if self.nets.policy.normalizer is not None:
+            self.nets.policy.normalizer.reload()
+        if not is_cpu(self.device):
+            self.actor.sync()
         if weights_only:
             log.info(
                 "Behavior '%s': copied the actor (with its normaliser), twin Q, value and target value networks "

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fledge.networks.device import as_device
 from fledge.trainers.fast_adam import fused_if_possible
 from fledge.trainers.sac import fast_update
 from fledge.trainers.sac import losses as L
@@ -34,7 +35,8 @@ def init_adam_state(optimizer: torch.optim.Adam) -> None:
         for p in group["params"]:
             if optimizer.state.get(p):
                 continue
-            step = torch.zeros((), dtype=torch.float32) if fused else torch.tensor(0.0, dtype=torch.float32)
+            # fused Adam keeps its step counts on the parameter's device, the other kernels on the CPU
+            step = torch.zeros((), dtype=torch.float32, device=p.device if fused else None)
             optimizer.state[p] = {
                 "step": step,
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
@@ -184,29 +186,43 @@ class Losses:
 class SACUpdater:
     """Owns the entropy coefficients and the three optimisers; `update(batch)` runs one gradient step."""
 
-    def __init__(self, nets: SACNetworks, *, gammas: np.ndarray, tau: float, init_entcoef: float, lr: float) -> None:
+    def __init__(
+        self,
+        nets: SACNetworks,
+        *,
+        gammas: np.ndarray,
+        tau: float,
+        init_entcoef: float,
+        lr: float,
+        device: torch.device | str | None = None,
+    ) -> None:
+        """`nets` must already be on `device` (default: the CPU); every tensor made here goes there too."""
         self.nets = nets
+        self.device = device = as_device(device)
         shape = nets.shape
         self.c, self.branches = shape.continuous_size, shape.branches
-        self.gammas = torch.as_tensor(np.asarray(gammas, dtype=np.float32))
+        self.gammas = torch.as_tensor(np.asarray(gammas, dtype=np.float32), device=device)
         self.tau = float(tau)
         log_init = math.log(float(init_entcoef))
-        self.log_alpha_c = torch.nn.Parameter(torch.full((1,), log_init)) if self.c else None
-        self.log_alpha_d = torch.nn.Parameter(torch.full((len(self.branches),), log_init)) if self.branches else None
+        self.log_alpha_c = torch.nn.Parameter(torch.full((1,), log_init, device=device)) if self.c else None
+        self.log_alpha_d = (
+            torch.nn.Parameter(torch.full((len(self.branches),), log_init, device=device)) if self.branches else None
+        )
         target_c, target_d = L.target_entropies(self.c, self.branches)
         self.target_c = target_c
-        self.target_d = torch.tensor(target_d, dtype=torch.float32) if self.branches else None
+        self.target_d = torch.tensor(target_d, dtype=torch.float32, device=device) if self.branches else None
         fused = fused_if_possible()
         self.policy_optimizer = torch.optim.Adam(nets.policy.parameters(), lr=lr, **fused)
         self.critic_optimizer = torch.optim.Adam([*nets.q.parameters(), *nets.value.parameters()], lr=lr, **fused)
         self.entropy_optimizer = torch.optim.Adam(self.entropy_parameters(), lr=lr, **fused)
         self.stepper = MultiAdamStepper([self.policy_optimizer, self.critic_optimizer, self.entropy_optimizer])
         k = shape.n_logits
-        self.branch_matrix = torch.zeros(k, len(self.branches))  # (K, nb): column j belongs to branch b
+        branch_matrix = torch.zeros(k, len(self.branches))  # (K, nb): column j belongs to branch b
         start = 0
         for i, size in enumerate(self.branches):
-            self.branch_matrix[start : start + size, i] = 1.0
+            branch_matrix[start : start + size, i] = 1.0
             start += size
+        self.branch_matrix = branch_matrix.to(device)
         self._target = list(nets.target_value.parameters())
         self._source = list(nets.value.parameters())
 

@@ -1,0 +1,316 @@
+"""Which settings take effect in a run, and the start-up warnings for those that do not.
+
+Every key of the schema is listed in `FIELD_EFFECTS` as one of:
+- "honoured": fledge acts on it;
+- "conditional": honoured where it applies (e.g. worker keys when worker processes run), warned otherwise;
+- "warned": accepted, but it has no effect here; a non-default value gives one warning at start-up
+  that names it and says why (a configuration dumped by fledge, with every default, never warns);
+- "refused": the feature behind it is not available; a run refuses it with a clear error before training.
+tests/unit/test_config_effects.py walks the schema and fails when a key is missing from the table, so
+a new key must be honoured, warned or refused on purpose.
+
+`effect_warnings` is pure: it reads the options and a small description of the environment and returns
+the warning lines; the run (and `fledge check`) log them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal
+
+from fledge.config.schema import (
+    ConditioningType,
+    EncoderType,
+    NetworkSettings,
+    RunOptions,
+    SACSettings,
+    TrainerSettings,
+)
+from fledge.config.sections import EngineSettings, EnvironmentSettings
+
+__all__ = [
+    "FIELD_EFFECTS",
+    "REFUSED_MODELS",
+    "Effect",
+    "effect_warnings",
+    "environment_kind",
+    "uses_copy_pool",
+    "uses_worker_processes",
+]
+
+Effect = Literal["honoured", "conditional", "warned", "refused"]
+
+_H: Effect = "honoured"
+_C: Effect = "conditional"
+_W: Effect = "warned"
+_R: Effect = "refused"
+
+FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType({
+    # top level
+    "RunOptions.behaviors": _H,
+    "RunOptions.default_settings": _H,
+    "RunOptions.env_settings": _H,
+    "RunOptions.engine_settings": _H,  # a section; each of its keys is warned
+    "RunOptions.environment_parameters": _R,  # samplers and curriculum: api.run refuses the section
+    "RunOptions.checkpoint_settings": _H,
+    "RunOptions.torch_settings": _H,
+    "RunOptions.debug": _H,  # `fledge learn`: debug logging, errors with their traceback (as --debug)
+    # one behavior
+    "TrainerSettings.trainer_type": _H,  # poca is refused by api.make_trainer
+    "TrainerSettings.hyperparameters": _H,
+    "TrainerSettings.network_settings": _H,
+    "TrainerSettings.reward_signals": _H,  # extrinsic only; the others are refused by the trainers
+    "TrainerSettings.init_path": _H,
+    "TrainerSettings.keep_checkpoints": _H,
+    "TrainerSettings.even_checkpoints": _H,
+    "TrainerSettings.checkpoint_interval": _H,
+    "TrainerSettings.max_steps": _H,
+    "TrainerSettings.time_horizon": _H,
+    "TrainerSettings.summary_freq": _H,
+    "TrainerSettings.threaded": _W,
+    "TrainerSettings.self_play": _R,
+    "TrainerSettings.behavioral_cloning": _R,
+    # PPO
+    "PPOSettings.batch_size": _H,
+    "PPOSettings.buffer_size": _H,
+    "PPOSettings.learning_rate": _H,
+    "PPOSettings.learning_rate_schedule": _H,
+    "PPOSettings.beta": _H,
+    "PPOSettings.beta_schedule": _H,
+    "PPOSettings.epsilon": _H,
+    "PPOSettings.epsilon_schedule": _H,
+    "PPOSettings.lambd": _H,
+    "PPOSettings.num_epoch": _H,
+    "PPOSettings.shared_critic": _H,
+    # SAC
+    "SACSettings.batch_size": _H,
+    "SACSettings.buffer_size": _H,
+    "SACSettings.learning_rate": _H,
+    "SACSettings.learning_rate_schedule": _H,
+    "SACSettings.buffer_init_steps": _H,
+    "SACSettings.tau": _H,
+    "SACSettings.steps_per_update": _H,
+    "SACSettings.save_replay_buffer": _H,
+    "SACSettings.init_entcoef": _H,
+    "SACSettings.reward_signal_steps_per_update": _W,
+    # networks
+    "NetworkSettings.normalize": _H,
+    "NetworkSettings.hidden_units": _H,
+    "NetworkSettings.num_layers": _H,
+    "NetworkSettings.vis_encode_type": _W,
+    "NetworkSettings.memory": _R,
+    "NetworkSettings.goal_conditioning_type": _W,
+    "NetworkSettings.deterministic": _H,
+    # the extrinsic reward signal
+    "ExtrinsicSettings.gamma": _H,
+    "ExtrinsicSettings.strength": _H,
+    "ExtrinsicSettings.network_settings": _W,
+    # env_settings
+    "EnvironmentSettings.env_path": _H,
+    "EnvironmentSettings.env_args": _H,
+    "EnvironmentSettings.base_port": _W,
+    "EnvironmentSettings.num_envs": _H,
+    "EnvironmentSettings.num_areas": _C,  # built-in environments: areas multiply the agents
+    "EnvironmentSettings.timeout_wait": _C,  # with worker processes
+    "EnvironmentSettings.seed": _H,
+    "EnvironmentSettings.max_lifetime_restarts": _C,  # with num_envs copies fledge restarts
+    "EnvironmentSettings.restarts_rate_limit_n": _C,  # with num_envs copies fledge restarts
+    "EnvironmentSettings.restarts_rate_limit_period_s": _C,  # with num_envs copies fledge restarts
+    "EnvironmentSettings.worker_processes": _C,  # with num_envs > 1
+    # engine_settings: Unity players only
+    "EngineSettings.width": _W,
+    "EngineSettings.height": _W,
+    "EngineSettings.quality_level": _W,
+    "EngineSettings.time_scale": _W,
+    "EngineSettings.target_frame_rate": _W,
+    "EngineSettings.capture_frame_rate": _W,
+    "EngineSettings.no_graphics": _W,
+    "EngineSettings.no_graphics_monitor": _W,
+    # checkpoint_settings
+    "CheckpointSettings.run_id": _H,
+    "CheckpointSettings.initialize_from": _H,
+    "CheckpointSettings.load_model": _H,  # deprecated alias, folded into resume with a warning
+    "CheckpointSettings.resume": _H,
+    "CheckpointSettings.force": _H,
+    "CheckpointSettings.train_model": _W,
+    "CheckpointSettings.inference": _H,
+    "CheckpointSettings.results_dir": _H,
+    "CheckpointSettings.resume_from": _H,
+    "CheckpointSettings.onnx_opset": _H,
+    # torch_settings
+    "TorchSettings.device": _H,
+})
+"""Every key of every settings model ("Model.key"), with what fledge does with it."""
+
+REFUSED_MODELS: Mapping[str, str] = MappingProxyType({
+    "POCASettings": "trainer_type: poca is refused (api.make_trainer)",
+    "CuriositySettings": "the curiosity reward signal is refused (trainers.base.reward_signals)",
+    "GAILSettings": "the gail reward signal is refused (trainers.base.reward_signals)",
+    "RNDSettings": "the rnd reward signal is refused (trainers.base.reward_signals)",
+})
+"""Models reached through a key value that a run refuses: none of their keys can take effect."""
+
+UNITY_ONLY = "it applies to Unity players, which this version of fledge does not run"
+RESTART_KEYS = ("max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")
+UNITY_ENV_KEYS = ("base_port",)
+
+
+def environment_kind(env_name: str) -> str:
+    """'the built-in environment 3DBall', 'the Gymnasium environment gym:CartPole-v1', ..."""
+    if env_name.startswith("gym:"):
+        return f"the Gymnasium environment {env_name}"
+    if env_name.startswith("pettingzoo:"):
+        return f"the PettingZoo environment {env_name}"
+    return f"the built-in environment {env_name}"
+
+
+def uses_worker_processes(env: EnvironmentSettings) -> bool:
+    """Whether a run steps its environment copies in worker processes (api.make_environment decides so)."""
+    if env.num_envs <= 1:
+        return False
+    if env.worker_processes is not None:
+        return bool(env.worker_processes)
+    return env.environment_name.startswith("pettingzoo:")  # built-in and Gymnasium copies are cheap
+
+
+def uses_copy_pool(env: EnvironmentSettings) -> bool:
+    """Whether a run steps `num_envs` copies through a pool that restarts failed copies (rollout.workers.EnvPool).
+
+    In-process Gymnasium copies are one Gymnasium vector environment instead, without restarts.
+    """
+    if env.num_envs <= 1:
+        return False
+    return uses_worker_processes(env) or not env.environment_name.startswith("gym:")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(getattr(value, "value", value))
+
+
+def _default(model: type[Any], key: str) -> Any:
+    return model.model_fields[key].default
+
+
+def _environment_warnings(
+    options: RunOptions, *, kind: str, builtin: bool, workers: bool, pool: bool
+) -> list[str]:
+    out: list[str] = []
+    env = options.env_settings
+    if env.num_areas != _default(EnvironmentSettings, "num_areas") and not builtin:
+        out.append(
+            f"env_settings.num_areas: {_show(env.num_areas)} has no effect on {kind}; only built-in environments "
+            "have training areas (use num_envs / --num-envs for more copies)."
+        )
+    for key in UNITY_ENV_KEYS:
+        value = getattr(env, key)
+        if value != _default(EnvironmentSettings, key):
+            out.append(f"env_settings.{key}: {_show(value)} has no effect on {kind}; {UNITY_ONLY}.")
+    if not workers and env.timeout_wait != _default(EnvironmentSettings, "timeout_wait"):
+        out.append(
+            f"env_settings.timeout_wait: {_show(env.timeout_wait)} has no effect here; it is how long fledge waits "
+            "for an environment worker process, and this run uses none (they run with num_envs > 1 and "
+            "worker_processes: true)."
+        )
+    if not pool:
+        for key in RESTART_KEYS:
+            value = getattr(env, key)
+            if value != _default(EnvironmentSettings, key):
+                out.append(
+                    f"env_settings.{key}: {_show(value)} has no effect here; it limits how often fledge restarts "
+                    "failed environment copies (num_envs > 1), and this run's environment is never restarted."
+                )
+    if env.worker_processes and env.num_envs <= 1:
+        out.append(
+            "env_settings.worker_processes: true has no effect with num_envs 1; one environment is stepped in "
+            "this process (set num_envs > 1 to step copies in worker processes)."
+        )
+    for key in EngineSettings.model_fields:
+        value = getattr(options.engine_settings, key)
+        if value != _default(EngineSettings, key):
+            out.append(f"engine_settings.{key}: {_show(value)} has no effect on {kind}; {UNITY_ONLY}.")
+    if options.checkpoint_settings.train_model:
+        out.append(
+            "checkpoint_settings.train_model: true is deprecated and has no effect; training is the default "
+            "(use inference to run a policy without training)."
+        )
+    return out
+
+
+def _behavior_warnings(name: str, settings: TrainerSettings) -> list[str]:
+    out: list[str] = []
+    where = f"Behavior '{name}': "
+    if settings.threaded:
+        out.append(
+            f"{where}threaded: true has no effect here; fledge updates each trainer in the training loop, "
+            "between environment steps."
+        )
+    net = settings.network_settings
+    if net.vis_encode_type != EncoderType.SIMPLE:
+        out.append(
+            f"{where}network_settings.vis_encode_type: {_show(net.vis_encode_type)} has no effect here; this "
+            "version of fledge trains on vector observations only, so no visual encoder is built."
+        )
+    if net.goal_conditioning_type != ConditioningType.HYPER:
+        out.append(
+            f"{where}network_settings.goal_conditioning_type: {_show(net.goal_conditioning_type)} has no effect "
+            "here; this version of fledge has no goal observations to condition on."
+        )
+    hyper = settings.hyperparameters
+    if isinstance(hyper, SACSettings) and hyper.reward_signal_steps_per_update != hyper.steps_per_update:
+        out.append(
+            f"{where}hyperparameters.reward_signal_steps_per_update: {_show(hyper.reward_signal_steps_per_update)} "
+            "has no effect here; only the extrinsic reward signal exists in this version, and it has no network "
+            "to update."
+        )
+    for key, signal in settings.reward_signals.items():
+        if _show(key) == "extrinsic" and signal is not None and signal.network_settings != NetworkSettings():
+            out.append(
+                f"{where}reward_signals.extrinsic.network_settings has no effect; the extrinsic reward signal "
+                "has no network."
+            )
+    return out
+
+
+def effect_warnings(
+    options: RunOptions,
+    *,
+    env_name: str | None,
+    worker_processes: bool,
+    behaviors: Sequence[str] | None = None,
+) -> list[str]:
+    """One line per setting that is accepted but has no effect in this run (empty when all take effect).
+
+    `env_name`: the environment's name (`env_settings.environment_name`), or None for an environment
+    object handed to the run; `worker_processes`: whether the run steps its environment in worker
+    processes (`uses_worker_processes` for environments fledge builds); `behaviors`: the environment's
+    behavior names, when known. Then the behavior keys are checked for each of them (with the settings
+    each one gets), and behaviors of the configuration that the environment does not have are named.
+    Otherwise the behaviors listed in the configuration are checked.
+    """
+    if env_name is None:
+        kind, pool = "the environment given to the run", False
+    else:
+        kind, pool = environment_kind(env_name), worker_processes or uses_copy_pool(options.env_settings)
+    builtin = env_name is not None and ":" not in env_name
+    out = _environment_warnings(options, kind=kind, builtin=builtin, workers=worker_processes, pool=pool)
+    if behaviors is None:
+        for name, settings in options.behaviors.items():
+            out.extend(_behavior_warnings(name, settings))
+        return out
+    present = {name.split("?team=", 1)[0] for name in behaviors}
+    for name in dict.fromkeys(name.split("?team=", 1)[0] for name in behaviors):
+        out.extend(_behavior_warnings(name, options.behavior_settings(name)))
+    missing = [name for name in options.behaviors if name not in present]
+    if missing:
+        listed = ", ".join(repr(n) for n in missing)
+        has = ", ".join(repr(n) for n in sorted(present)) or "none"
+        out.append(
+            f"The configuration has settings for behavior(s) {listed} that {kind} does not have "
+            f"(its behaviors: {has}); they are not used. Check the behavior names."
+        )
+    return out

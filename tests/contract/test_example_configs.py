@@ -1,0 +1,200 @@
+"""Every ML-Agents example config, run: refused features are refused, and each setting without effect
+gives its start-up warning exactly where the YAML sets it (and nowhere else).
+
+The expectations are derived from the raw YAML alone (ML-Agents' defaults are written out here), not
+from fledge's own tables. Each config runs through `fledge.api.run` for a few hundred steps on a
+stand-in environment that offers the config's behaviors, each with a small built-in environment's
+behavior spec; the configs' settings are kept, only max_steps, summary_freq and checkpoint_interval
+are capped, and time_horizon (DungeonEscape's 10,000,000 would make the agent processor preallocate
+gigabytes of trajectory rows).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fledge import api
+from fledge.config import build_run_options, load_config_file
+from fledge.envs import registry
+from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
+from fledge.errors import ConfigError
+
+from conftest import shared_configs_dir
+
+CONFIGS = shared_configs_dir()
+FILES = sorted(CONFIGS.glob("**/*.yaml"))
+STAND_IN = "MoveToGoal2D-Hybrid"  # continuous and discrete actions, short episodes
+AGENTS = 4
+MAX_STEPS, SUMMARY_FREQ, CHECKPOINT_INTERVAL, TIME_HORIZON = 400, 200, 300, 1000
+
+# ML-Agents 1.1.0 defaults of the keys that fledge accepts without acting on them
+ENV_DEFAULTS = {"base_port": 5005, "num_areas": 1, "timeout_wait": 60, "max_lifetime_restarts": 10,
+                "restarts_rate_limit_n": 1, "restarts_rate_limit_period_s": 60}
+ENGINE_DEFAULTS = {"width": 84, "height": 84, "quality_level": 5, "time_scale": 20.0, "target_frame_rate": -1,
+                   "capture_frame_rate": 60, "no_graphics": False, "no_graphics_monitor": False}
+
+
+def merged_behaviors(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each behavior's keys over default_settings (nested mappings merged)."""
+
+    def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(dict(base))
+        for key, value in over.items():
+            out[key] = merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+        return out
+
+    defaults = raw.get("default_settings") or {}
+    return {name: merge(defaults, body or {}) for name, body in (raw.get("behaviors") or {}).items()}
+
+
+def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
+    """The key paths a run must refuse: features this version of fledge does not have."""
+    out = set()
+    if raw.get("environment_parameters"):
+        out.add("environment_parameters")
+    for name, body in merged_behaviors(raw).items():
+        if body.get("trainer_type") == "poca":
+            out.add(f"behaviors.{name}.trainer_type")
+        for key in ("self_play", "behavioral_cloning"):
+            if body.get(key):
+                out.add(f"behaviors.{name}.{key}")
+        if (body.get("network_settings") or {}).get("memory"):
+            out.add(f"behaviors.{name}.network_settings.memory")
+        for signal in body.get("reward_signals") or {}:
+            if signal != "extrinsic":
+                out.add(f"behaviors.{name}.reward_signals.{signal}")
+    return out
+
+
+def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(behavior or "", key path) of every setting the YAML gives a value that has no effect here."""
+    out: set[tuple[str, str]] = set()
+    for name, body in merged_behaviors(raw).items():
+        if body.get("threaded") is True:
+            out.add((name, "threaded"))
+        net = body.get("network_settings") or {}
+        if net.get("vis_encode_type", "simple") != "simple":
+            out.add((name, "network_settings.vis_encode_type"))
+        if net.get("goal_conditioning_type", "hyper") != "hyper":
+            out.add((name, "network_settings.goal_conditioning_type"))
+        hyper = body.get("hyperparameters") or {}
+        if body.get("trainer_type") == "sac" and "reward_signal_steps_per_update" in hyper:
+            if float(hyper["reward_signal_steps_per_update"]) != float(hyper.get("steps_per_update", 1.0)):
+                out.add((name, "hyperparameters.reward_signal_steps_per_update"))
+        if ((body.get("reward_signals") or {}).get("extrinsic") or {}).get("network_settings"):
+            out.add((name, "reward_signals.extrinsic.network_settings"))
+    env = raw.get("env_settings") or {}
+    for key, default in ENV_DEFAULTS.items():  # the run gets an environment object: no workers, no restarts
+        if key in env and env[key] != default:
+            out.add(("", f"env_settings.{key}"))
+    if env.get("worker_processes") is True and env.get("num_envs", 1) <= 1:
+        out.add(("", "env_settings.worker_processes"))
+    for key, value in (raw.get("engine_settings") or {}).items():
+        if value != ENGINE_DEFAULTS[key]:
+            out.add(("", f"engine_settings.{key}"))
+    if (raw.get("checkpoint_settings") or {}).get("train_model") is True:
+        out.add(("", "checkpoint_settings.train_model"))
+    return out
+
+
+def parse_warning(message: str) -> tuple[str, str]:
+    behavior = re.match(r"Behavior '([^']+)': ([\w.]+)", message)
+    if behavior:
+        return behavior.group(1), behavior.group(2)
+    section = re.match(r"((?:env|engine|checkpoint)_settings\.\w+): ", message)
+    if section:
+        return "", section.group(1)
+    return "?", message  # any other warning is unexpected
+
+
+class StandIn(BaseEnv):
+    """The config's behaviors, each a small built-in environment under the behavior's name."""
+
+    def __init__(self, names: list[str], seed: int) -> None:
+        self.envs = {name: registry.make(STAND_IN, seed=seed + i, num_agents=AGENTS) for i, name in enumerate(names)}
+        (self.spec,) = next(iter(self.envs.values())).behavior_specs.values()
+
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        return {name: self.spec for name in self.envs}
+
+    def reset(self) -> None:
+        for env in self.envs.values():
+            env.reset()
+
+    def step(self) -> None:
+        for env in self.envs.values():
+            env.step()
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        return self.envs[behavior_name].get_steps(STAND_IN)
+
+    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
+        self.envs[behavior_name].set_actions(STAND_IN, action)
+
+    def set_action_for_agent(self, behavior_name: str, agent_id: Any, action: ActionTuple) -> None:
+        self.envs[behavior_name].set_action_for_agent(STAND_IN, agent_id, action)
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+def capped(raw: dict[str, Any], results: Path) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    for body in [*(out.get("behaviors") or {}).values(), out.get("default_settings")]:
+        if isinstance(body, dict):
+            body["max_steps"] = min(float(body.get("max_steps", MAX_STEPS)), MAX_STEPS)
+            body["summary_freq"] = min(int(body.get("summary_freq", SUMMARY_FREQ)), SUMMARY_FREQ)
+            body["checkpoint_interval"] = min(int(body.get("checkpoint_interval", CHECKPOINT_INTERVAL)),
+                                              CHECKPOINT_INTERVAL)
+            body["time_horizon"] = min(int(body.get("time_horizon", TIME_HORIZON)), TIME_HORIZON)
+    env = out.setdefault("env_settings", {})
+    env["seed"] = 1
+    out["checkpoint_settings"] = {"run_id": "example", "results_dir": str(results)}
+    return out
+
+
+def test_the_examples_are_there_and_sixty_are_accepted() -> None:
+    if not FILES:
+        pytest.skip(f"the shared ML-Agents configs are not at {CONFIGS}")
+    accepted = [p for p in FILES if not expected_refusals(load_config_file(p))]
+    assert len(FILES) >= 100
+    assert len(accepted) == 60
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_example_config_is_refused_or_warns_exactly_where_due(
+    path: Path, tmp_path: Path, fledge_log: list[logging.LogRecord]
+) -> None:
+    raw = load_config_file(path)
+    refusals = expected_refusals(raw)
+    options = build_run_options(capped(raw, tmp_path))
+    names = list(options.behaviors)
+    env = StandIn(names, seed=1)
+    fledge_log.clear()  # config parsing may warn (deprecated keys); the run's start-up is what is checked
+    try:
+        if refusals:
+            with pytest.raises(ConfigError) as info:
+                api.run(options, env=env, display="none")
+            message = str(info.value)
+            assert any(key in message for key in refusals), (message, refusals)
+            assert not list(tmp_path.glob("**/*.pt")), "a refused run wrote a checkpoint"
+            return
+        result = api.run(options, env=env, display="none")
+    finally:
+        env.close()
+    warnings = [r.getMessage() for r in fledge_log if r.levelno >= logging.WARNING]
+    found = [parse_warning(w) for w in warnings]
+    assert len(found) == len(set(found)), f"a warning was given twice: {warnings}"
+    assert set(found) == expected_warnings(raw), warnings
+    for name in names:
+        assert result.behaviors[name].steps >= MAX_STEPS
+        assert (tmp_path / "example" / name / "checkpoint.pt").is_file()
