@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from threadpoolctl import threadpool_limits
 
 from fledge.checkpoints.files import atomic_write_text, write_error
 from fledge.envs import registry
@@ -252,7 +253,10 @@ def run(
             session.initialize_from(Path(cp.results_dir) / cp.initialize_from if cp.initialize_from else None)
         if not cp.inference:
             prepare_run_folder(options, path, seed)
-        return session.train()
+        # numpy's BLAS would spread each small batched forward over every core; like torch, it gets
+        # `torch_threads` (one by default): 192 agents of 3DBall act 3x faster on one thread than on two.
+        with threadpool_limits(limits=torch_threads, user_api="blas"):
+            return session.train()
     finally:
         if own_env:
             env.close()

@@ -10,6 +10,7 @@ each behavior are printed as YAML with every default filled in.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import yaml
@@ -18,6 +19,8 @@ from fledge import preflight
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
+
+log = logging.getLogger("fledge")
 
 
 def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, object]]:
@@ -31,6 +34,14 @@ def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, 
     preflight.check_run(options)
     api.configure_torch(options, 1)
     if not build:
+        from fledge.config.effects import effect_warnings, uses_worker_processes
+
+        for line in effect_warnings(
+            options,
+            env_name=options.env_settings.environment_name,
+            worker_processes=uses_worker_processes(options.env_settings),
+        ):
+            log.warning("%s", line)
         return {name: preflight.effective_settings(s) for name, s in options.behaviors.items()}
     from fledge.stats import StatsReporter
     from fledge.stats.timers import Timers
@@ -40,6 +51,7 @@ def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, 
     try:
         env.reset()
         names = preflight.check_environment(options, env.behavior_specs)
+        api.report_effects(options, env, own_env=True)
         for name in names:
             api.make_trainer(options, name, env, StatsReporter([]), seed, Timers())
     finally:
