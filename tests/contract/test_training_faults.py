@@ -152,6 +152,17 @@ def test_huge_networks_are_refused_before_anything_is_written(tmp_path: Path, ca
     assert not (results / "huge").exists()
 
 
+def test_a_replay_buffer_larger_than_memory_is_refused_before_anything_is_written(tmp_path: Path, capsys: Any) -> None:
+    settings = small("sac")
+    settings["hyperparameters"] = {**settings["hyperparameters"], "buffer_size": 10**12}
+    config = write_config(tmp_path, "3DBall", settings)
+    results = tmp_path / "results"
+    code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "big", "--results-dir", str(results))
+    assert_clean_failure(code, out, "behaviors.3DBall.hyperparameters.buffer_size: 1,000,000,000,000 experiences",
+                         "GiB of memory", "Lower buffer_size")
+    assert not (results / "big").exists()
+
+
 @pytest.mark.parametrize("trainer_type", ["ppo", "sac"])
 @pytest.mark.parametrize("env_name", ["3DBall", "MoveToGoal2D-Hybrid"])
 def test_the_size_estimate_is_close_to_the_real_parameter_count(

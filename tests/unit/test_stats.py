@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fledge.checkpoints.files import current_umask
 from fledge.stats import (
     HYPERPARAMETERS,
     Aggregation,
@@ -265,7 +266,7 @@ def test_csv_columns_grow_with_atomic_rewrite(tmp_path: Path, monkeypatch: pytes
         assert Path(src).parent == path.parent  # temp file in the same folder
         real_replace(src, dst)
 
-    monkeypatch.setattr("fledge.stats.csv_writer.os.replace", spy)
+    monkeypatch.setattr("fledge.checkpoints.files.os.replace", spy)
     writer.write_stats("B", {"a": s([3.0])}, 200)  # same columns: appended, no rewrite
     assert replaced == []
     writer.write_stats("B", {"b": s([1.0, 4.0], Aggregation.SUM)}, 300)  # new column: rewrite
@@ -274,6 +275,7 @@ def test_csv_columns_grow_with_atomic_rewrite(tmp_path: Path, monkeypatch: pytes
     writer.write_stats("B", {"a": s([0.0]), "b": s([1.0], Aggregation.SUM)}, 400)
     assert _read(path)[-1] == ["400", "0.0", "1.0"]
     assert [p.name for p in path.parent.iterdir()] == ["B.csv"]  # no temp files left
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # created like any other file, not 0600
 
 
 def test_csv_resume_continues_and_clear_starts_fresh(tmp_path: Path) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fledge.checkpoints.files import atomic_write_text
 from fledge.stats.reporter import StatsWriter, StatSummary
 
 STEP_COLUMN = "Step"
@@ -37,22 +36,6 @@ def _csv_text(columns: list[str], rows: list[dict[str, str]], *, header: bool = 
         writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class CSVWriter(StatsWriter):
@@ -104,7 +87,7 @@ class CSVWriter(StatsWriter):
         if new_columns or not path.is_file():
             table.columns.extend(new_columns)
             self._folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(path, _csv_text(table.columns, table.rows))
+            atomic_write_text(path, _csv_text(table.columns, table.rows))
         else:
             with path.open("a", encoding="utf-8", newline="") as f:
                 f.write(_csv_text(table.columns, [row], header=False))

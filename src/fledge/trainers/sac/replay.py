@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from fledge.checkpoints.files import atomic_write
-from fledge.errors import CheckpointError
+from fledge.errors import CheckpointError, ConfigError
+from fledge.networks.size import physical_memory
 
 FORMAT_NAME = "fledge-sac-replay-buffer"
 FORMAT_VERSION = 1
@@ -48,14 +49,28 @@ class ReplaySpec:
 
 
 class ReplayBuffer:
-    def __init__(self, *, spec: ReplaySpec, max_size: int, reserve: int = 0) -> None:
-        """`max_size`: buffer_size; `reserve`: extra rows preallocated for appends before truncation."""
+    def __init__(
+        self, *, spec: ReplaySpec, max_size: int, reserve: int = 0, setting: str = "hyperparameters.buffer_size"
+    ) -> None:
+        """`max_size`: buffer_size; `reserve`: extra rows preallocated for appends before truncation;
+        `setting`: the config key of buffer_size, named when the buffer cannot be allocated."""
         self.spec = spec
         self.max_size = int(max_size)
         self.keep = max(1, int(KEEP_FRACTION * self.max_size))
         self.count = 0
         self._capacity = self.max_size + max(0, int(reserve))
-        self.data = {k: np.zeros((self._capacity,) + shape, dtype=dt) for k, (shape, dt) in spec.fields().items()}
+        fields = spec.fields()
+        row_bytes = sum(int(np.prod(shape, dtype=np.int64)) * dt.itemsize for shape, dt in fields.values())
+        need, memory = row_bytes * self._capacity, physical_memory()
+        refusal = (
+            f"{setting}: {self.max_size:,} experiences of {row_bytes} bytes need {need / 2**30:,.1f} GiB of memory"
+        )
+        if memory is not None and need > memory:
+            raise ConfigError(f"{refusal}; this machine has {memory / 2**30:,.1f} GiB. Lower buffer_size.")
+        try:
+            self.data = {k: np.zeros((self._capacity,) + shape, dtype=dt) for k, (shape, dt) in fields.items()}
+        except MemoryError:
+            raise ConfigError(f"{refusal}, and allocating them failed. Lower buffer_size.") from None
 
     def __len__(self) -> int:
         return self.count

@@ -179,6 +179,7 @@ class SACTrainer:
             ),
             max_size=self.hp.buffer_size,
             reserve=4 * self.time_horizon,
+            setting=f"behaviors.{behavior_name}.hyperparameters.buffer_size",
         )
         self.step = 0
         self.update_count: float = 1.0
