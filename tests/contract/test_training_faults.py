@@ -217,8 +217,8 @@ def test_a_failed_allocation_is_a_clear_config_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["learn", "check"])
 def test_sac_buffer_smaller_than_batch_is_refused(tmp_path: Path, capsys: Any, command: str) -> None:
     config = write_config(tmp_path, "3DBall", small("sac", batch_size=128, buffer_size=100))
-    code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "b", "--results-dir",
-                      str(tmp_path / "results"), command=command)
+    where = ["--run-id", "b", "--results-dir", str(tmp_path / "results")] if command == "learn" else []
+    code, out = learn(capsys, str(config), "--env", "3DBall", *where, command=command)
     assert_clean_failure(code, out, "behaviors.3DBall.hyperparameters.buffer_size",
                          "buffer_size (100) is smaller than batch_size (128)")
     assert not (tmp_path / "results").exists()

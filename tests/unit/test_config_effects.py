@@ -130,6 +130,10 @@ NON_DEFAULT: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+# keys honoured by built-in environments, warned about elsewhere: checked against this environment
+ENVIRONMENT_OF = {"EnvironmentSettings.num_areas": "gym:CartPole-v1"}
+
+
 def warnings_of(raw: dict[str, Any], env_name: str = "3DBall", behaviors: list[str] | None = None) -> list[str]:
     options = build_run_options(raw)
     workers = uses_worker_processes(options.env_settings)
@@ -144,7 +148,7 @@ def test_every_warned_key_has_a_case() -> None:
 @pytest.mark.parametrize("field", sorted(NON_DEFAULT))
 def test_a_non_default_value_warns_once_naming_the_key(field: str) -> None:
     raw, path = NON_DEFAULT[field]
-    lines = warnings_of(raw)
+    lines = warnings_of(raw, env_name=ENVIRONMENT_OF.get(field, "3DBall"))
     assert len(lines) == 1, lines
     (line,) = lines
     assert "has no effect" in line
@@ -165,6 +169,13 @@ def test_defaults_and_a_dumped_default_config_do_not_warn() -> None:
 def test_sac_reward_signal_steps_equal_to_steps_per_update_do_not_warn() -> None:
     hyper = {"steps_per_update": 10.0, "reward_signal_steps_per_update": 10.0}
     assert warnings_of({"behaviors": {BEHAVIOR: {"trainer_type": "sac", "hyperparameters": hyper}}}) == []
+
+
+def test_num_areas_is_honoured_by_built_in_environments_only() -> None:
+    raw = {"env_settings": {"num_areas": 4}}
+    assert warnings_of(raw, env_name="3DBall") == []
+    (line,) = warnings_of(raw, env_name="pettingzoo:pettingzoo.classic.rps_v2")
+    assert line.startswith("env_settings.num_areas: 4 has no effect on the PettingZoo environment")
 
 
 def test_engine_warning_names_the_environment_and_why() -> None:
