@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fledge.config import RunOptions, build_run_options
+from fledge.envs.api import ActionTuple, AgentId, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,3 +137,38 @@ def random_trajectory(spec: Any, n: int, rng: Any, *, terminal: bool, ends: bool
         terminal=terminal,
         ends_episode=ends,
     )
+
+
+
+class SideBySide(BaseEnv):
+    """Several environments stepped together as one: behavior `name` is the one behavior of `parts[name]`
+    (its own name inside that part may differ, e.g. a stand-in environment under another name)."""
+
+    def __init__(self, parts: dict[str, BaseEnv]) -> None:
+        self.parts = parts
+        self.inner = {name: next(iter(env.behavior_specs)) for name, env in parts.items()}
+
+    @property
+    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
+        return {name: env.behavior_specs[self.inner[name]] for name, env in self.parts.items()}
+
+    def reset(self) -> None:
+        for env in self.parts.values():
+            env.reset()
+
+    def step(self) -> None:
+        for env in self.parts.values():
+            env.step()
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        return self.parts[behavior_name].get_steps(self.inner[behavior_name])
+
+    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
+        self.parts[behavior_name].set_actions(self.inner[behavior_name], action)
+
+    def set_action_for_agent(self, behavior_name: str, agent_id: AgentId, action: ActionTuple) -> None:
+        self.parts[behavior_name].set_action_for_agent(self.inner[behavior_name], agent_id, action)
+
+    def close(self) -> None:
+        for env in self.parts.values():
+            env.close()

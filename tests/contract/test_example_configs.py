@@ -23,10 +23,9 @@ import pytest
 from fledge import api
 from fledge.config import build_run_options, load_config_file
 from fledge.envs import registry
-from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
 from fledge.errors import ConfigError
 
-from conftest import shared_configs_dir
+from conftest import SideBySide, shared_configs_dir
 
 CONFIGS = shared_configs_dir()
 FILES = sorted(CONFIGS.glob("**/*.yaml"))
@@ -114,37 +113,9 @@ def parse_warning(message: str) -> tuple[str, str]:
     return "?", message  # any other warning is unexpected
 
 
-class StandIn(BaseEnv):
+def stand_in(names: list[str], seed: int) -> SideBySide:
     """The config's behaviors, each a small built-in environment under the behavior's name."""
-
-    def __init__(self, names: list[str], seed: int) -> None:
-        self.envs = {name: registry.make(STAND_IN, seed=seed + i, num_agents=AGENTS) for i, name in enumerate(names)}
-        (self.spec,) = next(iter(self.envs.values())).behavior_specs.values()
-
-    @property
-    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
-        return {name: self.spec for name in self.envs}
-
-    def reset(self) -> None:
-        for env in self.envs.values():
-            env.reset()
-
-    def step(self) -> None:
-        for env in self.envs.values():
-            env.step()
-
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        return self.envs[behavior_name].get_steps(STAND_IN)
-
-    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
-        self.envs[behavior_name].set_actions(STAND_IN, action)
-
-    def set_action_for_agent(self, behavior_name: str, agent_id: Any, action: ActionTuple) -> None:
-        self.envs[behavior_name].set_action_for_agent(STAND_IN, agent_id, action)
-
-    def close(self) -> None:
-        for env in self.envs.values():
-            env.close()
+    return SideBySide({name: registry.make(STAND_IN, seed=seed + i, num_agents=AGENTS) for i, name in enumerate(names)})
 
 
 def capped(raw: dict[str, Any], results: Path) -> dict[str, Any]:
@@ -178,7 +149,7 @@ def test_example_config_is_refused_or_warns_exactly_where_due(
     refusals = expected_refusals(raw)
     options = build_run_options(capped(raw, tmp_path))
     names = list(options.behaviors)
-    env = StandIn(names, seed=1)
+    env = stand_in(names, seed=1)
     fledge_log.clear()  # config parsing may warn (deprecated keys); the run's start-up is what is checked
     try:
         if refusals:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +16,20 @@ import yaml
 from fledge import api
 from fledge.config import build_run_options
 from fledge.envs import registry
-from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
+from fledge.envs.api import DecisionSteps, TerminalSteps
 from fledge.errors import ConfigError, ObservationError, RunFolderError
 
+from conftest import SideBySide
 
-class TwoBehaviors(BaseEnv):
+
+class TwoBehaviors(SideBySide):
     """Two built-in tasks side by side in one environment: two behaviors, two trainers."""
 
     def __init__(self) -> None:
-        self.parts = {
+        super().__init__({
             "MoveToGoal1D-Continuous": registry.make("MoveToGoal1D-Continuous", seed=1),
             "MoveToGoal1D-Discrete": registry.make("MoveToGoal1D-Discrete", seed=2),
-        }
-
-    @property
-    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
-        return {k: v.behavior_specs[k] for k, v in self.parts.items()}
-
-    def reset(self) -> None:
-        for env in self.parts.values():
-            env.reset()
-
-    def step(self) -> None:
-        for env in self.parts.values():
-            env.step()
-
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        return self.parts[behavior_name].get_steps(behavior_name)
-
-    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
-        self.parts[behavior_name].set_actions(behavior_name, action)
-
-    def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
-        self.parts[behavior_name].set_action_for_agent(behavior_name, agent_id, action)
+        })
 
 
 class NaNAfter(TwoBehaviors):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +18,31 @@ import pytest
 from fledge import api
 from fledge.config import RunOptions, build_run_options
 from fledge.envs import registry
-from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
+from fledge.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from fledge.envs.behavior_id import BehaviorIdentifiers, behavior_ids_by_brain, parse_behavior_id
 from fledge.errors import EnvironmentFault
 from fledge.session import TrainingSession
+
+from conftest import SideBySide
 
 TEAMS = ("Striker?team=0", "Striker?team=1")
 ID_OFFSET = 100  # agent ids are unique over the whole scene, as in Unity
 
 
-class TwoTeams(BaseEnv):
+class TwoTeams(SideBySide):
     """Two behaviors of the brain 'Striker'; `group_reward` is paid to team 0 on every decision."""
 
     def __init__(self, *, group_reward: float = 0.0, second_task: str = "MoveToGoal1D-Continuous") -> None:
-        self.teams = {
+        super().__init__({
             TEAMS[0]: registry.make("MoveToGoal1D-Continuous", seed=1, num_agents=2),
             TEAMS[1]: registry.make(second_task, seed=2, num_agents=2),
-        }
+        })
         self.group_reward = np.float32(group_reward)
         self.decisions = {name: 0 for name in TEAMS}  # agent decisions handed out per team
         self.actions_set = {name: 0 for name in TEAMS}
 
-    @property
-    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
-        return {name: next(iter(env.behavior_specs.values())) for name, env in self.teams.items()}
-
-    def reset(self) -> None:
-        for env in self.teams.values():
-            env.reset()
-
-    def step(self) -> None:
-        for env in self.teams.values():
-            env.step()
-
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        env = self.teams[behavior_name]
-        d, t = env.get_steps(next(iter(env.behavior_specs)))
+        d, t = super().get_steps(behavior_name)
         offset = ID_OFFSET * TEAMS.index(behavior_name)
         paid = self.group_reward if behavior_name == TEAMS[0] else np.float32(0.0)
         self.decisions[behavior_name] += len(d)
@@ -66,9 +54,8 @@ class TwoTeams(BaseEnv):
         )
 
     def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
-        env = self.teams[behavior_name]
         self.actions_set[behavior_name] += len(action.continuous)
-        env.set_actions(next(iter(env.behavior_specs)), action)
+        super().set_actions(behavior_name, action)
 
     def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
         raise NotImplementedError

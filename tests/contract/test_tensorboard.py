@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,9 @@ import pytest
 
 from fledge.config import RunOptions
 from fledge.envs import registry
-from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
 from fledge.stats import HYPERPARAMETERS, Aggregation, StatsReporter, TensorboardWriter
+
+from conftest import SideBySide
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -98,32 +98,9 @@ def test_nothing_written_for_hidden_only(tmp_path: Path) -> None:
     assert not (tmp_path / "B").exists()
 
 
-class TwoTasks(BaseEnv):
+def TwoTasks() -> SideBySide:  # noqa: N802 - reads as the environment it builds
     """Two built-in tasks side by side: two behaviors in one environment."""
-
-    def __init__(self) -> None:
-        self.parts = {name: registry.make(name, seed=i) for i, name in enumerate(TWO)}
-
-    @property
-    def behavior_specs(self) -> Mapping[str, BehaviorSpec]:
-        return {k: v.behavior_specs[k] for k, v in self.parts.items()}
-
-    def reset(self) -> None:
-        for env in self.parts.values():
-            env.reset()
-
-    def step(self) -> None:
-        for env in self.parts.values():
-            env.step()
-
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        return self.parts[behavior_name].get_steps(behavior_name)
-
-    def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
-        self.parts[behavior_name].set_actions(behavior_name, action)
-
-    def set_action_for_agent(self, behavior_name: str, agent_id: int, action: ActionTuple) -> None:
-        self.parts[behavior_name].set_action_for_agent(behavior_name, agent_id, action)
+    return SideBySide({name: registry.make(name, seed=i) for i, name in enumerate(TWO)})
 
 
 TWO = ("MoveToGoal1D-Continuous", "MoveToGoal1D-Discrete")
