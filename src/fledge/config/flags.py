@@ -107,6 +107,7 @@ class _Flag:
 
 UNITY = "Unity players only; no effect on the environments this version runs"
 WORKERS = "worker processes only"
+COPIES = "with --num-envs > 1 (copies that fail are restarted; not in-process Gymnasium copies)"
 
 _SECTION_MODELS = (
     ("env_settings", EnvironmentSettings),
@@ -141,11 +142,11 @@ _FLAGS: tuple[_Flag, ...] = (
           help="training areas per environment (built-in environments: multiplies the agents)"),
     _Flag(option="--max-lifetime-restarts", section="env_settings", key="max_lifetime_restarts",
           convert=_int_arg(minimum=-1),
-          help=f"{WORKERS}: environment crashes allowed per worker over the run; -1: unlimited"),
+          help=f"{COPIES}: crashes allowed per copy over the run; -1: unlimited"),
     _Flag(option="--restarts-rate-limit-n", section="env_settings", key="restarts_rate_limit_n",
-          convert=_int_arg(minimum=-1), help=f"{WORKERS}: crashes allowed per worker within the period; -1: no rate limit"),
+          convert=_int_arg(minimum=-1), help=f"{COPIES}: crashes allowed per copy within the period; -1: no rate limit"),
     _Flag(option="--restarts-rate-limit-period-s", section="env_settings", key="restarts_rate_limit_period_s",
-          convert=_int_arg(minimum=1), help=f"{WORKERS}: the period of the restart rate limit, in seconds"),
+          convert=_int_arg(minimum=1), help=f"{COPIES}: the period of the restart rate limit, in seconds"),
     _Flag(option="--results-dir", section="checkpoint_settings", key="results_dir", convert=_non_empty,
           metavar="DIR", help="base folder for results"),
     _Flag(option="--timeout-wait", section="env_settings", key="timeout_wait", convert=_int_arg(minimum=1),
