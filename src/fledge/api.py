@@ -67,7 +67,8 @@ def check_run_folder(options: RunOptions) -> Path:
     """Refuse to overwrite, resume or initialize a run by accident, before anything is written."""
     path = run_folder(options)
     cp = options.checkpoint_settings
-    check_writable_folder(Path(cp.results_dir), "--results-dir")
+    if not cp.inference:  # --inference writes nothing
+        check_writable_folder(Path(cp.results_dir), "--results-dir")
     if path.exists() and not path.is_dir():
         raise RunFolderError(
             f"The run folder {path} is a file, not a folder; choose another --run-id or --results-dir."
@@ -122,11 +123,15 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
     kwargs = env_kwargs(options)
-    if "num_areas" in kwargs:
-        raise ConfigError(
-            "env_settings.env_args: num_areas is not an environment argument; set env_settings.num_areas "
-            "(--num-areas) instead."
-        )
+    reserved = {"seed": "env_settings.seed (--seed)", "num_areas": "env_settings.num_areas (--num-areas)"}
+    if ":" in env_name:  # Gymnasium and PettingZoo: fledge sets the number of copies itself
+        reserved["num_agents"] = "env_settings.num_envs (--num-envs)"
+    for key, instead in reserved.items():
+        if key in kwargs:
+            raise ConfigError(
+                f"env_settings.env_args: {key} is not an argument for {env_name}: the run sets it; "
+                f"set {instead} instead."
+            )
     if ":" not in env_name:
         kwargs["num_areas"] = int(es.num_areas)  # other environments have no areas: config.effects warns
     if es.num_envs <= 1:
@@ -197,15 +202,16 @@ def configure_torch(options: RunOptions, threads: int) -> torch.device:
     return device
 
 
-def report_effects(options: RunOptions, env: BaseEnv, *, own_env: bool) -> list[str]:
-    """Log (once, at start-up) every setting that is accepted but has no effect in this run."""
+def report_effects(options: RunOptions, env: BaseEnv | None, *, own_env: bool) -> list[str]:
+    """Log (once, at start-up) every setting that is accepted but has no effect in this run; without `env`
+    (fledge check with no environment), the behaviors listed in the configuration are checked."""
     from fledge.config.effects import effect_warnings, uses_worker_processes
 
     lines = effect_warnings(
         options,
         env_name=options.env_settings.environment_name if own_env else None,
         worker_processes=own_env and uses_worker_processes(options.env_settings),
-        behaviors=list(env.behavior_specs),
+        behaviors=list(env.behavior_specs) if env is not None else None,
     )
     for line in lines:
         log.warning("%s", line)
@@ -332,7 +338,12 @@ def prepare_run_folder(options: RunOptions, path: Path, seed: int) -> None:
     text = dump_run_options(resolved)
     config_path = path / "configuration.yaml"
     if cp.resume and config_path.is_file():
-        report_config_changes(config_path.read_text(encoding="utf-8"), text)
+        try:
+            previous = config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("%s could not be read (%s); cannot report what changed. It is written again.", config_path, exc)
+        else:
+            report_config_changes(previous, text)
     atomic_write_text(config_path, text)
     log.info("Training with seed %d, results in %s", seed, path)
 

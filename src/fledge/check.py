@@ -10,7 +10,6 @@ each behavior are printed as YAML with every default filled in.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import yaml
@@ -20,7 +19,6 @@ from fledge import preflight
 if TYPE_CHECKING:
     from fledge.config import RunOptions
 
-log = logging.getLogger("fledge")
 
 
 def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, object]]:
@@ -34,15 +32,10 @@ def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, 
     preflight.check_run(options)
     api.configure_torch(options, 1)
     if not build:
-        from fledge.config.effects import effect_warnings, uses_worker_processes
-
-        for line in effect_warnings(
-            options,
-            env_name=options.env_settings.environment_name,
-            worker_processes=uses_worker_processes(options.env_settings),
-        ):
-            log.warning("%s", line)
+        api.report_effects(options, None, own_env=True)
         return {name: preflight.effective_settings(s) for name, s in options.behaviors.items()}
+    import torch
+
     from fledge.stats import StatsReporter
     from fledge.stats.timers import Timers
 
@@ -53,7 +46,8 @@ def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, 
         names = preflight.check_environment(options, env.behavior_specs)
         api.report_effects(options, env, own_env=True)
         for name in names:
-            api.make_trainer(options, name, env, StatsReporter([]), seed, Timers())
+            # on the CPU: building the networks is the check, and needs no accelerator
+            api.make_trainer(options, name, env, StatsReporter([]), seed, Timers(), device=torch.device("cpu"))
     finally:
         env.close()
     return {name: preflight.effective_settings(options.behavior_settings(name)) for name in names}

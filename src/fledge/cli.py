@@ -78,9 +78,8 @@ def cmd_learn(argv: Sequence[str]) -> int:
             print(line)
         else:
             log.info("%s", line)
-    if result.stop_signal is not None:
-        return 128 + result.stop_signal  # the shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM
-    return 130 if result.interrupted else 0
+    # an interrupted run was stopped by a signal: the shell's convention, 130 after Ctrl-C, 143 after SIGTERM
+    return 0 if result.stop_signal is None else 128 + result.stop_signal
 
 
 def cmd_export(argv: Sequence[str]) -> int:

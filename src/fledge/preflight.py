@@ -71,28 +71,14 @@ def trainer_class(where: str, settings: TrainerSettings) -> type[Any]:
 
 def check_behavior(where: str, settings: TrainerSettings) -> None:
     """Refuse, before anything is built, what a trainer of these settings would not honour."""
-    from fledge.trainers.base import SUPPORTED_SIGNALS  # (imports torch: only when a run is checked)
+    from fledge.trainers.base import refuse_memory, reward_signals  # (imports torch: only when a run is checked)
 
     for key in REFUSED_FEATURES:
         if getattr(settings, key, None) is not None:
             raise ConfigError(f"{where}.{key}: not available in this version of fledge; remove it from the config.")
     trainer_class(where, settings)
-    if settings.network_settings.memory is not None:
-        raise ConfigError(
-            f"{where}.network_settings.memory: recurrent networks are not supported yet; remove the memory block."
-        )
-    configured = [str(_plain(key)) for key, sig in settings.reward_signals.items() if sig is not None]
-    for name in configured:
-        if name not in SUPPORTED_SIGNALS:
-            raise ConfigError(
-                f"{where}.reward_signals.{name}: this reward signal is not available in this version of fledge "
-                f"(available: {', '.join(SUPPORTED_SIGNALS)}). Remove it from the config."
-            )
-    if not configured:
-        raise ConfigError(
-            f"{where}.reward_signals: no reward signal is configured; add at least "
-            "'extrinsic: {gamma: 0.99, strength: 1.0}'."
-        )
+    refuse_memory(settings, where)
+    reward_signals(settings, where)
 
 
 def check_run(options: RunOptions) -> None:

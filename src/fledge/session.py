@@ -413,14 +413,19 @@ class TrainingSession:
         except Exception as exc:
             failing = None if consistent else name  # the behavior whose trainer raised inside observe/update
             error = self._error_of(exc, failing)
-            self._finish_after_error(failing)
+            self._finish(final=True, failing=failing)  # the error that stopped the run is the one raised
             if error is exc:
                 raise
             raise error from exc
         interrupted = interrupted or stop.requested
         if stop.requested:
             log.info("Learning was interrupted (%s). Saving the run.", stop.reason)
-        self._finish(final=consistent)
+        problem = self._finish(final=consistent)
+        if problem is not None:
+            error = self._error_of(problem, None)
+            if error is problem:
+                raise problem
+            raise error from problem
         if self.inference:
             for name, ran in inference_steps.items():
                 results[name].steps = ran
@@ -461,40 +466,34 @@ class TrainingSession:
             "(add --debug to see where it was raised)."
         )
 
-    def _finish_after_error(self, failing: str | None) -> None:
-        """Close the run after an error: a final checkpoint of every behavior whose state is safe to keep.
+    def _finish(self, *, final: bool, failing: str | None = None) -> Exception | None:
+        """Close the run: with `final` a final checkpoint of every behavior, then statistics and timers.
 
-        An update is a sequence of whole optimiser steps (each one fused in-place kernel call), so a
-        trainer that raised inside observe/update holds the weights and optimiser moments of its last
-        whole step, which fit each other and its step count: it is saved like the others (its unused
-        buffer is not part of a checkpoint), unless a tensor is NaN or inf, which the checkpoint manager
-        refuses. Nothing here may hide the error that stopped the run."""
+        Each behavior is saved on its own, so one that cannot be saved (NaN or inf tensors, which the
+        checkpoint manager refuses; a full disk) does not cost the others theirs; the first such error
+        is returned, not raised. `failing`: the behavior whose trainer raised inside observe/update. An
+        update is a sequence of whole optimiser steps (each one fused in-place kernel call), so that
+        trainer holds the weights and optimiser moments of its last whole step, which fit each other and
+        its step count: it is saved like the others (its unused buffer is not part of a checkpoint)."""
         self.progress.close()
+        first: Exception | None = None
         for name, trainer in self.trainers.items():
-            self.results[name].steps = trainer.step
-            if self.inference:
-                continue
             try:
                 if name != failing:
                     trainer.finish()
-                self.save_checkpoint(trainer, final=True)
-                log.info("Saved a final checkpoint of '%s' at step %d.", name, trainer.step)
-            except Exception as exc:  # noqa: BLE001 - reported, and the first error is the one raised
+                self.results[name].steps = trainer.step
+                if final and not self.inference:
+                    self.save_checkpoint(trainer, final=True)
+                    if failing is not None:
+                        log.info("Saved a final checkpoint of '%s' at step %d.", name, trainer.step)
+            except Exception as exc:  # noqa: BLE001 - reported; the first error is returned
                 log.warning("No final checkpoint of '%s' was written: %s", name, exc)
+                first = first or exc
         try:
             self.stats.close()
             if not self.inference:
                 atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(self.timers.to_dict(), indent=4))
         except Exception as exc:  # noqa: BLE001 - as above
             log.warning("Could not close the run's statistics: %s", exc)
-
-    def _finish(self, *, final: bool) -> None:
-        self.progress.close()
-        for name, trainer in self.trainers.items():
-            trainer.finish()
-            self.results[name].steps = trainer.step
-            if final and not self.inference:
-                self.save_checkpoint(trainer, final=True)
-        self.stats.close()
-        if not self.inference:
-            atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(self.timers.to_dict(), indent=4))
+            first = first or exc
+        return first

@@ -313,6 +313,31 @@ def test_a_resume_without_configuration_keeps_the_runs_seed(
     assert ("damaged" if loss == "config damaged" else "missing") in warning
 
 
+def test_a_resume_over_a_configuration_that_is_not_text_trains_on_and_writes_it_again(
+    tmp_path: Path, trained: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = trained / "configuration.yaml"
+    config.write_bytes(b"\xff\xfe\x00garbage")
+    with caplog.at_level(logging.WARNING, logger="fledge"):
+        result = api.run(options(tmp_path, max_steps=3600, seed=-1, resume=True), display="none")
+    assert result.seed == SEED and result.behaviors[BEHAVIOR].steps >= 3600
+    assert any("cannot report what changed" in r.getMessage() for r in caplog.records)
+    assert f"seed: {SEED}" in config.read_text(encoding="utf-8")
+
+
+def test_inference_needs_no_writable_results_folder(tmp_path: Path, trained: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in trained.rglob("*")}
+    os.chmod(tmp_path, 0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):  # root ignores the mode: check the folder test directly
+            api.check_run_folder(options(tmp_path, resume=True, inference=True))
+        else:
+            api.run(options(tmp_path, max_steps=20, resume=True, inference=True), display="none")
+    finally:
+        os.chmod(tmp_path, 0o755)
+    assert {p: p.stat().st_mtime_ns for p in trained.rglob("*")} == before
+
+
 def test_without_any_record_of_the_seed_a_new_one_is_drawn_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

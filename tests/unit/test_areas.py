@@ -101,6 +101,17 @@ def test_bad_num_areas_are_refused_with_the_name() -> None:
         api.make_environment(build_run_options({"env_settings": {"env_args": ["num_areas=2"]}}), seed=0)
 
 
+@pytest.mark.parametrize(
+    ("env_path", "arg", "instead"),
+    [("3DBall", "seed=3", "env_settings.seed"), ("gym:CartPole-v1", "seed=3", "env_settings.seed"),
+     ("gym:CartPole-v1", "num_agents=4", "env_settings.num_envs")],
+)
+def test_env_args_the_run_sets_itself_are_refused(env_path: str, arg: str, instead: str) -> None:
+    options = build_run_options({"env_settings": {"env_path": env_path, "env_args": [arg], "num_envs": 2}})
+    with pytest.raises(ConfigError, match=f"{arg.split('=')[0]} is not an argument for {env_path}.*{instead}"):
+        api.make_environment(options, seed=0)
+
+
 def test_num_envs_times_num_areas_gives_copies_of_areas() -> None:
     options = build_run_options({"env_settings": {"env_path": "3DBall", "num_envs": 2, "num_areas": 4}})
     env = api.make_environment(options, seed=0)

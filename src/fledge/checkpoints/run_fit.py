@@ -17,6 +17,7 @@ import yaml
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.config.sections import DEFAULT_ENV
 from fledge.envs.api import BehaviorSpec
+from fledge.envs.behavior_id import brain_name
 from fledge.errors import CheckpointError
 
 
@@ -95,7 +96,7 @@ def missing_checkpoint_message(
     for name, fingerprint in stored.items():
         lines.append(f"  {name} (the run): {describe(fingerprint)}")
     for name, spec in specs.items():
-        if name not in stored:
+        if brain_name(name) not in stored:  # teams `B?team=N` of a stored brain fit it
             lines.append(f"  {name} (this environment): {describe(spec_fingerprint(spec))}")
     lines.append(how_to_go_on(run_dir, flag, env_name))
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from fledge.config.schema import (
     TrainerSettings,
 )
 from fledge.config.sections import EngineSettings, EnvironmentSettings
+from fledge.envs.behavior_id import behavior_ids_by_brain
 
 __all__ = [
     "FIELD_EFFECTS",
@@ -302,8 +303,8 @@ def effect_warnings(
         for name, settings in options.behaviors.items():
             out.extend(_behavior_warnings(name, settings))
         return out
-    present = {name.split("?team=", 1)[0] for name in behaviors}
-    for name in dict.fromkeys(name.split("?team=", 1)[0] for name in behaviors):
+    present = behavior_ids_by_brain(behaviors)  # brain names in order; teams `B?team=N` are one brain
+    for name in present:
         out.extend(_behavior_warnings(name, options.behavior_settings(name)))
     missing = [name for name in options.behaviors if name not in present]
     if missing:

@@ -130,8 +130,17 @@ def plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def reward_signals(settings: Any, behavior_name: str) -> list[tuple[str, float, float]]:
-    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet."""
+def refuse_memory(settings: Any, where: str) -> None:
+    """Recurrent networks are not built yet: a memory block is refused, naming `where` ("behaviors.3DBall")."""
+    if settings.network_settings.memory is not None:
+        raise ConfigError(
+            f"{where}.network_settings.memory: recurrent networks are not supported yet; remove the memory block."
+        )
+
+
+def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
+    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet;
+    `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
     signals = []
     for key, sig in settings.reward_signals.items():
         name = str(plain(key))
@@ -139,13 +148,13 @@ def reward_signals(settings: Any, behavior_name: str) -> list[tuple[str, float, 
             continue
         if name not in SUPPORTED_SIGNALS:
             raise ConfigError(
-                f"behaviors.{behavior_name}.reward_signals.{name}: this reward signal is not available in this "
+                f"{where}.reward_signals.{name}: this reward signal is not available in this "
                 f"version of fledge (available: {', '.join(SUPPORTED_SIGNALS)}). Remove it from the config."
             )
         signals.append((name, float(sig.gamma), float(sig.strength)))
     if not signals:
         raise ConfigError(
-            f"behaviors.{behavior_name}.reward_signals: no reward signal is configured; add at least "
+            f"{where}.reward_signals: no reward signal is configured; add at least "
             "'extrinsic: {gamma: 0.99, strength: 1.0}'."
         )
     return signals

@@ -24,7 +24,6 @@ from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
-from fledge.errors import ConfigError
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers import state as S
 from fledge.trainers.base import (
@@ -32,6 +31,7 @@ from fledge.trainers.base import (
     TrainerState,
     record_episode_stats,
     plain,
+    refuse_memory,
     reward_signals,
     summary_due,
     vector_observation_size,
@@ -81,11 +81,7 @@ class PPOTrainer:
         self.spec = spec
         self.stats = stats
         self.settings = settings
-        if settings.network_settings.memory is not None:
-            raise ConfigError(
-                f"behaviors.{behavior_name}.network_settings.memory: recurrent networks are not supported yet; "
-                "remove the memory block."
-            )
+        refuse_memory(settings, f"behaviors.{behavior_name}")
         hp = settings.hyperparameters
         self.hp = PPOHyper(
             batch_size=int(hp.batch_size),
@@ -103,7 +99,7 @@ class PPOTrainer:
         self.max_steps = int(settings.max_steps)
         self.summary_freq = int(settings.summary_freq)
         self.time_horizon = int(settings.time_horizon)
-        signals = reward_signals(settings, behavior_name)
+        signals = reward_signals(settings, f"behaviors.{behavior_name}")
         self.signal_names = tuple(s[0] for s in signals)
         self.gammas = np.array([s[1] for s in signals])
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)

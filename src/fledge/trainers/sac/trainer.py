@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
-from fledge.errors import CheckpointError, ConfigError
+from fledge.errors import CheckpointError
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.device import as_device, is_cpu, to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
@@ -53,6 +53,7 @@ from fledge.trainers.base import (
     TrainerState,
     record_episode_stats,
     plain,
+    refuse_memory,
     reward_signals,
     summary_due,
     vector_observation_size,
@@ -108,11 +109,7 @@ class SACTrainer:
         self.stats = stats
         self.settings = settings
         net = settings.network_settings
-        if net.memory is not None:
-            raise ConfigError(
-                f"behaviors.{behavior_name}.network_settings.memory: recurrent networks are not supported yet; "
-                "remove the memory block."
-            )
+        refuse_memory(settings, f"behaviors.{behavior_name}")
         hp = settings.hyperparameters
         self.hp = SACHyper(
             batch_size=int(hp.batch_size),
@@ -129,7 +126,7 @@ class SACTrainer:
         self.max_steps = int(settings.max_steps)
         self.summary_freq = int(settings.summary_freq)
         self.time_horizon = int(settings.time_horizon)
-        signals = reward_signals(settings, behavior_name)
+        signals = reward_signals(settings, f"behaviors.{behavior_name}")
         self.signal_names = tuple(s[0] for s in signals)
         self.gammas = np.array([s[1] for s in signals], dtype=np.float32)
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
