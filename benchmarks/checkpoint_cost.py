@@ -20,16 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ppo_throughput import options_for, parts  # noqa: E402
-
-from fledge import api  # noqa: E402
-from fledge.checkpoints.manager import CheckpointManager  # noqa: E402
-from fledge.checkpoints.status import TrainingStatus  # noqa: E402
-from fledge.config import build_run_options, load_config_file  # noqa: E402
-from fledge.configs import shipped_config  # noqa: E402
-from fledge.envs import registry  # noqa: E402
-from fledge.stats import StatsReporter  # noqa: E402
-from fledge.trainers.ppo.trainer import PPOTrainer  # noqa: E402
+from fledge import api
+from fledge.checkpoints.manager import CheckpointManager
+from fledge.checkpoints.status import TrainingStatus
+from fledge.config import build_run_options, load_config_file
+from fledge.configs import shipped_config
+from fledge.envs import registry
+from fledge.stats import StatsReporter
+from fledge.trainers.ppo.trainer import PPOTrainer
+from ppo_throughput import options_for, parts
 
 
 def main() -> None:
@@ -60,7 +59,9 @@ def main() -> None:
     per_checkpoint = statistics.median(times)
     train_time = interval / rate
     print(f"3DBall PPO policy (obs 8, 128x2, 2 continuous, normalised), {args.repeats} checkpoints")
-    print(f"  one checkpoint: median {per_checkpoint * 1000:.1f} ms (range {min(times) * 1000:.1f} - {max(times) * 1000:.1f} ms)")
+    print(
+        f"  one checkpoint: median {per_checkpoint * 1000:.1f} ms (range {min(times) * 1000:.1f} - {max(times) * 1000:.1f} ms)"
+    )
     print(f"  training throughput in the same run: {rate:,.0f} steps/s")
     print(f"  checkpoint_interval {interval:,} steps = {train_time:.1f} s of training")
     print(f"  checkpoint share of training time: {100 * per_checkpoint / (train_time + per_checkpoint):.3f} %")

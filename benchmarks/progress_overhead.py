@@ -24,9 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ppo_throughput import options_for, parts  # noqa: E402
-
-from fledge import api  # noqa: E402
+from fledge import api
+from ppo_throughput import options_for, parts
 
 
 def direct_cost(steps_per_second: float) -> tuple[float, float, float]:
@@ -52,7 +51,7 @@ def direct_cost(steps_per_second: float) -> tuple[float, float, float]:
     start = time.perf_counter()
     for _ in range(redraws):
         display.refresh()
-        display._rich.refresh()  # noqa: SLF001 - the redraw rich's thread does twice a second
+        display._rich.refresh()
     per_redraw = (time.perf_counter() - start) / redraws
     display.close()
     decisions_per_second = steps_per_second / 12  # update() runs once per environment step of 12 agents
@@ -79,7 +78,9 @@ def main() -> None:
     base = statistics.median(rates["none"])
     per_update, per_redraw, share = direct_cost(base)
     print("direct measurement (live display):")
-    print(f"  update() per environment step: {per_update * 1e6:.2f} us; one redraw: {per_redraw * 1e3:.2f} ms (2 per second)")
+    print(
+        f"  update() per environment step: {per_update * 1e6:.2f} us; one redraw: {per_redraw * 1e3:.2f} ms (2 per second)"
+    )
     print(f"  share of training time at {base:,.0f} steps/s: {100 * share:.3f} %")
     print(f"PPO 3DBall, {args.steps} steps per run, {args.repeats} runs per display mode (interleaved)")
     for mode in modes:

@@ -42,8 +42,13 @@ def fledge_trainer(hidden: int, layers: int, batch: int, rows: int) -> SACTraine
     raw = {
         "default_settings": {
             "trainer_type": "sac",
-            "hyperparameters": {"batch_size": batch, "buffer_size": rows, "learning_rate": LR, "tau": TAU,
-                                "init_entcoef": INIT_ENTCOEF},
+            "hyperparameters": {
+                "batch_size": batch,
+                "buffer_size": rows,
+                "learning_rate": LR,
+                "tau": TAU,
+                "init_entcoef": INIT_ENTCOEF,
+            },
             "network_settings": {"hidden_units": hidden, "num_layers": layers, "normalize": True},
             "reward_signals": {"extrinsic": {"gamma": GAMMA}},
         },

@@ -496,7 +496,7 @@ def guarded(fn: Callable[[], Outcome], library: str, seed: int) -> Outcome:
         return fn()
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # noqa: BLE001 - a failing contender is reported, not fatal
+    except BaseException as exc:
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Outcome(library, seed, error=detail)
 
@@ -512,15 +512,21 @@ def task_ppo(seeds: list[int], results: Path, max_steps: int | None) -> None:
     runs = []
     for seed in seeds:
         f = guarded(lambda: run_fledge(raw, seed, results, window=PPO_WINDOW, threshold=PPO_THRESHOLD), "fledge", seed)
-        print(f"  ppo fledge seed {seed}: {'reached' if f.reached else 'NOT reached'} in {f.seconds:.1f} s, "
-              f"{f.steps} steps {f.error}", flush=True)
+        print(
+            f"  ppo fledge seed {seed}: {'reached' if f.reached else 'NOT reached'} in {f.seconds:.1f} s, "
+            f"{f.steps} steps {f.error}",
+            flush=True,
+        )
         s = guarded(
             lambda: run_sb3("PPO", PPO_ENV, n_envs, seed, kwargs, budget, window=PPO_WINDOW, threshold=PPO_THRESHOLD),
             "SB3",
             seed,
         )
-        print(f"  ppo SB3    seed {seed}: {'reached' if s.reached else 'NOT reached'} in {s.seconds:.1f} s, "
-              f"{s.steps} steps {s.error}", flush=True)
+        print(
+            f"  ppo SB3    seed {seed}: {'reached' if s.reached else 'NOT reached'} in {s.seconds:.1f} s, "
+            f"{s.steps} steps {s.error}",
+            flush=True,
+        )
         runs.append((f, s))
     print_comparison(
         f"PPO {PPO_ENV}: seconds to mean return >= {PPO_THRESHOLD:g} over the last {PPO_WINDOW} episodes",
@@ -546,15 +552,21 @@ def task_sac(seeds: list[int], results: Path, max_steps: int | None) -> None:
     runs = []
     for seed in seeds:
         f = guarded(lambda: run_fledge(raw, seed, results, window=SAC_WINDOW, threshold=SAC_THRESHOLD), "fledge", seed)
-        print(f"  sac fledge seed {seed}: {'reached' if f.reached else 'NOT reached'} in {f.seconds:.1f} s, "
-              f"{f.steps} steps, final mean {f.final_mean:.0f} {f.error}", flush=True)
+        print(
+            f"  sac fledge seed {seed}: {'reached' if f.reached else 'NOT reached'} in {f.seconds:.1f} s, "
+            f"{f.steps} steps, final mean {f.final_mean:.0f} {f.error}",
+            flush=True,
+        )
         s = guarded(
             lambda: run_sb3("SAC", SAC_ENV, 1, seed, kwargs, budget, window=SAC_WINDOW, threshold=SAC_THRESHOLD),
             "SB3",
             seed,
         )
-        print(f"  sac SB3    seed {seed}: {'reached' if s.reached else 'NOT reached'} in {s.seconds:.1f} s, "
-              f"{s.steps} steps, final mean {s.final_mean:.0f} {s.error}", flush=True)
+        print(
+            f"  sac SB3    seed {seed}: {'reached' if s.reached else 'NOT reached'} in {s.seconds:.1f} s, "
+            f"{s.steps} steps, final mean {s.final_mean:.0f} {s.error}",
+            flush=True,
+        )
         runs.append((f, s))
     hp = b["hyperparameters"]
     print_comparison(
@@ -594,8 +606,11 @@ def task_scaling(steps: int, repeats: int, results: Path) -> None:
                 continue
             rates[(n, workers)].append(o.train_steps / o.train_seconds)
             shares[(n, workers)].append(o.shares)
-            print(f"  scaling run {rep + 1} num_envs={n} workers={workers}: "
-                  f"{o.train_steps} steps in {o.train_seconds:.2f} s", flush=True)
+            print(
+                f"  scaling run {rep + 1} num_envs={n} workers={workers}: "
+                f"{o.train_steps} steps in {o.train_seconds:.2f} s",
+                flush=True,
+            )
     print(f"\n### fledge PPO {PPO_ENV} throughput vs num_envs ({steps} env steps per run, {repeats} runs each)")
     keys = ["environment", "inference", "processing", "trainer", "updates"]
     head = f"{'layout':<22} | {'env steps/s':<24} | " + " ".join(f"{k[:8]:>8}" for k in keys)
@@ -630,8 +645,11 @@ def main() -> None:
         import stable_baselines3
     except ImportError:
         raise SystemExit('Stable-Baselines3 is not installed: pip install "stable-baselines3>=2.3,<3"') from None
-    print(f"fledge vs SB3 {stable_baselines3.__version__}, torch {torch.__version__}, 1 torch thread, "
-          f"seeds {seeds}, tasks {args.tasks}", flush=True)
+    print(
+        f"fledge vs SB3 {stable_baselines3.__version__}, torch {torch.__version__}, 1 torch thread, "
+        f"seeds {seeds}, tasks {args.tasks}",
+        flush=True,
+    )
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if "ppo" in args.tasks:

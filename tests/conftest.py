@@ -139,7 +139,6 @@ def random_trajectory(spec: Any, n: int, rng: Any, *, terminal: bool, ends: bool
     )
 
 
-
 class SideBySide(BaseEnv):
     """Several environments stepped together as one: behavior `name` is the one behavior of `parts[name]`
     (its own name inside that part may differ, e.g. a stand-in environment under another name)."""

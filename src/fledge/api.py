@@ -218,9 +218,7 @@ def report_effects(options: RunOptions, env: BaseEnv | None, *, own_env: bool) -
     return lines
 
 
-def run(
-    options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: str = "auto"
-) -> RunResult:
+def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: str = "auto") -> RunResult:
     """Train every behavior of the environment until each trainer reaches max_steps (or Ctrl-C/SIGTERM).
 
     With `checkpoint_settings.resume` the run continues from its checkpoints; with `inference` it runs
@@ -245,7 +243,11 @@ def run(
         from fledge.session import TrainingSession
 
         session = TrainingSession(
-            options=options, env=env, path=path, seed=seed, start=start,
+            options=options,
+            env=env,
+            path=path,
+            seed=seed,
+            start=start,
             make_trainer=functools.partial(make_trainer, device=device),
             display=display,  # type: ignore[arg-type]
         )
@@ -294,7 +296,9 @@ def stored_seed(path: Path) -> int:
             return seed
     log.warning(
         "%s: %s, and neither training_status.json nor a checkpoint records the seed: a new seed is drawn, so "
-        "the resumed run does not repeat the original one. Pass --seed to choose it.", config_path, why,
+        "the resumed run does not repeat the original one. Pass --seed to choose it.",
+        config_path,
+        why,
     )
     return -1
 
@@ -348,8 +352,12 @@ def prepare_run_folder(options: RunOptions, path: Path, seed: int) -> None:
     log.info("Training with seed %d, results in %s", seed, path)
 
 
-IGNORED_CHANGES = ("checkpoint_settings.resume", "checkpoint_settings.force", "checkpoint_settings.resume_from",
-                   "env_settings.seed")
+IGNORED_CHANGES = (
+    "checkpoint_settings.resume",
+    "checkpoint_settings.force",
+    "checkpoint_settings.resume_from",
+    "env_settings.seed",
+)
 
 
 def report_config_changes(old_text: str, new_text: str) -> list[str]:

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from fledge.config import RunOptions
 
 
-
 def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, object]]:
     """Run the pre-training checks; return behavior name -> fully resolved TrainerSettings (plain values).
 
@@ -57,12 +56,16 @@ def render(options: RunOptions, settings: dict[str, dict[str, object]], *, built
     """The report `fledge check` prints: what was checked, then the settings as YAML."""
     if built:
         env_name = options.env_settings.env_path or "3DBall (default)"
-        lines = [f"# environment: {env_name}; num_envs: {options.env_settings.num_envs}",
-                 "# effective settings per behavior:"]
+        lines = [
+            f"# environment: {env_name}; num_envs: {options.env_settings.num_envs}",
+            "# effective settings per behavior:",
+        ]
     else:
-        lines = ["# no environment given (--env or env_settings.env_path): the configuration alone was checked;",
-                 "# behaviors were not checked against an environment",
-                 "# effective settings of the listed behaviors and of default_settings:"]
+        lines = [
+            "# no environment given (--env or env_settings.env_path): the configuration alone was checked;",
+            "# behaviors were not checked against an environment",
+            "# effective settings of the listed behaviors and of default_settings:",
+        ]
     shown: dict[str, object] = {"behaviors": settings} if settings else {}
     if not built and options.default_settings is not None:
         shown["default_settings"] = preflight.effective_settings(options.default_settings)

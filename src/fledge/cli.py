@@ -99,7 +99,9 @@ def cmd_export(argv: Sequence[str]) -> int:
     setup_logging(args.debug)
     from fledge.checkpoints.export import export_checkpoints
 
-    export_checkpoints(Path(args.results_dir) / args.run_id, checkpoint=args.checkpoint, opset=args.opset, output=args.output)
+    export_checkpoints(
+        Path(args.results_dir) / args.run_id, checkpoint=args.checkpoint, opset=args.opset, output=args.output
+    )
     return 0
 
 

@@ -94,7 +94,7 @@ class _GifStream:
         self._image = Image
         self._getdata = GifImagePlugin.getdata
         self.delay_ms = 10 * max(2, int(round(100.0 / fps)))  # GIF delays are centiseconds, >= 2
-        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._file: BinaryIO = open(path, "wb")
         self._size: tuple[int, int] | None = None
 
     def add(self, frame: np.ndarray) -> None:
@@ -121,8 +121,15 @@ class _Mp4Stream:
         import imageio.v2 as iio
 
         self._writer = iio.get_writer(
-            str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
-            macro_block_size=1, quality=8, ffmpeg_log_level="error",
+            str(path),
+            format="FFMPEG",
+            mode="I",
+            fps=fps,
+            codec="libx264",
+            pixelformat="yuv420p",
+            macro_block_size=1,
+            quality=8,
+            ffmpeg_log_level="error",
         )
 
     def add(self, frame: np.ndarray) -> None:
@@ -147,7 +154,9 @@ class FrameRecorder:
         self.fps = float(fps)
         self.frames = 0
         self._shape: tuple[int, ...] | None = None
-        self._stream: _GifStream | _Mp4Stream = _GifStream(self.path, fps) if ext == ".gif" else _Mp4Stream(self.path, fps)
+        self._stream: _GifStream | _Mp4Stream = (
+            _GifStream(self.path, fps) if ext == ".gif" else _Mp4Stream(self.path, fps)
+        )
 
     def add(self, frame: np.ndarray) -> None:
         if self._shape is None:
@@ -211,13 +220,20 @@ class _Window:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_fit(what: str, behavior: str, spec: BehaviorSpec, obs_shapes: list[tuple[int, ...]],
-               continuous: int, branches: tuple[int, ...]) -> None:
+def _check_fit(
+    what: str,
+    behavior: str,
+    spec: BehaviorSpec,
+    obs_shapes: list[tuple[int, ...]],
+    continuous: int,
+    branches: tuple[int, ...],
+) -> None:
     env_obs = [tuple(int(d) for d in o.shape) for o in spec.observation_specs]
     env_flat = sum(math.prod(s) for s in env_obs)
     flat = sum(math.prod(s) for s in obs_shapes)
     if (env_obs != obs_shapes and env_flat != flat) or (continuous, tuple(branches)) != (
-        spec.action_spec.continuous_size, tuple(spec.action_spec.discrete_branches)
+        spec.action_spec.continuous_size,
+        tuple(spec.action_spec.discrete_branches),
     ):
         raise CheckpointError(
             f"{what} does not fit behavior '{behavior}' of the environment: the policy has observations "
@@ -233,8 +249,14 @@ class _TorchPolicy:
         self.label = f"torch checkpoint {path.name}"
         self.trainer = rebuild_trainer(run_dir, behavior, path)
         tspec = self.trainer.spec
-        _check_fit(str(path), behavior, spec, [tuple(o.shape) for o in tspec.observation_specs],
-                   tspec.action_spec.continuous_size, tuple(tspec.action_spec.discrete_branches))
+        _check_fit(
+            str(path),
+            behavior,
+            spec,
+            [tuple(o.shape) for o in tspec.observation_specs],
+            tspec.action_spec.continuous_size,
+            tuple(tspec.action_spec.discrete_branches),
+        )
         if deterministic:
             self.trainer.deterministic = True
         actor = getattr(self.trainer, "actor", None)
@@ -459,7 +481,9 @@ def play(
         if record is not None:
             sinks.append(FrameRecorder(record, fps))
         mode = "deterministic" if deterministic else "sampled"
-        print(f"Playing run '{run_dir.name}' on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out)
+        print(
+            f"Playing run '{run_dir.name}' on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out
+        )
         _loop(env, env_name, run_dir.name, policies, result, episodes, max_steps, sinks, out, render_rgb, caption)
     finally:
         for sink in sinks:
@@ -479,8 +503,16 @@ def _default_env() -> str:
 
 
 def _loop(
-    env: BaseEnv, env_name: str, run_name: str, policies: _Policies, result: PlayResult, episodes: int,
-    max_steps: int | None, sinks: list[Any], out: TextIO, render_rgb: Callable[..., np.ndarray],
+    env: BaseEnv,
+    env_name: str,
+    run_name: str,
+    policies: _Policies,
+    result: PlayResult,
+    episodes: int,
+    max_steps: int | None,
+    sinks: list[Any],
+    out: TextIO,
+    render_rgb: Callable[..., np.ndarray],
     caption: Callable[..., np.ndarray],
 ) -> None:
     returns: dict[tuple[str, int], float] = {}
@@ -494,8 +526,9 @@ def _loop(
         current = returns.get(followed, 0.0) if followed is not None else 0.0
         episode = min(len(result.returns) + 1, episodes)
         who = "" if followed is None else f"agent {followed[1]}"
-        text = (f"{run_name} | {env_name} | step {result.steps} | {who} episode {episode}/{episodes} "
-                f"| return {current:.3f}")
+        text = (
+            f"{run_name} | {env_name} | step {result.steps} | {who} episode {episode}/{episodes} | return {current:.3f}"
+        )
         frame = caption(frame, text)
         for sink in sinks:
             sink.add(frame)
@@ -515,8 +548,10 @@ def _loop(
                         result.returns.append(total)
                         result.lengths.append(length)
                         kind = " (interrupted)" if bool(terminal.interrupted[i]) else ""
-                        print(f"episode {len(result.returns)}: return {total:.3f}, {_count(length, 'decision')}{kind}",
-                              file=out)
+                        print(
+                            f"episode {len(result.returns)}: return {total:.3f}, {_count(length, 'decision')}{kind}",
+                            file=out,
+                        )
                 for i, agent in enumerate(decision.agent_id.tolist()):
                     key = (behavior, int(agent))
                     returns[key] = returns.get(key, 0.0) + float(decision.reward[i])
@@ -556,15 +591,20 @@ def _summary(result: PlayResult, episodes: int, out: TextIO) -> None:
     who = f"agent {result.agent_id}" if result.agent_id is not None else "the followed agent"
     if result.unfinished_return is not None:
         why = "interrupted" if result.interrupted else f"stopped after {result.steps} steps (--max-steps)"
-        print(f"episode {len(result.returns) + 1}: unfinished, {why}; return so far {result.unfinished_return:.3f}",
-              file=out)
+        print(
+            f"episode {len(result.returns) + 1}: unfinished, {why}; return so far {result.unfinished_return:.3f}",
+            file=out,
+        )
     if result.returns:
         print(f"mean return of {who} over {_count(len(result.returns), 'episode')}: {result.mean_return:.3f}", file=out)
     else:
         print(f"{who} finished no episode in {result.steps} steps.", file=out)
     if result.all_returns:
-        print(f"all agents: {_count(len(result.all_returns), 'episode')} finished, mean return "
-              f"{float(np.mean(result.all_returns)):.3f} ({result.steps} steps)", file=out)
+        print(
+            f"all agents: {_count(len(result.all_returns), 'episode')} finished, mean return "
+            f"{float(np.mean(result.all_returns)):.3f} ({result.steps} steps)",
+            file=out,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,13 +620,24 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("run_id", help="the run to play (a folder under --results-dir)")
     parser.add_argument("--results-dir", default="results", help="base folder of the runs (default: results)")
-    parser.add_argument("--checkpoint", default=None, metavar="B-<step>",
-                        help="a checkpoint, e.g. 3DBall-120000 (default: the newest of each behavior)")
-    parser.add_argument("--onnx", action="store_true",
-                        help="run the exported ONNX model with onnxruntime instead of the torch checkpoint")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="B-<step>",
+        help="a checkpoint, e.g. 3DBall-120000 (default: the newest of each behavior)",
+    )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run the exported ONNX model with onnxruntime instead of the torch checkpoint",
+    )
     parser.add_argument("--episodes", type=int, default=3, help="episodes of the followed agent to play (default 3)")
-    parser.add_argument("--record", default=None, metavar="OUT.gif|OUT.mp4",
-                        help="write every frame to a .gif or .mp4 (steps + 1 frames)")
+    parser.add_argument(
+        "--record",
+        default=None,
+        metavar="OUT.gif|OUT.mp4",
+        help="write every frame to a .gif or .mp4 (steps + 1 frames)",
+    )
     parser.add_argument("--fps", type=float, default=20.0, help="frames per second of the recording (default 20)")
     parser.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
     parser.add_argument("--seed", type=int, default=0, help="environment (and torch policy sampling) seed (default 0)")

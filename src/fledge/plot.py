@@ -159,7 +159,9 @@ def group_runs(
     for label, members in explicit.items():
         for run in members:
             if run not in run_ids:
-                raise ConfigError(f"--group {label}: run '{run}' is not one of the runs to plot ({', '.join(run_ids)}).")
+                raise ConfigError(
+                    f"--group {label}: run '{run}' is not one of the runs to plot ({', '.join(run_ids)})."
+                )
             if run in owner:
                 raise ConfigError(f"Run '{run}' is in two groups: '{owner[run]}' and '{label}'.")
             owner[run] = label
@@ -279,7 +281,7 @@ def plot_runs(
     FigureCanvasAgg(fig)
     rows, cols = _layout(len(present))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[len(present):]:
+    for ax in axes[len(present) :]:
         ax.set_visible(False)
     colors = [f"C{i % 10}" for i in range(64)]
     labels: list[str] = []
@@ -335,17 +337,36 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "Plot training curves (cumulative reward, episode length, policy and value loss) of one or more runs "
         "into one image. Runs named like ppo-s1, ppo-s2 are drawn as one group: mean line and min-max band."
     )
-    parser.add_argument("run_ids", nargs="+", metavar="RUN",
-                        help="runs to plot (folders under --results-dir); shell-style patterns such as 'ppo-s*' work")
+    parser.add_argument(
+        "run_ids",
+        nargs="+",
+        metavar="RUN",
+        help="runs to plot (folders under --results-dir); shell-style patterns such as 'ppo-s*' work",
+    )
     parser.add_argument("--results-dir", default="results", help="base folder of the runs (default: results)")
     parser.add_argument("--output", default="plot.png", help="image to write (default: plot.png; .png, .svg or .pdf)")
-    parser.add_argument("--smooth", type=int, default=1, metavar="K",
-                        help="moving average over the last K summaries of each run (default 1: none)")
-    parser.add_argument("--group", action="append", default=[], metavar="LABEL=RUN1,RUN2",
-                        help="draw these runs as one group named LABEL (repeatable)")
+    parser.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        metavar="K",
+        help="moving average over the last K summaries of each run (default 1: none)",
+    )
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN1,RUN2",
+        help="draw these runs as one group named LABEL (repeatable)",
+    )
     parser.add_argument("--no-group", action="store_true", help="do not group runs by seed-like suffix")
-    parser.add_argument("--stat", action="append", default=None, metavar="COLUMN",
-                        help="a stat column to plot instead of the defaults (repeatable), e.g. 'Policy/Entropy'")
+    parser.add_argument(
+        "--stat",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="a stat column to plot instead of the defaults (repeatable), e.g. 'Policy/Entropy'",
+    )
     parser.add_argument("--behavior", default=None, help="only this behavior (default: every behavior)")
     parser.add_argument("--title", default=None, help="figure title")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -359,7 +380,9 @@ def _expand_runs(results_dir: Path, patterns: Sequence[str]) -> list[str]:
         if any(ch in pattern for ch in "*?["):
             matches = [r for r in existing if fnmatch.fnmatchcase(r, pattern)]
             if not matches:
-                raise RunFolderError(f"No run matches '{pattern}' in {results_dir} (runs: {', '.join(existing) or 'none'}).")
+                raise RunFolderError(
+                    f"No run matches '{pattern}' in {results_dir} (runs: {', '.join(existing) or 'none'})."
+                )
         else:
             if not (results_dir / pattern).is_dir():
                 known = f"runs there: {', '.join(existing)}" if existing else "no runs there"

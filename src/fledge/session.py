@@ -36,8 +36,8 @@ from fledge.config.sections import DEFAULT_ENV
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
-from fledge.rollout.processor import AgentProcessor
 from fledge.preflight import effective_settings
+from fledge.rollout.processor import AgentProcessor
 from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
@@ -112,7 +112,9 @@ class StopRequest:
         self.requested = True
         self.signum = signum
         self.reason = signal.Signals(signum).name
-        log.info("%s received: finishing the step and saving the run (press Ctrl-C again to stop at once).", self.reason)
+        log.info(
+            "%s received: finishing the step and saving the run (press Ctrl-C again to stop at once).", self.reason
+        )
 
     @contextmanager
     def installed(self) -> Iterator[StopRequest]:
@@ -220,7 +222,10 @@ class TrainingSession:
                 "The environment has several teams of '%s' (%s, %s): without self-play, one %s trainer acts for all "
                 "teams and learns from all of them, which does not train adversarial games (self-play is not "
                 "available in this version of fledge).",
-                brain, teams[0], behavior_id, str(trainer.trainer_type).upper(),
+                brain,
+                teams[0],
+                behavior_id,
+                str(trainer.trainer_type).upper(),
             )
 
     def _warn_group_reward(self, brain: str) -> None:
@@ -232,7 +237,8 @@ class TrainingSession:
             "Behavior '%s' receives group rewards. The %s trainer adds them to each agent's own reward but does not "
             "learn as a group; group rewards are meant for the POCA trainer, which this version of fledge does not "
             "have.",
-            brain, trainer_type,
+            brain,
+            trainer_type,
         )
 
     def _report_hyperparameters(self, name: str) -> None:
@@ -261,10 +267,15 @@ class TrainingSession:
             chosen = resume_from if resume_from and resume_from.startswith(f"{name}-") else None
             path = self.checkpoints.resume_path(name, chosen)
             if path is None:
-                raise CheckpointError(run_fit.missing_checkpoint_message(
-                    checkpoints=self.checkpoints, behavior=name, specs=self.env.behavior_specs, flag=flag,
-                    env_name=env_name,
-                ))
+                raise CheckpointError(
+                    run_fit.missing_checkpoint_message(
+                        checkpoints=self.checkpoints,
+                        behavior=name,
+                        specs=self.env.behavior_specs,
+                        flag=flag,
+                        env_name=env_name,
+                    )
+                )
             state, run_meta = self.checkpoints.load(path)
             try:
                 trainer.set_state(trainer_part(state))
@@ -354,8 +365,11 @@ class TrainingSession:
             self.status.write()
             self.reporting = True
         for name, trainer in trainers.items():
-            self.progress.add(name, max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
-                              step=0 if self.inference else trainer.step)
+            self.progress.add(
+                name,
+                max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
+                step=0 if self.inference else trainer.step,
+            )
         progress = self.progress
         consistent = True
         dropping = hasattr(env, "take_dropped_agents")
@@ -366,8 +380,9 @@ class TrainingSession:
                         for name in self.add_new_behaviors():
                             steps_left[name] = int(self.options.behavior_settings(name).max_steps)
                             inference_steps[name] = 0
-                            progress.add(name, max_steps=steps_left[name],
-                                         step=0 if self.inference else trainers[name].step)
+                            progress.add(
+                                name, max_steps=steps_left[name], step=0 if self.inference else trainers[name].step
+                            )
                     if self.inference:
                         if all(left <= 0 for left in steps_left.values()):
                             break
@@ -486,14 +501,14 @@ class TrainingSession:
                     self.save_checkpoint(trainer, final=True)
                     if failing is not None:
                         log.info("Saved a final checkpoint of '%s' at step %d.", name, trainer.step)
-            except Exception as exc:  # noqa: BLE001 - reported; the first error is returned
+            except Exception as exc:
                 log.warning("No final checkpoint of '%s' was written: %s", name, exc)
                 first = first or exc
         try:
             self.stats.close()
             if not self.inference:
                 atomic_write_text(self.path / "run_logs" / "timers.json", json.dumps(self.timers.to_dict(), indent=4))
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:
             log.warning("Could not close the run's statistics: %s", exc)
             first = first or exc
         return first

@@ -50,8 +50,13 @@ def test_status_file_schema_and_units_on_disk(tmp_path: Path) -> None:
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     assert set(status) == {BEHAVIOR, "metadata"}
     assert status["metadata"]["stats_format_version"] == "0.3.0"
-    assert set(status["metadata"]) == {"stats_format_version", "mlagents_version", "torch_version", "fledge_version",
-                                       "seed"}
+    assert set(status["metadata"]) == {
+        "stats_format_version",
+        "mlagents_version",
+        "torch_version",
+        "fledge_version",
+        "seed",
+    }
     assert status["metadata"]["seed"] == 3
     entry = status[BEHAVIOR]
     assert set(entry) == {"checkpoints", "final_checkpoint"}
@@ -71,7 +76,9 @@ def test_status_file_schema_and_units_on_disk(tmp_path: Path) -> None:
     assert entry["final_checkpoint"]["file_path"] == str(run / f"{BEHAVIOR}.onnx")
     assert entry["final_checkpoint"]["steps"] == records[-1]["steps"] >= 3000
     units = sorted(p.name for p in (run / BEHAVIOR).glob(f"{BEHAVIOR}-*"))
-    expected = sorted(Path(r["file_path"]).name for r in records) + sorted(Path(r["auxillary_file_paths"][0]).name for r in records)
+    expected = sorted(Path(r["file_path"]).name for r in records) + sorted(
+        Path(r["auxillary_file_paths"][0]).name for r in records
+    )
     assert units == sorted(expected)  # rotation removed older units whole
     assert (run / BEHAVIOR / "checkpoint.pt").is_file()
 
@@ -87,8 +94,6 @@ def make_trainer(seed: int = 0, hidden: int = 16) -> tuple[PPOTrainer, Any]:
         seed=seed,
     )
     return trainer, env
-
-
 
 
 def test_full_state_round_trip_continues_identically(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ def fledge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_input_gives_one_clear_message(tmp_path: Path, args: list[str], expected: str) -> None:
-    (tmp_path / "typo.yaml").write_text("behaviors:\n  3DBall:\n    trainer_type: ppo\n    hyperparameters:\n      bach_size: 64\n")
+    (tmp_path / "typo.yaml").write_text(
+        "behaviors:\n  3DBall:\n    trainer_type: ppo\n    hyperparameters:\n      bach_size: 64\n"
+    )
     proc = fledge("learn", *args, cwd=tmp_path)
     assert proc.returncode != 0
     assert expected in proc.stderr
@@ -93,7 +95,9 @@ def test_export_writes_the_onnx_of_a_checkpoint_again(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "No checkpoint 'Nope-1'" in missing.stderr
 
 
-def in_process(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def in_process(
+    *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
     """`fledge ARGS` run in this process (the same main() as the command): exit code, stdout, stderr."""
     import logging
 
@@ -150,8 +154,9 @@ def test_check_without_an_environment_checks_the_config_alone(
     settings = yaml.safe_load(out)
     assert settings["behaviors"]["Walker"]["hyperparameters"]["buffer_size"] == 50000  # SAC default filled in
     # with an environment, the behaviors must cover it (3DBall is not listed)
-    code, out, err = in_process("check", "c.yaml", "--env", "3DBall", cwd=tmp_path, monkeypatch=monkeypatch,
-                                capsys=capsys)
+    code, out, err = in_process(
+        "check", "c.yaml", "--env", "3DBall", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
     assert code == 1 and "The behavior name 3DBall has not been specified" in err
     (tmp_path / "e.yaml").write_text("behaviors:\n  Walker: {trainer_type: ppo}\nenv_settings: {env_path: Basic}\n")
     code, out, err = in_process("check", "e.yaml", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
@@ -177,11 +182,22 @@ def test_learn_help_says_what_the_flags_do(
     code, out, _ = in_process("learn", "--help", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     flat = " ".join(out.split())
     assert code == 0 and flat.startswith("usage: fledge learn")
-    assert "'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' (PettingZoo)" in flat and "path" not in flat.split(
-        "--env ENV", 1)[1].split("--resume", 1)[0]
+    assert (
+        "'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' (PettingZoo)" in flat
+        and "path" not in flat.split("--env ENV", 1)[1].split("--resume", 1)[0]
+    )
     assert "cpu, cuda or cuda:N; default: CUDA when available, else CPU" in flat
-    unity = ("--base-port", "--width", "--height", "--quality-level", "--time-scale", "--target-frame-rate",
-             "--capture-frame-rate", "--no-graphics", "--no-graphics-monitor")
+    unity = (
+        "--base-port",
+        "--width",
+        "--height",
+        "--quality-level",
+        "--time-scale",
+        "--target-frame-rate",
+        "--capture-frame-rate",
+        "--no-graphics",
+        "--no-graphics-monitor",
+    )
     assert flat.count("Unity players only; no effect on the environments this version runs") == len(unity)
     assert flat.count("worker processes only") == 1  # --timeout-wait
     assert flat.count("copies that fail are restarted") == 3  # the three restart flags
@@ -210,12 +226,18 @@ def test_api_run_inference_without_display(tmp_path: Path) -> None:
     from fledge.config import build_run_options
 
     def options(**checkpoint: object) -> object:
-        return build_run_options({
-            "default_settings": {"trainer_type": "ppo", "max_steps": 500, "summary_freq": 250,
-                                 "hyperparameters": {"batch_size": 64, "buffer_size": 256}},
-            "env_settings": {"env_path": "MoveToGoal1D-Continuous", "seed": 1},
-            "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path), **checkpoint},
-        })
+        return build_run_options(
+            {
+                "default_settings": {
+                    "trainer_type": "ppo",
+                    "max_steps": 500,
+                    "summary_freq": 250,
+                    "hyperparameters": {"batch_size": 64, "buffer_size": 256},
+                },
+                "env_settings": {"env_path": "MoveToGoal1D-Continuous", "seed": 1},
+                "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path), **checkpoint},
+            }
+        )
 
     trained = api.run(options(), display="none")  # type: ignore[arg-type]
     result = api.run(options(inference=True), display="none")  # type: ignore[arg-type]
@@ -227,8 +249,9 @@ def test_api_run_inference_without_display(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["envs"], ["--help"], ["check", "--help"]])
 def test_python_dash_m_fledge_is_the_fledge_command(tmp_path: Path, args: list[str]) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    module = subprocess.run([sys.executable, "-m", "fledge", *args], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    module = subprocess.run(
+        [sys.executable, "-m", "fledge", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     command = fledge(*args, cwd=tmp_path)
     assert module.returncode == command.returncode == 0, module.stderr
     assert module.stdout == command.stdout and module.stdout

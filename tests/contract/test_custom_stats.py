@@ -44,8 +44,12 @@ def test_custom_stats_reach_tensorboard_and_csv(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     raw = {
-        "default_settings": {"trainer_type": "ppo", "max_steps": 2000, "summary_freq": 1000,
-                             "hyperparameters": {"batch_size": 64, "buffer_size": 512}},
+        "default_settings": {
+            "trainer_type": "ppo",
+            "max_steps": 2000,
+            "summary_freq": 1000,
+            "hyperparameters": {"batch_size": 64, "buffer_size": 512},
+        },
         "checkpoint_settings": {"run_id": "s", "results_dir": str(tmp_path)},
         "env_settings": {"seed": 1},
     }

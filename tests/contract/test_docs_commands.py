@@ -98,8 +98,9 @@ def test_the_readme_flag_table_lists_every_learn_flag() -> None:
 
     from fledge.config import build_learn_parser
 
-    table = "\n".join(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-                      if line.startswith("| `--"))
+    table = "\n".join(
+        line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.startswith("| `--")
+    )
     shown = set(re.findall(r"`(--[a-z-]+)", table))
     flags = {
         option

@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
+from conftest import SideBySide, shared_configs_dir
 from fledge import api
 from fledge.config import build_run_options, load_config_file
 from fledge.envs import registry
 from fledge.errors import ConfigError
-
-from conftest import SideBySide, shared_configs_dir
 
 CONFIGS = shared_configs_dir()
 FILES = sorted(CONFIGS.glob("**/*.yaml"))
@@ -34,10 +33,24 @@ AGENTS = 4
 MAX_STEPS, SUMMARY_FREQ, CHECKPOINT_INTERVAL, TIME_HORIZON = 400, 200, 300, 1000
 
 # ML-Agents 1.1.0 defaults of the keys that fledge accepts without acting on them
-ENV_DEFAULTS = {"base_port": 5005, "num_areas": 1, "timeout_wait": 60, "max_lifetime_restarts": 10,
-                "restarts_rate_limit_n": 1, "restarts_rate_limit_period_s": 60}
-ENGINE_DEFAULTS = {"width": 84, "height": 84, "quality_level": 5, "time_scale": 20.0, "target_frame_rate": -1,
-                   "capture_frame_rate": 60, "no_graphics": False, "no_graphics_monitor": False}
+ENV_DEFAULTS = {
+    "base_port": 5005,
+    "num_areas": 1,
+    "timeout_wait": 60,
+    "max_lifetime_restarts": 10,
+    "restarts_rate_limit_n": 1,
+    "restarts_rate_limit_period_s": 60,
+}
+ENGINE_DEFAULTS = {
+    "width": 84,
+    "height": 84,
+    "quality_level": 5,
+    "time_scale": 20.0,
+    "target_frame_rate": -1,
+    "capture_frame_rate": 60,
+    "no_graphics": False,
+    "no_graphics_monitor": False,
+}
 
 
 def merged_behaviors(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -124,8 +137,9 @@ def capped(raw: dict[str, Any], results: Path) -> dict[str, Any]:
         if isinstance(body, dict):
             body["max_steps"] = min(float(body.get("max_steps", MAX_STEPS)), MAX_STEPS)
             body["summary_freq"] = min(int(body.get("summary_freq", SUMMARY_FREQ)), SUMMARY_FREQ)
-            body["checkpoint_interval"] = min(int(body.get("checkpoint_interval", CHECKPOINT_INTERVAL)),
-                                              CHECKPOINT_INTERVAL)
+            body["checkpoint_interval"] = min(
+                int(body.get("checkpoint_interval", CHECKPOINT_INTERVAL)), CHECKPOINT_INTERVAL
+            )
             body["time_horizon"] = min(int(body.get("time_horizon", TIME_HORIZON)), TIME_HORIZON)
     env = out.setdefault("env_settings", {})
     env["seed"] = 1

@@ -284,9 +284,10 @@ def test_export_play_and_initialize_from_check_the_recorded_checksum(tmp_path: P
     play(trained, checkpoint=older, use_onnx=True, episodes=1, max_steps=5)
     import hashlib
 
-    assert status_of(trained)[BEHAVIOR]["checkpoints"][0]["sha256"][written.name] == hashlib.sha256(
-        written.read_bytes()
-    ).hexdigest()
+    assert (
+        status_of(trained)[BEHAVIOR]["checkpoints"][0]["sha256"][written.name]
+        == hashlib.sha256(written.read_bytes()).hexdigest()
+    )
 
 
 # -- the seed -----------------------------------------------------------------------------------------
@@ -367,15 +368,30 @@ def cli(
     """The real `fledge learn` in a subprocess (optionally under a file size limit, or with a prelude)."""
     (tmp_path / "cfg.yaml").write_text(CONFIG.replace("{max_steps}", str(max_steps)))
     code = f"{prelude}\nimport sys\nfrom fledge.cli import main\nsys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, "learn", str(tmp_path / "cfg.yaml"), "--env", BEHAVIOR, "--run-id", "f",
-           "--results-dir", str(tmp_path / "results"), "--seed", "5", *args]
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "learn",
+        str(tmp_path / "cfg.yaml"),
+        "--env",
+        BEHAVIOR,
+        "--run-id",
+        "f",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--seed",
+        "5",
+        *args,
+    ]
 
     def limit() -> None:
         if file_limit is not None:  # CPython ignores SIGXFSZ, so a write past the limit fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, resource.RLIM_INFINITY))
 
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=limit,
-                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, preexec_fn=limit, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    )
 
 
 def test_a_file_size_limit_stops_the_run_cleanly_and_the_earlier_units_resume(tmp_path: Path) -> None:
@@ -447,9 +463,14 @@ def test_files_are_created_with_the_umask_mode(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     run = tmp_path / "m"
-    files = [*run.glob(f"{BEHAVIOR}/*.pt"), *run.glob(f"{BEHAVIOR}/*.onnx"), run / f"{BEHAVIOR}.onnx",
-             run / BEHAVIOR / "last_replay_buffer.hdf5", run / "run_logs" / "training_status.json",
-             run / "configuration.yaml"]
+    files = [
+        *run.glob(f"{BEHAVIOR}/*.pt"),
+        *run.glob(f"{BEHAVIOR}/*.onnx"),
+        run / f"{BEHAVIOR}.onnx",
+        run / BEHAVIOR / "last_replay_buffer.hdf5",
+        run / "run_logs" / "training_status.json",
+        run / "configuration.yaml",
+    ]
     assert len(files) >= 7
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o644, path
@@ -499,16 +520,22 @@ def test_a_non_finite_state_is_never_registered_as_a_checkpoint(tmp_path: Path, 
 
     opts = options(tmp_path)
     env = registry.make(BEHAVIOR, seed=1)
-    trainer = PPOTrainer(behavior_name=BEHAVIOR, spec=env.behavior_specs[BEHAVIOR],
-                         settings=opts.behavior_settings(BEHAVIOR), stats=StatsReporter([]), seed=0)
+    trainer = PPOTrainer(
+        behavior_name=BEHAVIOR,
+        spec=env.behavior_specs[BEHAVIOR],
+        settings=opts.behavior_settings(BEHAVIOR),
+        stats=StatsReporter([]),
+        seed=0,
+    )
     trainer.step = 99_999
     with torch.no_grad():
         next(trainer.model.parameters()).fill_(float("nan"))
     status_path = trained / "run_logs" / "training_status.json"
     before_status, before_files = status_path.read_bytes(), snapshot(trained / BEHAVIOR)
     manager = CheckpointManager(run_dir=trained, status=TrainingStatus.load(status_path))
-    with pytest.raises(CheckpointError, match=r"BEHAVIOR-99999 was not written: .* NaN or infinite".replace(
-            "BEHAVIOR", BEHAVIOR)):
+    with pytest.raises(
+        CheckpointError, match=r"BEHAVIOR-99999 was not written: .* NaN or infinite".replace("BEHAVIOR", BEHAVIOR)
+    ):
         manager.save(trainer, keep_checkpoints=3, run_meta={}, final=True)
     assert status_path.read_bytes() == before_status
     assert snapshot(trained / BEHAVIOR) == before_files

@@ -32,10 +32,25 @@ default_settings:
 
 
 def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "fledge.cli", "learn", str(tmp_path / "cfg.yaml"), "--env", BEHAVIOR,
-           "--run-id", "k", "--results-dir", str(tmp_path / "results"), "--seed", "5", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "fledge.cli",
+        "learn",
+        str(tmp_path / "cfg.yaml"),
+        "--env",
+        BEHAVIOR,
+        "--run-id",
+        "k",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--seed",
+        "5",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    )
 
 
 def wait_for(proc: subprocess.Popen[str], pattern: str, timeout: float = 120.0) -> str:

@@ -40,9 +40,32 @@ SPECS = {
 }
 # Operators found in ML-Agents 1.1.0 models (spec 7.3); every exported op must be one of them.
 MLAGENTS_OPS = {
-    "Add", "Clip", "Concat", "Constant", "Div", "Exp", "Gemm", "Identity", "Mul", "RandomNormalLike", "Sigmoid",
-    "Sub", "Conv", "LeakyRelu", "LSTM", "Softmax", "Multinomial", "ArgMax", "Log", "Slice", "Reshape", "Squeeze",
-    "Transpose", "Tanh", "MatMul", "Cast",
+    "Add",
+    "Clip",
+    "Concat",
+    "Constant",
+    "Div",
+    "Exp",
+    "Gemm",
+    "Identity",
+    "Mul",
+    "RandomNormalLike",
+    "Sigmoid",
+    "Sub",
+    "Conv",
+    "LeakyRelu",
+    "LSTM",
+    "Softmax",
+    "Multinomial",
+    "ArgMax",
+    "Log",
+    "Slice",
+    "Reshape",
+    "Squeeze",
+    "Transpose",
+    "Tanh",
+    "MatMul",
+    "Cast",
 }
 
 
@@ -101,7 +124,8 @@ def test_golden_signature(kind: str, tmp_path: Path) -> None:
     assert metadata["fledge_version"] == fledge.__version__
     spec = SPECS[kind]
     assert json.loads(metadata["action_spec"]) == {
-        "continuous_size": spec.continuous_size, "discrete_branches": list(spec.discrete_branches)
+        "continuous_size": spec.continuous_size,
+        "discrete_branches": list(spec.discrete_branches),
     }
     proto = onnx.load(str(report.path))
     assert proto.producer_name == "fledge" and proto.doc_string
@@ -124,8 +148,12 @@ def test_constants_are_identity_of_initializers(tmp_path: Path) -> None:
     proto = onnx.load(str(export_onnx(graph, tmp_path / "m.onnx").path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
     producers = {n.output[0]: n for n in proto.graph.node}
-    expect = {"version_number": [3.0], "memory_size": [0.0], "continuous_action_output_shape": [2.0],
-              "discrete_action_output_shape": [[3.0]]}
+    expect = {
+        "version_number": [3.0],
+        "memory_size": [0.0],
+        "continuous_action_output_shape": [2.0],
+        "discrete_action_output_shape": [[3.0]],
+    }
     for name, value in expect.items():
         node = producers[name]
         assert node.op_type == "Identity"
@@ -214,8 +242,12 @@ def test_stochastic_continuous_distribution(tmp_path: Path) -> None:
 # -- refusing bad models ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kind", "output"),
-    [("continuous", "deterministic_continuous_actions"), ("discrete", "deterministic_discrete_actions"),
-     ("hybrid", "version_number"), ("discrete", "discrete_action_output_shape")],
+    [
+        ("continuous", "deterministic_continuous_actions"),
+        ("discrete", "deterministic_discrete_actions"),
+        ("hybrid", "version_number"),
+        ("discrete", "discrete_action_output_shape"),
+    ],
 )
 def test_tampered_reference_is_refused(kind: str, output: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, graph = make_model(SPECS[kind])

@@ -71,10 +71,25 @@ def test_torch_play_records_one_frame_per_step_plus_one(results: Path, tmp_path:
         assert len(np.unique(pixels, axis=0)) >= 5  # a drawn frame, not a blank one
 
 
-def test_onnx_play_through_the_command_arguments(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_onnx_play_through_the_command_arguments(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gif = tmp_path / "onnx.gif"
-    code = run_play(args("toy", "--results-dir", str(results), "--onnx", "--episodes", "1", "--record", str(gif),
-                         "--deterministic", "--fps", "10"))
+    code = run_play(
+        args(
+            "toy",
+            "--results-dir",
+            str(results),
+            "--onnx",
+            "--episodes",
+            "1",
+            "--record",
+            str(gif),
+            "--deterministic",
+            "--fps",
+            "10",
+        )
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert f"ONNX model {ENV}.onnx" in text and "deterministic" in text
@@ -150,7 +165,9 @@ def test_clear_errors(results: Path, tmp_path: Path) -> None:
 def test_command_line_error_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "fledge.play", "missing", "--results-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("fledge: error: No run 'missing'")

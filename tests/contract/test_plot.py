@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from fledge import api  # noqa: E402
-from fledge.config import build_run_options  # noqa: E402
-from fledge.errors import ConfigError, RunFolderError  # noqa: E402
-from fledge.plot import (  # noqa: E402
+from fledge import api
+from fledge.config import build_run_options
+from fledge.errors import ConfigError, RunFolderError
+from fledge.plot import (
     DEFAULT_STATS,
     _band,
     add_plot_arguments,

@@ -13,23 +13,24 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import SideBySide
 from fledge import api
 from fledge.config import build_run_options
 from fledge.envs import registry
 from fledge.envs.api import DecisionSteps, TerminalSteps
 from fledge.errors import ConfigError, ObservationError, RunFolderError
 
-from conftest import SideBySide
-
 
 class TwoBehaviors(SideBySide):
     """Two built-in tasks side by side in one environment: two behaviors, two trainers."""
 
     def __init__(self) -> None:
-        super().__init__({
-            "MoveToGoal1D-Continuous": registry.make("MoveToGoal1D-Continuous", seed=1),
-            "MoveToGoal1D-Discrete": registry.make("MoveToGoal1D-Discrete", seed=2),
-        })
+        super().__init__(
+            {
+                "MoveToGoal1D-Continuous": registry.make("MoveToGoal1D-Continuous", seed=1),
+                "MoveToGoal1D-Discrete": registry.make("MoveToGoal1D-Discrete", seed=2),
+            }
+        )
 
 
 class NaNAfter(TwoBehaviors):
@@ -48,8 +49,9 @@ class NaNAfter(TwoBehaviors):
         if self.count >= 3 and behavior_name == "MoveToGoal1D-Discrete":
             obs = decision.obs[0].copy()
             obs[2, 1] = np.nan
-            decision = DecisionSteps([obs], decision.reward, decision.agent_id, None, decision.group_id,
-                                     decision.group_reward)
+            decision = DecisionSteps(
+                [obs], decision.reward, decision.agent_id, None, decision.group_id, decision.group_reward
+            )
         return decision, terminal
 
 
@@ -148,12 +150,18 @@ def test_unsupported_setting_is_refused_before_anything_is_written(tmp_path: Pat
     [
         ({"environment_parameters": {"gravity": 9.81}}, "environment_parameters"),
         ({"default_settings": {"trainer_type": "ppo", "self_play": {}}}, "self_play"),
-        ({"default_settings": {"trainer_type": "ppo", "behavioral_cloning": {"demo_path": "x.demo"}}}, "behavioral_cloning"),
+        (
+            {"default_settings": {"trainer_type": "ppo", "behavioral_cloning": {"demo_path": "x.demo"}}},
+            "behavioral_cloning",
+        ),
     ],
 )
 def test_features_not_built_yet_are_refused(tmp_path: Path, extra: dict[str, Any], match: str) -> None:
-    raw = {"env_settings": {"env_path": "MoveToGoal1D-Continuous"},
-           "checkpoint_settings": {"run_id": "n", "results_dir": str(tmp_path)}, **extra}
+    raw = {
+        "env_settings": {"env_path": "MoveToGoal1D-Continuous"},
+        "checkpoint_settings": {"run_id": "n", "results_dir": str(tmp_path)},
+        **extra,
+    }
     with pytest.raises(ConfigError, match=match):
         api.run(build_run_options(raw))
     assert not (tmp_path / "n").exists()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import SideBySide
 from fledge import api
 from fledge.config import RunOptions, build_run_options
 from fledge.envs import registry
@@ -22,8 +23,6 @@ from fledge.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from fledge.envs.behavior_id import BehaviorIdentifiers, behavior_ids_by_brain, parse_behavior_id
 from fledge.errors import EnvironmentFault
 from fledge.session import TrainingSession
-
-from conftest import SideBySide
 
 TEAMS = ("Striker?team=0", "Striker?team=1")
 ID_OFFSET = 100  # agent ids are unique over the whole scene, as in Unity
@@ -33,13 +32,15 @@ class TwoTeams(SideBySide):
     """Two behaviors of the brain 'Striker'; `group_reward` is paid to team 0 on every decision."""
 
     def __init__(self, *, group_reward: float = 0.0, second_task: str = "MoveToGoal1D-Continuous") -> None:
-        super().__init__({
-            TEAMS[0]: registry.make("MoveToGoal1D-Continuous", seed=1, num_agents=2),
-            TEAMS[1]: registry.make(second_task, seed=2, num_agents=2),
-        })
+        super().__init__(
+            {
+                TEAMS[0]: registry.make("MoveToGoal1D-Continuous", seed=1, num_agents=2),
+                TEAMS[1]: registry.make(second_task, seed=2, num_agents=2),
+            }
+        )
         self.group_reward = np.float32(group_reward)
-        self.decisions = {name: 0 for name in TEAMS}  # agent decisions handed out per team
-        self.actions_set = {name: 0 for name in TEAMS}
+        self.decisions = dict.fromkeys(TEAMS, 0)  # agent decisions handed out per team
+        self.actions_set = dict.fromkeys(TEAMS, 0)
 
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
         d, t = super().get_steps(behavior_name)
@@ -47,10 +48,12 @@ class TwoTeams(SideBySide):
         paid = self.group_reward if behavior_name == TEAMS[0] else np.float32(0.0)
         self.decisions[behavior_name] += len(d)
         return (
-            DecisionSteps(d.obs, d.reward, d.agent_id + offset, d.action_mask, d.group_id,
-                          np.full(len(d), paid, np.float32)),
-            TerminalSteps(t.obs, t.reward, t.interrupted, t.agent_id + offset, t.group_id,
-                          np.full(len(t), paid, np.float32)),
+            DecisionSteps(
+                d.obs, d.reward, d.agent_id + offset, d.action_mask, d.group_id, np.full(len(d), paid, np.float32)
+            ),
+            TerminalSteps(
+                t.obs, t.reward, t.interrupted, t.agent_id + offset, t.group_id, np.full(len(t), paid, np.float32)
+            ),
         )
 
     def set_actions(self, behavior_name: str, action: ActionTuple) -> None:
@@ -91,16 +94,25 @@ def test_behavior_ids_parse_into_brain_and_team() -> None:
     assert parse_behavior_id("A?x=1").team_id == 0
     with pytest.raises(EnvironmentFault, match="'A\\?team=red'.*not an integer"):
         parse_behavior_id("A?team=red")
-    assert behavior_ids_by_brain(["S?team=0", "G?team=0", "S?team=1"]) == {"S": ["S?team=0", "S?team=1"],
-                                                                          "G": ["G?team=0"]}
+    assert behavior_ids_by_brain(["S?team=0", "G?team=0", "S?team=1"]) == {
+        "S": ["S?team=0", "S?team=1"],
+        "G": ["G?team=0"],
+    }
     assert options(Path("."), steps=1).behavior_settings("Striker?team=7").max_steps == 1
 
 
 def test_one_trainer_per_brain_and_one_processor_per_team(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     env = TwoTeams()
     env.reset()
-    session = TrainingSession(options=options(tmp_path, steps=100), env=env, path=tmp_path / "teams", seed=4,
-                              start=time.time(), make_trainer=api.make_trainer, display="none")
+    session = TrainingSession(
+        options=options(tmp_path, steps=100),
+        env=env,
+        path=tmp_path / "teams",
+        seed=4,
+        start=time.time(),
+        make_trainer=api.make_trainer,
+        display="none",
+    )
     with caplog.at_level(logging.INFO, logger="fledge"):
         assert session.add_new_behaviors() == ["Striker"]
         assert session.add_new_behaviors() == []  # known behavior ids are not connected twice

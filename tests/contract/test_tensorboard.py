@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SideBySide
 from fledge.config import RunOptions
 from fledge.envs import registry
 from fledge.stats import HYPERPARAMETERS, Aggregation, StatsReporter, TensorboardWriter
 
-from conftest import SideBySide
-
 pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def _load(folder: Path) -> EventAccumulator:
@@ -98,7 +97,7 @@ def test_nothing_written_for_hidden_only(tmp_path: Path) -> None:
     assert not (tmp_path / "B").exists()
 
 
-def TwoTasks() -> SideBySide:  # noqa: N802 - reads as the environment it builds
+def TwoTasks() -> SideBySide:
     """Two built-in tasks side by side: two behaviors in one environment."""
     return SideBySide({name: registry.make(name, seed=i) for i, name in enumerate(TWO)})
 
@@ -114,14 +113,19 @@ def test_a_run_writes_each_behaviors_hyperparameters_as_text_and_to_the_console(
     from fledge.config import build_run_options
 
     def options(**checkpoint: object) -> RunOptions:
-        return build_run_options({
-            "behaviors": {
-                TWO[0]: {"trainer_type": "ppo", "max_steps": 300, "hyperparameters": {"batch_size": 32,
-                                                                                      "buffer_size": 128}},
-                TWO[1]: {"trainer_type": "sac", "max_steps": 300, "hyperparameters": {"batch_size": 16}},
-            },
-            "checkpoint_settings": {"run_id": "h", "results_dir": str(tmp_path), **checkpoint},
-        })
+        return build_run_options(
+            {
+                "behaviors": {
+                    TWO[0]: {
+                        "trainer_type": "ppo",
+                        "max_steps": 300,
+                        "hyperparameters": {"batch_size": 32, "buffer_size": 128},
+                    },
+                    TWO[1]: {"trainer_type": "sac", "max_steps": 300, "hyperparameters": {"batch_size": 16}},
+                },
+                "checkpoint_settings": {"run_id": "h", "results_dir": str(tmp_path), **checkpoint},
+            }
+        )
 
     api.run(options(), env=TwoTasks(), display="none")
     caplog.clear()
@@ -137,8 +141,11 @@ def test_a_run_writes_each_behaviors_hyperparameters_as_text_and_to_the_console(
         assert f"- **trainer_type**: `{settings['trainer_type']}`" in body
         assert f"  - **batch_size**: `{settings['hyperparameters']['batch_size']}`" in body  # type: ignore[index]
         assert f"  - **buffer_size**: `{settings['hyperparameters']['buffer_size']}`" in body  # type: ignore[index]
-        (dump,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(
-            f"Hyperparameters for behavior name {name}:")]
+        (dump,) = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(f"Hyperparameters for behavior name {name}:")
+        ]
         assert f"\n\ttrainer_type:\t{settings['trainer_type']}\n" in dump
         assert f"\n\t  batch_size:\t{settings['hyperparameters']['batch_size']}\n" in dump  # type: ignore[index]
     caplog.clear()

@@ -73,10 +73,16 @@ def registered_checkpoints(run: Path, behavior: str) -> list[Path]:
 def test_ppo_divergence_stops_with_a_clear_message_and_no_non_finite_checkpoint(tmp_path: Path, capsys: Any) -> None:
     config = write_config(tmp_path, "3DBall", small("ppo", learning_rate=1.0e6))
     results = tmp_path / "results"
-    code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "nan", "--results-dir", str(results),
-                      "--seed", "3")
-    assert_clean_failure(code, out, "Training of behavior '3DBall' (PPO) diverged at step",
-                         "behaviors.3DBall.hyperparameters.learning_rate (1e+06)", "--resume")
+    code, out = learn(
+        capsys, str(config), "--env", "3DBall", "--run-id", "nan", "--results-dir", str(results), "--seed", "3"
+    )
+    assert_clean_failure(
+        code,
+        out,
+        "Training of behavior '3DBall' (PPO) diverged at step",
+        "behaviors.3DBall.hyperparameters.learning_rate (1e+06)",
+        "--resume",
+    )
     assert re.search(r"(policy|value) loss = (nan|inf)", out), out
     units = registered_checkpoints(results / "nan", "3DBall")
     assert units, "the checkpoints written before the divergence are kept"
@@ -87,16 +93,21 @@ def test_ppo_divergence_stops_with_a_clear_message_and_no_non_finite_checkpoint(
 
 
 def ppo_trainer(tmp_path: Path, learning_rate: float) -> PPOTrainer:
-    options = toy_options(tmp_path, "3DBall", steps=10**6, hyperparameters={"batch_size": 64, "buffer_size": 256,
-                                                                           "learning_rate": learning_rate})
+    options = toy_options(
+        tmp_path,
+        "3DBall",
+        steps=10**6,
+        hyperparameters={"batch_size": 64, "buffer_size": 256, "learning_rate": learning_rate},
+    )
     from fledge.envs import registry
 
     env = registry.make("3DBall", seed=0)
     env.reset()
     spec = env.behavior_specs["3DBall"]
     env.close()
-    return PPOTrainer(behavior_name="3DBall", spec=spec, settings=options.behavior_settings("3DBall"),
-                      stats=StatsReporter([]), seed=0)
+    return PPOTrainer(
+        behavior_name="3DBall", spec=spec, settings=options.behavior_settings("3DBall"), stats=StatsReporter([]), seed=0
+    )
 
 
 def trained_tensors(trainer: PPOTrainer) -> dict[str, torch.Tensor]:
@@ -132,10 +143,25 @@ def test_ppo_trainer_diverging_at_its_first_update_returns_to_its_initial_state(
 
 def test_sac_divergence_stops_with_a_clear_message(tmp_path: Path, capsys: Any) -> None:
     config = write_config(tmp_path, "3DBall", small("sac", learning_rate=1.0e6))
-    code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "sac", "--results-dir",
-                      str(tmp_path / "results"), "--seed", "3")
-    assert_clean_failure(code, out, "Training of behavior '3DBall' (SAC) diverged at step", "Q1 loss = nan",
-                         "hyperparameters.learning_rate")
+    code, out = learn(
+        capsys,
+        str(config),
+        "--env",
+        "3DBall",
+        "--run-id",
+        "sac",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--seed",
+        "3",
+    )
+    assert_clean_failure(
+        code,
+        out,
+        "Training of behavior '3DBall' (SAC) diverged at step",
+        "Q1 loss = nan",
+        "hyperparameters.learning_rate",
+    )
     assert "FloatingPointError" not in out
 
 
@@ -147,8 +173,9 @@ def test_huge_networks_are_refused_before_anything_is_written(tmp_path: Path, ca
     config = write_config(tmp_path, "3DBall", settings)
     results = tmp_path / "results"
     code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "huge", "--results-dir", str(results))
-    assert_clean_failure(code, out, "behaviors.3DBall.network_settings.hidden_units: 1000000000",
-                         "parameters", "Lower hidden_units")
+    assert_clean_failure(
+        code, out, "behaviors.3DBall.network_settings.hidden_units: 1000000000", "parameters", "Lower hidden_units"
+    )
     assert not (results / "huge").exists()
 
 
@@ -158,8 +185,13 @@ def test_a_replay_buffer_larger_than_memory_is_refused_before_anything_is_writte
     config = write_config(tmp_path, "3DBall", settings)
     results = tmp_path / "results"
     code, out = learn(capsys, str(config), "--env", "3DBall", "--run-id", "big", "--results-dir", str(results))
-    assert_clean_failure(code, out, "behaviors.3DBall.hyperparameters.buffer_size: 1,000,000,000,000 experiences",
-                         "GiB of memory", "Lower buffer_size")
+    assert_clean_failure(
+        code,
+        out,
+        "behaviors.3DBall.hyperparameters.buffer_size: 1,000,000,000,000 experiences",
+        "GiB of memory",
+        "Lower buffer_size",
+    )
     assert not (results / "big").exists()
 
 
@@ -173,8 +205,13 @@ def test_the_size_estimate_is_close_to_the_real_parameter_count(
     from fledge.envs import registry
 
     hyper = small(trainer_type)["hyperparameters"]
-    options = toy_options(tmp_path, env_name, steps=100, network={"hidden_units": 64},
-                          extra={"trainer_type": trainer_type, "hyperparameters": hyper})
+    options = toy_options(
+        tmp_path,
+        env_name,
+        steps=100,
+        network={"hidden_units": 64},
+        extra={"trainer_type": trainer_type, "hyperparameters": hyper},
+    )
     env = registry.make(env_name, seed=0)
     env.reset()
     trainer: Any = make_trainer(options, env_name, env, StatsReporter([]), 0, Timers())
@@ -193,17 +230,37 @@ def test_a_failed_allocation_is_a_clear_config_error(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    probe = subprocess.run([sys.executable, "-c", "import torch, fledge.cli"], preexec_fn=limited, env=env,
-                           capture_output=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch, fledge.cli"],
+        preexec_fn=limited,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     if probe.returncode != 0:
         pytest.skip("torch cannot even be imported under a 3 GiB address-space limit here")
     settings = small("ppo")
     settings["network_settings"] = {"hidden_units": 20_000}  # 8e8 parameters: 3.2 GB for one weight tensor
     config = write_config(tmp_path, "3DBall", settings)
     proc = subprocess.run(
-        [sys.executable, "-m", "fledge.cli", "learn", str(config), "--env", "3DBall", "--run-id", "mid",
-         "--results-dir", str(tmp_path / "results")],
-        preexec_fn=limited, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "fledge.cli",
+            "learn",
+            str(config),
+            "--env",
+            "3DBall",
+            "--run-id",
+            "mid",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        preexec_fn=limited,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     out = proc.stdout + proc.stderr
     assert_clean_failure(proc.returncode, out, "behaviors.3DBall.network_settings.hidden_units: 20000")
@@ -219,8 +276,9 @@ def test_sac_buffer_smaller_than_batch_is_refused(tmp_path: Path, capsys: Any, c
     config = write_config(tmp_path, "3DBall", small("sac", batch_size=128, buffer_size=100))
     where = ["--run-id", "b", "--results-dir", str(tmp_path / "results")] if command == "learn" else []
     code, out = learn(capsys, str(config), "--env", "3DBall", *where, command=command)
-    assert_clean_failure(code, out, "behaviors.3DBall.hyperparameters.buffer_size",
-                         "buffer_size (100) is smaller than batch_size (128)")
+    assert_clean_failure(
+        code, out, "behaviors.3DBall.hyperparameters.buffer_size", "buffer_size (100) is smaller than batch_size (128)"
+    )
     assert not (tmp_path / "results").exists()
 
 
@@ -245,25 +303,33 @@ def test_resuming_with_another_environment_says_what_differs_and_never_suggests_
     files_before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     for flag in ("--resume", "--inference"):
         code, out = learn(capsys, "--env", "Basic", "--run-id", "r", "--results-dir", str(results), flag)
-        assert_clean_failure(code, out, f"{flag}: the checkpoints of the run at", "behavior 'Basic' has no checkpoint",
-                             "3DBall (the run): observations (8,); actions: 2 continuous",
-                             "Basic (this environment): observations (20,); actions: 0 continuous, discrete "
-                             "branches (3,)", f"use --env 3DBall with {flag}", "start a new run id")
+        assert_clean_failure(
+            code,
+            out,
+            f"{flag}: the checkpoints of the run at",
+            "behavior 'Basic' has no checkpoint",
+            "3DBall (the run): observations (8,); actions: 2 continuous",
+            "Basic (this environment): observations (20,); actions: 0 continuous, discrete branches (3,)",
+            f"use --env 3DBall with {flag}",
+            "start a new run id",
+        )
         assert "--force" not in out
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files_before  # the run is untouched
 
 
 def test_resuming_a_run_without_checkpoints_never_suggests_force(tmp_path: Path, capsys: Any) -> None:
     (tmp_path / "results" / "empty").mkdir(parents=True)
-    code, out = learn(capsys, "--env", "3DBall", "--run-id", "empty", "--results-dir", str(tmp_path / "results"),
-                      "--resume")
+    code, out = learn(
+        capsys, "--env", "3DBall", "--run-id", "empty", "--results-dir", str(tmp_path / "results"), "--resume"
+    )
     assert_clean_failure(code, out, "has no checkpoint yet", "new run id")
     assert "--force" not in out
 
 
 def test_inference_without_a_run_speaks_of_inference(tmp_path: Path, capsys: Any) -> None:
-    code, out = learn(capsys, "--env", "3DBall", "--run-id", "none", "--results-dir", str(tmp_path / "results"),
-                      "--inference")
+    code, out = learn(
+        capsys, "--env", "3DBall", "--run-id", "none", "--results-dir", str(tmp_path / "results"), "--inference"
+    )
     assert_clean_failure(code, out, "--inference: no run was found at", "train the run first")
     assert "--resume" not in out
 
@@ -290,9 +356,23 @@ def test_a_signal_saves_the_run_and_exits_128_plus_its_number(tmp_path: Path, si
     settings["max_steps"] = 10**8
     config = write_config(tmp_path, "3DBall", settings)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fledge.cli", "learn", str(config), "--env", "3DBall", "--run-id", "s",
-         "--results-dir", str(tmp_path / "results")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        [
+            sys.executable,
+            "-m",
+            "fledge.cli",
+            "learn",
+            str(config),
+            "--env",
+            "3DBall",
+            "--run-id",
+            "s",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     assert proc.stdout is not None
     seen = []

@@ -32,7 +32,9 @@ def tail_mean(result: api.RunResult, n: int = 200) -> float:
         ("MaskedChoice", 20_000, 0.95, 1.0),
     ],
 )
-def test_ppo_reaches_near_optimal_return(make_options: Any, env: str, steps: int, threshold: float, optimum: float) -> None:
+def test_ppo_reaches_near_optimal_return(
+    make_options: Any, env: str, steps: int, threshold: float, optimum: float
+) -> None:
     result = api.run(make_options(env, steps=steps))
     mean = tail_mean(result)
     assert threshold <= mean <= optimum + 0.01, f"{env}: mean return of the last 200 episodes {mean:.3f}"

@@ -24,8 +24,12 @@ def options(tmp_path: Path, run_id: str, max_steps: int, **checkpoint: Any) -> A
     raw = {
         "default_settings": {
             "trainer_type": "ppo",
-            "hyperparameters": {"batch_size": 128, "buffer_size": 2048, "learning_rate": 3.0e-3,
-                                "learning_rate_schedule": "linear"},
+            "hyperparameters": {
+                "batch_size": 128,
+                "buffer_size": 2048,
+                "learning_rate": 3.0e-3,
+                "learning_rate_schedule": "linear",
+            },
             "network_settings": {"hidden_units": 32, "normalize": True},
             "max_steps": max_steps,
             "time_horizon": 64,

@@ -45,11 +45,13 @@ def sac_options(
         "time_horizon": 64,
         "summary_freq": 10**9,
     }
-    return build_run_options({
-        "default_settings": settings,
-        "env_settings": {"env_path": env, "seed": seed},
-        "checkpoint_settings": {"run_id": "sac", "results_dir": str(tmp_path / "results")},
-    })
+    return build_run_options(
+        {
+            "default_settings": settings,
+            "env_settings": {"env_path": env, "seed": seed},
+            "checkpoint_settings": {"run_id": "sac", "results_dir": str(tmp_path / "results")},
+        }
+    )
 
 
 def tail_mean(result: api.RunResult, n: int = 200) -> float:
@@ -78,8 +80,9 @@ def test_sac_reaches_near_optimal_return(
 
 def test_sac_does_not_learn_without_a_learning_rate(tmp_path: Path) -> None:
     """Negative case: with a vanishing learning rate the random policy stays (mean return far below 0.9)."""
-    result = api.run(sac_options(tmp_path, "MoveToGoal1D-Continuous", steps=3_000,
-                                 hyperparameters={"learning_rate": 1e-9}))
+    result = api.run(
+        sac_options(tmp_path, "MoveToGoal1D-Continuous", steps=3_000, hyperparameters={"learning_rate": 1e-9})
+    )
     assert tail_mean(result, 100) < 0.6
 
 
@@ -119,8 +122,9 @@ def test_trainer_resumes_from_its_state_and_replay_buffer(tmp_path: Path) -> Non
     before = drive(first, "MoveToGoal2D-Hybrid", 7_000, seed=3)
     assert np.mean(before[-200:]) >= 0.85, "the first part must have learned for this test to mean anything"
     state = first.get_state()
-    saved = TrainerState(tensors={k: v.clone() for k, v in state.tensors.items()},
-                         meta=json.loads(json.dumps(state.meta)))
+    saved = TrainerState(
+        tensors={k: v.clone() for k, v in state.tensors.items()}, meta=json.loads(json.dumps(state.meta))
+    )
     folder = tmp_path / "checkpoint"
     assert first.save_auxiliary(folder) == [folder / "last_replay_buffer.hdf5"]
     coefficients = first.entropy_coefficients()

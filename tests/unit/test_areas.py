@@ -103,8 +103,11 @@ def test_bad_num_areas_are_refused_with_the_name() -> None:
 
 @pytest.mark.parametrize(
     ("env_path", "arg", "instead"),
-    [("3DBall", "seed=3", "env_settings.seed"), ("gym:CartPole-v1", "seed=3", "env_settings.seed"),
-     ("gym:CartPole-v1", "num_agents=4", "env_settings.num_envs")],
+    [
+        ("3DBall", "seed=3", "env_settings.seed"),
+        ("gym:CartPole-v1", "seed=3", "env_settings.seed"),
+        ("gym:CartPole-v1", "num_agents=4", "env_settings.num_envs"),
+    ],
 )
 def test_env_args_the_run_sets_itself_are_refused(env_path: str, arg: str, instead: str) -> None:
     options = build_run_options({"env_settings": {"env_path": env_path, "env_args": [arg], "num_envs": 2}})
@@ -165,7 +168,9 @@ def test_num_areas_warns_that_it_has_no_effect_on_gymnasium(caplog: pytest.LogCa
 def test_num_areas_warns_for_an_environment_passed_to_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     raw: dict[str, Any] = {
         "default_settings": {
-            "trainer_type": "ppo", "max_steps": 64, "hyperparameters": {"batch_size": 16, "buffer_size": 64}
+            "trainer_type": "ppo",
+            "max_steps": 64,
+            "hyperparameters": {"batch_size": 16, "buffer_size": 64},
         },
         "env_settings": {"env_path": "Basic", "num_areas": 2, "seed": 1},
         "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path)},
@@ -192,8 +197,19 @@ def test_a_run_with_num_areas_4_trains_and_says_its_areas(tmp_path: Path) -> Non
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    cmd = [sys.executable, "-m", "fledge.cli", "learn", str(path), "--run-id", "areas", "--num-areas", "4",
-           "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fledge.cli",
+        "learn",
+        str(path),
+        "--run-id",
+        "areas",
+        "--num-areas",
+        "4",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (

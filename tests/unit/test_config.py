@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import shared_configs_dir
 from fledge.config import (
     DEFAULT_ENV,
     BehavioralCloningSettings,
@@ -42,8 +43,6 @@ from fledge.config import (
     load_config_file,
 )
 from fledge.errors import ConfigError
-
-from conftest import shared_configs_dir
 
 SHARED_CONFIGS = shared_configs_dir()
 EXAMPLE_FILES = sorted(SHARED_CONFIGS.glob("**/*.yaml"))
@@ -299,18 +298,33 @@ def test_typo_names_the_full_path_and_suggests_the_key() -> None:
     [
         ({"behavior": {}}, "behavior", "behaviors"),
         ({"behaviors": {"A": {"max_step": 10}}}, "behaviors.A.max_step", "max_steps"),
-        ({"behaviors": {"A": {"network_settings": {"hiden_units": 3}}}}, "behaviors.A.network_settings.hiden_units",
-         "hidden_units"),
-        ({"behaviors": {"A": {"reward_signals": {"curiosty": {}}}}}, "behaviors.A.reward_signals.curiosty",
-         "curiosity"),
-        ({"behaviors": {"A": {"reward_signals": {"extrinsic": {"gama": 0.9}}}}},
-         "behaviors.A.reward_signals.extrinsic.gama", "gamma"),
-        ({"behaviors": {"A": {"trainer_type": "sac", "hyperparameters": {"taus": 1}}}},
-         "behaviors.A.hyperparameters.taus", "tau"),
+        (
+            {"behaviors": {"A": {"network_settings": {"hiden_units": 3}}}},
+            "behaviors.A.network_settings.hiden_units",
+            "hidden_units",
+        ),
+        (
+            {"behaviors": {"A": {"reward_signals": {"curiosty": {}}}}},
+            "behaviors.A.reward_signals.curiosty",
+            "curiosity",
+        ),
+        (
+            {"behaviors": {"A": {"reward_signals": {"extrinsic": {"gama": 0.9}}}}},
+            "behaviors.A.reward_signals.extrinsic.gama",
+            "gamma",
+        ),
+        (
+            {"behaviors": {"A": {"trainer_type": "sac", "hyperparameters": {"taus": 1}}}},
+            "behaviors.A.hyperparameters.taus",
+            "tau",
+        ),
         ({"env_settings": {"num_env": 2}}, "env_settings.num_env", "num_envs"),
         ({"checkpoint_settings": {"runid": "x"}}, "checkpoint_settings.runid", "run_id"),
-        ({"environment_parameters": {"p": {"sampler_type": "uniform", "sampler_parameters": {"min": 1}}}},
-         "environment_parameters.p.sampler_parameters.min", "min_value"),
+        (
+            {"environment_parameters": {"p": {"sampler_type": "uniform", "sampler_parameters": {"min": 1}}}},
+            "environment_parameters.p.sampler_parameters.min",
+            "min_value",
+        ),
     ],
 )
 def test_unknown_keys_everywhere(raw: dict[str, Any], path: str, suggestion: str) -> None:
@@ -386,8 +400,11 @@ def test_memory_checks() -> None:
     assert "behaviors.A.network_settings.memory.memory_size: memory_size must be even" in message
     message = config_error({"behaviors": {"A": {"network_settings": {"memory": {"memory_size": 0}}}}})
     assert "memory.memory_size: must be > 0" in message
-    raw = {"behaviors": {"A": ppo_behavior(hyperparameters={"batch_size": 32},
-                                           network_settings={"memory": {"sequence_length": 64}})}}
+    raw = {
+        "behaviors": {
+            "A": ppo_behavior(hyperparameters={"batch_size": 32}, network_settings={"memory": {"sequence_length": 64}})
+        }
+    }
     message = config_error(raw)
     assert "behaviors.A.network_settings.memory.sequence_length" in message
     assert "sequence length must be less than or equal to batch size" in message
@@ -496,8 +513,10 @@ def test_learning_rate_schedule_is_inherited_by_beta_and_epsilon_in_yaml() -> No
 
 
 def test_schedule_inheritance_through_default_settings() -> None:
-    raw = {"default_settings": {"trainer_type": "ppo", "hyperparameters": {"learning_rate_schedule": "constant"}},
-           "behaviors": {"A": {}}}
+    raw = {
+        "default_settings": {"trainer_type": "ppo", "hyperparameters": {"learning_rate_schedule": "constant"}},
+        "behaviors": {"A": {}},
+    }
     options = build_run_options(raw)
     assert options.behaviors["A"].schedules().beta is ScheduleType.CONSTANT
     assert options.default_settings is not None
@@ -608,7 +627,9 @@ def test_sampler_value_checks() -> None:
     )
     ranges = {"sampler_type": "multirangeuniform", "sampler_parameters": {"intervals": [[0, 1], [1, 2, 3], [5, 4]]}}
     message = config_error({"environment_parameters": {"p": ranges}})
-    assert "environment_parameters.p.sampler_parameters.intervals[1]: each interval must have exactly 2 values" in message
+    assert (
+        "environment_parameters.p.sampler_parameters.intervals[1]: each interval must have exactly 2 values" in message
+    )
     assert "intervals[2]: interval minimum (5.0) must be less than or equal to its maximum (4.0)" in message
 
 
@@ -632,7 +653,9 @@ def test_final_lesson_criteria_are_ignored_with_a_warning(caplog: pytest.LogCapt
 
 def test_completion_criteria_checks() -> None:
     criteria = {"behavior": "A", "measure": "progress", "threshold": 1.5}
-    message = config_error(curriculum({"name": "a", "value": 1, "completion_criteria": criteria}, {"name": "b", "value": 2}))
+    message = config_error(
+        curriculum({"name": "a", "value": 1, "completion_criteria": criteria}, {"name": "b", "value": 2})
+    )
     assert "environment_parameters.wall.curriculum[0].completion_criteria.threshold" in message
     assert "between 0 and 1, got 1.5" in message
     elo = {"behavior": "A", "measure": "Elo"}
@@ -641,7 +664,9 @@ def test_completion_criteria_checks() -> None:
     message = config_error(curriculum({"name": "a", "value": 1, "completion_criteria": {}}, {"name": "b", "value": 2}))
     assert "completion_criteria.behavior: required key is missing" in message
     good = {"behavior": "A", "measure": "reward", "threshold": 50.0}
-    options = build_run_options(curriculum({"name": "a", "value": 1, "completion_criteria": good}, {"name": "b", "value": 2}))
+    options = build_run_options(
+        curriculum({"name": "a", "value": 1, "completion_criteria": good}, {"name": "b", "value": 2})
+    )
     assert options.environment_parameters is not None
     first = options.environment_parameters["wall"].curriculum[0].completion_criteria
     assert first is not None
@@ -649,10 +674,14 @@ def test_completion_criteria_checks() -> None:
 
 
 def test_bad_environment_parameter_shapes() -> None:
-    assert "environment_parameters.p: expected a number, a sampler" in config_error({"environment_parameters": {"p": "x"}})
+    assert "environment_parameters.p: expected a number, a sampler" in config_error(
+        {"environment_parameters": {"p": "x"}}
+    )
     message = config_error({"environment_parameters": {"p": {"curiculum": []}}})
     assert "did you mean 'curriculum'?" in message
-    assert "curriculum: must have at least 1 item" in config_error({"environment_parameters": {"p": {"curriculum": []}}})
+    assert "curriculum: must have at least 1 item" in config_error(
+        {"environment_parameters": {"p": {"curriculum": []}}}
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------

@@ -76,8 +76,14 @@ def test_every_key_of_the_schema_is_honoured_warned_or_refused() -> None:
     assert not stale, f"FIELD_EFFECTS lists keys the schema does not have (or cannot reach): {stale}"
     assert refused_models == set(REFUSED_MODELS)
     # the walk goes through sections, behaviors, both trainers' hyperparameters and the reward signals
-    for nested in ("EngineSettings.width", "PPOSettings.beta", "SACSettings.tau", "NetworkSettings.memory",
-                   "ExtrinsicSettings.gamma", "TorchSettings.device"):
+    for nested in (
+        "EngineSettings.width",
+        "PPOSettings.beta",
+        "SACSettings.tau",
+        "NetworkSettings.memory",
+        "ExtrinsicSettings.gamma",
+        "TorchSettings.device",
+    ):
         assert nested in keys
 
 
@@ -88,8 +94,14 @@ BEHAVIOR = "Ball"
 NON_DEFAULT: dict[str, tuple[dict[str, Any], str]] = {
     "TrainerSettings.threaded": ({"behaviors": {BEHAVIOR: {"threaded": True}}}, "threaded"),
     "SACSettings.reward_signal_steps_per_update": (
-        {"behaviors": {BEHAVIOR: {"trainer_type": "sac", "hyperparameters": {"steps_per_update": 10.0,
-                                                                             "reward_signal_steps_per_update": 5}}}},
+        {
+            "behaviors": {
+                BEHAVIOR: {
+                    "trainer_type": "sac",
+                    "hyperparameters": {"steps_per_update": 10.0, "reward_signal_steps_per_update": 5},
+                }
+            }
+        },
         "hyperparameters.reward_signal_steps_per_update",
     ),
     "NetworkSettings.vis_encode_type": (
@@ -108,25 +120,42 @@ NON_DEFAULT: dict[str, tuple[dict[str, Any], str]] = {
     "EnvironmentSettings.num_areas": ({"env_settings": {"num_areas": 2}}, "env_settings.num_areas"),
     "EnvironmentSettings.timeout_wait": ({"env_settings": {"timeout_wait": 5}}, "env_settings.timeout_wait"),
     "EnvironmentSettings.max_lifetime_restarts": (
-        {"env_settings": {"max_lifetime_restarts": 3}}, "env_settings.max_lifetime_restarts"),
+        {"env_settings": {"max_lifetime_restarts": 3}},
+        "env_settings.max_lifetime_restarts",
+    ),
     "EnvironmentSettings.restarts_rate_limit_n": (
-        {"env_settings": {"restarts_rate_limit_n": 4}}, "env_settings.restarts_rate_limit_n"),
+        {"env_settings": {"restarts_rate_limit_n": 4}},
+        "env_settings.restarts_rate_limit_n",
+    ),
     "EnvironmentSettings.restarts_rate_limit_period_s": (
-        {"env_settings": {"restarts_rate_limit_period_s": 5}}, "env_settings.restarts_rate_limit_period_s"),
+        {"env_settings": {"restarts_rate_limit_period_s": 5}},
+        "env_settings.restarts_rate_limit_period_s",
+    ),
     "EnvironmentSettings.worker_processes": (
-        {"env_settings": {"worker_processes": True}}, "env_settings.worker_processes"),
+        {"env_settings": {"worker_processes": True}},
+        "env_settings.worker_processes",
+    ),
     "EngineSettings.width": ({"engine_settings": {"width": 100}}, "engine_settings.width"),
     "EngineSettings.height": ({"engine_settings": {"height": 100}}, "engine_settings.height"),
     "EngineSettings.quality_level": ({"engine_settings": {"quality_level": 1}}, "engine_settings.quality_level"),
     "EngineSettings.time_scale": ({"engine_settings": {"time_scale": 1.0}}, "engine_settings.time_scale"),
     "EngineSettings.target_frame_rate": (
-        {"engine_settings": {"target_frame_rate": 60}}, "engine_settings.target_frame_rate"),
+        {"engine_settings": {"target_frame_rate": 60}},
+        "engine_settings.target_frame_rate",
+    ),
     "EngineSettings.capture_frame_rate": (
-        {"engine_settings": {"capture_frame_rate": 30}}, "engine_settings.capture_frame_rate"),
+        {"engine_settings": {"capture_frame_rate": 30}},
+        "engine_settings.capture_frame_rate",
+    ),
     "EngineSettings.no_graphics": ({"engine_settings": {"no_graphics": True}}, "engine_settings.no_graphics"),
     "EngineSettings.no_graphics_monitor": (
-        {"engine_settings": {"no_graphics_monitor": True}}, "engine_settings.no_graphics_monitor"),
-    "CheckpointSettings.train_model": ({"checkpoint_settings": {"train_model": True}}, "checkpoint_settings.train_model"),
+        {"engine_settings": {"no_graphics_monitor": True}},
+        "engine_settings.no_graphics_monitor",
+    ),
+    "CheckpointSettings.train_model": (
+        {"checkpoint_settings": {"train_model": True}},
+        "checkpoint_settings.train_model",
+    ),
 }
 
 
@@ -187,20 +216,29 @@ def test_engine_warning_names_the_environment_and_why() -> None:
 
 
 def test_worker_keys_are_honoured_where_they_apply() -> None:
-    worker_keys = {"timeout_wait": 5, "max_lifetime_restarts": 3, "restarts_rate_limit_n": 4,
-                   "restarts_rate_limit_period_s": 5}
+    worker_keys = {
+        "timeout_wait": 5,
+        "max_lifetime_restarts": 3,
+        "restarts_rate_limit_n": 4,
+        "restarts_rate_limit_period_s": 5,
+    }
     # worker processes: all honoured
     assert warnings_of({"env_settings": {"num_envs": 2, "worker_processes": True, **worker_keys}}) == []
     # built-in copies in this process: restarts honoured (the pool restarts failed copies), no timeout
     lines = warnings_of({"env_settings": {"num_envs": 2, **worker_keys}})
     assert [line.split(":")[0] for line in lines] == ["env_settings.timeout_wait"]
     # Gymnasium copies in this process are one vector environment: nothing restarts
-    lines = warnings_of({"env_settings": {"env_path": "gym:CartPole-v1", "num_envs": 2, **worker_keys}},
-                        env_name="gym:CartPole-v1")
+    lines = warnings_of(
+        {"env_settings": {"env_path": "gym:CartPole-v1", "num_envs": 2, **worker_keys}}, env_name="gym:CartPole-v1"
+    )
     assert sorted(line.split(":")[0] for line in lines) == sorted(f"env_settings.{k}" for k in worker_keys)
     # PettingZoo copies use worker processes by default
-    assert warnings_of({"env_settings": {"env_path": "pettingzoo:x", "num_envs": 2, **worker_keys}},
-                       env_name="pettingzoo:x") == []
+    assert (
+        warnings_of(
+            {"env_settings": {"env_path": "pettingzoo:x", "num_envs": 2, **worker_keys}}, env_name="pettingzoo:x"
+        )
+        == []
+    )
 
 
 def test_the_worker_decisions_match_the_environment_the_run_builds(tmp_path: Path) -> None:
@@ -260,9 +298,15 @@ def test_the_default_settings_warning_is_given_once(fledge_log: list[logging.Log
 
 def test_a_run_logs_each_warning_once(tmp_path: Path, fledge_log: list[logging.LogRecord]) -> None:
     raw = {
-        "behaviors": {"MoveToGoal1D-Continuous": {"threaded": True, "max_steps": 200, "summary_freq": 100,
-                                                  "network_settings": {"hidden_units": 8, "num_layers": 1}},
-                      "Missing": {}},
+        "behaviors": {
+            "MoveToGoal1D-Continuous": {
+                "threaded": True,
+                "max_steps": 200,
+                "summary_freq": 100,
+                "network_settings": {"hidden_units": 8, "num_layers": 1},
+            },
+            "Missing": {},
+        },
         "engine_settings": {"no_graphics": True},
         "env_settings": {"env_path": "MoveToGoal1D-Continuous", "seed": 1, "base_port": 6000},
         "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path)},
@@ -271,7 +315,9 @@ def test_a_run_logs_each_warning_once(tmp_path: Path, fledge_log: list[logging.L
     warnings = [r.getMessage() for r in fledge_log if r.levelno == logging.WARNING]
     assert len(warnings) == 4, warnings
     assert [w.split(":")[0] for w in warnings] == [
-        "env_settings.base_port", "engine_settings.no_graphics", "Behavior 'MoveToGoal1D-Continuous'",
+        "env_settings.base_port",
+        "engine_settings.no_graphics",
+        "Behavior 'MoveToGoal1D-Continuous'",
         "The configuration has settings for behavior(s) 'Missing' that the built-in environment MoveToGoal1D-Continuous "
         "does not have (its behaviors",
     ]
@@ -320,7 +366,9 @@ def test_cuda_devices_resolve_when_present(fake_cuda: None) -> None:
     assert resolve_device("cuda") == torch.device("cuda")
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     assert resolve_device(None) == torch.device("cuda")
-    with pytest.raises(ConfigError, match=r"'cuda:2' does not exist; this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
+    with pytest.raises(
+        ConfigError, match=r"'cuda:2' does not exist; this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"
+    ):
         resolve_device("cuda:2")
 
 
@@ -336,8 +384,11 @@ def test_an_unset_device_on_a_cuda_machine_says_how_to_stay_on_the_cpu(
 
 
 def test_a_run_refuses_an_unusable_device_before_writing(tmp_path: Path) -> None:
-    raw = {"torch_settings": {"device": "mps"}, "env_settings": {"env_path": "MoveToGoal1D-Continuous"},
-           "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path)}}
+    raw = {
+        "torch_settings": {"device": "mps"},
+        "env_settings": {"env_path": "MoveToGoal1D-Continuous"},
+        "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path)},
+    }
     with pytest.raises(ConfigError, match="torch_settings.device: 'mps' is not supported"):
         api.run(build_run_options(raw), display="none")
     assert not (tmp_path / "r").exists()
@@ -351,10 +402,16 @@ def test_training_on_an_explicit_cpu_device(tmp_path: Path, trainer_type: str) -
 
     hyper = {"batch_size": 32, "buffer_size": 64} if trainer_type == "ppo" else {"batch_size": 32, "buffer_size": 500}
     raw = {
-        "behaviors": {"MoveToGoal2D-Hybrid": {"trainer_type": trainer_type, "hyperparameters": hyper,
-                                              "network_settings": {"hidden_units": 16, "num_layers": 2,
-                                                                   "normalize": True},
-                                              "max_steps": 400, "summary_freq": 200, "time_horizon": 16}},
+        "behaviors": {
+            "MoveToGoal2D-Hybrid": {
+                "trainer_type": trainer_type,
+                "hyperparameters": hyper,
+                "network_settings": {"hidden_units": 16, "num_layers": 2, "normalize": True},
+                "max_steps": 400,
+                "summary_freq": 200,
+                "time_horizon": 16,
+            }
+        },
         "env_settings": {"env_path": "MoveToGoal2D-Hybrid", "seed": 3},
         "torch_settings": {"device": "cpu"},
         "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path)},
@@ -419,4 +476,3 @@ def test_the_train_flag_warns_once(tmp_path: Path, fledge_log: list[logging.LogR
     flag_warnings = [r for r in fledge_log if "--train" in r.getMessage()]
     assert len(flag_warnings) == 1
     assert effect_warnings(options, env_name="MoveToGoal1D-Continuous", worker_processes=False) == []
-

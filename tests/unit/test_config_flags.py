@@ -38,12 +38,37 @@ def test_parser_prog_and_help() -> None:
     parser = build_learn_parser()
     assert parser.prog == "fledge learn"
     text = parser.format_help()
-    for flag in ("--env", "--resume", "--resume-from", "--run-id", "--initialize-from", "--seed", "--num-envs",
-                 "--num-areas", "--env-args", "--torch-device", "--results-dir", "--timeout-wait", "--no-graphics",
-                 "--deterministic", "--quiet", "--max-lifetime-restarts", "--restarts-rate-limit-n",
-                 "--restarts-rate-limit-period-s", "--width", "--height", "--quality-level", "--time-scale",
-                 "--target-frame-rate", "--capture-frame-rate", "--no-graphics-monitor", "--inference", "--force",
-                 "--base-port", "--debug"):
+    for flag in (
+        "--env",
+        "--resume",
+        "--resume-from",
+        "--run-id",
+        "--initialize-from",
+        "--seed",
+        "--num-envs",
+        "--num-areas",
+        "--env-args",
+        "--torch-device",
+        "--results-dir",
+        "--timeout-wait",
+        "--no-graphics",
+        "--deterministic",
+        "--quiet",
+        "--max-lifetime-restarts",
+        "--restarts-rate-limit-n",
+        "--restarts-rate-limit-period-s",
+        "--width",
+        "--height",
+        "--quality-level",
+        "--time-scale",
+        "--target-frame-rate",
+        "--capture-frame-rate",
+        "--no-graphics-monitor",
+        "--inference",
+        "--force",
+        "--base-port",
+        "--debug",
+    ):
         assert flag in text
     assert "--load" not in text and "--train " not in text  # hidden, deprecated
 

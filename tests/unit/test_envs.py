@@ -474,7 +474,7 @@ def test_move_to_goal_grab_penalty_and_timeout() -> None:
     d, t = env.get_steps("MoveToGoal2D-Hybrid")
     assert len(t) == 0
     np.testing.assert_allclose(d.reward[far], -0.06, atol=1e-6)
-    away_1d: Policy = lambda d: ActionTuple(continuous=-np.sign(d.obs[0][:, 1:]))  # noqa: E731
+    away_1d: Policy = lambda d: ActionTuple(continuous=-np.sign(d.obs[0][:, 1:]))
     idle = run(registry.make("MoveToGoal1D-Continuous", num_agents=4), away_1d, 100)
     assert all(idle.interrupted) and set(idle.lengths) == {50}
     np.testing.assert_allclose(idle.returns, -0.5, atol=1e-5)

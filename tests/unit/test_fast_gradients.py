@@ -66,12 +66,18 @@ def test_gradients_match_autograd(kind: str, shared: bool, layers: int) -> None:
     torch.manual_seed(layers + 10 * shared)
     spec = SPECS[kind]
     model = ActorCritic(
-        obs_size=6, action_spec=spec, shape=NetworkShape(12, layers, False), value_names=("a", "b"), shared_critic=shared
+        obs_size=6,
+        action_spec=spec,
+        shape=NetworkShape(12, layers, False),
+        value_names=("a", "b"),
+        shared_critic=shared,
     )
     model = model.double()
     mb = make_batch(model.float(), spec, 40, seed=layers)
     model = model.double()
-    mb = Minibatch(**{k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in vars(mb).items()})
+    mb = Minibatch(
+        **{k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in vars(mb).items()}
+    )
     eps, beta = 0.2, 0.01
     p_ref, v_ref, grads = autograd_reference(model, mb, eps, beta)
     model.zero_grad(set_to_none=True)

@@ -258,9 +258,9 @@ def test_vector_env_autoreset_modes_report_no_fake_transition(mode: str, truncat
     assert env.autoreset_mode == {"SameStep": "same", "NextStep": "next", "Disabled": "disabled"}[mode]
     env.reset()
     assert [e.seeds[0] for e in vec.envs] == [10, 11, 12]  # sub-environment i seeded with seed + i
-    expected = {i: (0, 0) for i in range(3)}  # agent -> (t, episode) of its current decision obs
+    expected = dict.fromkeys(range(3), (0, 0))  # agent -> (t, episode) of its current decision obs
     waiting: set[int] = set()
-    ended = {i: 0 for i in range(3)}
+    ended = dict.fromkeys(range(3), 0)
     for _ in range(12):
         d, _ = _checked_steps(env, name)
         assert set(d.agent_id.tolist()).isdisjoint(waiting)  # NEXT_STEP: ended agents sit out one step

@@ -68,6 +68,7 @@ def test_every_builtin_renders_a_readable_frame_that_changes(name: str) -> None:
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_rendering_reads_the_state_only(name: str) -> None:
     """Rendering does not change what the environment does next (same seed, with and without frames)."""
+
     def rollout(draw: bool) -> list[np.ndarray]:
         env = registry.make(name, seed=5)
         env.reset()

@@ -27,8 +27,13 @@ SPECS = {
 def sac_settings(layers: int) -> Any:
     settings = {
         "trainer_type": "sac",
-        "hyperparameters": {"batch_size": 16, "buffer_size": 500, "learning_rate": 1e-3, "init_entcoef": 0.3,
-                            "steps_per_update": 2},
+        "hyperparameters": {
+            "batch_size": 16,
+            "buffer_size": 500,
+            "learning_rate": 1e-3,
+            "init_entcoef": 0.3,
+            "steps_per_update": 2,
+        },
         "network_settings": {"hidden_units": 12, "num_layers": layers, "normalize": True},
         "reward_signals": {"extrinsic": {"gamma": 0.9}},
         "time_horizon": 8,

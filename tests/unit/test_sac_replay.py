@@ -136,12 +136,18 @@ def test_foreign_hdf5_file_is_a_checkpoint_error(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda f: f.__delitem__("next_obs"), "dataset 'next_obs' is missing"),
-        (lambda f: (f.__delitem__("discrete"), f.create_dataset("discrete", data=np.zeros((10, 2), np.float32))),
-         "dataset 'discrete' has dtype float32, expected int32"),
-        (lambda f: (f.__delitem__("done"), f.create_dataset("done", data=np.zeros(10, np.float32))),
-         "dataset 'done' has dtype float32, expected bool"),
-        (lambda f: (f.__delitem__("rewards"), f.create_dataset("rewards", data=np.zeros(9, np.float32))),
-         r"dataset 'rewards' has shape \(9,\), expected \(10,\)"),
+        (
+            lambda f: (f.__delitem__("discrete"), f.create_dataset("discrete", data=np.zeros((10, 2), np.float32))),
+            "dataset 'discrete' has dtype float32, expected int32",
+        ),
+        (
+            lambda f: (f.__delitem__("done"), f.create_dataset("done", data=np.zeros(10, np.float32))),
+            "dataset 'done' has dtype float32, expected bool",
+        ),
+        (
+            lambda f: (f.__delitem__("rewards"), f.create_dataset("rewards", data=np.zeros(9, np.float32))),
+            r"dataset 'rewards' has shape \(9,\), expected \(10,\)",
+        ),
         (lambda f: f.attrs.__setitem__("version", 99), "version"),
         (lambda f: f.attrs.__setitem__("rows", 10**9), "more than this buffer's buffer_size"),
     ],

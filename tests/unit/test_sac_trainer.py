@@ -20,7 +20,7 @@ from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, ConfigError, TrainingDivergedError
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
-from fledge.stats.reporter import StatsWriter, StatSummary
+from fledge.stats.reporter import StatSummary, StatsWriter
 from fledge.trainers.base import TrainerState
 from fledge.trainers.sac.trainer import REPLAY_BUFFER_FILE, SACTrainer
 from fledge.trainers.sac.update import MultiAdamStepper
@@ -30,9 +30,7 @@ CONTINUOUS = BehaviorSpec([ObservationSpec.vector(3)], ActionSpec(2, ()))
 DISCRETE = BehaviorSpec([ObservationSpec.vector(3)], ActionSpec(0, (3, 2)))
 
 
-def sac_settings(
-    *, hyper: dict[str, Any] | None = None, network: dict[str, Any] | None = None, **extra: Any
-) -> Any:
+def sac_settings(*, hyper: dict[str, Any] | None = None, network: dict[str, Any] | None = None, **extra: Any) -> Any:
     hp = {"batch_size": 16, "buffer_size": 500, "learning_rate": 1e-3, "init_entcoef": 0.3, "steps_per_update": 2}
     hp.update(hyper or {})
     settings = {
@@ -48,7 +46,9 @@ def sac_settings(
     return build_run_options({"default_settings": settings}).behavior_settings("B")
 
 
-def make_trainer(spec: BehaviorSpec = HYBRID, seed: int = 0, stats: StatsReporter | None = None, **kwargs: Any) -> SACTrainer:
+def make_trainer(
+    spec: BehaviorSpec = HYBRID, seed: int = 0, stats: StatsReporter | None = None, **kwargs: Any
+) -> SACTrainer:
     deterministic = kwargs.pop("deterministic", False)
     return SACTrainer(
         behavior_name="B",
@@ -60,12 +60,8 @@ def make_trainer(spec: BehaviorSpec = HYBRID, seed: int = 0, stats: StatsReporte
     )
 
 
-
-
 def outcome(trajectories: list[Trajectory]) -> StepOutcome:
     return StepOutcome(None, trajectories, np.zeros(0), np.zeros(0, np.int64))
-
-
 
 
 # -- acting ----------------------------------------------------------------------------------------
@@ -154,7 +150,9 @@ def _reference_gradients(trainer: SACTrainer, batch: Any) -> dict[str, list[torc
     if c:
         u = mean + log_std.exp() * batch.noise
         action = torch.tanh(u)
-        log_pi_c = (torch.distributions.Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-action**2 + 1e-30)).sum(-1)
+        log_pi_c = (
+            torch.distributions.Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-(action**2) + 1e-30)
+        ).sum(-1)
         alpha_c = up.log_alpha_c.exp().detach()
         penalty = penalty + alpha_c * log_pi_c
         ent_loss = ent_loss - (up.log_alpha_c * (log_pi_c.detach() - c)).mean()
@@ -418,7 +416,9 @@ def test_actor_graph_describes_the_squashed_actor() -> None:
         z = x @ w + b
         x = z / (1 + np.exp(-z))
     assert graph.mu is not None and graph.logits is not None
-    np.testing.assert_allclose(np.tanh(x @ graph.mu[0] + graph.mu[1]), trainer.act(obs, None).continuous, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.tanh(x @ graph.mu[0] + graph.mu[1]), trainer.act(obs, None).continuous, rtol=1e-5, atol=1e-6
+    )
     logits = x @ graph.logits[0] + graph.logits[1]
     np.testing.assert_array_equal(logits[:, :3].argmax(1), trainer.act(obs, None).discrete[:, 0])
 

@@ -21,8 +21,8 @@ from fledge.stats import (
     ConsoleWriter,
     CSVWriter,
     StatsReporter,
-    StatsWriter,
     StatSummary,
+    StatsWriter,
     format_summary_line,
 )
 

@@ -59,8 +59,10 @@ def test_processes_and_in_process_copies_step_identically() -> None:
         assert set((d.agent_id // ID_STRIDE).tolist()) == {0, 1}  # copies keep distinct agent ids
         single = registry.make(ENV, seed=5)  # copy 1 is seeded with seed + 1
         single.reset()
-        np.testing.assert_array_equal(EnvPool(env_name=ENV, copies=2, seed=4, processes=False).get_steps(ENV)[0].obs[0][16:],
-                                      single.get_steps(ENV)[0].obs[0])
+        np.testing.assert_array_equal(
+            EnvPool(env_name=ENV, copies=2, seed=4, processes=False).get_steps(ENV)[0].obs[0][16:],
+            single.get_steps(ENV)[0].obs[0],
+        )
     finally:
         local.close()
         remote.close()

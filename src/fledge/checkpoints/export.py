@@ -65,14 +65,19 @@ def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[n
     options = build_run_options(config, source=str(run_dir / "configuration.yaml"))
     settings = options.behavior_settings(behavior)
     spec = BehaviorSpec(
-        [ObservationSpec.vector(int(shape[0])) if len(shape) == 1 else ObservationSpec(tuple(shape), ()) for shape in fp["observation_shapes"]],
+        [
+            ObservationSpec.vector(int(shape[0])) if len(shape) == 1 else ObservationSpec(tuple(shape), ())
+            for shape in fp["observation_shapes"]
+        ],
         ActionSpec(int(fp["action_spec"][0]), tuple(int(b) for b in fp["action_spec"][1])),
     )
     module_name, class_name = TRAINER_CLASSES[fp["trainer_type"]]
     import importlib
 
     cls = getattr(importlib.import_module(module_name), class_name)
-    trainer = cls(behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers())
+    trainer = cls(
+        behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers()
+    )
     trainer.set_state(trainer_part(state), weights_only=True)
     return trainer
 

@@ -64,7 +64,7 @@ def onnx_problem(path: Path, expected_sha256: str | None) -> str | None:
 
     try:
         onnx.load_model(str(path))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for a damaged file
+    except Exception as exc:
         return f"{path} is not a readable ONNX model ({type(exc).__name__})"
     return None
 
@@ -148,7 +148,9 @@ class CheckpointManager:
 
         trainer.save_auxiliary(folder)
         atomic_write_bytes(folder / LATEST, data)
-        keep_names = {Path(r.file_path).name for r in records} | {Path(p).name for r in records for p in r.auxillary_file_paths}
+        keep_names = {Path(r.file_path).name for r in records} | {
+            Path(p).name for r in records for p in r.auxillary_file_paths
+        }
         for old in removed:
             for path in [*old.auxillary_file_paths, old.file_path]:  # .pt first: a lone .onnx is an orphan
                 target = folder / Path(path).name
@@ -170,8 +172,11 @@ class CheckpointManager:
             match = pattern.match(path.name)
             if match and path.is_file():
                 found.setdefault(int(match.group(1)), {})[match.group(2)] = path
-        return {step: (files.get("pt"), files.get("onnx")) for step, files in found.items()
-                if not any(p.name in listed for p in files.values())}
+        return {
+            step: (files.get("pt"), files.get("onnx"))
+            for step, files in found.items()
+            if not any(p.name in listed for p in files.values())
+        }
 
     def adopt_units(self, behavior: str) -> list[CheckpointRecord]:
         """Add complete, loadable units on disk that the status does not name to the status (once per run)."""
@@ -206,7 +211,9 @@ class CheckpointManager:
             self.status.set_checkpoints(behavior, records)
             log.info(
                 "Adopted %d checkpoint unit(s) of '%s' that training_status.json did not list (reward unknown): %s.",
-                len(adopted), behavior, ", ".join(r.unit for r in adopted),
+                len(adopted),
+                behavior,
+                ", ".join(r.unit for r in adopted),
             )
         return adopted
 
@@ -298,7 +305,10 @@ class CheckpointManager:
         if problem is not None:
             log.warning(
                 "%s; the trainer state %s is intact and is used. `fledge export <run> --checkpoint %s` writes "
-                "the model again.", problem, record.unit + ".pt", record.unit,
+                "the model again.",
+                problem,
+                record.unit + ".pt",
+                record.unit,
             )
 
     def load(self, path: Path) -> tuple[TrainerState, dict[str, Any]]:
@@ -335,7 +345,9 @@ class CheckpointManager:
                 what = "without its .onnx" if onnx_path is None else "whose files do not load"
                 log.warning(
                     "Kept %s: a checkpoint %s that training_status.json does not list; it is not used by --resume. "
-                    "Delete it yourself if it is not needed.", pt, what,
+                    "Delete it yourself if it is not needed.",
+                    pt,
+                    what,
                 )
         for folder_ in (folder, self.run_dir, self.run_dir / "run_logs"):
             for path in folder_.glob(".*.tmp"):

@@ -33,12 +33,26 @@ from fledge.checkpoints.onnx_graph import (
 from fledge.networks.actor_graph import ActorGraph
 
 __all__ = [
-    "ExportError", "MAX_OPSET", "MIN_OPSET", "OP_TYPES", "OnnxPolicy", "OnnxReport", "build_model",
-    "describe_onnx", "export_onnx", "load_onnx_policy", "reference_outputs",
+    "ExportError",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "OP_TYPES",
+    "OnnxPolicy",
+    "OnnxReport",
+    "build_model",
+    "describe_onnx",
+    "export_onnx",
+    "load_onnx_policy",
+    "reference_outputs",
 ]
 
-_DTYPES: dict[int, str] = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
-           onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.BOOL: "bool"}
+_DTYPES: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.BOOL: "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -154,9 +168,9 @@ def _check_discrete_samples(graph: ActorGraph, name: str, got: np.ndarray, masks
         start += size
 
 
-def _check(graph: ActorGraph, model_bytes: bytes, path: Path, atol: float, samples: int, seed: int) -> tuple[
-    dict[str, float], tuple[str, ...]
-]:
+def _check(
+    graph: ActorGraph, model_bytes: bytes, path: Path, atol: float, samples: int, seed: int
+) -> tuple[dict[str, float], tuple[str, ...]]:
     """Run the model in onnxruntime and compare with `reference_outputs`; raises ExportError on mismatch."""
     try:
         session = _session(model_bytes)
@@ -293,8 +307,11 @@ class OnnxPolicy:
         if "recurrent_in" in inputs:
             raise ExportError(f"ONNX model {self.path} is recurrent; recurrent policies are not supported yet.")
         self.has_masks = "action_masks" in inputs
-        constants = [n for n in ("version_number", "memory_size", "continuous_action_output_shape",
-                                 "discrete_action_output_shape") if n in self.output_names]
+        constants = [
+            n
+            for n in ("version_number", "memory_size", "continuous_action_output_shape", "discrete_action_output_shape")
+            if n in self.output_names
+        ]
         zeros = [np.zeros((1, *s), np.float32) for s in self.observation_shapes]
         mask_width = inputs["action_masks"].shape[1] if self.has_masks else 0
         if self.has_masks and not isinstance(mask_width, int):
@@ -305,11 +322,13 @@ class OnnxPolicy:
             raise ExportError(f"ONNX model {self.path} has version_number {self.version}, expected {MODEL_VERSION}.")
         self.continuous_size = (
             int(np.asarray(values["continuous_action_output_shape"]).reshape(-1)[0])
-            if "continuous_action_output_shape" in values else 0
+            if "continuous_action_output_shape" in values
+            else 0
         )
         self.discrete_branches: tuple[int, ...] = (
             tuple(int(v) for v in np.asarray(values["discrete_action_output_shape"]).reshape(-1))
-            if "discrete_action_output_shape" in values else ()
+            if "discrete_action_output_shape" in values
+            else ()
         )
         self.mask_width = int(mask_width or 0)
 
@@ -335,8 +354,11 @@ class OnnxPolicy:
             shape = np.asarray(masks).shape
             raise ExportError(f"{self.path}: masks have shape {shape}, expected {(n, self.mask_width)}")
         prefix = "deterministic_" if deterministic else ""
-        wanted = [f"{prefix}{k}_actions" for k, on in (("continuous", self.continuous_size > 0),
-                                                       ("discrete", bool(self.discrete_branches))) if on]
+        wanted = [
+            f"{prefix}{k}_actions"
+            for k, on in (("continuous", self.continuous_size > 0), ("discrete", bool(self.discrete_branches)))
+            if on
+        ]
         results = dict(zip(wanted, self.session.run(wanted, self._feeds(list(obs_list), masks, n, self.mask_width))))
         cont = results.get(f"{prefix}continuous_actions")
         disc = results.get(f"{prefix}discrete_actions")

@@ -32,8 +32,26 @@ MASK_PENALTY = 1.0e8
 BATCH = "batch"
 # Every operator this builder can emit (a subset of what ML-Agents 1.1.0 models use).
 OP_TYPES = frozenset(
-    {"Add", "ArgMax", "Clip", "Concat", "Div", "Exp", "Gemm", "Identity", "Log", "Mul", "Multinomial",
-     "RandomNormalLike", "Reshape", "Sigmoid", "Slice", "Softmax", "Sub", "Tanh"}
+    {
+        "Add",
+        "ArgMax",
+        "Clip",
+        "Concat",
+        "Div",
+        "Exp",
+        "Gemm",
+        "Identity",
+        "Log",
+        "Mul",
+        "Multinomial",
+        "RandomNormalLike",
+        "Reshape",
+        "Sigmoid",
+        "Slice",
+        "Softmax",
+        "Sub",
+        "Tanh",
+    }
 )
 
 
@@ -142,8 +160,10 @@ class _Builder:
         """x[:, start:end] (Slice with attributes before opset 10, with inputs from 10)."""
         if self.opset < 10:
             return self.op("Slice", [x], out, starts=[start], ends=[end], axes=[1])
-        bounds = [self.const(f"{out}/{k}", np.array([v], dtype=np.int64)) for k, v in
-                  (("starts", start), ("ends", end), ("axes", 1))]
+        bounds = [
+            self.const(f"{out}/{k}", np.array([v], dtype=np.int64))
+            for k, v in (("starts", start), ("ends", end), ("axes", 1))
+        ]
         return self.op("Slice", [x, *bounds], out)
 
     def dense(self, x: str, layer: tuple[np.ndarray, np.ndarray], prefix: str) -> str:
@@ -239,8 +259,9 @@ def build_model(graph: ActorGraph, opset: int = 9) -> onnx.ModelProto:
         kept = b.op("Mul", [logits, "action_masks"], "discrete/kept")
         one = b.const("discrete/one", np.array(1.0, np.float32))
         inverted = b.op("Sub", [one, "action_masks"], "discrete/inverted")
-        penalty = b.op("Mul", [inverted, b.const("discrete/penalty", np.array(MASK_PENALTY, np.float32))],
-                       "discrete/penalty_out")
+        penalty = b.op(
+            "Mul", [inverted, b.const("discrete/penalty", np.array(MASK_PENALTY, np.float32))], "discrete/penalty_out"
+        )
         masked = b.op("Sub", [kept, penalty], "discrete/masked")
         samples: list[str] = []
         argmaxes: list[str] = []

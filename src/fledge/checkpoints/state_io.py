@@ -67,7 +67,9 @@ def load_state(path: Path, expected_sha256: str | None = None) -> tuple[TrainerS
             "fledge never loads code from a checkpoint; use a file written by fledge."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"Checkpoint {path} is unreadable (truncated or not a fledge checkpoint): {exc}") from None
+        raise CheckpointError(
+            f"Checkpoint {path} is unreadable (truncated or not a fledge checkpoint): {exc}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"Checkpoint {path} is not a fledge checkpoint (no '{FORMAT}' marker).")
     if payload.get("version") != VERSION:

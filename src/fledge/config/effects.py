@@ -47,109 +47,113 @@ _C: Effect = "conditional"
 _W: Effect = "warned"
 _R: Effect = "refused"
 
-FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType({
-    # top level
-    "RunOptions.behaviors": _H,
-    "RunOptions.default_settings": _H,
-    "RunOptions.env_settings": _H,
-    "RunOptions.engine_settings": _H,  # a section; each of its keys is warned
-    "RunOptions.environment_parameters": _R,  # samplers and curriculum: api.run refuses the section
-    "RunOptions.checkpoint_settings": _H,
-    "RunOptions.torch_settings": _H,
-    "RunOptions.debug": _H,  # `fledge learn`: debug logging, errors with their traceback (as --debug)
-    # one behavior
-    "TrainerSettings.trainer_type": _H,  # poca is refused by api.make_trainer
-    "TrainerSettings.hyperparameters": _H,
-    "TrainerSettings.network_settings": _H,
-    "TrainerSettings.reward_signals": _H,  # extrinsic only; the others are refused by the trainers
-    "TrainerSettings.init_path": _H,
-    "TrainerSettings.keep_checkpoints": _H,
-    "TrainerSettings.even_checkpoints": _H,
-    "TrainerSettings.checkpoint_interval": _H,
-    "TrainerSettings.max_steps": _H,
-    "TrainerSettings.time_horizon": _H,
-    "TrainerSettings.summary_freq": _H,
-    "TrainerSettings.threaded": _W,
-    "TrainerSettings.self_play": _R,
-    "TrainerSettings.behavioral_cloning": _R,
-    # PPO
-    "PPOSettings.batch_size": _H,
-    "PPOSettings.buffer_size": _H,
-    "PPOSettings.learning_rate": _H,
-    "PPOSettings.learning_rate_schedule": _H,
-    "PPOSettings.beta": _H,
-    "PPOSettings.beta_schedule": _H,
-    "PPOSettings.epsilon": _H,
-    "PPOSettings.epsilon_schedule": _H,
-    "PPOSettings.lambd": _H,
-    "PPOSettings.num_epoch": _H,
-    "PPOSettings.shared_critic": _H,
-    # SAC
-    "SACSettings.batch_size": _H,
-    "SACSettings.buffer_size": _H,
-    "SACSettings.learning_rate": _H,
-    "SACSettings.learning_rate_schedule": _H,
-    "SACSettings.buffer_init_steps": _H,
-    "SACSettings.tau": _H,
-    "SACSettings.steps_per_update": _H,
-    "SACSettings.save_replay_buffer": _H,
-    "SACSettings.init_entcoef": _H,
-    "SACSettings.reward_signal_steps_per_update": _W,
-    # networks
-    "NetworkSettings.normalize": _H,
-    "NetworkSettings.hidden_units": _H,
-    "NetworkSettings.num_layers": _H,
-    "NetworkSettings.vis_encode_type": _W,
-    "NetworkSettings.memory": _R,
-    "NetworkSettings.goal_conditioning_type": _W,
-    "NetworkSettings.deterministic": _H,
-    # the extrinsic reward signal
-    "ExtrinsicSettings.gamma": _H,
-    "ExtrinsicSettings.strength": _H,
-    "ExtrinsicSettings.network_settings": _W,
-    # env_settings
-    "EnvironmentSettings.env_path": _H,
-    "EnvironmentSettings.env_args": _H,
-    "EnvironmentSettings.base_port": _W,
-    "EnvironmentSettings.num_envs": _H,
-    "EnvironmentSettings.num_areas": _C,  # built-in environments: areas multiply the agents
-    "EnvironmentSettings.timeout_wait": _C,  # with worker processes
-    "EnvironmentSettings.seed": _H,
-    "EnvironmentSettings.max_lifetime_restarts": _C,  # with num_envs copies fledge restarts
-    "EnvironmentSettings.restarts_rate_limit_n": _C,  # with num_envs copies fledge restarts
-    "EnvironmentSettings.restarts_rate_limit_period_s": _C,  # with num_envs copies fledge restarts
-    "EnvironmentSettings.worker_processes": _C,  # with num_envs > 1
-    # engine_settings: Unity players only
-    "EngineSettings.width": _W,
-    "EngineSettings.height": _W,
-    "EngineSettings.quality_level": _W,
-    "EngineSettings.time_scale": _W,
-    "EngineSettings.target_frame_rate": _W,
-    "EngineSettings.capture_frame_rate": _W,
-    "EngineSettings.no_graphics": _W,
-    "EngineSettings.no_graphics_monitor": _W,
-    # checkpoint_settings
-    "CheckpointSettings.run_id": _H,
-    "CheckpointSettings.initialize_from": _H,
-    "CheckpointSettings.load_model": _H,  # deprecated alias, folded into resume with a warning
-    "CheckpointSettings.resume": _H,
-    "CheckpointSettings.force": _H,
-    "CheckpointSettings.train_model": _W,
-    "CheckpointSettings.inference": _H,
-    "CheckpointSettings.results_dir": _H,
-    "CheckpointSettings.resume_from": _H,
-    "CheckpointSettings.onnx_opset": _H,
-    # torch_settings
-    "TorchSettings.device": _H,
-})
+FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
+    {
+        # top level
+        "RunOptions.behaviors": _H,
+        "RunOptions.default_settings": _H,
+        "RunOptions.env_settings": _H,
+        "RunOptions.engine_settings": _H,  # a section; each of its keys is warned
+        "RunOptions.environment_parameters": _R,  # samplers and curriculum: api.run refuses the section
+        "RunOptions.checkpoint_settings": _H,
+        "RunOptions.torch_settings": _H,
+        "RunOptions.debug": _H,  # `fledge learn`: debug logging, errors with their traceback (as --debug)
+        # one behavior
+        "TrainerSettings.trainer_type": _H,  # poca is refused by api.make_trainer
+        "TrainerSettings.hyperparameters": _H,
+        "TrainerSettings.network_settings": _H,
+        "TrainerSettings.reward_signals": _H,  # extrinsic only; the others are refused by the trainers
+        "TrainerSettings.init_path": _H,
+        "TrainerSettings.keep_checkpoints": _H,
+        "TrainerSettings.even_checkpoints": _H,
+        "TrainerSettings.checkpoint_interval": _H,
+        "TrainerSettings.max_steps": _H,
+        "TrainerSettings.time_horizon": _H,
+        "TrainerSettings.summary_freq": _H,
+        "TrainerSettings.threaded": _W,
+        "TrainerSettings.self_play": _R,
+        "TrainerSettings.behavioral_cloning": _R,
+        # PPO
+        "PPOSettings.batch_size": _H,
+        "PPOSettings.buffer_size": _H,
+        "PPOSettings.learning_rate": _H,
+        "PPOSettings.learning_rate_schedule": _H,
+        "PPOSettings.beta": _H,
+        "PPOSettings.beta_schedule": _H,
+        "PPOSettings.epsilon": _H,
+        "PPOSettings.epsilon_schedule": _H,
+        "PPOSettings.lambd": _H,
+        "PPOSettings.num_epoch": _H,
+        "PPOSettings.shared_critic": _H,
+        # SAC
+        "SACSettings.batch_size": _H,
+        "SACSettings.buffer_size": _H,
+        "SACSettings.learning_rate": _H,
+        "SACSettings.learning_rate_schedule": _H,
+        "SACSettings.buffer_init_steps": _H,
+        "SACSettings.tau": _H,
+        "SACSettings.steps_per_update": _H,
+        "SACSettings.save_replay_buffer": _H,
+        "SACSettings.init_entcoef": _H,
+        "SACSettings.reward_signal_steps_per_update": _W,
+        # networks
+        "NetworkSettings.normalize": _H,
+        "NetworkSettings.hidden_units": _H,
+        "NetworkSettings.num_layers": _H,
+        "NetworkSettings.vis_encode_type": _W,
+        "NetworkSettings.memory": _R,
+        "NetworkSettings.goal_conditioning_type": _W,
+        "NetworkSettings.deterministic": _H,
+        # the extrinsic reward signal
+        "ExtrinsicSettings.gamma": _H,
+        "ExtrinsicSettings.strength": _H,
+        "ExtrinsicSettings.network_settings": _W,
+        # env_settings
+        "EnvironmentSettings.env_path": _H,
+        "EnvironmentSettings.env_args": _H,
+        "EnvironmentSettings.base_port": _W,
+        "EnvironmentSettings.num_envs": _H,
+        "EnvironmentSettings.num_areas": _C,  # built-in environments: areas multiply the agents
+        "EnvironmentSettings.timeout_wait": _C,  # with worker processes
+        "EnvironmentSettings.seed": _H,
+        "EnvironmentSettings.max_lifetime_restarts": _C,  # with num_envs copies fledge restarts
+        "EnvironmentSettings.restarts_rate_limit_n": _C,  # with num_envs copies fledge restarts
+        "EnvironmentSettings.restarts_rate_limit_period_s": _C,  # with num_envs copies fledge restarts
+        "EnvironmentSettings.worker_processes": _C,  # with num_envs > 1
+        # engine_settings: Unity players only
+        "EngineSettings.width": _W,
+        "EngineSettings.height": _W,
+        "EngineSettings.quality_level": _W,
+        "EngineSettings.time_scale": _W,
+        "EngineSettings.target_frame_rate": _W,
+        "EngineSettings.capture_frame_rate": _W,
+        "EngineSettings.no_graphics": _W,
+        "EngineSettings.no_graphics_monitor": _W,
+        # checkpoint_settings
+        "CheckpointSettings.run_id": _H,
+        "CheckpointSettings.initialize_from": _H,
+        "CheckpointSettings.load_model": _H,  # deprecated alias, folded into resume with a warning
+        "CheckpointSettings.resume": _H,
+        "CheckpointSettings.force": _H,
+        "CheckpointSettings.train_model": _W,
+        "CheckpointSettings.inference": _H,
+        "CheckpointSettings.results_dir": _H,
+        "CheckpointSettings.resume_from": _H,
+        "CheckpointSettings.onnx_opset": _H,
+        # torch_settings
+        "TorchSettings.device": _H,
+    }
+)
 """Every key of every settings model ("Model.key"), with what fledge does with it."""
 
-REFUSED_MODELS: Mapping[str, str] = MappingProxyType({
-    "POCASettings": "trainer_type: poca is refused (api.make_trainer)",
-    "CuriositySettings": "the curiosity reward signal is refused (trainers.base.reward_signals)",
-    "GAILSettings": "the gail reward signal is refused (trainers.base.reward_signals)",
-    "RNDSettings": "the rnd reward signal is refused (trainers.base.reward_signals)",
-})
+REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
+    {
+        "POCASettings": "trainer_type: poca is refused (api.make_trainer)",
+        "CuriositySettings": "the curiosity reward signal is refused (trainers.base.reward_signals)",
+        "GAILSettings": "the gail reward signal is refused (trainers.base.reward_signals)",
+        "RNDSettings": "the rnd reward signal is refused (trainers.base.reward_signals)",
+    }
+)
 """Models reached through a key value that a run refuses: none of their keys can take effect."""
 
 UNITY_ONLY = "it applies to Unity players, which this version of fledge does not run"
@@ -197,9 +201,7 @@ def _default(model: type[Any], key: str) -> Any:
     return model.model_fields[key].default
 
 
-def _environment_warnings(
-    options: RunOptions, *, kind: str, builtin: bool, workers: bool, pool: bool
-) -> list[str]:
+def _environment_warnings(options: RunOptions, *, kind: str, builtin: bool, workers: bool, pool: bool) -> list[str]:
     out: list[str] = []
     env = options.env_settings
     if env.num_areas != _default(EnvironmentSettings, "num_areas") and not builtin:

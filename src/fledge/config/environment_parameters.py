@@ -21,10 +21,10 @@ from fledge.config._base import (
     Float,
     Int,
     StrictModel,
-    to_float,
     error_detail,
     fail,
     line_errors,
+    to_float,
     unknown_key_error,
 )
 
@@ -112,12 +112,14 @@ class ConstantParameters(SamplerParameters):
     value: Float = 0.0
 
 
-SAMPLER_PARAMETER_CLASSES: Mapping[SamplerType, type[SamplerParameters]] = MappingProxyType({
-    SamplerType.UNIFORM: UniformParameters,
-    SamplerType.GAUSSIAN: GaussianParameters,
-    SamplerType.MULTIRANGEUNIFORM: MultiRangeUniformParameters,
-    SamplerType.CONSTANT: ConstantParameters,
-})
+SAMPLER_PARAMETER_CLASSES: Mapping[SamplerType, type[SamplerParameters]] = MappingProxyType(
+    {
+        SamplerType.UNIFORM: UniformParameters,
+        SamplerType.GAUSSIAN: GaussianParameters,
+        SamplerType.MULTIRANGEUNIFORM: MultiRangeUniformParameters,
+        SamplerType.CONSTANT: ConstantParameters,
+    }
+)
 
 
 class SamplerSettings(StrictModel):
@@ -226,7 +228,9 @@ class EnvironmentParameterSettings(StrictModel):
         if "sampler_type" in entry or "sampler_parameters" in entry:
             return cls(curriculum=[Lesson(name=name, value=SamplerSettings.model_validate(entry))])
         allowed = ["curriculum", "sampler_type", "sampler_parameters"]
-        errors = [unknown_key_error(key, value, allowed, owner="an environment parameter") for key, value in entry.items()]
+        errors = [
+            unknown_key_error(key, value, allowed, owner="an environment parameter") for key, value in entry.items()
+        ]
         if not errors:
             message = "expected a number, a sampler {sampler_type, sampler_parameters} or a curriculum list"
             errors = [error_detail((), message, entry)]
@@ -236,7 +240,7 @@ class EnvironmentParameterSettings(StrictModel):
 def _entry_number(entry: Any) -> float:
     try:
         return to_float(entry)
-    except Exception:  # noqa: BLE001 - any failure means "not a number"
+    except Exception:
         message = "expected a number, a sampler {sampler_type, sampler_parameters} or a curriculum list"
         raise fail("EnvironmentParameterSettings", (), message, entry) from None
 

@@ -117,63 +117,194 @@ _SECTION_MODELS = (
 )
 
 _FLAGS: tuple[_Flag, ...] = (
-    _Flag(option="--env", section="env_settings", key="env_path", convert=_non_empty, metavar="ENV",
-          help="environment: a built-in name (see 'fledge envs'), 'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' "
-               "(PettingZoo); None means the built-in 3DBall"),
-    _Flag(option="--resume", section="checkpoint_settings", key="resume",
-          help="continue the run of this run id from its last checkpoint"),
-    _Flag(option="--resume-from", section="checkpoint_settings", key="resume_from", convert=_non_empty,
-          metavar="CHECKPOINT", help="resume from this checkpoint (e.g. 3DBall-12000) instead of the last; implies --resume"),
-    _Flag(option="--force", section="checkpoint_settings", key="force",
-          help="delete the results of an existing run of this id and start again"),
-    _Flag(option="--run-id", section="checkpoint_settings", key="run_id", convert=_run_name,
-          metavar="RUN_ID", help="run name; results go to <results-dir>/<run-id>"),
-    _Flag(option="--initialize-from", section="checkpoint_settings", key="initialize_from", convert=_run_name,
-          metavar="RUN_ID", help="start a new run (at step 0) from the trained networks of another run id"),
-    _Flag(option="--seed", section="env_settings", key="seed", convert=_int_arg(minimum=-1),
-          help="random seed; -1 draws one at start"),
-    _Flag(option="--inference", section="checkpoint_settings", key="inference",
-          help="run the trained policies of this run id for max_steps steps, without training or writing anything"),
-    _Flag(option="--base-port", section="env_settings", key="base_port", convert=_int_arg(minimum=1, maximum=65535),
-          help=f"{UNITY}: first port of the Unity workers (worker i uses base-port + i)"),
-    _Flag(option="--num-envs", section="env_settings", key="num_envs", convert=_int_arg(minimum=1),
-          help="copies of the environment, stepped in lockstep"),
-    _Flag(option="--num-areas", section="env_settings", key="num_areas", convert=_int_arg(minimum=1),
-          help="training areas per environment (built-in environments: multiplies the agents)"),
-    _Flag(option="--max-lifetime-restarts", section="env_settings", key="max_lifetime_restarts",
-          convert=_int_arg(minimum=-1),
-          help=f"{COPIES}: crashes allowed per copy over the run; -1: unlimited"),
-    _Flag(option="--restarts-rate-limit-n", section="env_settings", key="restarts_rate_limit_n",
-          convert=_int_arg(minimum=-1), help=f"{COPIES}: crashes allowed per copy within the period; -1: no rate limit"),
-    _Flag(option="--restarts-rate-limit-period-s", section="env_settings", key="restarts_rate_limit_period_s",
-          convert=_int_arg(minimum=1), help=f"{COPIES}: the period of the restart rate limit, in seconds"),
-    _Flag(option="--results-dir", section="checkpoint_settings", key="results_dir", convert=_non_empty,
-          metavar="DIR", help="base folder for results"),
-    _Flag(option="--timeout-wait", section="env_settings", key="timeout_wait", convert=_int_arg(minimum=1),
-          help=f"{WORKERS}: seconds to wait for an environment worker to start or answer"),
-    _Flag(option="--width", section="engine_settings", key="width", convert=_int_arg(minimum=1),
-          help=f"{UNITY}: window width"),
-    _Flag(option="--height", section="engine_settings", key="height", convert=_int_arg(minimum=1),
-          help=f"{UNITY}: window height"),
-    _Flag(option="--quality-level", section="engine_settings", key="quality_level", convert=_int_arg(minimum=0),
-          help=f"{UNITY}: quality level"),
-    _Flag(option="--time-scale", section="engine_settings", key="time_scale", convert=_positive_float,
-          help=f"{UNITY}: time scale"),
-    _Flag(option="--target-frame-rate", section="engine_settings", key="target_frame_rate", convert=_int_arg(),
-          help=f"{UNITY}: target frame rate; -1: unlimited"),
-    _Flag(option="--capture-frame-rate", section="engine_settings", key="capture_frame_rate", convert=_int_arg(),
-          help=f"{UNITY}: capture frame rate"),
-    _Flag(option="--no-graphics", section="engine_settings", key="no_graphics",
-          help=f"{UNITY}: run every worker without graphics"),
-    _Flag(option="--no-graphics-monitor", section="engine_settings", key="no_graphics_monitor",
-          help=f"{UNITY}: worker 0 with graphics, the others without"),
-    _Flag(option="--torch-device", section="torch_settings", key="device", convert=_non_empty, metavar="DEVICE",
-          help="cpu, cuda or cuda:N; default: CUDA when available, else CPU (fledge's small networks are usually "
-          "fastest on the CPU)"),
-    _Flag(option="--load", section="checkpoint_settings", key="load_model", hidden=True,
-          help="deprecated: use --resume"),
-    _Flag(option="--train", section="checkpoint_settings", key="train_model", hidden=True,
-          help="deprecated: training is the default"),
+    _Flag(
+        option="--env",
+        section="env_settings",
+        key="env_path",
+        convert=_non_empty,
+        metavar="ENV",
+        help="environment: a built-in name (see 'fledge envs'), 'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' "
+        "(PettingZoo); None means the built-in 3DBall",
+    ),
+    _Flag(
+        option="--resume",
+        section="checkpoint_settings",
+        key="resume",
+        help="continue the run of this run id from its last checkpoint",
+    ),
+    _Flag(
+        option="--resume-from",
+        section="checkpoint_settings",
+        key="resume_from",
+        convert=_non_empty,
+        metavar="CHECKPOINT",
+        help="resume from this checkpoint (e.g. 3DBall-12000) instead of the last; implies --resume",
+    ),
+    _Flag(
+        option="--force",
+        section="checkpoint_settings",
+        key="force",
+        help="delete the results of an existing run of this id and start again",
+    ),
+    _Flag(
+        option="--run-id",
+        section="checkpoint_settings",
+        key="run_id",
+        convert=_run_name,
+        metavar="RUN_ID",
+        help="run name; results go to <results-dir>/<run-id>",
+    ),
+    _Flag(
+        option="--initialize-from",
+        section="checkpoint_settings",
+        key="initialize_from",
+        convert=_run_name,
+        metavar="RUN_ID",
+        help="start a new run (at step 0) from the trained networks of another run id",
+    ),
+    _Flag(
+        option="--seed",
+        section="env_settings",
+        key="seed",
+        convert=_int_arg(minimum=-1),
+        help="random seed; -1 draws one at start",
+    ),
+    _Flag(
+        option="--inference",
+        section="checkpoint_settings",
+        key="inference",
+        help="run the trained policies of this run id for max_steps steps, without training or writing anything",
+    ),
+    _Flag(
+        option="--base-port",
+        section="env_settings",
+        key="base_port",
+        convert=_int_arg(minimum=1, maximum=65535),
+        help=f"{UNITY}: first port of the Unity workers (worker i uses base-port + i)",
+    ),
+    _Flag(
+        option="--num-envs",
+        section="env_settings",
+        key="num_envs",
+        convert=_int_arg(minimum=1),
+        help="copies of the environment, stepped in lockstep",
+    ),
+    _Flag(
+        option="--num-areas",
+        section="env_settings",
+        key="num_areas",
+        convert=_int_arg(minimum=1),
+        help="training areas per environment (built-in environments: multiplies the agents)",
+    ),
+    _Flag(
+        option="--max-lifetime-restarts",
+        section="env_settings",
+        key="max_lifetime_restarts",
+        convert=_int_arg(minimum=-1),
+        help=f"{COPIES}: crashes allowed per copy over the run; -1: unlimited",
+    ),
+    _Flag(
+        option="--restarts-rate-limit-n",
+        section="env_settings",
+        key="restarts_rate_limit_n",
+        convert=_int_arg(minimum=-1),
+        help=f"{COPIES}: crashes allowed per copy within the period; -1: no rate limit",
+    ),
+    _Flag(
+        option="--restarts-rate-limit-period-s",
+        section="env_settings",
+        key="restarts_rate_limit_period_s",
+        convert=_int_arg(minimum=1),
+        help=f"{COPIES}: the period of the restart rate limit, in seconds",
+    ),
+    _Flag(
+        option="--results-dir",
+        section="checkpoint_settings",
+        key="results_dir",
+        convert=_non_empty,
+        metavar="DIR",
+        help="base folder for results",
+    ),
+    _Flag(
+        option="--timeout-wait",
+        section="env_settings",
+        key="timeout_wait",
+        convert=_int_arg(minimum=1),
+        help=f"{WORKERS}: seconds to wait for an environment worker to start or answer",
+    ),
+    _Flag(
+        option="--width",
+        section="engine_settings",
+        key="width",
+        convert=_int_arg(minimum=1),
+        help=f"{UNITY}: window width",
+    ),
+    _Flag(
+        option="--height",
+        section="engine_settings",
+        key="height",
+        convert=_int_arg(minimum=1),
+        help=f"{UNITY}: window height",
+    ),
+    _Flag(
+        option="--quality-level",
+        section="engine_settings",
+        key="quality_level",
+        convert=_int_arg(minimum=0),
+        help=f"{UNITY}: quality level",
+    ),
+    _Flag(
+        option="--time-scale",
+        section="engine_settings",
+        key="time_scale",
+        convert=_positive_float,
+        help=f"{UNITY}: time scale",
+    ),
+    _Flag(
+        option="--target-frame-rate",
+        section="engine_settings",
+        key="target_frame_rate",
+        convert=_int_arg(),
+        help=f"{UNITY}: target frame rate; -1: unlimited",
+    ),
+    _Flag(
+        option="--capture-frame-rate",
+        section="engine_settings",
+        key="capture_frame_rate",
+        convert=_int_arg(),
+        help=f"{UNITY}: capture frame rate",
+    ),
+    _Flag(
+        option="--no-graphics",
+        section="engine_settings",
+        key="no_graphics",
+        help=f"{UNITY}: run every worker without graphics",
+    ),
+    _Flag(
+        option="--no-graphics-monitor",
+        section="engine_settings",
+        key="no_graphics_monitor",
+        help=f"{UNITY}: worker 0 with graphics, the others without",
+    ),
+    _Flag(
+        option="--torch-device",
+        section="torch_settings",
+        key="device",
+        convert=_non_empty,
+        metavar="DEVICE",
+        help="cpu, cuda or cuda:N; default: CUDA when available, else CPU (fledge's small networks are usually "
+        "fastest on the CPU)",
+    ),
+    _Flag(
+        option="--load", section="checkpoint_settings", key="load_model", hidden=True, help="deprecated: use --resume"
+    ),
+    _Flag(
+        option="--train",
+        section="checkpoint_settings",
+        key="train_model",
+        hidden=True,
+        help="deprecated: training is the default",
+    ),
 )
 
 
@@ -216,8 +347,9 @@ CHECK = _Command(
     "the config alone is checked.",
     config_help="trainer configuration YAML; without it the shipped config of --env (default 3DBall) is checked "
     "against that environment",
-    options=frozenset({"--env", "--env-args", "--num-envs", "--num-areas", "--seed", "--torch-device",
-                       "--deterministic", "--debug"}),
+    options=frozenset(
+        {"--env", "--env-args", "--num-envs", "--num-areas", "--seed", "--torch-device", "--deterministic", "--debug"}
+    ),
 )
 
 
@@ -237,7 +369,10 @@ def _build(*, typed_only: bool, command: _Command = LEARN) -> _LearnParser:
         argument_default=suppress if typed_only else None,
     )
     parser.add_argument(
-        "trainer_config_path", nargs="?", default=default(None), metavar="trainer_config_path",
+        "trainer_config_path",
+        nargs="?",
+        default=default(None),
+        metavar="trainer_config_path",
         help=command.config_help,
     )
     for flag in _FLAGS:
@@ -248,25 +383,39 @@ def _build(*, typed_only: bool, command: _Command = LEARN) -> _LearnParser:
             parser.add_argument(flag.option, dest=flag.key, action="store_true", default=default(False), help=help_text)
         else:
             parser.add_argument(
-                flag.option, dest=flag.key, type=flag.convert, metavar=flag.metavar,
-                default=default(_default_of(flag.section, flag.key)), help=help_text,
+                flag.option,
+                dest=flag.key,
+                type=flag.convert,
+                metavar=flag.metavar,
+                default=default(_default_of(flag.section, flag.key)),
+                help=help_text,
             )
     if honoured("--deterministic"):
-        parser.add_argument("--deterministic", action="store_true", default=default(False),
-                            help="act with the most likely action instead of sampling (every behavior)")
-    parser.add_argument("--debug", action="store_true", default=default(False),
-                        help="debug-level logging; errors show their traceback")
+        parser.add_argument(
+            "--deterministic",
+            action="store_true",
+            default=default(False),
+            help="act with the most likely action instead of sampling (every behavior)",
+        )
+    parser.add_argument(
+        "--debug", action="store_true", default=default(False), help="debug-level logging; errors show their traceback"
+    )
     if honoured("--quiet"):
         parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
     if command.options is None:
-        parser.add_argument("--torch", dest="removed_torch", action="store_true", default=default(False),
-                            help=suppress)
-        parser.add_argument("--tensorflow", dest="removed_tensorflow", action="store_true", default=default(False),
-                            help=suppress)
+        parser.add_argument("--torch", dest="removed_torch", action="store_true", default=default(False), help=suppress)
+        parser.add_argument(
+            "--tensorflow", dest="removed_tensorflow", action="store_true", default=default(False), help=suppress
+        )
     if honoured("--env-args"):
-        parser.add_argument("--env-args", dest="env_args", nargs=argparse.REMAINDER, default=default(None),
-                            help="every argument after this one is a name=value option of the environment "
-                            "(built-in task options, gymnasium.make or PettingZoo keyword arguments)")
+        parser.add_argument(
+            "--env-args",
+            dest="env_args",
+            nargs=argparse.REMAINDER,
+            default=default(None),
+            help="every argument after this one is a name=value option of the environment "
+            "(built-in task options, gymnasium.make or PettingZoo keyword arguments)",
+        )
     return parser
 
 
@@ -296,8 +445,11 @@ def _parse(argv: Sequence[str], command: _Command) -> LearnArgs:
     if "env_args" in typed:
         overrides.setdefault("env_settings", {})["env_args"] = list(typed["env_args"])
     path = values["trainer_config_path"]
-    removed = tuple(option for option, dest in (("--torch", "removed_torch"), ("--tensorflow", "removed_tensorflow"))
-                    if values.get(dest))
+    removed = tuple(
+        option
+        for option, dest in (("--torch", "removed_torch"), ("--tensorflow", "removed_tensorflow"))
+        if values.get(dest)
+    )
     return LearnArgs(
         config_path=Path(path) if path is not None else None,
         overrides=overrides,
@@ -345,8 +497,9 @@ def resolve_run_options(args: LearnArgs) -> RunOptions:
         logger.warning("The --load option has been deprecated. Please use --resume instead.")
         checkpoint_flags["resume"] = True
     if checkpoint_flags.pop("train_model", False):
-        logger.warning("The --train option has been deprecated: training is the default. Use --inference to run "
-                       "without training.")
+        logger.warning(
+            "The --train option has been deprecated: training is the default. Use --inference to run without training."
+        )
     if "resume_from" in checkpoint_flags:
         checkpoint_flags["resume"] = True
     for section, values in overrides.items():

@@ -87,7 +87,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             "cannot be decoded). Save the file with UTF-8 encoding."
         ) from None
     try:
-        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+        loaded = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -205,26 +205,30 @@ def _drop_inherited_duplicates(errors: list[ErrorDetails], given: dict[Any, Any]
 
 def dump_run_options(options: RunOptions) -> str:
     """YAML of the fully resolved options: every key, defaults included, in declaration order."""
-    return yaml.safe_dump(options.model_dump(mode="json"), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.safe_dump(
+        options.model_dump(mode="json"), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
 
 
 # --- error messages ------------------------------------------------------------------------------
 
-_EXPECTED: Mapping[str, str] = MappingProxyType({
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "finite_number": "a finite number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "dict_type": "a mapping (key: value pairs)",
-    "model_type": "a mapping (key: value pairs)",
-    "model_attributes_type": "a mapping (key: value pairs)",
-    "list_type": "a list",
-})
+_EXPECTED: Mapping[str, str] = MappingProxyType(
+    {
+        "int_type": "a whole number",
+        "int_parsing": "a whole number",
+        "int_from_float": "a whole number",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "finite_number": "a finite number",
+        "bool_type": "true or false",
+        "bool_parsing": "true or false",
+        "string_type": "a string",
+        "dict_type": "a mapping (key: value pairs)",
+        "model_type": "a mapping (key: value pairs)",
+        "model_attributes_type": "a mapping (key: value pairs)",
+        "list_type": "a list",
+    }
+)
 _BOUNDS: Mapping[str, str] = MappingProxyType(
     {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 )

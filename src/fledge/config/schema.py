@@ -27,7 +27,6 @@ from fledge.config._base import (
     unknown_key_error,
 )
 from fledge.config.environment_parameters import EnvironmentParameterSettings, normalize_environment_parameters
-from fledge.envs.behavior_id import brain_name
 from fledge.config.sections import (
     DEFAULT_ENV,
     CheckpointSettings,
@@ -35,6 +34,7 @@ from fledge.config.sections import (
     EnvironmentSettings,
     TorchSettings,
 )
+from fledge.envs.behavior_id import brain_name
 from fledge.errors import ConfigError
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
 
 class TrainerType(ConfigEnum):
     PPO = "ppo"
@@ -145,11 +146,13 @@ class SACSettings(HyperparamSettings):
         return self
 
 
-HYPERPARAMETER_CLASSES: Mapping[TrainerType, type[HyperparamSettings]] = MappingProxyType({
-    TrainerType.PPO: PPOSettings,
-    TrainerType.SAC: SACSettings,
-    TrainerType.POCA: POCASettings,
-})
+HYPERPARAMETER_CLASSES: Mapping[TrainerType, type[HyperparamSettings]] = MappingProxyType(
+    {
+        TrainerType.PPO: PPOSettings,
+        TrainerType.SAC: SACSettings,
+        TrainerType.POCA: POCASettings,
+    }
+)
 
 
 # --- networks (2.5) ------------------------------------------------------------------------------
@@ -220,12 +223,14 @@ class RNDSettings(_LearnedSignalSettings):
     learning_rate: Float = Field(default=1.0e-4, ge=0.0)
 
 
-REWARD_SIGNAL_CLASSES: Mapping[RewardSignalType, type[RewardSignalSettings]] = MappingProxyType({
-    RewardSignalType.EXTRINSIC: ExtrinsicSettings,
-    RewardSignalType.GAIL: GAILSettings,
-    RewardSignalType.CURIOSITY: CuriositySettings,
-    RewardSignalType.RND: RNDSettings,
-})
+REWARD_SIGNAL_CLASSES: Mapping[RewardSignalType, type[RewardSignalSettings]] = MappingProxyType(
+    {
+        RewardSignalType.EXTRINSIC: ExtrinsicSettings,
+        RewardSignalType.GAIL: GAILSettings,
+        RewardSignalType.CURIOSITY: CuriositySettings,
+        RewardSignalType.RND: RNDSettings,
+    }
+)
 
 
 def _default_reward_signals() -> dict[RewardSignalType, RewardSignalSettings]:
@@ -403,7 +408,9 @@ def _check_replay_sizes(hyper: SACSettings, owner: str) -> None:
         logger.warning(
             "hyperparameters.buffer_init_steps (%d) exceeds buffer_size (%d): updates start after %d steps, but "
             "the replay buffer keeps only its newest experiences, so the oldest of those steps are discarded unused.",
-            hyper.buffer_init_steps, hyper.buffer_size, hyper.buffer_init_steps,
+            hyper.buffer_init_steps,
+            hyper.buffer_size,
+            hyper.buffer_init_steps,
         )
 
 

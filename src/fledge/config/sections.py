@@ -24,7 +24,6 @@ DEFAULT_ENV = "3DBall"
 """The built-in environment fledge trains when ``env_settings.env_path`` is null."""
 
 
-
 def check_run_name(value: str | None, what: str) -> str | None:
     if value is None:
         return None

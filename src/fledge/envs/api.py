@@ -246,7 +246,9 @@ class EnvironmentStats:
     def __init__(self) -> None:
         self._values: dict[str, list[tuple[float, StatsAggregationMethod]]] = {}
 
-    def record(self, key: str, value: float, aggregation: StatsAggregationMethod = StatsAggregationMethod.AVERAGE) -> None:
+    def record(
+        self, key: str, value: float, aggregation: StatsAggregationMethod = StatsAggregationMethod.AVERAGE
+    ) -> None:
         value = float(value)
         if not np.isfinite(value):
             raise ObservationError(f"custom stat '{key}': value {value} is not finite")
@@ -300,18 +302,14 @@ def require_behavior(specs: Mapping[BehaviorName, BehaviorSpec], behavior_name: 
     spec = specs.get(behavior_name)
     if spec is None:
         known = ", ".join(sorted(specs)) or "(none)"
-        raise UnknownBehaviorError(
-            f"Unknown behavior '{behavior_name}'. This environment has the behaviors: {known}."
-        )
+        raise UnknownBehaviorError(f"Unknown behavior '{behavior_name}'. This environment has the behaviors: {known}.")
     return spec
 
 
 def validate_actions(behavior_name: BehaviorName, spec: ActionSpec, action: ActionTuple, n_agents: int) -> ActionTuple:
     """Check dtype, shape and values of actions for n agents; return a float32/int32 copy."""
     if not isinstance(action, ActionTuple):
-        raise ActionError(
-            f"Behavior '{behavior_name}': actions must be an ActionTuple, got {type(action).__name__}."
-        )
+        raise ActionError(f"Behavior '{behavior_name}': actions must be an ActionTuple, got {type(action).__name__}.")
     cont, disc = action.continuous, action.discrete
     if cont.size and not np.issubdtype(cont.dtype, np.floating):
         raise ActionError(

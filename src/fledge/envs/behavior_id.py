@@ -61,6 +61,4 @@ def spec_for_brain(specs: Mapping[str, T], name: str) -> T:
     for behavior_id, spec in specs.items():
         if brain_name(behavior_id) == name:
             return spec
-    raise UnknownBehaviorError(
-        f"Unknown behavior '{name}': the environment has {', '.join(specs) or 'no behaviors'}."
-    )
+    raise UnknownBehaviorError(f"Unknown behavior '{name}': the environment has {', '.join(specs) or 'no behaviors'}.")

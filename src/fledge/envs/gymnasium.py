@@ -72,6 +72,7 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
+
 __all__ = [
     "ActionDecoder",
     "GymnasiumEnv",
@@ -303,9 +304,7 @@ def unbatch(value: Any, row: int) -> Any:
     return value[row]
 
 
-def space_to_specs(
-    observation_space: spaces.Space, action_space: spaces.Space, *, env_id: str = "env"
-) -> BehaviorSpec:
+def space_to_specs(observation_space: spaces.Space, action_space: spaces.Space, *, env_id: str = "env") -> BehaviorSpec:
     """The fledge BehaviorSpec of a gymnasium observation and action space (ConfigError if unmappable)."""
     obs = ObservationConverter(observation_space, env_id=env_id)
     act = ActionDecoder(action_space, env_id=env_id)
@@ -318,7 +317,7 @@ def space_to_specs(
 
 
 def _autoreset_mode(env: Any) -> str:
-    """"same", "next" or "disabled": how a vector env resets its ended sub-environments."""
+    """ "same", "next" or "disabled": how a vector env resets its ended sub-environments."""
     mode = getattr(env, "metadata", {}).get("autoreset_mode", None)
     if mode is None:
         mode = getattr(getattr(env, "unwrapped", env), "autoreset_mode", None)

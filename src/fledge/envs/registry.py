@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fledge.envs.api import BaseEnv, BehaviorSpec
+from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.ball3d import Ball3DTask
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
-from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.basic import BasicTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
@@ -85,9 +85,7 @@ def names() -> list[str]:
     return sorted(_BUILTINS)
 
 
-def make(
-    name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: int = 1, **kwargs: Any
-) -> BaseEnv:
+def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: int = 1, **kwargs: Any) -> BaseEnv:
     """A new environment by name. Extra keyword arguments go to the task (e.g. max_episode_steps).
 
     Built-in environments: `num_areas` copies of the training area stepped as one batch, each with
@@ -184,9 +182,7 @@ def _unknown_message(name: str) -> str:
 def _specs_text(specs: Mapping[str, BehaviorSpec]) -> str:
     lines = []
     for behavior, spec in specs.items():
-        obs = ", ".join(
-            f"{tuple(o.shape)}" + (f" '{o.name}'" if o.name else "") for o in spec.observation_specs
-        )
+        obs = ", ".join(f"{tuple(o.shape)}" + (f" '{o.name}'" if o.name else "") for o in spec.observation_specs)
         lines.append(f"{behavior}: observations [{obs}]; actions {spec.action_spec}")
     return "\n".join(lines)
 

@@ -313,8 +313,15 @@ _HEADER = 42  # title + legend
 _PAD = 10
 
 
-def draw_ball3d(rot_t: np.ndarray, ball: np.ndarray, falling: np.ndarray, *, half_size: float = 2.5,
-                radius: float = 0.5, view: float = 3.3) -> np.ndarray:
+def draw_ball3d(
+    rot_t: np.ndarray,
+    ball: np.ndarray,
+    falling: np.ndarray,
+    *,
+    half_size: float = 2.5,
+    radius: float = 0.5,
+    view: float = 3.3,
+) -> np.ndarray:
     """3DBall from above: one panel per agent (world x to the right, world z up).
 
     rot_t: (n, 3, 3) rows = the platform's x, y, z axes in world space; ball: (n, 3) ball centre relative
@@ -327,8 +334,11 @@ def draw_ball3d(rot_t: np.ndarray, ball: np.ndarray, falling: np.ndarray, *, hal
     cols, rows, cell = _grid_shape(n)
     width, height = cols * cell, _HEADER + rows * cell
     canvas = Canvas(width, height)
-    _title(canvas, f"3DBall  {n_all} agents{_more_text(n_all)}",
-           "top view: platform shade = height, arrow = downhill, orange = ball")
+    _title(
+        canvas,
+        f"3DBall  {n_all} agents{_more_text(n_all)}",
+        "top view: platform shade = height, arrow = downhill, orange = ball",
+    )
     ppu = cell / (2 * view)  # pixels per world unit
     coords = ((np.arange(cell, dtype=np.float64) + 0.5) / ppu - view).astype(np.float32)
     wx = coords[None, :]  # world x grows to the right
@@ -369,8 +379,15 @@ def draw_ball3d(rot_t: np.ndarray, ball: np.ndarray, falling: np.ndarray, *, hal
     return canvas.img
 
 
-def draw_basic(position: np.ndarray, *, size: int = 20, start: int = 10, small_goal: int = 7,
-               large_goal: int = 17, actions: np.ndarray | None = None) -> np.ndarray:
+def draw_basic(
+    position: np.ndarray,
+    *,
+    size: int = 20,
+    start: int = 10,
+    small_goal: int = 7,
+    large_goal: int = 17,
+    actions: np.ndarray | None = None,
+) -> np.ndarray:
     """Basic: one row of cells per agent; yellow = small goal (+0.1), green = large goal (+1), blue =
     the agent (with its chosen move as an arrow when `actions` (n,) in {0, 1, 2} is given)."""
     n_all = len(position)
@@ -379,8 +396,11 @@ def draw_basic(position: np.ndarray, *, size: int = 20, start: int = 10, small_g
     width = 2 * _PAD + size * cw + 40
     height = _HEADER + 14 + n * rh + _PAD
     canvas = Canvas(width, height)
-    _title(canvas, f"Basic  {n_all} agent{'s' if n_all != 1 else ''}{_more_text(n_all)}",
-           "yellow = small goal +0.1, green = large goal +1, blue = agent, arrow = move")
+    _title(
+        canvas,
+        f"Basic  {n_all} agent{'s' if n_all != 1 else ''}{_more_text(n_all)}",
+        "yellow = small goal +0.1, green = large goal +1, blue = agent, arrow = move",
+    )
     x0 = _PAD + 40
     for c in range(size):  # cell numbers above the first row
         if c % 5 == 0 or c in (small_goal, large_goal, start):
@@ -406,8 +426,15 @@ def draw_basic(position: np.ndarray, *, size: int = 20, start: int = 10, small_g
     return canvas.img
 
 
-def draw_move_to_goal_1d(pos: np.ndarray, goal: np.ndarray, *, low: float = -1.0, high: float = 1.0,
-                         goal_radius: float = 0.1, move: np.ndarray | None = None) -> np.ndarray:
+def draw_move_to_goal_1d(
+    pos: np.ndarray,
+    goal: np.ndarray,
+    *,
+    low: float = -1.0,
+    high: float = 1.0,
+    goal_radius: float = 0.1,
+    move: np.ndarray | None = None,
+) -> np.ndarray:
     """MoveToGoal 1D: one line per agent from `low` to `high`; green band = goal zone, blue = agent,
     white arrow = the move about to be made (`move` (n,) in world units)."""
     n_all = len(pos)
@@ -416,8 +443,7 @@ def draw_move_to_goal_1d(pos: np.ndarray, goal: np.ndarray, *, low: float = -1.0
     width = 2 * _PAD + 36 + line_w + 24
     height = _HEADER + 14 + n * rh + _PAD
     canvas = Canvas(width, height)
-    _title(canvas, f"MoveToGoal 1D  {n_all} agents{_more_text(n_all)}",
-           "green = goal zone, blue = agent, arrow = move")
+    _title(canvas, f"MoveToGoal 1D  {n_all} agents{_more_text(n_all)}", "green = goal zone, blue = agent, arrow = move")
     x0 = _PAD + 36
     scale = line_w / (high - low)
 
@@ -445,17 +471,27 @@ def draw_move_to_goal_1d(pos: np.ndarray, goal: np.ndarray, *, low: float = -1.0
     return canvas.img
 
 
-def draw_move_to_goal_2d(pos: np.ndarray, goal: np.ndarray, *, low: float = -2.0, high: float = 2.0,
-                         goal_radius: float = 0.1, move: np.ndarray | None = None,
-                         grab: np.ndarray | None = None) -> np.ndarray:
+def draw_move_to_goal_2d(
+    pos: np.ndarray,
+    goal: np.ndarray,
+    *,
+    low: float = -2.0,
+    high: float = 2.0,
+    goal_radius: float = 0.1,
+    move: np.ndarray | None = None,
+    grab: np.ndarray | None = None,
+) -> np.ndarray:
     """MoveToGoal 2D: one panel per agent showing the plane; green square = goal zone (with a green
     ring to find it), blue = agent, white arrow = move, yellow ring = grabbing on this decision."""
     n_all = len(pos)
     n = _shown(n_all)
     cols, rows, cell = _grid_shape(n)
     canvas = Canvas(cols * cell, _HEADER + rows * cell)
-    _title(canvas, f"MoveToGoal 2D  {n_all} agents{_more_text(n_all)}",
-           "green = goal, blue = agent, arrow = move, yellow ring = grab")
+    _title(
+        canvas,
+        f"MoveToGoal 2D  {n_all} agents{_more_text(n_all)}",
+        "green = goal, blue = agent, arrow = move, yellow ring = grab",
+    )
     margin = 8
     ppu = (cell - 2 * margin) / (high - low)
     for i in range(n):
@@ -485,8 +521,9 @@ def draw_move_to_goal_2d(pos: np.ndarray, goal: np.ndarray, *, low: float = -2.0
     return canvas.img
 
 
-def draw_masked_choice(rewarded: np.ndarray, masked: np.ndarray, *, num_actions: int = 4,
-                       chosen: np.ndarray | None = None) -> np.ndarray:
+def draw_masked_choice(
+    rewarded: np.ndarray, masked: np.ndarray, *, num_actions: int = 4, chosen: np.ndarray | None = None
+) -> np.ndarray:
     """MaskedChoice: one row of boxes per agent; green = rewarded (+1), dark with a red cross = masked
     (-1 if picked), grey = 0, white frame = the chosen action (when `chosen` (n,) is given)."""
     n_all = len(rewarded)
@@ -495,8 +532,11 @@ def draw_masked_choice(rewarded: np.ndarray, masked: np.ndarray, *, num_actions:
     width = max(2 * _PAD + 36 + num_actions * (box + gap), 420)
     height = _HEADER + 14 + n * rh + _PAD
     canvas = Canvas(width, height)
-    _title(canvas, f"MaskedChoice  {n_all} agents{_more_text(n_all)}",
-           "green = rewarded +1, red cross = masked, white frame = chosen")
+    _title(
+        canvas,
+        f"MaskedChoice  {n_all} agents{_more_text(n_all)}",
+        "green = rewarded +1, red cross = masked, white frame = chosen",
+    )
     x0 = _PAD + 36
     for a in range(num_actions):
         canvas.text_centered(x0 + a * (box + gap) + box / 2, _HEADER + 5, str(a), DIM_TEXT)

@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fledge.envs.api import ActionSpec
-from fledge.networks.actor_graph import ActorGraph
 from fledge.networks import distributions as D
+from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.normalizer import RunningNormalizer
 
 ENV_ACTION_CLIP = 3.0

@@ -52,8 +52,11 @@ class RunningNormalizer(nn.Module):
 
     def _views(self) -> NormalizerArrays:
         return NormalizerArrays(
-            count=self.count.numpy(), mean=self.mean.numpy(), m2=self.m2.numpy(),
-            offset=self.offset.numpy(), scale=self.scale.numpy(),
+            count=self.count.numpy(),
+            mean=self.mean.numpy(),
+            m2=self.m2.numpy(),
+            offset=self.offset.numpy(),
+            scale=self.scale.numpy(),
         )
 
     def _on_cpu(self) -> bool:

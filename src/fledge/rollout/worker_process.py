@@ -90,7 +90,7 @@ def main() -> None:
         serve(protocol_in, protocol_out, json.loads(sys.argv[1]))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
-    except BaseException:  # noqa: BLE001 - reported to the parent as text
+    except BaseException:
         try:
             write_frame(protocol_out, wire.encode("error", {"text": traceback.format_exc(limit=8)}))
         except OSError:

@@ -229,8 +229,12 @@ class EnvPool(BaseEnv):
         self.env_kwargs = dict(env_kwargs or {})
         self.timeout = float(timeout)
         self.template = budget or RestartBudget()
-        self.budgets = [RestartBudget(self.template.max_lifetime_restarts, self.template.rate_limit_n,
-                                      self.template.rate_limit_period_s) for _ in range(self.n)]
+        self.budgets = [
+            RestartBudget(
+                self.template.max_lifetime_restarts, self.template.rate_limit_n, self.template.rate_limit_period_s
+            )
+            for _ in range(self.n)
+        ]
         self.copies: list[_Copy] = [self._start(i) for i in range(self.n)]
         self._specs = self.copies[0].specs
         self.num_areas = self.copies[0].num_areas  # per copy; None when the environment has no areas
@@ -246,7 +250,10 @@ class EnvPool(BaseEnv):
     def _start(self, i: int) -> _Copy:
         if self.processes:
             return RemoteCopy(
-                env_name=self.env_name, seed=self.seed_base + i, env_kwargs=self.env_kwargs, timeout=self.timeout,
+                env_name=self.env_name,
+                seed=self.seed_base + i,
+                env_kwargs=self.env_kwargs,
+                timeout=self.timeout,
                 label=f"environment worker {i}",
             )
         from fledge.envs import registry
@@ -351,7 +358,7 @@ class EnvPool(BaseEnv):
             old.kill()
         try:
             old.close()
-        except Exception:  # noqa: BLE001 - the old copy is gone either way
+        except Exception:
             pass
         self.copies[i] = self._start(i)
 

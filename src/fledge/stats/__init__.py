@@ -2,7 +2,7 @@
 
 from fledge.stats.console import ConsoleWriter, format_summary_line
 from fledge.stats.csv_writer import CSVWriter
-from fledge.stats.reporter import HYPERPARAMETERS, Aggregation, StatsReporter, StatsWriter, StatSummary
+from fledge.stats.reporter import HYPERPARAMETERS, Aggregation, StatsReporter, StatSummary, StatsWriter
 from fledge.stats.tensorboard import TensorboardWriter
 
 __all__ = [

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from fledge.stats.reporter import HYPERPARAMETERS, StatsWriter, StatSummary
+from fledge.stats.reporter import HYPERPARAMETERS, StatSummary, StatsWriter
 
 CUMULATIVE_REWARD = "Environment/Cumulative Reward"
 GROUP_CUMULATIVE_REWARD = "Environment/Group Cumulative Reward"

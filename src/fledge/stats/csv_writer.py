@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fledge.checkpoints.files import atomic_write_text
-from fledge.stats.reporter import StatsWriter, StatSummary
+from fledge.stats.reporter import StatSummary, StatsWriter
 
 STEP_COLUMN = "Step"
 

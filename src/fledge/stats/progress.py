@@ -43,7 +43,12 @@ def format_eta(seconds: float) -> str:
 
 class ProgressDisplay:
     def __init__(
-        self, *, mode: DisplayMode = "auto", plain_interval_s: float = 30.0, live_interval_s: float = 0.5, console: Any = None
+        self,
+        *,
+        mode: DisplayMode = "auto",
+        plain_interval_s: float = 30.0,
+        live_interval_s: float = 0.5,
+        console: Any = None,
     ) -> None:
         if mode == "auto":
             mode = "live" if sys.stdout.isatty() else "plain"
@@ -101,7 +106,9 @@ class ProgressDisplay:
 
     def plain_line(self, name: str, now: float | None = None) -> str:
         f = self.figures(name, now)
-        reward = "no episode yet" if f["mean"] is None else f"reward {f['mean']:.3f} ± {f['std']:.3f} (last 100 episodes)"
+        reward = (
+            "no episode yet" if f["mean"] is None else f"reward {f['mean']:.3f} ± {f['std']:.3f} (last 100 episodes)"
+        )
         return (
             f"{name}: {f['step']:,}/{f['max_steps']:,} steps ({100 * f['fraction']:.1f}%), {f['rate']:,.0f} steps/s, "
             f"{reward}, ETA {format_eta(f['eta'])}"
@@ -116,7 +123,10 @@ class ProgressDisplay:
                 f = self.figures(name, now)
                 reward = "" if f["mean"] is None else f"{f['mean']:.2f} ± {f['std']:.2f}"
                 self._rich.update(
-                    b.task, completed=min(b.step, b.max_steps), rate=f"{f['rate']:,.0f}/s", reward=reward,
+                    b.task,
+                    completed=min(b.step, b.max_steps),
+                    rate=f"{f['rate']:,.0f}/s",
+                    reward=reward,
                     eta=format_eta(f["eta"]),
                 )
 

@@ -69,10 +69,10 @@ class StatsWriter(ABC):
     def write_stats(self, category: str, summaries: Mapping[str, StatSummary], step: int) -> None:
         """Record the summaries of ``category`` at ``step``."""
 
-    def add_property(self, category: str, name: str, value: object) -> None:
+    def add_property(self, category: str, name: str, value: object) -> None:  # noqa: B027 - optional hook
         """Record a property of a category, e.g. its hyperparameters. Ignored by default."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release files. Does nothing by default."""
 
 
@@ -124,9 +124,7 @@ class StatsReporter:
             entry = keys[key] = _Key(known)
         return entry
 
-    def add_stat(
-        self, category: str, key: str, value: float, aggregation: Aggregation = Aggregation.AVERAGE
-    ) -> None:
+    def add_stat(self, category: str, key: str, value: float, aggregation: Aggregation = Aggregation.AVERAGE) -> None:
         """Add one value to ``key`` of ``category`` for the current summary period."""
         with self._lock:
             self._entry(category, key, aggregation).parts.append(float(value))
@@ -164,9 +162,7 @@ class StatsReporter:
         with self._lock:
             keys = self._pending.pop(category, {})
             summaries = {
-                key: StatSummary(entry.values(), entry.aggregation)
-                for key, entry in keys.items()
-                if entry.parts
+                key: StatSummary(entry.values(), entry.aggregation) for key, entry in keys.items() if entry.parts
             }
         self._each_writer(lambda w: w.write_stats(category, summaries, int(step)))
         return summaries
@@ -188,7 +184,7 @@ class StatsReporter:
         for writer in self._writers:
             try:
                 call(writer)
-            except Exception as exc:  # noqa: BLE001 - re-raised below
+            except Exception as exc:
                 if error is None:
                     error = exc
         if error is not None:

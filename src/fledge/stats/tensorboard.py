@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fledge.stats.reporter import Aggregation, StatsWriter, StatSummary
+from fledge.stats.reporter import Aggregation, StatSummary, StatsWriter
 
 HIDDEN_KEYS: frozenset[str] = frozenset({"Is Training", "Step"})
 _HIST_BINS = 30

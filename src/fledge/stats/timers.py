@@ -89,4 +89,9 @@ class Timers:
             **self.metadata,
         }
         out = self.root.to_dict("root")
-        return {"name": "root", "gauges": self.gauges, "metadata": meta, **{k: v for k, v in out.items() if k != "name"}}
+        return {
+            "name": "root",
+            "gauges": self.gauges,
+            "metadata": meta,
+            **{k: v for k, v in out.items() if k != "name"},
+        }

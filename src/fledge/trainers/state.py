@@ -69,7 +69,9 @@ def check_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict
     return problems
 
 
-def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def load_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     """Restore an optimiser's state; torch moves each moment onto its parameter's device."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():

@@ -78,9 +78,7 @@ _X_V, _X_A, _V_V, _V_A = _closed_form_substeps()
 # Free fall in world space, same integrator without damping: new [position; velocity] = _FALL_C @ old + _FALL_G.
 _FALL_T = SUBSTEPS * DT
 _FALL_C = np.array([[1.0, _FALL_T], [0.0, 1.0]])
-_FALL_G = np.array(
-    [[0.0, -GRAVITY * DT * DT * SUBSTEPS * (SUBSTEPS + 1) / 2.0, 0.0], [0.0, -GRAVITY * _FALL_T, 0.0]]
-)
+_FALL_G = np.array([[0.0, -GRAVITY * DT * DT * SUBSTEPS * (SUBSTEPS + 1) / 2.0, 0.0], [0.0, -GRAVITY * _FALL_T, 0.0]])
 
 # Trigonometric factors as sin(offset + wz * az + wx * ax), az/ax being the tilt about z/x.
 _PI = float(np.pi)
@@ -267,8 +265,14 @@ class Ball3DTask(VectorTask):
         from fledge.envs.render import draw_ball3d
 
         world = self.observe()[0][:, 2:5]
-        return draw_ball3d(self._rot_t.copy(), world, self._falling.copy(), half_size=PLATFORM_HALF_SIZE,
-                           radius=BALL_RADIUS, view=FALL_DISTANCE + 0.3)
+        return draw_ball3d(
+            self._rot_t.copy(),
+            world,
+            self._falling.copy(),
+            half_size=PLATFORM_HALF_SIZE,
+            radius=BALL_RADIUS,
+            view=FALL_DISTANCE + 0.3,
+        )
 
     # -- helpers -----------------------------------------------------------------------------------
     def _update_trig(self) -> None:

@@ -71,8 +71,14 @@ class BasicTask(VectorTask):
         from fledge.envs.render import draw_basic
 
         chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
-        return draw_basic(self._position.copy(), size=NUM_POSITIONS, start=START_POSITION,
-                          small_goal=SMALL_GOAL, large_goal=LARGE_GOAL, actions=chosen)
+        return draw_basic(
+            self._position.copy(),
+            size=NUM_POSITIONS,
+            start=START_POSITION,
+            small_goal=SMALL_GOAL,
+            large_goal=LARGE_GOAL,
+            actions=chosen,
+        )
 
 
 def heuristic(obs: np.ndarray) -> np.ndarray:

@@ -97,11 +97,23 @@ class _MoveToGoalTask(VectorTask):
             if self.spec.action_spec.discrete_size and self.spec.action_spec.continuous_size:
                 grab = actions.discrete[:, 0] == 1
         if self.dims == 1:
-            return draw_move_to_goal_1d(self._pos[:, 0].copy(), self._goal[:, 0].copy(), low=self._low,
-                                        high=self._high, goal_radius=GOAL_RADIUS,
-                                        move=None if move is None else move[:, 0])
-        return draw_move_to_goal_2d(self._pos.copy(), self._goal.copy(), low=self._low, high=self._high,
-                                    goal_radius=GOAL_RADIUS, move=move, grab=grab)
+            return draw_move_to_goal_1d(
+                self._pos[:, 0].copy(),
+                self._goal[:, 0].copy(),
+                low=self._low,
+                high=self._high,
+                goal_radius=GOAL_RADIUS,
+                move=None if move is None else move[:, 0],
+            )
+        return draw_move_to_goal_2d(
+            self._pos.copy(),
+            self._goal.copy(),
+            low=self._low,
+            high=self._high,
+            goal_radius=GOAL_RADIUS,
+            move=move,
+            grab=grab,
+        )
 
 
 class MoveToGoal1DContinuousTask(_MoveToGoalTask):
@@ -230,8 +242,9 @@ class MaskedChoiceTask(VectorTask):
         from fledge.envs.render import draw_masked_choice
 
         chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
-        return draw_masked_choice(self._rewarded.copy(), self._masked.copy(), num_actions=self.num_actions,
-                                  chosen=chosen)
+        return draw_masked_choice(
+            self._rewarded.copy(), self._masked.copy(), num_actions=self.num_actions, chosen=chosen
+        )
 
 
 # -- optimal policies, from observations (for tests and as reference controllers) ------------------

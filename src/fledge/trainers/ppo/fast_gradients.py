@@ -153,4 +153,3 @@ def loss_and_gradients(
     body.w_in.grad = x.t() @ g_pre1
     body.b_in.grad = g_pre1.sum(dim=0)
     return policy_loss, value_loss
-

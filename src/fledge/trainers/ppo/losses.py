@@ -50,7 +50,9 @@ def normalize_advantages(adv: np.ndarray) -> np.ndarray:
     return ((adv - adv.mean()) / (adv.std() + 1e-10)).astype(np.float32)
 
 
-def policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, epsilon: float) -> torch.Tensor:
+def policy_loss(
+    log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, epsilon: float
+) -> torch.Tensor:
     ratio = torch.exp(log_prob - old_log_prob)
     surrogate = torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages)
     return -surrogate.mean()

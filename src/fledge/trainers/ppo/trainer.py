@@ -24,13 +24,12 @@ from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
-from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers import state as S
 from fledge.trainers.base import (
     SIGNAL_STAT_NAMES,
     TrainerState,
-    record_episode_stats,
     plain,
+    record_episode_stats,
     refuse_memory,
     reward_signals,
     summary_due,
@@ -38,6 +37,7 @@ from fledge.trainers.base import (
     write_summary,
 )
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
+from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
 from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
@@ -112,7 +112,9 @@ class PPOTrainer:
             hidden_units=int(net.hidden_units),
             num_layers=int(net.num_layers),
             parameters=mlp_parameters(
-                n_in=obs_size, hidden=int(net.hidden_units), num_layers=int(net.num_layers),
+                n_in=obs_size,
+                hidden=int(net.hidden_units),
+                num_layers=int(net.num_layers),
                 n_out=outputs,
                 copies=1 if self.hp.shared_critic else 2,
             ),
@@ -360,6 +362,10 @@ class PPOTrainer:
             self.optimizer.state.clear()
             self.adam.reset()
         raise diverged(
-            behavior=self.name, trainer="PPO", step=self.step, problems=problems,
-            learning_rate=self.hp.learning_rate, restored=True,
+            behavior=self.name,
+            trainer="PPO",
+            step=self.step,
+            problems=problems,
+            learning_rate=self.hp.learning_rate,
+            restored=True,
         )

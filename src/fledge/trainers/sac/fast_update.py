@@ -66,8 +66,9 @@ def _mlp_backward(
 
 
 class _TwinCache:
-    def __init__(self, inp: torch.Tensor, z1: torch.Tensor, hs_in: list[torch.Tensor], zs: list[torch.Tensor],
-                 top: torch.Tensor) -> None:
+    def __init__(
+        self, inp: torch.Tensor, z1: torch.Tensor, hs_in: list[torch.Tensor], zs: list[torch.Tensor], top: torch.Tensor
+    ) -> None:
         self.inp, self.z1, self.hs_in, self.zs, self.top = inp, z1, hs_in, zs, top
 
 
@@ -261,7 +262,6 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
     grads: dict[torch.Tensor, torch.Tensor] = {}
     dq, dv, v, h, probs, log_probs = f.dq, f.dv, f.v_body, f.actor_body, f.probs, f.log_probs
 
-
     # -- critic gradients ---------------------------------------------------------------------------
     g_taken = dq * inv_bs
     if nb:
@@ -301,7 +301,9 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
         alpha_cols = torch.mv(up.branch_matrix, alpha_d)  # (K,)
         cvec = torch.addcmul(g_p, log_probs, alpha_cols * pen_scale)
         pc = probs * cvec
-        branch_sum = pc.sum(1, keepdim=True) if nb == 1 else torch.mm(torch.mm(pc, up.branch_matrix), up.branch_matrix.t())
+        branch_sum = (
+            pc.sum(1, keepdim=True) if nb == 1 else torch.mm(torch.mm(pc, up.branch_matrix), up.branch_matrix.t())
+        )
         g_out_parts.append(pc - probs * branch_sum)
         grads[up.log_alpha_d] = -(branch_lp.mean(0) + up.target_d)
     g_out = g_out_parts[0] if len(g_out_parts) == 1 else torch.cat(g_out_parts, dim=1)

@@ -172,5 +172,3 @@ def target_entropies(continuous_size: int, branches: tuple[int, ...]) -> tuple[f
 def soft_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
     """target = tau source + (1 - tau) target, in place (one fused call)."""
     torch._foreach_lerp_(target, source, tau)
-
-

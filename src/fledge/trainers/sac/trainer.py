@@ -51,8 +51,8 @@ from fledge.stats.timers import Timers
 from fledge.trainers.base import (
     SIGNAL_STAT_NAMES,
     TrainerState,
-    record_episode_stats,
     plain,
+    record_episode_stats,
     refuse_memory,
     reward_signals,
     summary_due,
@@ -148,8 +148,11 @@ class SACTrainer:
             hidden_units=shape.hidden_units,
             num_layers=shape.num_layers,
             parameters=mlp_parameters(  # actor, twin Q, value and target value networks
-                n_in=shape.q_input, hidden=shape.hidden_units, num_layers=shape.num_layers,
-                n_out=2 * shape.continuous_size + shape.n_logits + shape.n_signals * shape.q_columns, copies=5,
+                n_in=shape.q_input,
+                hidden=shape.hidden_units,
+                num_layers=shape.num_layers,
+                n_out=2 * shape.continuous_size + shape.n_logits + shape.n_signals * shape.q_columns,
+                copies=5,
             ),
         )
         size.check()
@@ -335,17 +338,21 @@ class SACTrainer:
         )
 
     def _report_update(self, results: list[UpdateStats], lr: float) -> None:
-        losses = torch.stack(
-            [torch.stack([r.policy_loss, r.value_loss, r.q1_loss, r.q2_loss]) for r in results]
-        ).mean(0)
+        losses = torch.stack([torch.stack([r.policy_loss, r.value_loss, r.q1_loss, r.q2_loss]) for r in results]).mean(
+            0
+        )
         policy_loss, value_loss, q1_loss, q2_loss = losses.tolist()
         problems = non_finite(
             {"policy loss": policy_loss, "value loss": value_loss, "Q1 loss": q1_loss, "Q2 loss": q2_loss}, []
         )
         if problems:  # the mean over the loop's updates: non-finite when any update's loss is
             raise diverged(
-                behavior=self.name, trainer="SAC", step=self.step, problems=problems,
-                learning_rate=self.hp.learning_rate, restored=False,
+                behavior=self.name,
+                trainer="SAC",
+                step=self.step,
+                problems=problems,
+                learning_rate=self.hp.learning_rate,
+                restored=False,
             )
         name, stats = self.name, self.stats
         stats.add_stat(name, "Losses/Policy Loss", policy_loss)
@@ -353,7 +360,9 @@ class SACTrainer:
         stats.add_stat(name, "Losses/Q1 Loss", q1_loss)
         stats.add_stat(name, "Losses/Q2 Loss", q2_loss)
         if self.updater.log_alpha_c is not None:
-            stats.add_stat(name, "Policy/Continuous Entropy Coeff", float(self.updater.log_alpha_c.detach().exp().mean()))
+            stats.add_stat(
+                name, "Policy/Continuous Entropy Coeff", float(self.updater.log_alpha_c.detach().exp().mean())
+            )
         if self.updater.log_alpha_d is not None:
             stats.add_stat(name, "Policy/Discrete Entropy Coeff", float(self.updater.log_alpha_d.detach().exp().mean()))
         stats.add_stat(name, "Policy/Learning Rate", lr)
@@ -528,5 +537,7 @@ def _generator_from_json(gen: np.random.Generator, data: dict[str, Any]) -> None
 
     state = convert(data)
     if state.get("bit_generator") != gen.bit_generator.state["bit_generator"]:
-        raise CheckpointError(f"random generator state of kind {state.get('bit_generator')!r} does not fit this trainer")
+        raise CheckpointError(
+            f"random generator state of kind {state.get('bit_generator')!r} does not fit this trainer"
+        )
     gen.bit_generator.state = state
