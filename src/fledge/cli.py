@@ -6,14 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-from fledge.errors import FledgeError
+from fledge.console_setup import log, run_command, setup_logging
 
 if TYPE_CHECKING:
     from fledge.config import LearnArgs
-
-log = logging.getLogger("fledge")
 
 USAGE = """usage: fledge <command> [options]
 
@@ -26,14 +24,6 @@ commands:
   play RUN [--onnx] [--record out.gif]  watch a trained policy, print its returns, record a GIF/MP4
   plot RUN [RUN ...] [--output p.png]   training curves of runs in one PNG (seed runs grouped)
 """
-
-
-def setup_logging(debug: bool, *, stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
-    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if debug else logging.INFO)
-    log.propagate = False
 
 
 def _with_shipped_config(args: LearnArgs, argv: Sequence[str], parse: Callable[[list[str]], LearnArgs]) -> LearnArgs:
@@ -151,19 +141,15 @@ def cmd_check(argv: Sequence[str]) -> int:
 
 
 def cmd_play(argv: Sequence[str]) -> int:
-    from fledge.play import add_play_arguments, run_play
+    from fledge.play import command
 
-    args = add_play_arguments(argparse.ArgumentParser(prog="fledge play")).parse_args(list(argv))
-    setup_logging(args.debug)
-    return run_play(args)
+    return command(argv)
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
-    from fledge.plot import add_plot_arguments, run_plot
+    from fledge.plot import command
 
-    args = add_plot_arguments(argparse.ArgumentParser(prog="fledge plot")).parse_args(list(argv))
-    setup_logging(args.debug)
-    return run_plot(args)
+    return command(argv)
 
 
 COMMANDS = {
@@ -186,16 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         print(f"fledge: unknown command '{command}'.\n{USAGE}", file=sys.stderr)
         return 2
-    setup_logging("--debug" in rest)  # each command sets it again; no level is left over from an earlier call
-    try:
-        return handler(rest)
-    except FledgeError as exc:
-        if "--debug" in rest or log.isEnabledFor(logging.DEBUG):  # --debug, or `debug: true` in the config
-            raise
-        print(f"fledge: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(handler, rest)
 
 
 if __name__ == "__main__":

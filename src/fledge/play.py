@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -665,11 +665,20 @@ def run_play(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def command(argv: Sequence[str]) -> int:
+    """`fledge play` on its arguments."""
+    from fledge.console_setup import setup_logging
+
+    args = add_play_arguments(argparse.ArgumentParser(prog="fledge play")).parse_args(list(argv))
+    setup_logging(args.debug)
+    return run_play(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m fledge.play ...` is `fledge play ...`."""
-    from fledge.cli import main as cli_main
+    from fledge.console_setup import run_command
 
-    return cli_main(["play", *(sys.argv[1:] if argv is None else argv)])
+    return run_command(command, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -424,11 +424,20 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def command(argv: Sequence[str]) -> int:
+    """`fledge plot` on its arguments."""
+    from fledge.console_setup import setup_logging
+
+    args = add_plot_arguments(argparse.ArgumentParser(prog="fledge plot")).parse_args(list(argv))
+    setup_logging(args.debug)
+    return run_plot(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m fledge.plot ...` is `fledge plot ...`."""
-    from fledge.cli import main as cli_main
+    from fledge.console_setup import run_command
 
-    return cli_main(["plot", *(sys.argv[1:] if argv is None else argv)])
+    return run_command(command, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
