@@ -261,8 +261,8 @@ class Ball3DTask(VectorTask):
 
     def render(self, actions: ActionTuple | None = None) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8: every platform from above, shaded by height, with its ball
-        (see `fledge.envs.render.draw_ball3d`). Reads the state only; `actions` are not drawn."""
-        from fledge.envs.render import draw_ball3d
+        (see `fledge.envs.builtin.ball3d_render.draw_ball3d`). Reads the state only; `actions` are not drawn."""
+        from fledge.envs.builtin.ball3d_render import draw_ball3d
 
         world = self.observe()[0][:, 2:5]
         return draw_ball3d(

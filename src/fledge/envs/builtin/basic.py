@@ -68,7 +68,7 @@ class BasicTask(VectorTask):
     def render(self, actions: ActionTuple | None = None) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8: a row of 20 cells per agent with both goals and the agent; the
         chosen move of `actions` (one row per agent) is drawn as an arrow."""
-        from fledge.envs.render import draw_basic
+        from fledge.envs.builtin.basic_render import draw_basic
 
         chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
         return draw_basic(

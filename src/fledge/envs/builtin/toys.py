@@ -86,7 +86,7 @@ class _MoveToGoalTask(VectorTask):
     def render(self, actions: ActionTuple | None = None) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8: 1D, one line per agent; 2D, one panel per agent; goal zone,
         agent, and the move (and grab) of `actions` (one row per agent) when given."""
-        from fledge.envs.render import draw_move_to_goal_1d, draw_move_to_goal_2d
+        from fledge.envs.builtin.toys_render import draw_move_to_goal_1d, draw_move_to_goal_2d
 
         move = grab = None
         if actions is not None:
@@ -239,7 +239,7 @@ class MaskedChoiceTask(VectorTask):
 
     def render(self, actions: ActionTuple | None = None) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8: a row of boxes per agent, rewarded / masked / chosen marked."""
-        from fledge.envs.render import draw_masked_choice
+        from fledge.envs.builtin.toys_render import draw_masked_choice
 
         chosen = None if actions is None or actions.discrete.size == 0 else actions.discrete[:, 0]
         return draw_masked_choice(
