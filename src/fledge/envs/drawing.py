@@ -250,6 +250,14 @@ class Canvas:
         self.text(cx - text_width(text, scale) / 2, cy - GLYPH_H * scale / 2, text, color, scale)
 
 
+# ----------------------------------------------------------------------------------------------
+# Panel layout of the built-in environments' frames
+# ----------------------------------------------------------------------------------------------
+
+HEADER = 42  # title + legend
+PAD = 10
+
+
 def draw_title(canvas: Canvas, title: str, legend: str = "") -> None:
     canvas.text(10, 7, title, TEXT, 2)
     if legend:
@@ -270,11 +278,3 @@ def shown(n: int) -> int:
 
 def more_text(n: int) -> str:
     return f" (first {MAX_SHOWN} of {n} shown)" if n > MAX_SHOWN else ""
-
-
-# ----------------------------------------------------------------------------------------------
-# Panel layout of the built-in environments' frames
-# ----------------------------------------------------------------------------------------------
-
-HEADER = 42  # title + legend
-PAD = 10
