@@ -30,9 +30,10 @@ from torch.nn import functional as F
 
 from fledge.trainers.sac import losses as L
 from fledge.trainers.sac.networks import TwinQ
+from fledge.trainers.sac.records import Batches, UpdateStats
 
 if TYPE_CHECKING:
-    from fledge.trainers.sac.update import Batches, SACUpdater, UpdateStats
+    from fledge.trainers.sac.update import SACUpdater
 
 _silu_backward = torch.ops.aten.silu_backward
 
@@ -157,8 +158,6 @@ class Forward:
 @torch.no_grad()
 def forward(up: SACUpdater, b: Batches) -> Forward:
     """The forward pass of every network and the loss values (no autograd recording)."""
-    from fledge.trainers.sac.update import UpdateStats
-
     nets, shape = up.nets, up.nets.shape
     c, branches = shape.continuous_size, shape.branches
     nb, n_sig, n_cols = len(branches), shape.n_signals, shape.q_columns

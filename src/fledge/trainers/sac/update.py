@@ -10,7 +10,8 @@ backward pass of the summed losses (the cross terms are detached), kept as the r
 gradients are tested against. The three Adam optimisers (policy; Q1+Q2+V; entropy coefficients)
 share the scheduled learning rate, so they are stepped by one fused Adam kernel call over all their
 parameters (identical numbers to three `optimizer.step()`s, tested).
-Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`).
+Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`, in
+records.py with `UpdateStats`: the records this module and fast_update.py share).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fledge.trainers.fast_adam import fused_if_possible
 from fledge.trainers.sac import fast_update
 from fledge.trainers.sac import losses as L
 from fledge.trainers.sac.networks import SACNetworks
+from fledge.trainers.sac.records import Batches, UpdateStats
 
 
 def init_adam_state(optimizer: torch.optim.Adam) -> None:
@@ -122,59 +124,12 @@ class MultiAdamStepper:
         )
 
 
-@dataclass
-class Batches:
-    """`n` minibatches of `size` rows, stored contiguously; `get(i)` returns views of the i-th."""
-
-    size: int
-    x: torch.Tensor  # (n*B, obs) normalised observations
-    next_x: torch.Tensor  # (n*B, obs) normalised next observations
-    rewards: torch.Tensor  # (n*B, S) reward x strength per signal
-    done: torch.Tensor  # (n*B,) float 0/1
-    discount: torch.Tensor  # (n*B, S) gamma (1 - done)
-    q_input: torch.Tensor  # (n*B, obs [+ c]) the Q networks' input for the stored action
-    action: torch.Tensor | None  # (n*B, c)
-    noise: torch.Tensor | None  # (n*B, c) standard normal for the reparameterised sample
-    one_hot: torch.Tensor | None  # (n*B, K) float: the stored discrete action of each branch
-    allowed: torch.Tensor | None  # (n*B, K) bool
-    mask_add: torch.Tensor | None  # (n*B, K) float: 0 where allowed, -1e8 where masked
-
-    def get(self, i: int) -> Batches:
-        s = slice(i * self.size, (i + 1) * self.size)
-
-        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[s]
-
-        return Batches(
-            self.size,
-            self.x[s],
-            self.next_x[s],
-            self.rewards[s],
-            self.done[s],
-            self.discount[s],
-            self.q_input[s],
-            cut(self.action),
-            cut(self.noise),
-            cut(self.one_hot),
-            cut(self.allowed),
-            cut(self.mask_add),
-        )
-
-
 def discrete_one_hot(discrete: np.ndarray, branches: tuple[int, ...]) -> np.ndarray:
     """(N, n_branches) int -> (N, sum(branches)) float32 with one 1 per branch."""
     offsets = np.concatenate([[0], np.cumsum(branches)[:-1]]).astype(np.int64)
     out = np.zeros((discrete.shape[0], int(sum(branches))), dtype=np.float32)
     np.put_along_axis(out, discrete.astype(np.int64) + offsets, 1.0, axis=1)
     return out
-
-
-@dataclass
-class UpdateStats:
-    policy_loss: torch.Tensor
-    value_loss: torch.Tensor
-    q1_loss: torch.Tensor
-    q2_loss: torch.Tensor
 
 
 @dataclass
