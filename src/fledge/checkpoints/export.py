@@ -49,8 +49,8 @@ def find_checkpoint(run_dir: Path, checkpoint: str | None) -> list[tuple[str, Pa
 
 def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[no-untyped-def]
     """A trainer of the checkpoint's type and shapes, with the checkpoint's weights loaded."""
-    from fledge.api import TRAINER_CLASSES
     from fledge.config import build_run_options
+    from fledge.preflight import TRAINER_CLASSES
     from fledge.stats import StatsReporter
     from fledge.stats.timers import Timers
 
