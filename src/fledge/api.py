@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from threadpoolctl import threadpool_limits
 
-from fledge.checkpoints.files import atomic_write_text, write_error
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import spec_for_brain
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError, RunFolderError
-from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (export.py and callers read it here)
+from fledge.files import atomic_write_text, write_error
+from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (callers read it here)
 from fledge.preflight import check_environment, check_run, trainer_class
 
 if TYPE_CHECKING:

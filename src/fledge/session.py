@@ -29,13 +29,13 @@ import torch
 
 from fledge import __version__
 from fledge.checkpoints import run_fit
-from fledge.checkpoints.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.status import TrainingStatus
 from fledge.config.sections import DEFAULT_ENV
 from fledge.envs.api import BaseEnv, validate_steps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
+from fledge.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.preflight import effective_settings
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter

@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from fledge import api
-from fledge.checkpoints.files import atomic_write_text
 from fledge.checkpoints.manager import CheckpointManager
 from fledge.checkpoints.state_io import load_state
 from fledge.checkpoints.status import TrainingStatus
 from fledge.config import build_run_options
 from fledge.errors import CheckpointError, RunFolderError
+from fledge.files import atomic_write_text
 
 BEHAVIOR = "MoveToGoal1D-Continuous"
 SEED = 3

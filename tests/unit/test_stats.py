@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fledge.checkpoints.files import current_umask
+from fledge.files import current_umask
 from fledge.stats import (
     HYPERPARAMETERS,
     Aggregation,
@@ -266,7 +266,7 @@ def test_csv_columns_grow_with_atomic_rewrite(tmp_path: Path, monkeypatch: pytes
         assert Path(src).parent == path.parent  # temp file in the same folder
         real_replace(src, dst)
 
-    monkeypatch.setattr("fledge.checkpoints.files.os.replace", spy)
+    monkeypatch.setattr("fledge.files.os.replace", spy)
     writer.write_stats("B", {"a": s([3.0])}, 200)  # same columns: appended, no rewrite
     assert replaced == []
     writer.write_stats("B", {"b": s([1.0, 4.0], Aggregation.SUM)}, 300)  # new column: rewrite

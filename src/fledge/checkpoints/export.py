@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from fledge.checkpoints.files import sha256_file
 from fledge.checkpoints.state_io import load_state
 from fledge.checkpoints.status import TrainingStatus, recorded_sha256
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, RunFolderError
+from fledge.files import sha256_file
 from fledge.trainers.base import trainer_part
 
 log = logging.getLogger("fledge")

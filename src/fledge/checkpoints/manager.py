@@ -32,10 +32,11 @@ from typing import Any
 
 import torch
 
-from fledge.checkpoints.files import atomic_write, atomic_write_bytes, file_problem, sha256_bytes, sha256_file
+from fledge.checkpoints.files import file_problem
 from fledge.checkpoints.state_io import encode_state, load_state
 from fledge.checkpoints.status import CheckpointRecord, TrainingStatus
 from fledge.errors import CheckpointError
+from fledge.files import atomic_write, atomic_write_bytes, sha256_bytes, sha256_file
 from fledge.trainers.base import Trainer, TrainerState
 
 log = logging.getLogger("fledge")

@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from fledge.checkpoints.files import atomic_write_bytes
 from fledge.checkpoints.onnx_graph import (
     ACTION_CLIP,
     MASK_PENALTY,
@@ -30,6 +29,7 @@ from fledge.checkpoints.onnx_graph import (
     build_model,
     output_names,
 )
+from fledge.files import atomic_write_bytes
 from fledge.networks.actor_graph import ActorGraph
 
 __all__ = [

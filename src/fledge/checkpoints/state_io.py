@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
-from fledge.checkpoints.files import atomic_write_bytes, file_problem
+from fledge.checkpoints.files import file_problem
 from fledge.errors import CheckpointError
+from fledge.files import atomic_write_bytes
 from fledge.trainers.base import TrainerState
 
 FORMAT = "fledge-trainer-state"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fledge import __version__
-from fledge.checkpoints.files import atomic_write_text
 from fledge.errors import CheckpointError
+from fledge.files import atomic_write_text
 
 log = logging.getLogger("fledge")
 

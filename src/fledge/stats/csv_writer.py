@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fledge.checkpoints.files import atomic_write_text
+from fledge.files import atomic_write_text
 from fledge.stats.reporter import StatSummary, StatsWriter
 
 STEP_COLUMN = "Step"

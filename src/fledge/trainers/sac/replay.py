@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fledge.checkpoints.files import atomic_write
 from fledge.errors import CheckpointError, ConfigError
+from fledge.files import atomic_write
 from fledge.networks.size import physical_memory
 
 FORMAT_NAME = "fledge-sac-replay-buffer"
