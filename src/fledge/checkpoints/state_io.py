@@ -20,7 +20,6 @@ import torch
 
 from fledge.checkpoints.files import file_problem
 from fledge.errors import CheckpointError
-from fledge.files import atomic_write_bytes
 from fledge.trainers.base import TrainerState
 
 FORMAT = "fledge-trainer-state"
@@ -38,12 +37,6 @@ def encode_state(state: TrainerState, run_meta: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
-
-
-def save_state(path: Path, state: TrainerState, run_meta: dict[str, Any]) -> bytes:
-    data = encode_state(state, run_meta)
-    atomic_write_bytes(path, data)
-    return data
 
 
 def load_state(path: Path, expected_sha256: str | None = None) -> tuple[TrainerState, dict[str, Any]]:

@@ -184,9 +184,6 @@ class TrainingStatus:
                 changed = True
         return changed
 
-    def set_value(self, category: str, key: str, value: Any) -> None:
-        self.data.setdefault(category, {})[key] = value
-
     def to_dict(self) -> dict[str, Any]:
         meta: dict[str, Any] = dict(metadata())
         if self.seed is not None:

@@ -204,7 +204,3 @@ def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], .
 def env_continuous_action(raw: torch.Tensor) -> torch.Tensor:
     """What the environment receives for a raw Gaussian sample: clamp(a, -3, 3) / 3."""
     return torch.clamp(raw, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
-
-
-def param_count(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

@@ -137,6 +137,3 @@ class RunningNormalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x * self.scale - self.offset, -CLIP, CLIP)
-
-    def apply_numpy(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(x * self.arrays.scale - self.arrays.offset, -CLIP, CLIP)
