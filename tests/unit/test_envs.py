@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -374,40 +373,6 @@ def test_3dball_turn_stops_at_the_quaternion_limit() -> None:
     back = ActionTuple(continuous=-push.continuous)
     task.apply(back, rng)
     assert (np.abs(task.observe()[0][:, :2]) < np.abs(q)).all()  # turning back is always allowed
-
-
-def test_3dball_throughput(capsys: pytest.CaptureFixture[str]) -> None:
-    """Prints (does not assert) the time of one env.step() of 12 agents, and its task.apply/observe parts."""
-    env = registry.make("3DBall", seed=0)
-    task = env.task
-    spent = {"apply": 0.0, "observe": 0.0}
-
-    def timed(method: Callable[..., object], key: str) -> Callable[..., object]:
-        def wrapper(*args: object) -> object:
-            start = time.perf_counter()
-            out = method(*args)
-            spent[key] += time.perf_counter() - start
-            return out
-
-        return wrapper
-
-    task.apply = timed(task.apply, "apply")  # type: ignore[method-assign]
-    task.observe = timed(task.observe, "observe")  # type: ignore[method-assign]
-    env.reset()
-    n, step_s = 3000, 0.0
-    for _ in range(n):
-        d, _ = env.get_steps("3DBall")
-        env.set_actions("3DBall", ActionTuple(continuous=ball3d.heuristic(d.obs[0])))
-        start = time.perf_counter()
-        env.step()
-        step_s += time.perf_counter() - start
-    step_us, apply_us, observe_us = (1e6 * x / n for x in (step_s, spent["apply"], spent["observe"]))
-    with capsys.disabled():
-        print(
-            f"\n3DBall, 12 agents, heuristic policy: env.step() {step_us:.1f} us "
-            f"(task.apply {apply_us:.1f} us, task.observe {observe_us:.1f} us); "
-            f"{12e6 / step_us:,.0f} agent-steps/s"
-        )
 
 
 # -- Basic and the toys: optimal returns ---------------------------------------------------------------
