@@ -17,11 +17,13 @@ from collections.abc import Callable
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
 from fledge.envs.builtin import ball3d
+from fledge.envs.builtin.base import VectorTaskEnv
 
 
 def measure(steps: int, num_areas: int) -> tuple[int, float, float, float]:
     """(agents, microseconds per env.step(), of which task.apply, of which task.observe)."""
     env = registry.make("3DBall", seed=0, num_areas=num_areas)
+    assert isinstance(env, VectorTaskEnv)
     task = env.task
     spent = {"apply": 0.0, "observe": 0.0}
 
@@ -34,8 +36,8 @@ def measure(steps: int, num_areas: int) -> tuple[int, float, float, float]:
 
         return wrapper
 
-    task.apply = timed(task.apply, "apply")  # type: ignore[method-assign]
-    task.observe = timed(task.observe, "observe")  # type: ignore[method-assign]
+    task.apply = timed(task.apply, "apply")  # type: ignore[method-assign,assignment]
+    task.observe = timed(task.observe, "observe")  # type: ignore[method-assign,assignment]
     env.reset()
     agents, step_s = 0, 0.0
     for _ in range(steps):
