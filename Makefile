@@ -22,7 +22,11 @@ setup-dev: $(BIN)/python
 train: setup
 	$(BIN)/fledge learn --run-id $(RUN_ID) --force
 
+# Lint, formatting and types first (settings in pyproject.toml), then the whole test suite.
 test: setup-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from fledge.config import RunOptions
     from fledge.session import RunResult
+    from fledge.stats.progress import DisplayMode
     from fledge.stats.timers import Timers
     from fledge.trainers.base import Trainer
 
@@ -218,7 +219,9 @@ def report_effects(options: RunOptions, env: BaseEnv | None, *, own_env: bool) -
     return lines
 
 
-def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: str = "auto") -> RunResult:
+def run(
+    options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: DisplayMode = "auto"
+) -> RunResult:
     """Train every behavior of the environment until each trainer reaches max_steps (or Ctrl-C/SIGTERM).
 
     With `checkpoint_settings.resume` the run continues from its checkpoints; with `inference` it runs
@@ -249,7 +252,7 @@ def run(options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int =
             seed=seed,
             start=start,
             make_trainer=functools.partial(make_trainer, device=device),
-            display=display,  # type: ignore[arg-type]
+            display=display,
         )
         session.add_new_behaviors()
         cp = options.checkpoint_settings

@@ -71,8 +71,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call write(file) on a temporary file next to `path`, then atomically replace `path` with it."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call write(file) on a temporary file next to `path`, then atomically replace `path` with it.
+
+    Whatever write() returns (such as a byte count) is ignored.
+    """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

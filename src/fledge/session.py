@@ -17,7 +17,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -372,7 +372,8 @@ class TrainingSession:
             )
         progress = self.progress
         consistent = True
-        dropping = hasattr(env, "take_dropped_agents")
+        # environments that restart failed worker copies name the agents lost with them
+        take_dropped: Callable[[], dict[str, np.ndarray]] | None = getattr(env, "take_dropped_agents", None)
         try:
             with stop.installed():
                 while not stop.requested:
@@ -416,8 +417,8 @@ class TrainingSession:
                     custom = env.get_stats()
                     if custom:
                         self._record_environment_stats(custom)
-                    if dropping:
-                        for name, ids in env.take_dropped_agents().items():  # type: ignore[attr-defined]
+                    if take_dropped is not None:
+                        for name, ids in take_dropped().items():
                             if name in processors:
                                 processors[name].forget(ids)
         except KeyboardInterrupt:

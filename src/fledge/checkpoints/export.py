@@ -18,7 +18,7 @@ from fledge.checkpoints.status import TrainingStatus, recorded_sha256
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, RunFolderError
 from fledge.files import sha256_file
-from fledge.trainers.base import trainer_part
+from fledge.trainers.base import Trainer, trainer_part
 
 log = logging.getLogger("fledge")
 
@@ -47,7 +47,7 @@ def find_checkpoint(run_dir: Path, checkpoint: str | None) -> list[tuple[str, Pa
     return found
 
 
-def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[no-untyped-def]
+def rebuild_trainer(run_dir: Path, behavior: str, path: Path) -> Trainer:
     """A trainer of the checkpoint's type and shapes, with the checkpoint's weights loaded."""
     from fledge.config import build_run_options
     from fledge.preflight import TRAINER_CLASSES
@@ -75,7 +75,7 @@ def rebuild_trainer(run_dir: Path, behavior: str, path: Path):  # type: ignore[n
     import importlib
 
     cls = getattr(importlib.import_module(module_name), class_name)
-    trainer = cls(
+    trainer: Trainer = cls(
         behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers()
     )
     trainer.set_state(trainer_part(state), weights_only=True)

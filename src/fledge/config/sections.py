@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import overload
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -24,6 +25,10 @@ DEFAULT_ENV = "3DBall"
 """The built-in environment fledge trains when ``env_settings.env_path`` is null."""
 
 
+@overload
+def check_run_name(value: str, what: str) -> str: ...
+@overload
+def check_run_name(value: None, what: str) -> None: ...
 def check_run_name(value: str | None, what: str) -> str | None:
     if value is None:
         return None
@@ -86,7 +91,7 @@ class CheckpointSettings(StrictModel):
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str) -> str:
-        return check_run_name(value, "run_id")  # type: ignore[return-value]
+        return check_run_name(value, "run_id")
 
     @field_validator("initialize_from")
     @classmethod

@@ -125,8 +125,8 @@ class RunningNormalizer(nn.Module):
         self.arrays.offset[:] = self.arrays.mean / std
         self._push()
 
-    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
         self.reload()
 
     @torch.no_grad()

@@ -8,12 +8,16 @@ observation normaliser included; results match the torch model to float32 precis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fledge.networks.actor_critic import ActorCritic
 from fledge.networks.distributions import LOG_SQRT_2PI, MASKED_LOGIT
 from fledge.networks.normalizer import CLIP
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -80,8 +84,8 @@ class NumpyActor:
         m = self.model
         body = m.body
 
-        def arr(t: object) -> np.ndarray:
-            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # type: ignore[attr-defined]
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
         # the normaliser's numpy scale and offset are updated in place, so its updates need no sync
         self.norm_scale = m.normalizer.arrays.scale if m.normalizer is not None else None

@@ -74,6 +74,19 @@ def allowed_actions(mask: list[np.ndarray] | None) -> np.ndarray | None:
 
 
 class AgentProcessor:
+    # per-slot storage (first axis: slot), allocated and grown by _grow
+    obs: np.ndarray
+    cont: np.ndarray
+    disc: np.ndarray
+    logp: np.ndarray
+    vals: np.ndarray
+    rew: np.ndarray
+    allowed: np.ndarray
+    length: np.ndarray
+    pending: np.ndarray
+    ep_return: np.ndarray
+    ep_length: np.ndarray
+
     def __init__(
         self,
         *,
@@ -106,7 +119,7 @@ class AgentProcessor:
         h = self.horizon
 
         def grown(arr: np.ndarray | None, shape: tuple[int, ...], dtype: type, fill: object = 0) -> np.ndarray:
-            new = np.full((capacity,) + shape, fill, dtype=dtype)
+            new: np.ndarray = np.full((capacity,) + shape, fill, dtype=dtype)
             if arr is not None:
                 new[:old] = arr
             return new
@@ -239,6 +252,7 @@ class AgentProcessor:
 
         d_slots = self._slots(decision.agent_id, "decision")
         has = self.pending[d_slots]
+        p_rows: slice | np.ndarray
         if has.all():
             p_slots, p_rows = d_slots, slice(None)
         else:

@@ -12,14 +12,14 @@ import os
 import struct
 import sys
 import traceback
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
 _FRAME = struct.Struct("<Q")
 
 
-def read_exact(stream: BinaryIO, n: int) -> bytes:
+def read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks = []
     while n:
         chunk = stream.read(n)
@@ -30,12 +30,12 @@ def read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(stream: BinaryIO) -> bytes:
+def read_frame(stream: IO[bytes]) -> bytes:
     (size,) = _FRAME.unpack(read_exact(stream, _FRAME.size))
     return read_exact(stream, size)
 
 
-def write_frame(stream: BinaryIO, data: bytes) -> None:
+def write_frame(stream: IO[bytes], data: bytes) -> None:
     stream.write(_FRAME.pack(len(data)))
     stream.write(data)
     stream.flush()

@@ -154,7 +154,7 @@ class RemoteCopy(_Copy):
         if not ready:
             raise EnvironmentFault(f"{self.label} did not answer within {self.timeout:g} s")
         try:
-            message = read_frame(self.inp)  # type: ignore[arg-type]
+            message = read_frame(self.inp)
         except (EOFError, OSError) as exc:
             code = self.process.poll()
             raise EnvironmentFault(f"{self.label} stopped (exit code {code}): {exc}") from None
@@ -170,7 +170,7 @@ class RemoteCopy(_Copy):
                 arrays[f"{i}.c"] = actions[name].continuous
                 arrays[f"{i}.d"] = actions[name].discrete
         try:
-            write_frame(self.out, wire.encode(command, {"behaviors": self.names}, arrays))  # type: ignore[arg-type]
+            write_frame(self.out, wire.encode(command, {"behaviors": self.names}, arrays))
         except (OSError, ValueError) as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
 
@@ -185,7 +185,7 @@ class RemoteCopy(_Copy):
     def close(self) -> None:
         try:
             if self.process.poll() is None:
-                write_frame(self.out, wire.encode("close"))  # type: ignore[arg-type]
+                write_frame(self.out, wire.encode("close"))
                 self.process.wait(timeout=2.0)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
@@ -331,8 +331,8 @@ class EnvPool(BaseEnv):
                 c.finish()
             except EnvironmentFault as exc:
                 failures[i] = exc
-        for i, exc in failures.items():
-            self._restart(i, exc)
+        for i, fault in failures.items():
+            self._restart(i, fault)
         self._merge()
 
     def _restart(self, i: int, exc: EnvironmentFault) -> None:

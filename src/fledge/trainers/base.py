@@ -52,6 +52,8 @@ class Trainer(Protocol):
     step: int
     signal_names: tuple[str, ...]
     trainer_type: str
+    spec: BehaviorSpec
+    deterministic: bool
 
     @property
     def should_train(self) -> bool: ...

@@ -9,10 +9,18 @@ the optimiser's state_dict stays the real thing. Where the kernel is unavailable
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 
 
-def fused_if_possible() -> dict[str, bool]:
+class AdamOptions(TypedDict, total=False):
+    """Keyword arguments for torch.optim.Adam chosen for this torch build."""
+
+    fused: bool
+
+
+def fused_if_possible() -> AdamOptions:
     """`fused=True` for torch.optim.Adam where this torch build supports it on the CPU, else nothing."""
     try:
         torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
@@ -59,7 +67,7 @@ class AdamStepper:
         torch._foreach_add_(steps, 1)
         torch._fused_adam_(
             params,
-            [p.grad for p in params],  # type: ignore[misc]
+            [p.grad for p in params],  # type: ignore[misc]  # set by the backward pass before every step
             exp_avgs,
             exp_avg_sqs,
             [],

@@ -23,6 +23,8 @@ MaskedChoice
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
@@ -78,7 +80,8 @@ class _MoveToGoalTask(VectorTask):
         np.clip(self._move, -MOVE, MOVE, out=self._move)
         self._pos += self._move
         np.clip(self._pos, self._low, self._high, out=self._pos)
-        return (np.abs(self._goal - self._pos) < GOAL_RADIUS).all(axis=1)
+        # numpy's stubs type all(axis=...) as "scalar or array"; on a 2-D array it is a 1-D array
+        return cast(np.ndarray, (np.abs(self._goal - self._pos) < GOAL_RADIUS).all(axis=1))
 
     def optimal_return(self) -> float:
         return GOAL_REWARD + STEP_REWARD * _expected_steps(self.dims)
@@ -269,7 +272,7 @@ def move_to_goal_hybrid_heuristic(obs: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """
     delta = obs[:, 2:4].astype(np.float64)
     cont = np.clip(delta / MOVE, -1.0, 1.0)
-    arrives = (np.abs(delta - cont * MOVE) < GOAL_RADIUS).all(axis=1)
+    arrives = cast(np.ndarray, (np.abs(delta - cont * MOVE) < GOAL_RADIUS).all(axis=1))
     return cont.astype(np.float32), arrives[:, None].astype(np.int32)
 
 

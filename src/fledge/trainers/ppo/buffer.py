@@ -24,7 +24,9 @@ class RolloutBuffer:
         self._allocate(max(int(capacity), 1))
 
     def _allocate(self, capacity: int) -> None:
-        new = {k: np.zeros((capacity,) + shape, dtype=dt) for k, (shape, dt) in self.shapes.items()}
+        new: dict[str, np.ndarray] = {
+            k: np.zeros((capacity,) + shape, dtype=dt) for k, (shape, dt) in self.shapes.items()
+        }
         for k, arr in self.data.items():
             new[k][: self.count] = arr[: self.count]
         self.data = new

@@ -68,7 +68,7 @@ class PPOTrainer:
         *,
         behavior_name: str,
         spec: BehaviorSpec,
-        settings: object,
+        settings: Any,
         stats: StatsReporter,
         seed: int,
         timers: Timers | None = None,
@@ -193,8 +193,8 @@ class PPOTrainer:
                 rewards[:, i], traj.values[:, i], traj.bootstrap[i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
             )
         for i, sig in enumerate(self.signal_names):
-            label = SIGNAL_STAT_NAMES[sig]
-            self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(traj.values[:, i].mean()))
+            stat_label = SIGNAL_STAT_NAMES[sig]
+            self.stats.add_stat(self.name, f"Policy/{stat_label} Value Estimate", float(traj.values[:, i].mean()))
         self.buffer.append(
             obs=traj.obs,
             continuous=traj.continuous,

@@ -90,7 +90,10 @@ def _twin_forward(q: TwinQ, inp: torch.Tensor) -> tuple[torch.Tensor, _TwinCache
 
 def _twin_weight_grads(q: TwinQ, g: torch.Tensor, c: _TwinCache) -> dict[torch.Tensor, torch.Tensor]:
     """Gradients of both twins' weights for g = dL/dq (2, B, S*K)."""
-    grads = {q.w_out: torch.bmm(c.top.transpose(1, 2), g), q.b_out: g.sum(1, keepdim=True)}
+    grads: dict[torch.Tensor, torch.Tensor] = {
+        q.w_out: torch.bmm(c.top.transpose(1, 2), g),
+        q.b_out: g.sum(1, keepdim=True),
+    }
     gh = torch.bmm(g, q.w_out.transpose(1, 2))
     for i in range(len(c.zs) - 1, -1, -1):
         gz = _silu_backward(gh, c.zs[i])
@@ -198,11 +201,13 @@ def forward(up: SACUpdater, b: Batches) -> Forward:
     # -- critics forward ----------------------------------------------------------------------------
     q_stored, cache_stored = _twin_forward(q, b.q_input)
     if c:
+        assert action is not None
         q_fresh, cache_fresh = _twin_forward(q, torch.cat([b.x, action], dim=1))
     else:
         q_fresh, cache_fresh = q_stored, cache_stored
     q_fresh = q_fresh.view(2, n, n_sig, n_cols)
     v, v_inputs, v_pre = _mlp_forward(b.x, list(value.weights), list(value.biases))
+    assert value.head_w is not None and value.head_b is not None
     v_out = torch.addmm(value.head_b, v, value.head_w)  # (B, S)
     y = torch.addcmul(b.rewards, b.discount, nets.target_value(b.next_x))
     q_min = torch.minimum(q_fresh[0], q_fresh[1])
@@ -264,11 +269,13 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
     # -- critic gradients ---------------------------------------------------------------------------
     g_taken = dq * inv_bs
     if nb:
+        assert b.one_hot is not None
         g_q = (g_taken.unsqueeze(-1) * (b.one_hot.unsqueeze(1) / nb)).view(2, n, n_sig * n_cols)
     else:
         g_q = g_taken
     grads.update(_twin_weight_grads(q, g_q, f.q_cache))
     g_v = dv * inv_bs
+    assert value.head_w is not None and value.head_b is not None
     grads[value.head_w] = torch.mm(v.t(), g_v)
     grads[value.head_b] = g_v.sum(0)
     g_vh = torch.mm(g_v, value.head_w.t())
@@ -281,8 +288,9 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
     if c:
         alpha_c, log_pi_c, action, std, ls_raw = f.alpha_c, f.log_pi_c, f.action, f.std, f.ls_raw
         assert alpha_c is not None and log_pi_c is not None and action is not None and std is not None
-        assert ls_raw is not None and b.noise is not None
+        assert ls_raw is not None and b.noise is not None and up.log_alpha_c is not None
         if nb:
+            assert probs is not None
             g_q1 = (probs.unsqueeze(1) * (-inv_bs / nb)).expand(n, n_sig, n_cols).reshape(n, n_sig * n_cols)
         else:
             g_q1 = torch.full((n, n_sig), -inv_bs, device=b.x.device)
@@ -296,6 +304,7 @@ def backward(up: SACUpdater, f: Forward) -> dict[torch.Tensor, torch.Tensor]:
     if nb:
         alpha_d, branch_lp = f.alpha_d, f.branch_lp
         assert probs is not None and log_probs is not None and alpha_d is not None and branch_lp is not None
+        assert up.log_alpha_d is not None and up.target_d is not None
         g_p = f.q_fresh[0].sum(1) * (-inv_bs / nb)  # (B, K)
         alpha_cols = torch.mv(up.branch_matrix, alpha_d)  # (K,)
         cvec = torch.addcmul(g_p, log_probs, alpha_cols * pen_scale)

@@ -178,8 +178,8 @@ class SACUpdater:
             branch_matrix[start : start + size, i] = 1.0
             start += size
         self.branch_matrix = branch_matrix.to(device)
-        self._target = list(nets.target_value.parameters())
-        self._source = list(nets.value.parameters())
+        self._target: list[torch.Tensor] = list(nets.target_value.parameters())
+        self._source: list[torch.Tensor] = list(nets.value.parameters())
 
     def entropy_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in (self.log_alpha_c, self.log_alpha_d) if p is not None]
