@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterable
-from enum import Enum
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +37,6 @@ TRAINER_CLASSES = {
 REFUSED_FEATURES = ("self_play", "behavioral_cloning")
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
 def _trainer_module(trainer_type: str) -> ModuleType | None:
     entry = TRAINER_CLASSES.get(trainer_type)
     if entry is None:
@@ -57,7 +52,7 @@ def _trainer_module(trainer_type: str) -> ModuleType | None:
 def trainer_class(where: str, settings: TrainerSettings) -> type[Any]:
     """The trainer class of `settings.trainer_type`; `where` names the settings in the error
     (e.g. "behaviors.3DBall" or "default_settings")."""
-    trainer_type = str(_plain(settings.trainer_type))
+    trainer_type = str(settings.trainer_type.value)
     module = _trainer_module(trainer_type)
     if module is None:
         available = ", ".join(k for k, (m, _) in TRAINER_CLASSES.items() if importlib.util.find_spec(m) is not None)

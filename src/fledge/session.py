@@ -355,8 +355,8 @@ class TrainingSession:
             timers.block("trainer_observe"),
         )
         stop = StopRequest()
-        steps_left = {name: int(self.options.behavior_settings(name).max_steps) for name in trainers}
-        inference_steps = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
+        limits = {name: trainer_max(self.options, name) for name in trainers}  # max_steps per behavior
+        ran = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
         interrupted = False
         if not self.inference:
             for name in trainers:
@@ -367,7 +367,7 @@ class TrainingSession:
         for name, trainer in trainers.items():
             self.progress.add(
                 name,
-                max_steps=steps_left[name] if self.inference else trainer_max(self.options, name),
+                max_steps=limits[name],
                 step=0 if self.inference else trainer.step,
             )
         progress = self.progress
@@ -379,13 +379,12 @@ class TrainingSession:
                 while not stop.requested:
                     if len(env.behavior_specs) != len(processors):
                         for name in self.add_new_behaviors():
-                            steps_left[name] = int(self.options.behavior_settings(name).max_steps)
-                            inference_steps[name] = 0
+                            limits[name], ran[name] = trainer_max(self.options, name), 0
                             progress.add(
-                                name, max_steps=steps_left[name], step=0 if self.inference else trainers[name].step
+                                name, max_steps=limits[name], step=0 if self.inference else trainers[name].step
                             )
                     if self.inference:
-                        if all(left <= 0 for left in steps_left.values()):
+                        if all(ran[name] >= limit for name, limit in limits.items()):
                             break
                     elif not any(t.should_train for t in trainers.values()):
                         break
@@ -400,9 +399,8 @@ class TrainingSession:
                             if len(outcome.episode_returns):
                                 results[name].add_returns(outcome.episode_returns)
                         if self.inference:
-                            steps_left[name] -= len(decision)
-                            inference_steps[name] += len(decision)
-                            progress.update(name, inference_steps[name], outcome.episode_returns)
+                            ran[name] += len(decision)
+                            progress.update(name, ran[name], outcome.episode_returns)
                             continue
                         consistent = False
                         with observe_block:
@@ -443,8 +441,8 @@ class TrainingSession:
                 raise problem
             raise error from problem
         if self.inference:
-            for name, ran in inference_steps.items():
-                results[name].steps = ran
+            for name, count in ran.items():
+                results[name].steps = count
         return RunResult(
             run_dir=self.path,
             seed=self.seed,

@@ -19,7 +19,6 @@ OVER_THE_LIMIT = {
     "fledge.envs.gymnasium",  # the Gymnasium adapter: spaces, vectorised stepping, wrappers
     "fledge.trainers.sac.trainer",  # the SAC loop with its replay and update bookkeeping
     "fledge.session",  # the run session: environment, trainers, checkpoints and stats together
-    "fledge.config.flags",  # the command-line flags and their overrides of the YAML
 }
 
 
