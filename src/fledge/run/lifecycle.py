@@ -40,6 +40,8 @@ TORCH_RNG = f"{RUN_PREFIX}torch_rng"
 
 
 class RunLifecycle:
+    """The run's seed, folder, status and checkpoints; `open` it, then restore, prepare, begin and save."""
+
     def __init__(self, *, options: RunOptions, path: Path, seed: int) -> None:
         """A run in `path` with its resolved `seed`; with --resume or --inference its status is read."""
         self.options, self.path, self.seed = options, Path(path), seed
