@@ -93,22 +93,23 @@ def drive_trainer(trainer: Any, env_name: str, steps: int, seed: int = 0) -> lis
     """Run a trainer on a fresh built-in environment (with a fresh processor) for `steps` more trainer
     steps, as the run loop does; returns the finished episodes' returns."""
     from fledge.envs import registry
+    from fledge.rollout.collector import Collector
     from fledge.rollout.processor import AgentProcessor
+    from fledge.stats.timers import Timers
 
     env = registry.make(env_name, seed=seed)
     env.reset()
     (name,) = env.behavior_specs
+    collector = Collector(env, Timers())
     processor = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
+    collector.add(name, processor=processor, policy=trainer)
     target = trainer.step + steps
     returns: list[float] = []
     while trainer.step < target and trainer.should_train:
-        decision, terminal = env.get_steps(name)
-        out = processor.process(decision, terminal, trainer)
-        if out.actions is not None:
-            env.set_actions(name, trainer.env_actions(out.actions))
+        out = collector.collect(name)
         returns.extend(out.episode_returns.tolist())
         trainer.observe(out)
-        env.step()
+        collector.step()
     env.close()
     return returns
 

@@ -1,9 +1,9 @@
-"""The training loop of one run: environment -> processor -> trainer -> policy -> environment.
+"""The training loop of one run: environment -> collector (policy, processor) -> trainer -> environment.
 
-`TrainingSession` owns the trainers, processors, stats reporter, timers, training status and
-checkpoint manager of a run. It restores trainers (resume, initialize-from) before anything is
-written, checkpoints every `checkpoint_interval` steps, and ends with a final checkpoint on
-completion, Ctrl-C or SIGTERM (signals only ask the loop to stop at the next step boundary, so the
+`TrainingSession` owns the trainers, the collector, the stats reporter and the timers of a run; the run's
+lifecycle (run/lifecycle.py: seed, folder, status, checkpoints) restores its trainers before the loop and
+saves their checkpoints when it asks. The loop checkpoints every `checkpoint_interval` steps, and ends
+with a final checkpoint on completion, Ctrl-C or SIGTERM (signals only ask the loop to stop at the next step boundary, so the
 state saved is always consistent; a second Ctrl-C stops at once). When anything raises inside the loop
 (an environment, a trainer's update, a full disk), every behavior whose state is safe to keep gets a
 final checkpoint and the run ends with one clear FledgeError (`TrainingError` for a trainer's failure).
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,23 +27,20 @@ import numpy as np
 import torch
 
 from fledge import __version__
-from fledge.checkpoints import run_fit
-from fledge.checkpoints.manager import CheckpointManager
-from fledge.checkpoints.status import TrainingStatus
-from fledge.config.sections import DEFAULT_ENV
-from fledge.envs.api import BaseEnv, validate_steps
+from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import parse_behavior_id
-from fledge.errors import CheckpointError, EnvironmentFault, FledgeError, TrainingError
+from fledge.errors import EnvironmentFault, FledgeError, TrainingError
 from fledge.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.preflight import effective_settings
+from fledge.rollout.collector import Collector, TimedPolicy
 from fledge.rollout.processor import AgentProcessor
 from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
-from fledge.trainers.base import RUN_PREFIX, trainer_part
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
+    from fledge.run.lifecycle import RunLifecycle
     from fledge.trainers.base import Trainer
 
 log = logging.getLogger("fledge")
@@ -80,22 +76,6 @@ class RunResult:
     interrupted: bool = False
     timers: dict[str, Any] = field(default_factory=dict)
     stop_signal: int | None = None  # the signal that stopped the run (SIGINT or SIGTERM), None otherwise
-
-
-class TimedPolicy:
-    """The trainer's acting interface with its forward passes timed (the processor calls it)."""
-
-    def __init__(self, trainer: Trainer, timers: Timers) -> None:
-        self.trainer = trainer
-        self.timers = timers
-
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> Any:
-        with self.timers.block("policy_act"):
-            return self.trainer.act(obs, allowed)
-
-    def values(self, obs: np.ndarray) -> np.ndarray:
-        with self.timers.block("policy_act"):
-            return self.trainer.values(obs)
 
 
 class StopRequest:
@@ -139,40 +119,30 @@ class TrainingSession:
         *,
         options: RunOptions,
         env: BaseEnv,
-        path: Path,
-        seed: int,
+        lifecycle: RunLifecycle,
         start: float,
         make_trainer: Any,
         display: DisplayMode = "auto",
     ) -> None:
-        torch.manual_seed(seed)
-        random.seed(seed)
-        self.options, self.env, self.path, self.seed, self.start = options, env, path, seed, start
+        lifecycle.seed_generators()  # before the first trainer is built
+        self.options, self.env, self.life, self.start = options, env, lifecycle, start
+        self.path, self.seed = lifecycle.path, lifecycle.seed
         self.make_trainer = make_trainer
-        self.inference = bool(options.checkpoint_settings.inference)
+        self.inference = lifecycle.inference
         self.stats = StatsReporter(
             [ConsoleWriter(start_time=start)]
             if self.inference
-            else [TensorboardWriter(path), CSVWriter(path), ConsoleWriter(start_time=start)]
+            else [TensorboardWriter(self.path), CSVWriter(self.path), ConsoleWriter(start_time=start)]
         )
         self.progress = ProgressDisplay(mode=display)
         self.timers = Timers()
         self.timers.metadata.update(
             fledge_version=__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
         )
-        status_path = path / "run_logs" / "training_status.json"
-        resuming = bool(options.checkpoint_settings.resume or self.inference)
-        self.status = TrainingStatus.load(status_path) if resuming else TrainingStatus(status_path)
-        self.status.seed = seed
-        self.checkpoints = CheckpointManager(
-            run_dir=path, status=self.status, opset=int(options.checkpoint_settings.onnx_opset)
-        )
+        self.collector = Collector(env, self.timers)  # one processor and one policy per behavior id
         self.trainers: dict[str, Trainer] = {}  # one per brain name (a behavior id without '?team=N')
         self.brain_of: dict[str, str] = {}  # behavior id -> brain name
-        self.policies: dict[str, TimedPolicy] = {}  # per behavior id
-        self.processors: dict[str, AgentProcessor] = {}  # per behavior id
         self.results: dict[str, BehaviorResult] = {}  # per brain name
-        self.next_checkpoint: dict[str, int] = {}  # per brain name
         self._group_reward_warned: set[str] = set()
         self.reporting = False  # hyperparameters of new behaviors are reported from train() on
 
@@ -182,7 +152,7 @@ class TrainingSession:
         agent processor per behavior id (teams of one brain act with and feed its trainer). Returns the new brains."""
         added = []
         for behavior_id, spec in self.env.behavior_specs.items():
-            if behavior_id in self.processors:
+            if behavior_id in self.collector.processors:
                 continue
             brain = parse_behavior_id(behavior_id).brain_name
             trainer = self.trainers.get(brain)
@@ -192,20 +162,20 @@ class TrainingSession:
                 )
                 self.trainers[brain] = trainer
                 self.results[brain] = BehaviorResult(name=brain, steps=0)
-                self._schedule_checkpoint(brain)
+                self.life.schedule_checkpoint(trainer)
                 added.append(brain)
                 if self.reporting:
                     self._report_hyperparameters(brain)
             else:
                 self._join_team(behavior_id, brain, spec, trainer)
             self.brain_of[behavior_id] = brain
-            self.policies[behavior_id] = TimedPolicy(trainer, self.timers)
-            self.processors[behavior_id] = AgentProcessor(
+            processor = AgentProcessor(
                 spec=spec,
                 time_horizon=self.options.behavior_settings(brain).time_horizon,
                 n_values=len(trainer.signal_names),
                 on_group_reward=partial(self._warn_group_reward, brain),
             )
+            self.collector.add(behavior_id, processor=processor, policy=TimedPolicy(trainer, self.timers))
             log.info("Connected new behavior: %s (%s)", behavior_id, spec.action_spec)
         return added
 
@@ -249,120 +219,23 @@ class TrainingSession:
         settings = effective_settings(self.options.behavior_settings(name))
         self.stats.add_property(name, HYPERPARAMETERS, settings)
 
-    def _schedule_checkpoint(self, name: str) -> None:
-        interval = max(1, int(self.options.behavior_settings(name).checkpoint_interval))
-        self.next_checkpoint[name] = (self.trainers[name].step // interval + 1) * interval
-
-    def restore(self) -> None:
-        """--resume: every behavior continues from its newest (or the named) checkpoint."""
-        resume_from = self.options.checkpoint_settings.resume_from
-        if resume_from and not any(resume_from.startswith(f"{b}-") for b in self.trainers):
-            raise CheckpointError(
-                f"--resume-from {resume_from}: no behavior of this run is called that way "
-                f"(behaviors: {', '.join(self.trainers)}); use <behavior>-<step>."
-            )
-        flag = "--inference" if self.inference else "--resume"
-        env_name = str(self.options.env_settings.env_path or DEFAULT_ENV)
-        for name, trainer in self.trainers.items():
-            chosen = resume_from if resume_from and resume_from.startswith(f"{name}-") else None
-            path = self.checkpoints.resume_path(name, chosen)
-            if path is None:
-                raise CheckpointError(
-                    run_fit.missing_checkpoint_message(
-                        checkpoints=self.checkpoints,
-                        behavior=name,
-                        specs=self.env.behavior_specs,
-                        flag=flag,
-                        env_name=env_name,
-                    )
-                )
-            state, run_meta = self.checkpoints.load(path)
-            try:
-                trainer.set_state(trainer_part(state))
-            except CheckpointError as exc:
-                advice = run_fit.how_to_go_on(self.path, flag, env_name)
-                raise CheckpointError(f"{path}: {exc}\n{advice}") from None
-            self._restore_random_state(state.tensors, run_meta)
-            trainer.load_auxiliary(self.checkpoints.folder(name))
-            self._schedule_checkpoint(name)
-            if self.inference:
-                log.info("Running the policy of %s from step %d (%s) without training.", name, trainer.step, path)
-            else:
-                log.info("Resuming training of %s from step %d (%s).", name, trainer.step, path)
-
-    def initialize_from(self, source_dir: Path | None) -> None:
-        """--initialize-from / init_path: copy network weights (and normaliser) from another run; start at step 0."""
-        for name, trainer in self.trainers.items():
-            init_path = self.options.behavior_settings(name).init_path
-            if init_path:
-                path = Path(init_path)
-                if source_dir is not None and not path.is_absolute() and not path.exists():
-                    path = source_dir / name / init_path
-            elif source_dir is not None:
-                path = source_dir / name / "checkpoint.pt"
-            else:
-                continue
-            if not path.is_file():
-                raise CheckpointError(
-                    f"Could not initialize '{name}' from {path}: the file does not exist. "
-                    f"Check --initialize-from / init_path (run folder: {source_dir})."
-                )
-            state, _ = self.checkpoints.load(path)
-            try:
-                trainer.set_state(trainer_part(state), weights_only=True)
-            except CheckpointError as exc:
-                raise CheckpointError(f"{path}: {exc}") from None
-            log.info("Initializing %s from %s.", name, path)
-
-    def _restore_random_state(self, tensors: dict[str, torch.Tensor], run_meta: dict[str, Any]) -> None:
-        if f"{RUN_PREFIX}torch_rng" in tensors:
-            torch.set_rng_state(tensors[f"{RUN_PREFIX}torch_rng"].to(torch.uint8))
-        if "python_random" in run_meta:
-            version, internal, gauss = run_meta["python_random"]
-            random.setstate((version, tuple(internal), gauss))
-        env_state = run_meta.get("environment_random")
-        if env_state is not None and hasattr(self.env, "set_random_state"):
-            self.env.set_random_state(env_state)
-
-    def _run_meta(self) -> dict[str, Any]:
-        env_state = self.env.random_state() if hasattr(self.env, "random_state") else None
-        return {
-            "fledge_version": __version__,
-            "torch_version": torch.__version__,
-            "run_id": self.options.checkpoint_settings.run_id,
-            "seed": self.seed,
-            "python_random": list(random.getstate()),
-            "environment_random": env_state,
-        }
-
     def save_checkpoint(self, trainer: Trainer, *, final: bool = False) -> None:
         with self.timers.block("save_checkpoint"):
-            self.checkpoints.save(
-                trainer,
-                keep_checkpoints=int(self.options.behavior_settings(trainer.name).keep_checkpoints),
-                run_meta=self._run_meta(),
-                extra_tensors={f"{RUN_PREFIX}torch_rng": torch.get_rng_state()},
-                final=final,
-            )
+            self.life.save_checkpoint(trainer, self.env, final=final)
 
     # -- the loop ---------------------------------------------------------------------------------
     def train(self) -> RunResult:
-        env, timers, trainers = self.env, self.timers, self.trainers
-        policies, processors, results, brain_of = self.policies, self.processors, self.results, self.brain_of
-        env_block, process_block, observe_block = (
-            timers.block("env_step"),
-            timers.block("process_steps"),
-            timers.block("trainer_observe"),
-        )
+        env, timers, trainers, life = self.env, self.timers, self.trainers, self.life
+        collector, results, brain_of = self.collector, self.results, self.brain_of
+        observe_block = timers.block("trainer_observe")
         stop = StopRequest()
         limits = {name: trainer_max(self.options, name) for name in trainers}  # max_steps per behavior
         ran = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
         interrupted = False
         if not self.inference:
+            life.begin(list(trainers))
             for name in trainers:
-                self.checkpoints.clean_orphans(name)
                 self._report_hyperparameters(name)
-            self.status.write()
             self.reporting = True
         for name, trainer in trainers.items():
             self.progress.add(
@@ -372,12 +245,10 @@ class TrainingSession:
             )
         progress = self.progress
         consistent = True
-        # environments that restart failed worker copies name the agents lost with them
-        take_dropped: Callable[[], dict[str, np.ndarray]] | None = getattr(env, "take_dropped_agents", None)
         try:
             with stop.installed():
                 while not stop.requested:
-                    if len(env.behavior_specs) != len(processors):
+                    if len(env.behavior_specs) != len(collector.processors):
                         for name in self.add_new_behaviors():
                             limits[name], ran[name] = trainer_max(self.options, name), 0
                             progress.add(
@@ -390,16 +261,11 @@ class TrainingSession:
                         break
                     for behavior_id, name in brain_of.items():  # name: the brain, whose trainer acts and learns
                         trainer = trainers[name]
-                        with process_block:
-                            decision, terminal = env.get_steps(behavior_id)
-                            validate_steps(behavior_id, env.behavior_specs[behavior_id], decision, terminal)
-                            outcome = processors[behavior_id].process(decision, terminal, policies[behavior_id])
-                            if outcome.actions is not None:
-                                env.set_actions(behavior_id, trainer.env_actions(outcome.actions))
-                            if len(outcome.episode_returns):
-                                results[name].add_returns(outcome.episode_returns)
+                        outcome = collector.collect(behavior_id)
+                        if len(outcome.episode_returns):
+                            results[name].add_returns(outcome.episode_returns)
                         if self.inference:
-                            ran[name] += len(decision)
+                            ran[name] += outcome.decisions
                             progress.update(name, ran[name], outcome.episode_returns)
                             continue
                         consistent = False
@@ -407,18 +273,12 @@ class TrainingSession:
                             trainer.observe(outcome)
                         consistent = True
                         progress.update(name, trainer.step, outcome.episode_returns)
-                        if trainer.step >= self.next_checkpoint[name] and trainer.should_train:
+                        if life.checkpoint_due(trainer):
                             self.save_checkpoint(trainer)
-                            self._schedule_checkpoint(name)
-                    with env_block:
-                        env.step()
-                    custom = env.get_stats()
+                            life.schedule_checkpoint(trainer)
+                    custom = collector.step()
                     if custom:
                         self._record_environment_stats(custom)
-                    if take_dropped is not None:
-                        for name, ids in take_dropped().items():
-                            if name in processors:
-                                processors[name].forget(ids)
         except KeyboardInterrupt:
             interrupted = True
             stop.signum = signal.SIGINT

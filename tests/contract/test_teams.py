@@ -22,6 +22,7 @@ from fledge.envs import registry
 from fledge.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from fledge.envs.behavior_id import BehaviorIdentifiers, behavior_ids_by_brain, parse_behavior_id
 from fledge.errors import EnvironmentFault
+from fledge.run.lifecycle import RunLifecycle
 from fledge.session import TrainingSession
 
 TEAMS = ("Striker?team=0", "Striker?team=1")
@@ -104,11 +105,11 @@ def test_behavior_ids_parse_into_brain_and_team() -> None:
 def test_one_trainer_per_brain_and_one_processor_per_team(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     env = TwoTeams()
     env.reset()
+    opts = options(tmp_path, steps=100)
     session = TrainingSession(
-        options=options(tmp_path, steps=100),
+        options=opts,
         env=env,
-        path=tmp_path / "teams",
-        seed=4,
+        lifecycle=RunLifecycle(options=opts, path=tmp_path / "teams", seed=4),
         start=time.time(),
         make_trainer=api.make_trainer,
         display="none",
@@ -117,8 +118,9 @@ def test_one_trainer_per_brain_and_one_processor_per_team(tmp_path: Path, caplog
         assert session.add_new_behaviors() == ["Striker"]
         assert session.add_new_behaviors() == []  # known behavior ids are not connected twice
     assert list(session.trainers) == ["Striker"] and session.trainers["Striker"].name == "Striker"
-    assert list(session.processors) == list(TEAMS) and session.processors[TEAMS[0]] is not session.processors[TEAMS[1]]
-    assert session.policies[TEAMS[0]].trainer is session.policies[TEAMS[1]].trainer is session.trainers["Striker"]
+    processors, policies = session.collector.processors, session.collector.policies
+    assert list(processors) == list(TEAMS) and processors[TEAMS[0]] is not processors[TEAMS[1]]
+    assert policies[TEAMS[0]].policy is policies[TEAMS[1]].policy is session.trainers["Striker"]  # type: ignore[attr-defined]
     assert session.brain_of == {TEAMS[0]: "Striker", TEAMS[1]: "Striker"}
     assert all(f"Connected new behavior: {team}" in caplog.text for team in TEAMS)
     found = warnings_matching(caplog, "several teams")

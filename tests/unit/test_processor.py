@@ -6,6 +6,7 @@ import numpy as np
 
 from fledge.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from fledge.networks.numpy_actor import ActOutput
+from fledge.rollout.collector import collect_step
 from fledge.rollout.processor import AgentProcessor
 
 SPEC = BehaviorSpec([ObservationSpec.vector(1)], ActionSpec(1, ()))
@@ -56,9 +57,9 @@ def test_time_horizon_cut_bootstraps_with_next_value() -> None:
     p = AgentProcessor(spec=SPEC, time_horizon=2, n_values=1)
     pol = FakePolicy()
     empty = TerminalSteps.empty(SPEC)
-    assert not p.process(dec([7], [1.0], [0.0]), empty, pol).trajectories
-    assert not p.process(dec([7], [2.0], [0.5]), empty, pol).trajectories
-    out = p.process(dec([7], [3.0], [0.25]), empty, pol)
+    assert not collect_step(p, dec([7], [1.0], [0.0]), empty, pol).trajectories
+    assert not collect_step(p, dec([7], [2.0], [0.5]), empty, pol).trajectories
+    out = collect_step(p, dec([7], [3.0], [0.25]), empty, pol)
     (traj,) = out.trajectories
     assert traj.agent_id == 7
     np.testing.assert_allclose(traj.obs[:, 0], [1.0, 2.0])
@@ -72,9 +73,11 @@ def test_terminal_and_interrupted_agents() -> None:
     p = AgentProcessor(spec=SPEC, time_horizon=10, n_values=1)
     pol = FakePolicy()
     empty = TerminalSteps.empty(SPEC)
-    p.process(dec([1, 2], [1.0, 2.0], [0.0, 0.0]), empty, pol)
+    collect_step(p, dec([1, 2], [1.0, 2.0], [0.0, 0.0]), empty, pol)
     # agent 1 ends for real, agent 2 is interrupted; both restart at once (in both steps)
-    out = p.process(dec([1, 2], [5.0, 6.0], [0.0, 0.0]), term([1, 2], [3.0, 4.0], [-1.0, 0.5], [False, True]), pol)
+    out = collect_step(
+        p, dec([1, 2], [5.0, 6.0], [0.0, 0.0]), term([1, 2], [3.0, 4.0], [-1.0, 0.5], [False, True]), pol
+    )
     by_id = {t.agent_id: t for t in out.trajectories}
     assert by_id[1].terminal and by_id[1].ends_episode
     np.testing.assert_allclose(by_id[1].bootstrap, [0.0])
@@ -84,9 +87,9 @@ def test_terminal_and_interrupted_agents() -> None:
     np.testing.assert_allclose(sorted(out.episode_returns), [-1.0, 0.5])
     np.testing.assert_allclose(out.episode_lengths, [1, 1])
     # the new episode starts cleanly: the next trajectory holds only new-episode data
-    out = p.process(dec([1, 2], [7.0, 8.0], [0.1, 0.2]), term([], [], [], []), pol)
+    out = collect_step(p, dec([1, 2], [7.0, 8.0], [0.1, 0.2]), term([], [], [], []), pol)
     assert not out.trajectories
-    out = p.process(dec([1], [9.0], [0.0]), term([2], [1.0], [1.0], [False]), pol)
+    out = collect_step(p, dec([1], [9.0], [0.0]), term([2], [1.0], [1.0], [False]), pol)
     (t2,) = out.trajectories
     np.testing.assert_allclose(t2.obs[:, 0], [6.0, 8.0])
     np.testing.assert_allclose(t2.rewards, [0.2, 1.0])
@@ -98,15 +101,15 @@ def test_agents_appear_and_disappear_with_shuffled_order() -> None:
     p = AgentProcessor(spec=SPEC, time_horizon=3, n_values=1, initial_slots=1)
     pol = FakePolicy()
     empty = TerminalSteps.empty(SPEC)
-    p.process(dec([10, 20], [1.0, 2.0], [0, 0]), empty, pol)
-    p.process(dec([20, 10, 30], [2.5, 1.5, 3.0], [0.2, 0.1, 0]), empty, pol)
-    out = p.process(dec([30], [3.5], [0.3]), term([10, 20], [0.0, 0.0], [1.0, 2.0], [False, False]), pol)
+    collect_step(p, dec([10, 20], [1.0, 2.0], [0, 0]), empty, pol)
+    collect_step(p, dec([20, 10, 30], [2.5, 1.5, 3.0], [0.2, 0.1, 0]), empty, pol)
+    out = collect_step(p, dec([30], [3.5], [0.3]), term([10, 20], [0.0, 0.0], [1.0, 2.0], [False, False]), pol)
     by_id = {t.agent_id: t for t in out.trajectories}
     np.testing.assert_allclose(by_id[10].obs[:, 0], [1.0, 1.5])
     np.testing.assert_allclose(by_id[10].rewards, [0.1, 1.0])
     np.testing.assert_allclose(by_id[20].rewards, [0.2, 2.0])
     # agents that left free their slots for newcomers
-    p.process(dec([30, 40, 50], [4.0, 4.0, 5.0], [0, 0, 0]), empty, pol)
+    collect_step(p, dec([30, 40, 50], [4.0, 4.0, 5.0], [0, 0, 0]), empty, pol)
     assert len(p._slot_of) == 3
 
 
@@ -114,11 +117,11 @@ def test_next_observation_of_each_trajectory() -> None:
     p = AgentProcessor(spec=SPEC, time_horizon=2, n_values=1)
     pol = FakePolicy()
     empty = TerminalSteps.empty(SPEC)
-    p.process(dec([1, 2], [1.0, 2.0], [0, 0]), empty, pol)
-    out = p.process(dec([1, 2], [5.0, 6.0], [0, 0]), term([1], [3.0], [1.0], [True]), pol)
+    collect_step(p, dec([1, 2], [1.0, 2.0], [0, 0]), empty, pol)
+    out = collect_step(p, dec([1, 2], [5.0, 6.0], [0, 0]), term([1], [3.0], [1.0], [True]), pol)
     (t1,) = out.trajectories
     np.testing.assert_allclose(t1.next_obs, [3.0])  # the terminal observation
-    p.process(dec([1, 2], [7.0, 8.0], [0, 0]), empty, pol)
-    out = p.process(dec([1, 2], [9.0, 10.0], [0, 0]), empty, pol)
+    collect_step(p, dec([1, 2], [7.0, 8.0], [0, 0]), empty, pol)
+    out = collect_step(p, dec([1, 2], [9.0, 10.0], [0, 0]), empty, pol)
     by_id = {t.agent_id: t for t in out.trajectories}
     np.testing.assert_allclose(by_id[1].next_obs, [9.0])  # the next decision's observation

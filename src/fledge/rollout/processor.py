@@ -1,12 +1,14 @@
-"""Turns an environment's DecisionSteps/TerminalSteps into finished trajectories, vectorised over agents.
+"""Builds finished trajectories from one step of a behavior's agents, vectorised over agents.
 
-Each agent id owns a slot in preallocated arrays of `time_horizon` rows. Every step:
-1. terminal agents: the reward completes their pending experience; their trajectory is emitted with a
-   bootstrap value of 0 (true end) or V(terminal observation) (interrupted), and the slot is reset;
+The collector (rollout/collector.py) asks the policy and hands the processor plain arrays: the
+DecisionSteps/TerminalSteps, the flat decision observations with the policy's decisions for them, and
+the bootstrap value of each terminal agent. Each agent id owns a slot in preallocated arrays of
+`time_horizon` rows. Every step:
+1. terminal agents: the reward completes their pending experience; their trajectory is emitted with its
+   bootstrap value (0 at a true end, V(terminal observation) when interrupted), and the slot is reset;
 2. deciding agents: the reward completes their pending experience;
-3. one batched policy call decides for all deciding agents;
-4. agents whose trajectory reached `time_horizon` emit it, bootstrapped with the value just computed;
-5. the new decision becomes each agent's pending experience.
+3. agents whose trajectory reached `time_horizon` emit it, bootstrapped with the value of the new decision;
+4. the new decision becomes each agent's pending experience.
 No Python loop over agents runs except when trajectories are emitted (one per trajectory).
 Group rewards are added to each agent's own reward (as ML-Agents' extrinsic signal does); the first
 non-zero one is reported once through `on_group_reward`.
@@ -16,18 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from fledge.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
 from fledge.networks.numpy_actor import ActOutput
-
-
-class ActingPolicy(Protocol):
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput: ...
-
-    def values(self, obs: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -57,6 +52,11 @@ class StepOutcome:
     trajectories: list[Trajectory]
     episode_returns: np.ndarray  # sum of individual rewards of each episode that finished this step
     episode_lengths: np.ndarray  # number of decisions in each of those episodes
+
+    @property
+    def decisions(self) -> int:
+        """How many agents decided in this step."""
+        return 0 if self.actions is None else len(self.actions.log_prob)
 
 
 def flat_observations(obs: list[np.ndarray]) -> np.ndarray:
@@ -175,6 +175,10 @@ class AgentProcessor:
             ends_episode=ends,
         )
 
+    def has_pending(self, terminal_ids: np.ndarray) -> np.ndarray:
+        """Whether each agent of a TerminalSteps has a pending experience (only those emit a trajectory)."""
+        return self.pending[self._slots(terminal_ids, "terminal")]
+
     def forget(self, agent_ids: np.ndarray) -> None:
         """Drop these agents' partial trajectories and episodes without emitting anything (their worker restarted)."""
         for a in np.asarray(agent_ids).tolist():
@@ -199,58 +203,85 @@ class AgentProcessor:
         self.ep_length[:] = 0
 
     # -- the step ---------------------------------------------------------------------------------
-    def process(self, decision: DecisionSteps, terminal: TerminalSteps, policy: ActingPolicy) -> StepOutcome:
+    def process(
+        self,
+        decision: DecisionSteps,
+        terminal: TerminalSteps,
+        *,
+        obs: np.ndarray | None,
+        allowed: np.ndarray | None,
+        out: ActOutput | None,
+        terminal_obs: np.ndarray | None,
+        bootstrap: np.ndarray | None,
+    ) -> StepOutcome:
+        """One step of the behavior's agents. `obs` (n, obs_size), `allowed` and `out`: the decision rows' flat
+        observations, allowed actions (True = allowed) and the policy's decisions (None when no agent decides);
+        `terminal_obs` and `bootstrap` (n_terminal, n_values): the terminal rows' flat observations and the value
+        after their last step (None when no agent ended)."""
         if self._on_group_reward is not None and (decision.group_reward.any() or terminal.group_reward.any()):
             self._on_group_reward()
             self._on_group_reward = None
         trajectories: list[Trajectory] = []
         ep_returns = np.zeros(0)
         ep_lengths = np.zeros(0, dtype=np.int64)
-
         if len(terminal.agent_id):
-            t_slots_all = self._slots(terminal.agent_id, "terminal")
-            known = self.pending[t_slots_all]
-            rows = np.flatnonzero(known)
-            t_slots = t_slots_all[rows]
-            if len(t_slots):
-                last = self.length[t_slots] - 1
-                self.rew[t_slots, last] = terminal.reward[rows] + terminal.group_reward[rows]
-                self.ep_return[t_slots] += terminal.reward[rows]
-                interrupted = terminal.interrupted[rows]
-                terminal_obs = flat_observations(terminal.obs)
-                boot = np.zeros((len(t_slots), self.n_values), dtype=np.float32)
-                if interrupted.any():
-                    boot[interrupted] = policy.values(terminal_obs[rows[interrupted]])
-                for k, (slot, row) in enumerate(zip(t_slots.tolist(), rows.tolist())):
-                    trajectories.append(
-                        self._emit(
-                            slot,
-                            int(terminal.agent_id[row]),
-                            boot[k],
-                            terminal_obs[row],
-                            terminal=not bool(interrupted[k]),
-                            ends=True,
-                        )
-                    )
-                ep_returns = self.ep_return[t_slots].copy()
-                ep_lengths = self.ep_length[t_slots].copy()
-                self.length[t_slots] = 0
-                self.pending[t_slots] = False
-                self.ep_return[t_slots] = 0.0
-                self.ep_length[t_slots] = 0
-            # release the slots of agents that ended and do not continue in this step
-            gone = set(terminal.agent_id.tolist()) - set(decision.agent_id.tolist())
-            for a in gone:
-                s = self._slot_of.pop(a)
-                self._free.append(s)
-                self.length[s] = 0
-                self.pending[s] = False
-                self._map_version += 1
-
-        if len(decision.agent_id) == 0:
+            assert terminal_obs is not None and bootstrap is not None
+            ep_returns, ep_lengths = self._end_episodes(terminal, terminal_obs, bootstrap, trajectories)
+            self._release_gone(terminal.agent_id, decision.agent_id)
+        if out is None or len(decision.agent_id) == 0:
             return StepOutcome(None, trajectories, ep_returns, ep_lengths)
-
+        assert obs is not None
         d_slots = self._slots(decision.agent_id, "decision")
+        p_slots, p_rows = self._reward_pending(decision, d_slots)
+        if len(p_slots):
+            self._cut_full(decision.agent_id, d_slots, p_slots, p_rows, obs, out.values, trajectories)
+        self._record_decisions(d_slots, obs, allowed, out)
+        return StepOutcome(out, trajectories, ep_returns, ep_lengths)
+
+    def _end_episodes(
+        self, terminal: TerminalSteps, terminal_obs: np.ndarray, bootstrap: np.ndarray, trajectories: list[Trajectory]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Emit the trajectory of each terminal agent with a pending experience; its episode's return and length."""
+        t_slots_all = self._slots(terminal.agent_id, "terminal")
+        rows = np.flatnonzero(self.pending[t_slots_all])
+        t_slots = t_slots_all[rows]
+        if not len(t_slots):
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        last = self.length[t_slots] - 1
+        self.rew[t_slots, last] = terminal.reward[rows] + terminal.group_reward[rows]
+        self.ep_return[t_slots] += terminal.reward[rows]
+        interrupted = terminal.interrupted[rows]
+        boot = bootstrap[rows]
+        for k, (slot, row) in enumerate(zip(t_slots.tolist(), rows.tolist())):
+            trajectories.append(
+                self._emit(
+                    slot,
+                    int(terminal.agent_id[row]),
+                    boot[k],
+                    terminal_obs[row],
+                    terminal=not bool(interrupted[k]),
+                    ends=True,
+                )
+            )
+        ep_returns = self.ep_return[t_slots].copy()
+        ep_lengths = self.ep_length[t_slots].copy()
+        self.length[t_slots] = 0
+        self.pending[t_slots] = False
+        self.ep_return[t_slots] = 0.0
+        self.ep_length[t_slots] = 0
+        return ep_returns, ep_lengths
+
+    def _release_gone(self, ended: np.ndarray, deciding: np.ndarray) -> None:
+        """Release the slots of agents that ended and do not continue in this step."""
+        for a in set(ended.tolist()) - set(deciding.tolist()):
+            s = self._slot_of.pop(a)
+            self._free.append(s)
+            self.length[s] = 0
+            self.pending[s] = False
+            self._map_version += 1
+
+    def _reward_pending(self, decision: DecisionSteps, d_slots: np.ndarray) -> tuple[np.ndarray, slice | np.ndarray]:
+        """The reward completes the pending experience of each deciding agent; returns their slots and rows."""
         has = self.pending[d_slots]
         p_rows: slice | np.ndarray
         if has.all():
@@ -261,23 +292,33 @@ class AgentProcessor:
         if len(p_slots):
             self.rew[p_slots, self.length[p_slots] - 1] = decision.reward[p_rows] + decision.group_reward[p_rows]
             self.ep_return[p_slots] += decision.reward[p_rows]
+        return p_slots, p_rows
 
-        obs = flat_observations(decision.obs)
-        allowed = allowed_actions(decision.action_mask)
-        out = policy.act(obs, allowed)
+    def _cut_full(
+        self,
+        agent_ids: np.ndarray,
+        d_slots: np.ndarray,
+        p_slots: np.ndarray,
+        p_rows: slice | np.ndarray,
+        obs: np.ndarray,
+        values: np.ndarray,
+        trajectories: list[Trajectory],
+    ) -> None:
+        """Emit the trajectories that reached time_horizon, bootstrapped with the value of the new decision."""
+        full = self.length[p_slots] >= self.horizon
+        if not full.any():
+            return
+        rows_full = np.arange(len(d_slots))[p_rows][full]
+        for slot, row in zip(p_slots[full].tolist(), rows_full.tolist()):
+            trajectories.append(
+                self._emit(slot, int(agent_ids[row]), values[row], obs[row], terminal=False, ends=False)
+            )
+        self.length[p_slots[full]] = 0
 
-        if len(p_slots):
-            full = self.length[p_slots] >= self.horizon
-            if full.any():
-                rows_full = np.arange(len(d_slots))[p_rows][full]
-                for slot, row in zip(p_slots[full].tolist(), rows_full.tolist()):
-                    trajectories.append(
-                        self._emit(
-                            slot, int(decision.agent_id[row]), out.values[row], obs[row], terminal=False, ends=False
-                        )
-                    )
-                self.length[p_slots[full]] = 0
-
+    def _record_decisions(
+        self, d_slots: np.ndarray, obs: np.ndarray, allowed: np.ndarray | None, out: ActOutput
+    ) -> None:
+        """The new decision becomes each deciding agent's pending experience (its reward comes next step)."""
         pos = self.length[d_slots]
         self.obs[d_slots, pos] = obs
         if self.n_cont:
@@ -294,4 +335,3 @@ class AgentProcessor:
         self.length[d_slots] = pos + 1
         self.pending[d_slots] = True
         self.ep_length[d_slots] += 1
-        return StepOutcome(out, trajectories, ep_returns, ep_lengths)
