@@ -103,9 +103,9 @@ def drive_trainer(trainer: Any, env_name: str, steps: int, seed: int = 0) -> lis
     returns: list[float] = []
     while trainer.step < target and trainer.should_train:
         decision, terminal = env.get_steps(name)
-        out = processor.process(decision, terminal, trainer)
+        out = processor.process(decision, terminal, trainer.policy)
         if out.actions is not None:
-            env.set_actions(name, trainer.env_actions(out.actions))
+            env.set_actions(name, trainer.policy.env_actions(out.actions))
         returns.extend(out.episode_returns.tolist())
         trainer.observe(out)
         env.step()

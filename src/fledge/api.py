@@ -27,8 +27,8 @@ from fledge.envs.behavior_id import spec_for_brain
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError, RunFolderError
 from fledge.files import atomic_write_text, write_error
-from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (callers read it here)
 from fledge.preflight import check_environment, check_run, trainer_class
+from fledge.trainers.registry import TRAINER_CLASSES as TRAINER_CLASSES  # (callers read it here)
 
 if TYPE_CHECKING:
     import torch

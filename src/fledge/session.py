@@ -91,11 +91,11 @@ class TimedPolicy:
 
     def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> Any:
         with self.timers.block("policy_act"):
-            return self.trainer.act(obs, allowed)
+            return self.trainer.policy.act(obs, allowed)
 
     def values(self, obs: np.ndarray) -> np.ndarray:
         with self.timers.block("policy_act"):
-            return self.trainer.values(obs)
+            return self.trainer.policy.values(obs)
 
 
 class StopRequest:
@@ -395,7 +395,7 @@ class TrainingSession:
                             validate_steps(behavior_id, env.behavior_specs[behavior_id], decision, terminal)
                             outcome = processors[behavior_id].process(decision, terminal, policies[behavior_id])
                             if outcome.actions is not None:
-                                env.set_actions(behavior_id, trainer.env_actions(outcome.actions))
+                                env.set_actions(behavior_id, trainer.policy.env_actions(outcome.actions))
                             if len(outcome.episode_returns):
                                 results[name].add_returns(outcome.episode_returns)
                         if self.inference:
