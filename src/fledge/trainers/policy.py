@@ -10,8 +10,9 @@ frozen opponents of self-play) and loaded with the "policy." tensors of a checkp
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -107,3 +108,66 @@ class Policy(Protocol):
         Every name and shape is checked first; a mismatch raises CheckpointError and changes nothing.
         """
         ...
+
+
+class NumpyActing(Protocol):
+    """A numpy acting path (networks/numpy_actor.py and SAC's)."""
+
+    rng: np.random.Generator
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput: ...
+
+    def values(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def sync(self) -> None: ...
+
+
+P = TypeVar("P", bound="NumpyPolicy")
+
+
+class NumpyPolicy(ABC):
+    """What PPO's and SAC's policies share: settings, acting and values through a numpy path (`actor`),
+    and building from a behavior's TrainerSettings."""
+
+    actor: NumpyActing
+
+    def __init__(self, settings: PolicySettings) -> None:
+        self.settings = settings
+        self.spec = settings.spec
+        self.deterministic = settings.deterministic
+
+    @classmethod
+    def from_settings(
+        cls: type[P],
+        *,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: Any,
+        seed: int,
+        deterministic: bool = False,
+        device: torch.device | str | None = None,
+    ) -> P:
+        """A policy alone, from a behavior's TrainerSettings, sampling with a generator seeded by `seed`."""
+        policy_settings = PolicySettings.read(behavior_name, spec, settings, deterministic=deterministic)
+        return cls.build(policy_settings, settings.hyperparameters, seed=seed, device=device)
+
+    @classmethod
+    @abstractmethod
+    def build(
+        cls: type[P], settings: PolicySettings, hyperparameters: Any, *, seed: int, device: torch.device | str | None
+    ) -> P:
+        """The policy of these settings (and of the hyperparameters that shape its networks)."""
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.actor.rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self.actor.rng = value
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
+        return self.actor.act(obs, allowed, deterministic=self.deterministic)
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        return self.actor.values(obs)

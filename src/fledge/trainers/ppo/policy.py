@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.envs.api import ActionTuple
 from fledge.errors import CheckpointError
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
@@ -19,12 +19,12 @@ from fledge.networks.device import as_device
 from fledge.networks.normalizer import RunningNormalizer
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
 from fledge.trainers import state as S
-from fledge.trainers.policy import PolicySettings
+from fledge.trainers.policy import NumpyPolicy, PolicySettings
 
 PREFIX = "policy."
 
 
-class PPOPolicy:
+class PPOPolicy(NumpyPolicy):
     def __init__(
         self,
         settings: PolicySettings,
@@ -33,9 +33,7 @@ class PPOPolicy:
         rng: np.random.Generator,
         device: torch.device | str | None = None,
     ) -> None:
-        self.settings = settings
-        self.spec = settings.spec
-        self.deterministic = settings.deterministic
+        super().__init__(settings)
         self.model = ActorCritic(
             obs_size=settings.obs_size,
             action_spec=settings.spec.action_spec,
@@ -48,41 +46,15 @@ class PPOPolicy:
         self.actor = NumpyActor(self.model, rng=rng)
 
     @classmethod
-    def from_settings(
-        cls,
-        *,
-        behavior_name: str,
-        spec: BehaviorSpec,
-        settings: Any,
-        seed: int,
-        deterministic: bool = False,
-        device: torch.device | str | None = None,
+    def build(
+        cls, settings: PolicySettings, hyperparameters: Any, *, seed: int, device: torch.device | str | None
     ) -> PPOPolicy:
-        """A policy alone, from a behavior's TrainerSettings, sampling with a generator seeded by `seed`."""
-        return cls(
-            PolicySettings.read(behavior_name, spec, settings, deterministic=deterministic),
-            shared_critic=bool(getattr(settings.hyperparameters, "shared_critic", False)),
-            rng=np.random.default_rng(seed),
-            device=device,
-        )
-
-    @property
-    def rng(self) -> np.random.Generator:
-        return self.actor.rng
-
-    @rng.setter
-    def rng(self, value: np.random.Generator) -> None:
-        self.actor.rng = value
+        shared_critic = bool(getattr(hyperparameters, "shared_critic", False))
+        return cls(settings, shared_critic=shared_critic, rng=np.random.default_rng(seed), device=device)
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.model.normalizer
-
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        return self.actor.act(obs, allowed, deterministic=self.deterministic)
-
-    def values(self, obs: np.ndarray) -> np.ndarray:
-        return self.actor.values(obs)
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.envs.api import ActionTuple
 from fledge.errors import CheckpointError
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.device import as_device, is_cpu, to_cpu
 from fledge.networks.normalizer import RunningNormalizer
 from fledge.networks.numpy_actor import ActOutput
 from fledge.trainers import state as S
-from fledge.trainers.policy import PolicySettings
+from fledge.trainers.policy import NumpyPolicy, PolicySettings
 from fledge.trainers.sac.networks import NumpySACActor, SACNetworks, SACShape, actor_graph
 
 POLICY_PARTS = ("policy", "value")  # the checkpoint parts a policy alone loads
@@ -72,7 +72,7 @@ def parts(tensors: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str,
     return {k: v for k, v in tensors.items() if k.split(".", 1)[0] in names}
 
 
-class SACPolicy:
+class SACPolicy(NumpyPolicy):
     def __init__(
         self,
         settings: PolicySettings,
@@ -82,9 +82,7 @@ class SACPolicy:
         device: torch.device | str | None = None,
     ) -> None:
         """`torch_seed` seeds the networks' initial weights (without touching torch's global generator)."""
-        self.settings = settings
-        self.spec = settings.spec
-        self.deterministic = settings.deterministic
+        super().__init__(settings)
         self.shape = sac_shape(settings)
         self.device = as_device(device)
         with torch.random.fork_rng(devices=[]):
@@ -93,41 +91,14 @@ class SACPolicy:
         self.actor = NumpySACActor(self.nets, rng=rng)
 
     @classmethod
-    def from_settings(
-        cls,
-        *,
-        behavior_name: str,
-        spec: BehaviorSpec,
-        settings: Any,
-        seed: int,
-        deterministic: bool = False,
-        device: torch.device | str | None = None,
+    def build(
+        cls, settings: PolicySettings, hyperparameters: Any, *, seed: int, device: torch.device | str | None
     ) -> SACPolicy:
-        """A policy alone, from a behavior's TrainerSettings, sampling with a generator seeded by `seed`."""
-        return cls(
-            PolicySettings.read(behavior_name, spec, settings, deterministic=deterministic),
-            torch_seed=seed,
-            rng=np.random.default_rng(seed),
-            device=device,
-        )
-
-    @property
-    def rng(self) -> np.random.Generator:
-        return self.actor.rng
-
-    @rng.setter
-    def rng(self, value: np.random.Generator) -> None:
-        self.actor.rng = value
+        return cls(settings, torch_seed=seed, rng=np.random.default_rng(seed), device=device)
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.nets.policy.normalizer
-
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        return self.actor.act(obs, allowed, deterministic=self.deterministic)
-
-    def values(self, obs: np.ndarray) -> np.ndarray:
-        return self.actor.values(obs)
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:
