@@ -102,7 +102,7 @@ def drive_trainer(trainer: Any, env_name: str, steps: int, seed: int = 0) -> lis
     (name,) = env.behavior_specs
     collector = Collector(env, Timers())
     processor = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
-    collector.add(name, processor=processor, policy=trainer)
+    collector.add(name, processor=processor, policy=trainer.policy)
     target = trainer.step + steps
     returns: list[float] = []
     while trainer.step < target and trainer.should_train:

@@ -22,12 +22,13 @@ from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import spec_for_brain
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError
-from fledge.preflight import TRAINER_CLASSES as TRAINER_CLASSES  # (callers read it here)
-from fledge.preflight import check_environment, trainer_class
+from fledge.preflight import check_environment
 from fledge.run.folder import check_run_folder as check_run_folder  # (callers read it here)
 from fledge.run.lifecycle import RunLifecycle
 from fledge.run.seeds import resolve_seed as resolve_seed  # (callers read it here)
 from fledge.run.seeds import stored_seed as stored_seed  # (callers read it here)
+from fledge.trainers.registry import TRAINER_CLASSES as TRAINER_CLASSES  # (callers read it here)
+from fledge.trainers.registry import trainer_class
 
 if TYPE_CHECKING:
     import torch

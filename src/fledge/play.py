@@ -4,7 +4,7 @@ The run's configuration.yaml names the environment (`env_settings.env_path`, nul
 built with rendering (`fledge.envs.render.make_for_rendering`) and seeded with `--seed` (default 0).
 Each behavior acts with its policy:
 
-* default: the torch checkpoint, rebuilt with its weights (`rebuild_trainer`): the newest
+* default: the torch checkpoint, rebuilt with its weights (`rebuild_policy`): the newest
   `<B>/<B>-<step>.pt` of each behavior, or the one named by `--checkpoint B-<step>`;
 * `--onnx`: the exported model run by onnxruntime: `<B>/<B>-<step>.onnx` with `--checkpoint`, else the
   final `<run>/<B>.onnx`, else the newest `<B>/<B>-<step>.onnx`.
@@ -244,30 +244,27 @@ def _check_fit(
 
 class _TorchPolicy:
     def __init__(self, run_dir: Path, behavior: str, path: Path, spec: BehaviorSpec, deterministic: bool, seed: int):
-        from fledge.checkpoints.export import rebuild_trainer
+        from fledge.checkpoints.export import rebuild_policy
 
         self.label = f"torch checkpoint {path.name}"
-        self.trainer = rebuild_trainer(run_dir, behavior, path)
-        tspec = self.trainer.spec
+        self.policy = rebuild_policy(run_dir, behavior, path, seed=seed)
+        pspec = self.policy.spec
         _check_fit(
             str(path),
             behavior,
             spec,
-            [tuple(o.shape) for o in tspec.observation_specs],
-            tspec.action_spec.continuous_size,
-            tuple(tspec.action_spec.discrete_branches),
+            [tuple(o.shape) for o in pspec.observation_specs],
+            pspec.action_spec.continuous_size,
+            tuple(pspec.action_spec.discrete_branches),
         )
         if deterministic:
-            self.trainer.deterministic = True
-        actor = getattr(self.trainer, "actor", None)
-        if actor is not None and isinstance(getattr(actor, "rng", None), np.random.Generator):
-            actor.rng = np.random.default_rng(seed)
+            self.policy.deterministic = True
 
     def decide(self, steps: DecisionSteps) -> ActionTuple:
         from fledge.rollout.processor import allowed_actions, flat_observations
 
-        out = self.trainer.act(flat_observations(steps.obs), allowed_actions(steps.action_mask))
-        return self.trainer.env_actions(out)
+        out = self.policy.act(flat_observations(steps.obs), allowed_actions(steps.action_mask))
+        return self.policy.env_actions(out)
 
 
 class _OnnxPolicy:

@@ -15,59 +15,23 @@ and adds the checks that need the spec (e.g. vector observations only).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Iterable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from fledge.envs.behavior_id import behavior_ids_by_brain
 from fledge.errors import ConfigError
+from fledge.trainers.registry import trainer_class
+from fledge.trainers.settings import refuse_memory, reward_signals
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions, TrainerSettings
-
-#: trainer_type -> (module, class) of the trainers this version has.
-TRAINER_CLASSES = {
-    "ppo": ("fledge.trainers.ppo.trainer", "PPOTrainer"),
-    "sac": ("fledge.trainers.sac.trainer", "SACTrainer"),
-}
 
 #: TrainerSettings sections of features not built yet.
 REFUSED_FEATURES = ("self_play", "behavioral_cloning")
 
 
-def _trainer_module(trainer_type: str) -> ModuleType | None:
-    entry = TRAINER_CLASSES.get(trainer_type)
-    if entry is None:
-        return None
-    try:
-        return importlib.import_module(entry[0])
-    except ModuleNotFoundError as exc:
-        if exc.name != entry[0]:
-            raise
-        return None
-
-
-def trainer_class(where: str, settings: TrainerSettings) -> type[Any]:
-    """The trainer class of `settings.trainer_type`; `where` names the settings in the error
-    (e.g. "behaviors.3DBall" or "default_settings")."""
-    trainer_type = str(settings.trainer_type.value)
-    module = _trainer_module(trainer_type)
-    if module is None:
-        available = ", ".join(k for k, (m, _) in TRAINER_CLASSES.items() if importlib.util.find_spec(m) is not None)
-        raise ConfigError(
-            f"{where}.trainer_type: '{trainer_type}' is not available in this version of fledge "
-            f"(available: {available})."
-        )
-    cls: type[Any] = getattr(module, TRAINER_CLASSES[trainer_type][1])
-    return cls
-
-
 def check_behavior(where: str, settings: TrainerSettings) -> None:
     """Refuse, before anything is built, what a trainer of these settings would not honour."""
-    from fledge.trainers.base import refuse_memory, reward_signals  # (imports torch: only when a run is checked)
-
     for key in REFUSED_FEATURES:
         if getattr(settings, key, None) is not None:
             raise ConfigError(f"{where}.{key}: not available in this version of fledge; remove it from the config.")

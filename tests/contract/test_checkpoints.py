@@ -113,7 +113,7 @@ def test_full_state_round_trip_continues_identically(tmp_path: Path) -> None:
     for key in sa.tensors:
         assert torch.equal(sa.tensors[key], sb.tensors[key]), key
     obs = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
-    np.testing.assert_array_equal(a.act(obs, None).continuous, b.act(obs, None).continuous)
+    np.testing.assert_array_equal(a.policy.act(obs, None).continuous, b.policy.act(obs, None).continuous)
     assert a.schedules() == b.schedules()
 
 

@@ -120,7 +120,7 @@ def test_one_trainer_per_brain_and_one_processor_per_team(tmp_path: Path, caplog
     assert list(session.trainers) == ["Striker"] and session.trainers["Striker"].name == "Striker"
     processors, policies = session.collector.processors, session.collector.policies
     assert list(processors) == list(TEAMS) and processors[TEAMS[0]] is not processors[TEAMS[1]]
-    assert policies[TEAMS[0]].policy is policies[TEAMS[1]].policy is session.trainers["Striker"]  # type: ignore[attr-defined]
+    assert policies[TEAMS[0]].policy is policies[TEAMS[1]].policy is session.trainers["Striker"].policy  # type: ignore[attr-defined]
     assert session.brain_of == {TEAMS[0]: "Striker", TEAMS[1]: "Striker"}
     assert all(f"Connected new behavior: {team}" in caplog.text for team in TEAMS)
     found = warnings_matching(caplog, "several teams")

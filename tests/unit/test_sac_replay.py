@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fledge.errors import CheckpointError
-from fledge.trainers.sac.replay import FORMAT_NAME, ReplayBuffer, ReplaySpec
+from fledge.trainers.replay_buffer import FORMAT_NAME, ReplayBuffer, ReplaySpec
 
 SPEC = ReplaySpec(obs_size=3, continuous_size=2, discrete_size=2, mask_size=5)
 

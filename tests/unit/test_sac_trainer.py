@@ -22,7 +22,8 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.reporter import StatSummary, StatsWriter
 from fledge.trainers.base import TrainerState
-from fledge.trainers.sac.trainer import REPLAY_BUFFER_FILE, SACTrainer
+from fledge.trainers.off_policy import REPLAY_BUFFER_FILE
+from fledge.trainers.sac.trainer import SACTrainer
 from fledge.trainers.sac.update import MultiAdamStepper
 
 HYBRID = BehaviorSpec([ObservationSpec.vector(3)], ActionSpec(2, (3, 2)))
@@ -69,15 +70,15 @@ def outcome(trajectories: list[Trajectory]) -> StepOutcome:
 def test_act_shapes_ranges_and_env_actions(spec: BehaviorSpec) -> None:
     trainer = make_trainer(spec)
     obs = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32) * 10
-    out = trainer.act(obs, None)
+    out = trainer.policy.act(obs, None)
     assert out.continuous.shape == (5, spec.action_spec.continuous_size) and out.continuous.dtype == np.float32
     assert np.all(np.abs(out.continuous) <= 1.0)
     assert out.discrete.shape == (5, len(spec.action_spec.discrete_branches)) and out.discrete.dtype == np.int32
     for b, n in enumerate(spec.action_spec.discrete_branches):
         assert out.discrete[:, b].max() < n
     assert np.isfinite(out.log_prob).all() and out.entropy.shape == (5,)
-    assert trainer.values(obs).shape == (5, 1)
-    sent = trainer.env_actions(out)
+    assert trainer.policy.values(obs).shape == (5, 1)
+    sent = trainer.policy.env_actions(out)
     np.testing.assert_array_equal(sent.continuous, out.continuous)  # tanh output unchanged
     np.testing.assert_array_equal(sent.discrete, out.discrete)
 
@@ -86,7 +87,7 @@ def test_deterministic_acting_is_tanh_of_the_mean_and_argmax() -> None:
     trainer = make_trainer(HYBRID, deterministic=True)
     trainer.nets.policy.normalizer.update(np.random.default_rng(1).standard_normal((50, 3)))  # type: ignore[union-attr]
     obs = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
-    out = trainer.act(obs, None)
+    out = trainer.policy.act(obs, None)
     with torch.no_grad():
         x = trainer.nets.normalize(torch.from_numpy(obs))
         mean, _, logits = trainer.nets.policy.heads(x)
@@ -94,14 +95,14 @@ def test_deterministic_acting_is_tanh_of_the_mean_and_argmax() -> None:
     assert logits is not None
     np.testing.assert_array_equal(out.discrete[:, 0], logits[:, :3].argmax(1).numpy())
     np.testing.assert_array_equal(out.discrete[:, 1], logits[:, 3:].argmax(1).numpy())
-    np.testing.assert_array_equal(trainer.act(obs, None).continuous, out.continuous)
+    np.testing.assert_array_equal(trainer.policy.act(obs, None).continuous, out.continuous)
 
 
 def test_numpy_acting_matches_the_torch_actor_and_squashed_log_prob() -> None:
     trainer = make_trainer(CONTINUOUS)
     obs = np.random.default_rng(3).standard_normal((6, 3)).astype(np.float32)
-    state = trainer.actor.rng.bit_generator.state
-    out = trainer.act(obs, None)
+    state = trainer.policy.rng.bit_generator.state
+    out = trainer.policy.act(obs, None)
     replay = np.random.default_rng()
     replay.bit_generator.state = state
     noise = replay.standard_normal((6, 2), dtype=np.float32)
@@ -123,7 +124,7 @@ def test_masked_actions_are_never_chosen() -> None:
     allowed = np.ones((2000, 5), np.bool_)
     allowed[:, 1] = False
     allowed[:, 3] = False
-    out = trainer.act(obs, allowed)
+    out = trainer.policy.act(obs, allowed)
     assert not np.any(out.discrete[:, 0] == 1) and not np.any(out.discrete[:, 1] == 0)
     assert set(out.discrete[:, 0].tolist()) == {0, 2}
 
@@ -301,7 +302,7 @@ def test_state_round_trip_gives_identical_actions_and_identical_next_update(tmp_
         assert not np.allclose(value, 0.3)  # they moved away from init_entcoef and came back exactly
     _assert_same_parameters(trained, fresh)
     obs = rng.standard_normal((7, 3)).astype(np.float32)
-    a, b = trained.act(obs, None), fresh.act(obs, None)
+    a, b = trained.policy.act(obs, None), fresh.policy.act(obs, None)
     np.testing.assert_array_equal(a.continuous, b.continuous)
     np.testing.assert_array_equal(a.discrete, b.discrete)
     nxt = trajectory(HYBRID, 30, rng, terminal=True, ends=True)
@@ -335,8 +336,8 @@ def test_weights_only_copies_the_whole_agent_but_not_optimisers_step_or_buffer(c
     np.testing.assert_array_equal(coefficient, trained.entropy_coefficients()["continuous"])
     assert not np.allclose(coefficient, 0.3)
     obs = np.ones((2, 3), np.float32)
-    np.testing.assert_allclose(fresh.actor.normalize(obs), trained.actor.normalize(obs))
-    np.testing.assert_allclose(fresh.values(obs), trained.values(obs))
+    np.testing.assert_allclose(fresh.policy.actor.normalize(obs), trained.policy.actor.normalize(obs))
+    np.testing.assert_allclose(fresh.policy.values(obs), trained.policy.values(obs))
     assert "twin Q, value and target value networks and the entropy coefficients" in caplog.text
 
 
@@ -407,7 +408,7 @@ def test_replay_buffer_is_saved_and_loaded_with_the_checkpoint(tmp_path: Path, c
 def test_actor_graph_describes_the_squashed_actor() -> None:
     trainer = make_trainer(HYBRID, deterministic=True)
     trainer.nets.policy.normalizer.update(np.random.default_rng(1).standard_normal((50, 3)))  # type: ignore[union-attr]
-    graph = trainer.actor_graph()
+    graph = trainer.policy.actor_graph()
     assert graph.continuous_transform == "tanh" and graph.log_std is None and graph.log_std_head is not None
     assert graph.discrete_branches == (3, 2) and graph.observation_shapes == ((3,),)
     obs = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
@@ -417,10 +418,10 @@ def test_actor_graph_describes_the_squashed_actor() -> None:
         x = z / (1 + np.exp(-z))
     assert graph.mu is not None and graph.logits is not None
     np.testing.assert_allclose(
-        np.tanh(x @ graph.mu[0] + graph.mu[1]), trainer.act(obs, None).continuous, rtol=1e-5, atol=1e-6
+        np.tanh(x @ graph.mu[0] + graph.mu[1]), trainer.policy.act(obs, None).continuous, rtol=1e-5, atol=1e-6
     )
     logits = x @ graph.logits[0] + graph.logits[1]
-    np.testing.assert_array_equal(logits[:, :3].argmax(1), trainer.act(obs, None).discrete[:, 0])
+    np.testing.assert_array_equal(logits[:, :3].argmax(1), trainer.policy.act(obs, None).discrete[:, 0])
 
 
 def test_unsupported_settings_are_refused() -> None:

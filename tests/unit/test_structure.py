@@ -17,7 +17,6 @@ MAX_LINES = 500
 OVER_THE_LIMIT = {
     "fledge.play",  # the play command: policy loading, the episode loop, recording
     "fledge.envs.gymnasium",  # the Gymnasium adapter: spaces, vectorised stepping, wrappers
-    "fledge.trainers.sac.trainer",  # the SAC loop with its replay and update bookkeeping
 }
 
 

@@ -1,7 +1,8 @@
 """`fledge export RUN`: write the ONNX model of any checkpoint again, without the environment.
 
-The policy is rebuilt from the run's configuration.yaml (network settings) and the checkpoint's
-fingerprint (observation shapes, action spec, trainer type), loaded with its weights, and exported.
+The policy alone (no trainer) is rebuilt from the run's configuration.yaml (network settings) and the
+checkpoint's fingerprint (observation shapes, action spec, trainer type), loaded with its policy
+tensors, and exported.
 The .pt is checked against the sha256 the run's training_status.json records for it; when the export
 replaces a unit's .onnx, the status records the new file's sha256.
 """
@@ -18,7 +19,8 @@ from fledge.checkpoints.status import TrainingStatus, recorded_sha256
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, RunFolderError
 from fledge.files import sha256_file
-from fledge.trainers.base import Trainer, trainer_part
+from fledge.trainers.base import trainer_part
+from fledge.trainers.policy import Policy
 
 log = logging.getLogger("fledge")
 
@@ -47,12 +49,11 @@ def find_checkpoint(run_dir: Path, checkpoint: str | None) -> list[tuple[str, Pa
     return found
 
 
-def rebuild_trainer(run_dir: Path, behavior: str, path: Path) -> Trainer:
-    """A trainer of the checkpoint's type and shapes, with the checkpoint's weights loaded."""
+def rebuild_policy(run_dir: Path, behavior: str, path: Path, *, seed: int = 0) -> Policy:
+    """The policy of the checkpoint's trainer type and shapes (no trainer), with the checkpoint's policy
+    tensors loaded; it samples with a generator seeded by `seed`."""
     from fledge.config import build_run_options
-    from fledge.preflight import TRAINER_CLASSES
-    from fledge.stats import StatsReporter
-    from fledge.stats.timers import Timers
+    from fledge.trainers.registry import policy_class_of
 
     state, _ = load_state(path, recorded_sha256(path))
     fp = state.meta.get("fingerprint")
@@ -71,15 +72,11 @@ def rebuild_trainer(run_dir: Path, behavior: str, path: Path) -> Trainer:
         ],
         ActionSpec(int(fp["action_spec"][0]), tuple(int(b) for b in fp["action_spec"][1])),
     )
-    module_name, class_name = TRAINER_CLASSES[fp["trainer_type"]]
-    import importlib
-
-    cls = getattr(importlib.import_module(module_name), class_name)
-    trainer: Trainer = cls(
-        behavior_name=behavior, spec=spec, settings=settings, stats=StatsReporter([]), seed=0, timers=Timers()
+    policy: Policy = policy_class_of(str(fp["trainer_type"]), where=str(path)).from_settings(
+        behavior_name=behavior, spec=spec, settings=settings, seed=seed
     )
-    trainer.set_state(trainer_part(state), weights_only=True)
-    return trainer
+    policy.load_policy_state(trainer_part(state).tensors)
+    return policy
 
 
 def export_checkpoints(
@@ -92,9 +89,9 @@ def export_checkpoints(
     if output is not None and len(pairs) > 1:
         raise RunFolderError("--output names one file; this run has several behaviors: add --checkpoint B-<step>.")
     for behavior, path in pairs:
-        trainer = rebuild_trainer(run_dir, behavior, path)
+        policy = rebuild_policy(run_dir, behavior, path)
         target = output if output is not None else path.with_suffix(".onnx")
-        export_onnx(trainer.actor_graph(), target, opset=opset)
+        export_onnx(policy.actor_graph(), target, opset=opset)
         log.info("Exported %s from %s (opset %d).", target, path, opset)
         written.append(target)
         record_new_checksum(run_dir, behavior, target)

@@ -111,7 +111,7 @@ class CheckpointManager:
         if extra_tensors:
             state = TrainerState(tensors={**state.tensors, **extra_tensors}, meta=state.meta)
         data = encode_state(state, run_meta)
-        export_onnx(trainer.actor_graph(), onnx_path, opset=self.opset)
+        export_onnx(trainer.policy.actor_graph(), onnx_path, opset=self.opset)
         log.info("Exported %s", onnx_path)
         onnx_sha = sha256_file(onnx_path)
         atomic_write_bytes(pt_path, data)

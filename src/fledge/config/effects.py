@@ -149,9 +149,9 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
 REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
     {
         "POCASettings": "trainer_type: poca is refused (api.make_trainer)",
-        "CuriositySettings": "the curiosity reward signal is refused (trainers.base.reward_signals)",
-        "GAILSettings": "the gail reward signal is refused (trainers.base.reward_signals)",
-        "RNDSettings": "the rnd reward signal is refused (trainers.base.reward_signals)",
+        "CuriositySettings": "the curiosity reward signal is refused (trainers.settings.reward_signals)",
+        "GAILSettings": "the gail reward signal is refused (trainers.settings.reward_signals)",
+        "RNDSettings": "the rnd reward signal is refused (trainers.settings.reward_signals)",
     }
 )
 """Models reached through a key value that a run refuses: none of their keys can take effect."""

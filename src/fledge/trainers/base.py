@@ -1,24 +1,29 @@
-"""What every trainer offers the run loop, and small readers of the trainer settings."""
+"""What every trainer offers the run loop (`Trainer`), and what every trainer shares (`TrainerBase`).
+
+A trainer is what learns: it holds a policy (what acts, trainers/policy.py), observes the outcome of
+every step, updates the policy's weights, and saves and restores everything it needs to continue.
+The on-policy and off-policy bases (on_policy.py, off_policy.py) add how experiences are gathered and
+when an update runs; an algorithm adds its hyperparameters, its networks' learner state and its update.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
-from fledge.envs.api import ActionTuple, BehaviorSpec, DimensionProperty
-from fledge.errors import ConfigError
-from fledge.networks.actor_graph import ActorGraph
-from fledge.networks.numpy_actor import ActOutput
-from fledge.rollout.processor import StepOutcome
-
-# Stat names of reward signals keep the provider's own spelling.
-SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
-SUPPORTED_SIGNALS = ("extrinsic",)
+from fledge.envs.api import BehaviorSpec
+from fledge.networks.device import as_device
+from fledge.networks.size import NetworkSize, mlp_parameters
+from fledge.rollout.processor import StepOutcome, Trajectory
+from fledge.stats import StatsReporter
+from fledge.stats.timers import Timers
+from fledge.trainers.policy import Policy, PolicySettings
+from fledge.trainers.settings import SIGNAL_STAT_NAMES, refuse_memory, reward_signals
 
 
 @dataclass
@@ -53,16 +58,10 @@ class Trainer(Protocol):
     signal_names: tuple[str, ...]
     trainer_type: str
     spec: BehaviorSpec
-    deterministic: bool
+    policy: Policy  # what acts: the run loop, the export and play use it
 
     @property
     def should_train(self) -> bool: ...
-
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput: ...
-
-    def values(self, obs: np.ndarray) -> np.ndarray: ...
-
-    def env_actions(self, out: ActOutput) -> ActionTuple: ...
 
     def observe(self, outcome: StepOutcome) -> None: ...
 
@@ -77,10 +76,6 @@ class Trainer(Protocol):
 
         Raises CheckpointError naming the mismatch when shapes or names do not fit.
         """
-        ...
-
-    def actor_graph(self) -> ActorGraph:
-        """The acting network as plain arrays, for ONNX export."""
         ...
 
     def save_auxiliary(self, folder: Path) -> list[Path]:
@@ -127,52 +122,142 @@ def write_summary(stats: Any, name: str, *, step: int, label_step: int, training
     stats.write_stats(name, label_step)
 
 
-def plain(value: Any) -> Any:
-    """An enum member as its plain value; anything else unchanged."""
-    return value.value if isinstance(value, Enum) else value
+class TrainerBase(ABC):
+    """The part every trainer shares: settings read once, episode statistics, summaries, the fingerprint.
 
+    The constructor reads what all trainers read (max_steps, summary_freq, time_horizon, the reward
+    signals' gammas and strengths, the policy settings), seeds the trainer's generator, then calls
+    `build()`, where an algorithm reads its hyperparameters and makes its policy and learner state.
+    `observe` records the episode statistics of a step and hands its trajectories to `learn` while
+    the trainer still trains.
+    """
 
-def refuse_memory(settings: Any, where: str) -> None:
-    """Recurrent networks are not built yet: a memory block is refused, naming `where` ("behaviors.3DBall")."""
-    if settings.network_settings.memory is not None:
-        raise ConfigError(
-            f"{where}.network_settings.memory: recurrent networks are not supported yet; remove the memory block."
+    trainer_type: ClassVar[str]
+    display_name: ClassVar[str]  # the algorithm in messages ("PPO")
+    policy: Policy
+
+    def __init__(
+        self,
+        *,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: Any,
+        stats: StatsReporter,
+        seed: int,
+        timers: Timers | None = None,
+        deterministic: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.name = behavior_name
+        self.device = as_device(device)
+        self.timers = timers if timers is not None else Timers()
+        self.spec = spec
+        self.stats = stats
+        self.settings = settings
+        refuse_memory(settings, f"behaviors.{behavior_name}")
+        self.max_steps = int(settings.max_steps)
+        self.summary_freq = int(settings.summary_freq)
+        self.time_horizon = int(settings.time_horizon)
+        signals = reward_signals(settings, f"behaviors.{behavior_name}")
+        self.signal_names = tuple(s[0] for s in signals)
+        self.gammas = np.array([s[1] for s in signals])
+        self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
+        net = settings.network_settings
+        self.policy_settings = PolicySettings(
+            behavior_name=behavior_name,
+            spec=spec,
+            hidden_units=int(net.hidden_units),
+            num_layers=int(net.num_layers),
+            normalize=bool(net.normalize),
+            signal_names=self.signal_names,
+            deterministic=deterministic or bool(net.deterministic),
         )
+        self.step = 0
+        self.episode_rewards_since_update: list[float] = []
+        self.rng = np.random.default_rng(seed)
+        self.build()
 
+    @abstractmethod
+    def build(self) -> None:
+        """Read the algorithm's hyperparameters; make `self.policy`, the optimisers and the buffer."""
 
-def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
-    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet;
-    `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
-    signals = []
-    for key, sig in settings.reward_signals.items():
-        name = str(plain(key))
-        if sig is None:
-            continue
-        if name not in SUPPORTED_SIGNALS:
-            raise ConfigError(
-                f"{where}.reward_signals.{name}: this reward signal is not available in this "
-                f"version of fledge (available: {', '.join(SUPPORTED_SIGNALS)}). Remove it from the config."
-            )
-        signals.append((name, float(sig.gamma), float(sig.strength)))
-    if not signals:
-        raise ConfigError(
-            f"{where}.reward_signals: no reward signal is configured; add at least "
-            "'extrinsic: {gamma: 0.99, strength: 1.0}'."
+    def size_networks(self, *, n_in: int, n_out: int, copies: int) -> NetworkSize:
+        """The size of the networks about to be built (`copies` MLPs of n_in -> n_out), checked against the
+        machine's memory and kept as `network_size`; build them inside its `building()`."""
+        ps = self.policy_settings
+        self.network_size = size = NetworkSize(
+            behavior=self.name,
+            hidden_units=ps.hidden_units,
+            num_layers=ps.num_layers,
+            parameters=mlp_parameters(
+                n_in=n_in, hidden=ps.hidden_units, num_layers=ps.num_layers, n_out=n_out, copies=copies
+            ),
         )
-    return signals
+        size.check()
+        return size
 
+    @property
+    def should_train(self) -> bool:
+        return self.step < self.max_steps
 
-def vector_observation_size(spec: BehaviorSpec, behavior_name: str) -> int:
-    """Total size of the behavior's vector observations; other kinds are refused with a clear error."""
-    total = 0
-    for i, obs in enumerate(spec.observation_specs):
-        if len(obs.shape) != 1:
-            raise ConfigError(
-                f"Behavior '{behavior_name}': observation {i} ('{obs.name}') has shape {tuple(obs.shape)}; this "
-                "version of fledge trains on vector observations only (visual and variable-length observations "
-                "are not supported yet)."
-            )
-        if obs.dimension_property and obs.dimension_property[0] == DimensionProperty.VARIABLE_SIZE:
-            raise ConfigError(f"Behavior '{behavior_name}': variable-length observations are not supported yet.")
-        total += int(obs.shape[0])
-    return total
+    @property
+    def mean_reward_since_update(self) -> float | None:
+        rewards = self.episode_rewards_since_update
+        return float(np.mean(rewards)) if rewards else None
+
+    # -- observing --------------------------------------------------------------------------------
+    def observe(self, outcome: StepOutcome) -> None:
+        record_episode_stats(self.stats, self.name, outcome, self.signal_names, self.strengths)
+        if len(outcome.episode_returns):
+            self.episode_rewards_since_update.extend(outcome.episode_returns.tolist())
+        if outcome.trajectories and self.should_train:
+            self.learn(outcome.trajectories)
+
+    @abstractmethod
+    def learn(self, trajectories: list[Trajectory]) -> None:
+        """Take the trajectories one step finished (the step counter grows here), updating when due."""
+
+    def _write_summary(self, label_step: int) -> None:
+        write_summary(self.stats, self.name, step=self.step, label_step=label_step, training=self.should_train)
+
+    def _summary_before(self, traj: Trajectory) -> None:
+        """Close a summary period when this trajectory's steps cross the next multiple of summary_freq."""
+        label = summary_due(self.step, len(traj), self.summary_freq)
+        if label is not None:
+            self._write_summary(label)
+
+    def finish(self) -> None:
+        """Nothing is pending between updates; the run calls this when training ends."""
+        return None
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree with to be loaded into this trainer (also lets `fledge export`
+        rebuild the policy)."""
+        ps, aspec = self.policy_settings, self.spec.action_spec
+        return {
+            "trainer_type": self.trainer_type,
+            "observation_shapes": [list(o.shape) for o in self.spec.observation_specs],
+            "action_spec": [aspec.continuous_size, list(aspec.discrete_branches)],
+            "hidden_units": ps.hidden_units,
+            "num_layers": ps.num_layers,
+            "normalize": ps.normalize,
+            **self.fingerprint_extras(),
+            "reward_signals": list(self.signal_names),
+        }
+
+    def fingerprint_extras(self) -> dict[str, Any]:
+        """The algorithm's own entries of the fingerprint (PPO: shared_critic)."""
+        return {}
+
+    @abstractmethod
+    def get_state(self) -> TrainerState: ...
+
+    @abstractmethod
+    def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None: ...
+
+    def save_auxiliary(self, folder: Path) -> list[Path]:
+        return []
+
+    def load_auxiliary(self, folder: Path) -> None:
+        return None

@@ -1,12 +1,13 @@
 """Helpers to turn trainer parts into TrainerState entries and back, with checks before any change.
 
 Modules are stored under a prefix ("policy." for the networks), optimisers as their tensors plus
-JSON param groups, generators as JSON. Loading checks every name and shape first and raises a
+JSON param groups, generators as JSON (numpy) or base64 text (torch). Loading checks every name and shape first and raises a
 CheckpointError listing the mismatches, so a failed load never leaves a half-restored trainer.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -86,12 +87,52 @@ def load_optimizer(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def generator_state(rng: np.random.Generator) -> dict[str, Any]:
-    return dict(rng.bit_generator.state)
+def live_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's parameters and buffers themselves (not copies) under `prefix`."""
+    return {f"{prefix}{k}": t for k, t in module.state_dict(keep_vars=True).items()}
+
+
+def generator_state(rng: np.random.Generator, *, as_text: bool = False) -> dict[str, Any]:
+    """A numpy Generator's state for the metadata JSON; `as_text` writes its integers as decimal strings
+    (they exceed 64 bits, which not every JSON reader keeps)."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return str(int(value))
+        return value
+
+    state = dict(rng.bit_generator.state)
+    return convert(state) if as_text else state
 
 
 def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
-    rng.bit_generator.state = state
+    """Restore what `generator_state` wrote (either form), refusing a state of another generator kind."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        return value
+
+    restored = convert(state)
+    if restored.get("bit_generator") != rng.bit_generator.state["bit_generator"]:
+        raise CheckpointError(
+            f"random generator state of kind {restored.get('bit_generator')!r} does not fit this trainer"
+        )
+    rng.bit_generator.state = restored
+
+
+def torch_generator_state(gen: torch.Generator) -> str:
+    """A torch Generator's state as base64 text."""
+    return base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii")
+
+
+def set_torch_generator_state(gen: torch.Generator, text: str) -> None:
+    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy()
+    gen.set_state(torch.from_numpy(raw))
 
 
 def require_fit(state: TrainerState, expected: dict[str, Any], problems: list[str], *, what: str) -> None:

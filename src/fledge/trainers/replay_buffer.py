@@ -1,4 +1,4 @@
-"""SAC's replay buffer: preallocated typed arrays, vectorised appends, ML-Agents' truncation, HDF5 files.
+"""The off-policy replay buffer (SAC's): preallocated typed arrays, vectorised appends, ML-Agents' truncation, HDF5.
 
 Fields (one row per experience): obs and next_obs (float32), continuous actions (float32, the
 squashed action the environment received), discrete actions (int32), allowed masks (bool, True =

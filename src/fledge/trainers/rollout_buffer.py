@@ -1,4 +1,4 @@
-"""The PPO rollout buffer: growable preallocated arrays, filled trajectory by trajectory."""
+"""The on-policy rollout buffer (PPO's today): growable preallocated arrays, filled trajectory by trajectory."""
 
 from __future__ import annotations
 

@@ -1,0 +1,95 @@
+"""Trainers that learn from the experiences of their current policy only (PPO; POCA next).
+
+Each step's trajectories update the observation normaliser, get their advantages and returns by GAE
+per reward signal (rewards x strength, each signal with its own gamma; the advantage stored is the
+mean over signals), report `Policy/<Signal> Value Estimate`, and fill the rollout buffer. When the
+buffer holds `buffer_size` experiences the algorithm's `_update` runs on all of them (it empties the
+buffer).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Protocol
+
+import numpy as np
+
+from fledge.rollout.processor import Trajectory
+from fledge.trainers.base import TrainerBase
+from fledge.trainers.ppo.losses import gae
+from fledge.trainers.rollout_buffer import RolloutBuffer
+from fledge.trainers.settings import SIGNAL_STAT_NAMES
+
+
+class RolloutSettings(Protocol):
+    """The hyperparameters the on-policy loop reads."""
+
+    @property
+    def buffer_size(self) -> int: ...
+
+    @property
+    def lambd(self) -> float: ...
+
+
+class OnPolicyTrainer(TrainerBase):
+    hp: RolloutSettings
+    buffer: RolloutBuffer
+    rewards_before_update: list[float]
+
+    def start_rollouts(self) -> None:
+        """An empty rollout buffer, with room for buffer_size experiences and the trajectories that cross it."""
+        aspec = self.spec.action_spec
+        self.rewards_before_update = []
+        self.buffer = RolloutBuffer(
+            obs_size=self.policy_settings.obs_size,
+            n_cont=aspec.continuous_size,
+            n_disc=aspec.discrete_size,
+            n_mask=int(sum(aspec.discrete_branches)),
+            n_values=len(self.signal_names),
+            capacity=self.hp.buffer_size + 2 * self.time_horizon,
+        )
+
+    @property
+    def mean_reward_since_update(self) -> float | None:
+        """Right after an update (no episode finished since), the episodes that led to it."""
+        rewards = self.episode_rewards_since_update or self.rewards_before_update
+        return float(np.mean(rewards)) if rewards else None
+
+    def learn(self, trajectories: list[Trajectory]) -> None:
+        normalizer = self.policy.normalizer
+        if normalizer is not None:
+            normalizer.update(np.concatenate([t.obs for t in trajectories]))
+        for traj in trajectories:
+            self._add_trajectory(traj)
+        if self.buffer.count >= self.hp.buffer_size and self.should_train:
+            with self.timers.block("update_policy"):
+                self._update()
+
+    def _add_trajectory(self, traj: Trajectory) -> None:
+        n = len(traj)
+        self._summary_before(traj)
+        rewards = traj.rewards[:, None] * self.strengths[None, :]
+        advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
+        returns = np.empty_like(advantages)
+        for i in range(len(self.signal_names)):
+            advantages[:, i], returns[:, i] = gae(
+                rewards[:, i], traj.values[:, i], traj.bootstrap[i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
+            )
+        for i, sig in enumerate(self.signal_names):
+            stat_label = SIGNAL_STAT_NAMES[sig]
+            self.stats.add_stat(self.name, f"Policy/{stat_label} Value Estimate", float(traj.values[:, i].mean()))
+        self.buffer.append(
+            obs=traj.obs,
+            continuous=traj.continuous,
+            discrete=traj.discrete,
+            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            log_prob=traj.log_prob,
+            old_values=traj.values,
+            returns=returns,
+            advantages=advantages.mean(axis=1),
+        )
+        self.step += n
+
+    @abstractmethod
+    def _update(self) -> None:
+        """Learn from the whole buffer, then empty it."""

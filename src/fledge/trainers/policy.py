@@ -1,0 +1,173 @@
+"""What acts: the `Policy` protocol that the run loop, the checkpoint export and `fledge play` use, and the
+`PolicySettings` a policy is built from.
+
+A policy holds the networks that decide (and the critic that gives the values the trajectories carry),
+the numpy path that acts on the CPU, the observation normaliser, and the generator it samples with.
+It has no optimiser, buffer or statistics: a trainer (what learns) holds one and updates its weights,
+and a policy is also built on its own from a behavior's spec and network settings (export, play, the
+frozen opponents of self-play) and loaded with the "policy." tensors of a checkpoint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+
+from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.numpy_actor import ActOutput
+from fledge.trainers.settings import reward_signals, vector_observation_size
+
+if TYPE_CHECKING:
+    from fledge.networks.normalizer import RunningNormalizer
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """What builds a policy: the behavior, its spec, the network settings and the reward signals' names."""
+
+    behavior_name: str
+    spec: BehaviorSpec
+    hidden_units: int
+    num_layers: int
+    normalize: bool
+    signal_names: tuple[str, ...]
+    deterministic: bool = False
+
+    @classmethod
+    def read(
+        cls, behavior_name: str, spec: BehaviorSpec, settings: Any, *, deterministic: bool = False
+    ) -> PolicySettings:
+        """From a behavior's TrainerSettings; `deterministic` (or the network settings') picks the most likely
+        action instead of sampling."""
+        net = settings.network_settings
+        signals = reward_signals(settings, f"behaviors.{behavior_name}")
+        return cls(
+            behavior_name=behavior_name,
+            spec=spec,
+            hidden_units=int(net.hidden_units),
+            num_layers=int(net.num_layers),
+            normalize=bool(net.normalize),
+            signal_names=tuple(s[0] for s in signals),
+            deterministic=deterministic or bool(net.deterministic),
+        )
+
+    @property
+    def obs_size(self) -> int:
+        """The total size of the vector observations (other kinds are refused with a ConfigError)."""
+        return vector_observation_size(self.spec, self.behavior_name)
+
+    @property
+    def observation_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(int(d) for d in o.shape) for o in self.spec.observation_specs)
+
+
+class Policy(Protocol):
+    """What acts for one behavior."""
+
+    spec: BehaviorSpec
+    deterministic: bool  # the most likely action instead of a sample
+    rng: np.random.Generator  # what acting samples with (saved as the trainer's "actor_rng")
+
+    @property
+    def normalizer(self) -> RunningNormalizer | None:
+        """The running observation normaliser (None when the network settings do not normalise)."""
+        ...
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
+        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)), True = allowed."""
+        ...
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        """The value estimates (B, signals) of raw observations."""
+        ...
+
+    def env_actions(self, out: ActOutput) -> ActionTuple:
+        """The actions the environment receives for what `act` decided."""
+        ...
+
+    def actor_graph(self) -> ActorGraph:
+        """The acting network as plain arrays, for ONNX export."""
+        ...
+
+    def sync(self) -> None:
+        """Make the acting path follow the weights again after a learner changed them."""
+        ...
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """The weights and normaliser statistics (CPU copies) under the names a checkpoint stores them."""
+        ...
+
+    def load_policy_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Load the policy's tensors from a checkpoint's (other entries are ignored).
+
+        Every name and shape is checked first; a mismatch raises CheckpointError and changes nothing.
+        """
+        ...
+
+
+class NumpyActing(Protocol):
+    """A numpy acting path (networks/numpy_actor.py and SAC's)."""
+
+    rng: np.random.Generator
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput: ...
+
+    def values(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def sync(self) -> None: ...
+
+
+P = TypeVar("P", bound="NumpyPolicy")
+
+
+class NumpyPolicy(ABC):
+    """What PPO's and SAC's policies share: settings, acting and values through a numpy path (`actor`),
+    and building from a behavior's TrainerSettings."""
+
+    actor: NumpyActing
+
+    def __init__(self, settings: PolicySettings) -> None:
+        self.settings = settings
+        self.spec = settings.spec
+        self.deterministic = settings.deterministic
+
+    @classmethod
+    def from_settings(
+        cls: type[P],
+        *,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: Any,
+        seed: int,
+        deterministic: bool = False,
+        device: torch.device | str | None = None,
+    ) -> P:
+        """A policy alone, from a behavior's TrainerSettings, sampling with a generator seeded by `seed`."""
+        policy_settings = PolicySettings.read(behavior_name, spec, settings, deterministic=deterministic)
+        return cls.build(policy_settings, settings.hyperparameters, seed=seed, device=device)
+
+    @classmethod
+    @abstractmethod
+    def build(
+        cls: type[P], settings: PolicySettings, hyperparameters: Any, *, seed: int, device: torch.device | str | None
+    ) -> P:
+        """The policy of these settings (and of the hyperparameters that shape its networks)."""
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.actor.rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self.actor.rng = value
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
+        return self.actor.act(obs, allowed, deterministic=self.deterministic)
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        return self.actor.values(obs)

@@ -1,0 +1,64 @@
+"""Readers of a behavior's trainer settings that every trainer and the preflight checks share (no torch)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from fledge.envs.api import BehaviorSpec, DimensionProperty
+from fledge.errors import ConfigError
+
+# Stat names of reward signals keep the provider's own spelling.
+SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
+SUPPORTED_SIGNALS = ("extrinsic",)
+
+
+def plain(value: Any) -> Any:
+    """An enum member as its plain value; anything else unchanged."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def refuse_memory(settings: Any, where: str) -> None:
+    """Recurrent networks are not built yet: a memory block is refused, naming `where` ("behaviors.3DBall")."""
+    if settings.network_settings.memory is not None:
+        raise ConfigError(
+            f"{where}.network_settings.memory: recurrent networks are not supported yet; remove the memory block."
+        )
+
+
+def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
+    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet;
+    `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
+    signals = []
+    for key, sig in settings.reward_signals.items():
+        name = str(plain(key))
+        if sig is None:
+            continue
+        if name not in SUPPORTED_SIGNALS:
+            raise ConfigError(
+                f"{where}.reward_signals.{name}: this reward signal is not available in this "
+                f"version of fledge (available: {', '.join(SUPPORTED_SIGNALS)}). Remove it from the config."
+            )
+        signals.append((name, float(sig.gamma), float(sig.strength)))
+    if not signals:
+        raise ConfigError(
+            f"{where}.reward_signals: no reward signal is configured; add at least "
+            "'extrinsic: {gamma: 0.99, strength: 1.0}'."
+        )
+    return signals
+
+
+def vector_observation_size(spec: BehaviorSpec, behavior_name: str) -> int:
+    """Total size of the behavior's vector observations; other kinds are refused with a clear error."""
+    total = 0
+    for i, obs in enumerate(spec.observation_specs):
+        if len(obs.shape) != 1:
+            raise ConfigError(
+                f"Behavior '{behavior_name}': observation {i} ('{obs.name}') has shape {tuple(obs.shape)}; this "
+                "version of fledge trains on vector observations only (visual and variable-length observations "
+                "are not supported yet)."
+            )
+        if obs.dimension_property and obs.dimension_property[0] == DimensionProperty.VARIABLE_SIZE:
+            raise ConfigError(f"Behavior '{behavior_name}': variable-length observations are not supported yet.")
+        total += int(obs.shape[0])
+    return total
