@@ -176,12 +176,12 @@ def test_parity_with_torch(kind: str, layers: int, normalize: bool, tmp_path: Pa
     cont, disc = policy.act(obs, masks, deterministic=True)
     x = torch.from_numpy(np.concatenate([o.reshape(64, -1) for o in obs], axis=1))
     allowed = torch.from_numpy(masks > 0) if masks is not None else None
-    t_cont, t_disc, _, _ = model.act(x, allowed, generator=None, deterministic=True)
+    t_cont, t_disc = model.act(x, allowed, generator=None, deterministic=True)[:2]
     if spec.continuous_size:
         assert cont is not None and t_cont is not None
         np.testing.assert_allclose(cont, env_continuous_action(t_cont).numpy(), atol=1e-5, rtol=0)
         assert model.mu is not None
-        mean = model.mu(model._bodies(model.normalize(x))[0])  # the same thing, spelled out
+        mean = model.mu(model.features(model.normalize(x))[0])  # the same thing, spelled out
         np.testing.assert_allclose(cont, (torch.clamp(mean, -3, 3) / 3).detach().numpy(), atol=1e-5, rtol=0)
     else:
         assert cont is None
@@ -209,7 +209,7 @@ def test_masked_actions_never_sampled(tmp_path: Path) -> None:
     assert model.logits is not None
     with torch.no_grad():  # and with the frequencies of the masked softmax
         x = torch.from_numpy(np.concatenate([o[:1] for o in obs], axis=1))
-        logits = model.logits(model._bodies(model.normalize(x))[0])[0, [0, 2]]
+        logits = model.logits(model.features(model.normalize(x))[0])[0, [0, 2]]
         p0 = float(torch.softmax(logits, dim=0)[0])
     assert abs(float((disc[:, 0] == 0).mean()) - p0) < 0.035
     assert set(np.unique(disc[:, 1])) == {1}

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.networks.acting import make_actor
 from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
 from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.device import as_device, to_device
-from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.numpy_actor import ActOutput
 from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
@@ -40,7 +41,8 @@ from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.buffer import RolloutBuffer
-from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
+from fledge.trainers.ppo.losses import Minibatch
+from fledge.trainers.ppo.update import ppo_gradients
 
 log = logging.getLogger("fledge")
 
@@ -133,7 +135,7 @@ class PPOTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
         self.rng = np.random.default_rng(seed)
-        self.actor = NumpyActor(self.model, rng=np.random.default_rng(self.rng.integers(2**63)))
+        self.actor = make_actor(self.model, rng=np.random.default_rng(self.rng.integers(2**63)))
         aspec = spec.action_spec
         self.buffer = RolloutBuffer(
             obs_size=self.model.obs_size,
@@ -220,8 +222,8 @@ class PPOTrainer:
             "trainer_type": self.trainer_type,
             "observation_shapes": [list(o.shape) for o in self.spec.observation_specs],
             "action_spec": [self.spec.action_spec.continuous_size, list(self.spec.action_spec.discrete_branches)],
-            "hidden_units": self.model.body.hidden,
-            "num_layers": self.model.body.num_layers,
+            "hidden_units": self.model.hidden_units,
+            "num_layers": self.model.num_layers,
             "normalize": self.model.normalizer is not None,
             "shared_critic": self.hp.shared_critic,
             "reward_signals": list(self.signal_names),
@@ -326,7 +328,7 @@ class PPOTrainer:
                     old_values=shuffled["old_values"][start:end],
                     returns=shuffled["returns"][start:end],
                 )
-                p_loss, v_loss = loss_and_gradients(model, minibatch, epsilon=eps, beta=beta)
+                _, p_loss, v_loss = ppo_gradients(model, minibatch, epsilon=eps, beta=beta)
                 self.adam.step()
                 policy_losses.append(p_loss)
                 value_losses.append(v_loss)
