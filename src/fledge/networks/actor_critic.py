@@ -22,7 +22,7 @@ from torch import nn
 
 from fledge.envs.api import ActionSpec
 from fledge.networks import distributions as D
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
 from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
 from fledge.networks.normalizer import RunningNormalizer
 
@@ -151,12 +151,14 @@ class ActorCritic(nn.Module):
         """Value estimates (B, n_signals) of raw observations."""
         return self.value_head(self.features(self.normalize(obs))[1])
 
-    def action_parameters(self, obs: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Gaussian means (B, c) and unmasked logits (B, sum(branches)) of raw observations (None where absent)."""
+    def action_parameters(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations."""
         h = self.features(self.normalize(obs))[0]
         mean = self.mu(h) if self.mu is not None else None
         logits = self.logits(h) if self.logits is not None else None
-        return mean, logits
+        return mean, self.log_std, logits
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -239,6 +241,27 @@ def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], .
         discrete_branches=model.branches,
         logits=(arr(model.logits.weight).T.copy(), arr(model.logits.bias)) if model.logits is not None else None,
     )
+
+
+def torch_actor_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
+    """The policy as a torch module for the general ONNX exporter (any body)."""
+    norm = model.normalizer
+    return TorchActorSource(
+        module=model,
+        observation_shapes=observation_shapes,
+        continuous_size=model.action_spec.continuous_size,
+        continuous_transform="clip3",
+        discrete_branches=model.branches,
+        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
+        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+    )
+
+
+def export_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> ExportSource:
+    """What ONNX export builds from: the hand-built graph's description where it covers the model, else the module."""
+    if model.vector_mlp:
+        return actor_graph(model, observation_shapes)
+    return torch_actor_source(model, observation_shapes)
 
 
 def env_continuous_action(raw: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec, DimensionProperty
 from fledge.errors import ConfigError
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
 from fledge.rollout.processor import StepOutcome
 
@@ -79,8 +79,8 @@ class Trainer(Protocol):
         """
         ...
 
-    def actor_graph(self) -> ActorGraph:
-        """The acting network as plain arrays, for ONNX export."""
+    def actor_graph(self) -> ExportSource:
+        """What ONNX export builds from: the acting network as plain arrays, or as its torch module."""
         ...
 
     def save_auxiliary(self, folder: Path) -> list[Path]:

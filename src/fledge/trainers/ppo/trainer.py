@@ -17,8 +17,8 @@ import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.acting import make_actor
-from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, export_source
+from fledge.networks.actor_graph import ExportSource
 from fledge.networks.device import as_device, to_device
 from fledge.networks.numpy_actor import ActOutput
 from fledge.networks.size import NetworkSize, mlp_parameters
@@ -264,8 +264,8 @@ class PPOTrainer:
         self.buffer.clear()
         self.actor.sync()
 
-    def actor_graph(self) -> ActorGraph:
-        return actor_graph(self.model, tuple(tuple(o.shape) for o in self.spec.observation_specs))
+    def actor_graph(self) -> ExportSource:
+        return export_source(self.model, tuple(tuple(o.shape) for o in self.spec.observation_specs))
 
     def save_auxiliary(self, folder: Path) -> list[Path]:
         return []
