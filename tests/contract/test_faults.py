@@ -481,14 +481,14 @@ def test_files_are_created_with_the_umask_mode(tmp_path: Path) -> None:
 
 FAIL_DURING_UPDATE = """
 import fledge.trainers.ppo.trainer as ppo
-real = ppo.loss_and_gradients
+real = ppo.ppo_gradients
 calls = [0]
 def failing(*args, **kwargs):
     calls[0] += 1
     if calls[0] == 24 * 2 + 5:  # the 6th minibatch of the 3rd update (24 per update): after 2 checkpoints
         raise RuntimeError("simulated fault inside the update")
     return real(*args, **kwargs)
-ppo.loss_and_gradients = failing
+ppo.ppo_gradients = failing
 """
 
 

@@ -28,8 +28,15 @@ from fledge.checkpoints.onnx import (
 )
 from fledge.envs.api import ActionSpec
 from fledge.errors import FledgeError
-from fledge.networks.actor_critic import ActorCritic, NetworkShape, actor_graph, env_continuous_action
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_critic import (
+    ActorCritic,
+    NetworkShape,
+    actor_graph,
+    env_continuous_action,
+    export_source,
+    torch_actor_source,
+)
+from fledge.networks.actor_graph import ActorGraph, TorchActorSource
 
 GOLDEN = Path(__file__).parent / "golden"
 OBS_SHAPES: tuple[tuple[int, ...], ...] = ((3,), (5,))
@@ -176,12 +183,12 @@ def test_parity_with_torch(kind: str, layers: int, normalize: bool, tmp_path: Pa
     cont, disc = policy.act(obs, masks, deterministic=True)
     x = torch.from_numpy(np.concatenate([o.reshape(64, -1) for o in obs], axis=1))
     allowed = torch.from_numpy(masks > 0) if masks is not None else None
-    t_cont, t_disc, _, _ = model.act(x, allowed, generator=None, deterministic=True)
+    t_cont, t_disc = model.act(x, allowed, generator=None, deterministic=True)[:2]
     if spec.continuous_size:
         assert cont is not None and t_cont is not None
         np.testing.assert_allclose(cont, env_continuous_action(t_cont).numpy(), atol=1e-5, rtol=0)
         assert model.mu is not None
-        mean = model.mu(model._bodies(model.normalize(x))[0])  # the same thing, spelled out
+        mean = model.mu(model.features(model.normalize(x))[0])  # the same thing, spelled out
         np.testing.assert_allclose(cont, (torch.clamp(mean, -3, 3) / 3).detach().numpy(), atol=1e-5, rtol=0)
     else:
         assert cont is None
@@ -209,7 +216,7 @@ def test_masked_actions_never_sampled(tmp_path: Path) -> None:
     assert model.logits is not None
     with torch.no_grad():  # and with the frequencies of the masked softmax
         x = torch.from_numpy(np.concatenate([o[:1] for o in obs], axis=1))
-        logits = model.logits(model._bodies(model.normalize(x))[0])[0, [0, 2]]
+        logits = model.logits(model.features(model.normalize(x))[0])[0, [0, 2]]
         p0 = float(torch.softmax(logits, dim=0)[0])
     assert abs(float((disc[:, 0] == 0).mean()) - p0) < 0.035
     assert set(np.unique(disc[:, 1])) == {1}
@@ -386,3 +393,69 @@ def test_policy_refuses_wrong_inputs(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a model")
     with pytest.raises(ExportError, match="cannot load"):
         load_onnx_policy(bogus)
+
+
+# -- the general exporter (torch's), forced on networks the hand builder covers -------------------------
+@pytest.mark.parametrize("kind", sorted(SPECS))
+@pytest.mark.parametrize("opset", [9, 17])
+def test_torch_export_equals_the_hand_built_graph(kind: str, opset: int, tmp_path: Path) -> None:
+    spec = SPECS[kind]
+    shapes = ((2, 3), (4,))
+    model, graph = make_model(spec, obs_shapes=shapes, seed=opset)
+    hand = export_onnx(graph, tmp_path / "hand.onnx", opset=opset)
+    traced = export_onnx(torch_actor_source(model, shapes), tmp_path / "torch.onnx", opset=opset, samples=32)
+    assert all(d <= 1e-5 for d in traced.max_abs_diff.values())
+    a, b = describe_onnx(hand.path), describe_onnx(traced.path)
+    for key in ("ir_version", "opset", "producer_name", "inputs", "outputs", "metadata"):
+        assert a[key] == b[key], key
+    hand_policy, torch_policy = load_onnx_policy(hand.path), load_onnx_policy(traced.path)
+    assert (torch_policy.continuous_size, torch_policy.discrete_branches) == (
+        spec.continuous_size,
+        spec.discrete_branches,
+    )
+    rng = np.random.default_rng(opset)
+    obs = random_obs(graph, 64, rng)
+    masks = random_masks(spec.discrete_branches, 64, rng) if spec.discrete_branches else None
+    want_cont, want_disc = hand_policy.act(obs, masks, deterministic=True)
+    got_cont, got_disc = torch_policy.act(obs, masks, deterministic=True)
+    if spec.continuous_size:
+        assert got_cont is not None and want_cont is not None
+        np.testing.assert_allclose(got_cont, want_cont, atol=1e-5, rtol=0)
+        sample, _ = torch_policy.act(obs, masks)
+        assert sample is not None and np.all(np.abs(sample) <= 1.0) and not np.allclose(sample, got_cont)
+    if spec.discrete_branches:
+        assert got_disc is not None and want_disc is not None and masks is not None
+        np.testing.assert_array_equal(got_disc, want_disc)
+        _, sampled = torch_policy.act(obs, masks)
+        assert sampled is not None
+        offsets = np.concatenate([[0], np.cumsum(spec.discrete_branches)[:-1]])
+        assert np.all(masks[np.arange(64)[:, None], sampled + offsets] == 1)
+
+
+def test_export_source_falls_back_to_torch_for_uncovered_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = make_model(SPECS["hybrid"])
+    assert isinstance(export_source(model, OBS_SHAPES), ActorGraph)
+    monkeypatch.setattr(ActorCritic, "vector_mlp", property(lambda self: False))
+    with pytest.raises(ValueError):
+        actor_graph(model, OBS_SHAPES)
+    source = export_source(model, OBS_SHAPES)
+    assert isinstance(source, TorchActorSource)
+    report = export_onnx(source, tmp_path / "m.onnx")
+    assert report.outputs == tuple(o["name"] for o in json.loads((GOLDEN / "onnx_hybrid.json").read_text())["outputs"])
+
+
+def test_torch_export_is_checked_before_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = make_model(SPECS["continuous"])
+    original = onnx_export.torch_reference
+
+    def tampered(*args: object) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        out, masked = original(*args)  # type: ignore[arg-type]
+        out["deterministic_continuous_actions"] = out["deterministic_continuous_actions"] + np.float32(1e-3)
+        return out, masked
+
+    monkeypatch.setattr(onnx_export, "torch_reference", tampered)
+    with pytest.raises(ExportError, match="deterministic_continuous_actions"):
+        export_onnx(torch_actor_source(model, OBS_SHAPES), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

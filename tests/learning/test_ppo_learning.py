@@ -12,6 +12,9 @@ import pytest
 from fledge import api
 from fledge.config import build_run_options, load_config_file
 from fledge.configs import shipped_config
+from fledge.networks import acting
+from fledge.networks.numpy_actor import NumpyActor
+from fledge.trainers.ppo import fast_gradients, update
 
 pytestmark = pytest.mark.learning
 
@@ -38,6 +41,29 @@ def test_ppo_reaches_near_optimal_return(
     result = api.run(make_options(env, steps=steps))
     mean = tail_mean(result)
     assert threshold <= mean <= optimum + 0.01, f"{env}: mean return of the last 200 episodes {mean:.3f}"
+
+
+def test_ppo_learns_through_the_reference_paths(make_options: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the accelerators switched off, PPO acts through the torch module and trains with autograd."""
+    monkeypatch.setattr(NumpyActor, "covers", staticmethod(lambda model: False))
+    monkeypatch.setattr(fast_gradients, "covers", lambda model: False)
+    calls = {"act": 0, "gradients": 0}
+    torch_act, autograd = acting.TorchActor.act, update.autograd_gradients
+
+    def counted_act(self: acting.TorchActor, *args: Any, **kwargs: Any) -> Any:
+        calls["act"] += 1
+        return torch_act(self, *args, **kwargs)
+
+    def counted_gradients(*args: Any, **kwargs: Any) -> Any:
+        calls["gradients"] += 1
+        return autograd(*args, **kwargs)
+
+    monkeypatch.setattr(acting.TorchActor, "act", counted_act)
+    monkeypatch.setattr(update, "autograd_gradients", counted_gradients)
+    result = api.run(make_options("MaskedChoice", steps=20_000))
+    assert calls["act"] > 1000 and calls["gradients"] > 100, calls
+    mean = tail_mean(result)
+    assert 0.95 <= mean <= 1.01, f"mean return of the last 200 episodes {mean:.3f}"
 
 
 def test_masked_actions_are_never_taken(make_options: Any) -> None:

@@ -1,4 +1,4 @@
-"""The hand-derived PPO gradients equal autograd's on the reference loss (losses.py), everywhere."""
+"""The hand-derived PPO gradients (the accelerator) equal autograd's on the reference loss, everywhere."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 
 from fledge.envs.api import ActionSpec
 from fledge.networks.actor_critic import ActorCritic, NetworkShape
-from fledge.trainers.ppo import losses as L
-from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
+from fledge.trainers.ppo import fast_gradients, update
+from fledge.trainers.ppo.losses import Minibatch, ppo_loss
 
 SPECS = {
     "continuous": ActionSpec(3, ()),
@@ -20,7 +20,11 @@ SPECS = {
 
 def make_batch(model: ActorCritic, spec: ActionSpec, n: int, seed: int) -> Minibatch:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, model.obs_size, generator=g)
+    raw = 2.0 * torch.randn(n, model.obs_size, generator=g) + 1.0
+    if model.normalizer is not None:
+        model.normalizer.update(raw.double().numpy())
+    with torch.no_grad():
+        x = model.normalize(raw)
     branches = spec.discrete_branches
     allowed = None
     disc = None
@@ -49,44 +53,61 @@ def make_batch(model: ActorCritic, spec: ActionSpec, n: int, seed: int) -> Minib
     )
 
 
-def autograd_reference(model: ActorCritic, mb: Minibatch, eps: float, beta: float) -> tuple[float, float, dict]:
-    model.zero_grad(set_to_none=True)
-    logp, entropy, values = model.evaluate(mb.x, mb.continuous, mb.discrete, mb.allowed)
-    p_loss = L.policy_loss(logp, mb.old_log_prob, mb.advantages, eps)
-    v_loss = L.value_loss(values, mb.old_values, mb.returns, eps)
-    (p_loss + 0.5 * v_loss - beta * entropy.mean()).backward()
-    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
-    return p_loss.item(), v_loss.item(), grads
+def double(mb: Minibatch) -> Minibatch:
+    return Minibatch(
+        **{k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in vars(mb).items()}
+    )
+
+
+def make_model(kind: str, *, shared: bool, layers: int, normalize: bool) -> tuple[ActorCritic, Minibatch]:
+    torch.manual_seed(layers + 10 * shared + 100 * normalize)
+    spec = SPECS[kind]
+    model = ActorCritic(
+        obs_size=6,
+        action_spec=spec,
+        shape=NetworkShape(12, layers, normalize),
+        value_names=("a", "b"),
+        shared_critic=shared,
+    )
+    mb = make_batch(model, spec, 40, seed=layers)
+    return model, mb
 
 
 @pytest.mark.parametrize("kind", list(SPECS))
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("layers", [0, 1, 2, 3])
-def test_gradients_match_autograd(kind: str, shared: bool, layers: int) -> None:
-    torch.manual_seed(layers + 10 * shared)
-    spec = SPECS[kind]
-    model = ActorCritic(
-        obs_size=6,
-        action_spec=spec,
-        shape=NetworkShape(12, layers, False),
-        value_names=("a", "b"),
-        shared_critic=shared,
-    )
-    model = model.double()
-    mb = make_batch(model.float(), spec, 40, seed=layers)
-    model = model.double()
-    mb = Minibatch(
-        **{k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in vars(mb).items()}
-    )
+@pytest.mark.parametrize("normalize", [False, True])
+def test_accelerator_matches_autograd(kind: str, shared: bool, layers: int, normalize: bool) -> None:
+    model, mb = make_model(kind, shared=shared, layers=layers, normalize=normalize)
+    model, mb = model.double(), double(mb)
     eps, beta = 0.2, 0.01
-    p_ref, v_ref, grads = autograd_reference(model, mb, eps, beta)
+    assert fast_gradients.covers(model)
+    ref = update.autograd_gradients(model, mb, epsilon=eps, beta=beta)
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
-    p_fast, v_fast = loss_and_gradients(model, mb, epsilon=eps, beta=beta)
-    assert p_fast.item() == pytest.approx(p_ref, rel=1e-10, abs=1e-12)
-    assert v_fast.item() == pytest.approx(v_ref, rel=1e-10, abs=1e-12)
+    fast = update.ppo_gradients(model, mb, epsilon=eps, beta=beta)
+    for name, got, want in zip(("total", "policy", "value"), fast, ref):
+        assert got.item() == pytest.approx(want.item(), rel=1e-10, abs=1e-12), name
     for name, param in model.named_parameters():
-        assert param.grad is not None, name
+        assert param.grad is not None and name in grads, name
         torch.testing.assert_close(param.grad, grads[name], rtol=1e-8, atol=1e-10, msg=name)
+
+
+def test_reference_loss_is_the_documented_sum() -> None:
+    model, mb = make_model("hybrid", shared=False, layers=2, normalize=False)
+    total, p_loss, v_loss = ppo_loss(model, mb, epsilon=0.2, beta=0.03)
+    with torch.no_grad():
+        _, entropy, _ = model.evaluate(mb.x, mb.continuous, mb.discrete, mb.allowed)
+    assert total.item() == pytest.approx((p_loss + 0.5 * v_loss - 0.03 * entropy.mean()).item(), rel=1e-6)
+
+
+def test_uncovered_models_train_through_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, mb = make_model("discrete", shared=False, layers=2, normalize=True)
+    monkeypatch.setattr(fast_gradients, "covers", lambda model: False)
+    monkeypatch.setattr(fast_gradients, "loss_and_gradients", None)  # would fail if called
+    total, _, _ = update.ppo_gradients(model, mb, epsilon=0.2, beta=0.01)
+    assert not total.requires_grad
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_some_ratios_and_values_were_clipped() -> None:

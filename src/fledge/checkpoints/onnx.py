@@ -1,8 +1,10 @@
 """Export fledge policies to ONNX for Unity (ML-Agents 1.1.0 contract), check them, and run them.
 
-`export_onnx` builds the model from an `ActorGraph` (see `onnx_graph.build_model`), validates it with
-`onnx.checker`, runs it in onnxruntime FROM MEMORY against a numpy reference of the same graph, and
-only then writes the file atomically: a model that fails its check is never written.
+`export_onnx` builds the model from an `ActorGraph` by hand (`onnx_graph.build_model`, the accelerated
+path) or from a `TorchActorSource` with torch's exporter (`onnx_torch.build_torch_model`, for networks
+an ActorGraph cannot describe), validates it with `onnx.checker`, runs it in onnxruntime FROM MEMORY
+against a reference (numpy maths of the graph, or the torch module itself), and only then writes the
+file atomically: a model that fails its check is never written.
 `load_onnx_policy` runs an exported file (fledge's or ML-Agents') for playing and inference.
 """
 
@@ -29,8 +31,9 @@ from fledge.checkpoints.onnx_graph import (
     build_model,
     output_names,
 )
+from fledge.checkpoints.onnx_torch import build_torch_model, torch_reference
 from fledge.files import atomic_write_bytes
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
 
 __all__ = [
     "ExportError",
@@ -126,7 +129,7 @@ def _session(model: bytes | str | Path) -> ort.InferenceSession:
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _sample_inputs(graph: ActorGraph, samples: int, seed: int) -> tuple[list[np.ndarray], np.ndarray | None]:
+def _sample_inputs(graph: ExportSource, samples: int, seed: int) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Observations spread over the normaliser's range (clipped and unclipped) and random valid masks."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0.0, 2.5, size=(samples, graph.obs_size))
@@ -156,7 +159,7 @@ def _fail(path: Path, output: str, what: str) -> ExportError:
     return ExportError(f"ONNX export check failed for output '{output}': {what}; {path} was not written.")
 
 
-def _check_discrete_samples(graph: ActorGraph, name: str, got: np.ndarray, masks: np.ndarray, path: Path) -> None:
+def _check_discrete_samples(graph: ExportSource, name: str, got: np.ndarray, masks: np.ndarray, path: Path) -> None:
     start = 0
     for b, size in enumerate(graph.discrete_branches):
         idx = got[:, b]
@@ -168,8 +171,18 @@ def _check_discrete_samples(graph: ActorGraph, name: str, got: np.ndarray, masks
         start += size
 
 
+def _references(
+    graph: ExportSource, obs: list[np.ndarray], masks: np.ndarray | None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The deterministic and constant outputs the model must reproduce, and the masked logits (with branches)."""
+    if isinstance(graph, TorchActorSource):
+        return torch_reference(graph, obs, masks)
+    masked = _masked_logits(graph, _features(graph, obs), masks) if graph.discrete_branches else None
+    return reference_outputs(graph, obs, masks), masked
+
+
 def _check(
-    graph: ActorGraph, model_bytes: bytes, path: Path, atol: float, samples: int, seed: int
+    graph: ExportSource, model_bytes: bytes, path: Path, atol: float, samples: int, seed: int
 ) -> tuple[dict[str, float], tuple[str, ...]]:
     """Run the model in onnxruntime and compare with `reference_outputs`; raises ExportError on mismatch."""
     try:
@@ -182,7 +195,7 @@ def _check(
         feeds["action_masks"] = masks
     names = output_names(graph)
     got = dict(zip(names, session.run(names, feeds)))
-    ref = reference_outputs(graph, obs, masks)
+    ref, masked = _references(graph, obs, masks)
     diffs: dict[str, float] = {}
     for name, want in ref.items():
         have = got[name]
@@ -190,7 +203,7 @@ def _check(
             raise _fail(path, name, f"got {have.dtype} {have.shape}, expected {want.dtype} {want.shape}")
         if name == "deterministic_discrete_actions":
             # an argmax may only differ from the reference on a near-tie: measure the logit gap
-            masked = _masked_logits(graph, _features(graph, obs), masks)
+            assert masked is not None
             offsets = np.concatenate([[0], np.cumsum(graph.discrete_branches)[:-1]]).astype(np.int64)
             rows = np.arange(samples)[:, None]
             if np.any(have < 0) or np.any(have >= np.array(graph.discrete_branches)):
@@ -220,7 +233,7 @@ def _check(
 
 
 def export_onnx(
-    graph: ActorGraph,
+    graph: ExportSource,
     path: str | Path,
     *,
     opset: int = 9,
@@ -229,10 +242,10 @@ def export_onnx(
     samples: int = 16,
     seed: int = 0,
 ) -> OnnxReport:
-    """Build, validate, (optionally) check against the numpy reference, then atomically write the model."""
+    """Build, validate, (optionally) check against the reference, then atomically write the model."""
     started = time.perf_counter()
     target = Path(path)
-    model = build_model(graph, opset)
+    model = build_model(graph, opset) if isinstance(graph, ActorGraph) else build_torch_model(graph, opset)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as err:

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import fledge
 from fledge.errors import FledgeError
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ActorGraph, ExportSource
 
 MIN_OPSET = 9
 MAX_OPSET = 17
@@ -30,6 +30,7 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 ACTION_CLIP = 3.0
 MASK_PENALTY = 1.0e8
 BATCH = "batch"
+DOC_STRING = "fledge actor policy for Unity (ML-Agents 1.1.0 ONNX contract, version_number 3)"
 # Every operator this builder can emit (a subset of what ML-Agents 1.1.0 models use).
 OP_TYPES = frozenset(
     {
@@ -59,7 +60,7 @@ class ExportError(FledgeError):
     """A policy cannot be exported to ONNX, or the exported model does not compute what it should."""
 
 
-def output_names(graph: ActorGraph) -> list[str]:
+def output_names(graph: ExportSource) -> list[str]:
     """The contract's output names for this graph, in order."""
     names = ["version_number", "memory_size"]
     if graph.continuous_size > 0:
@@ -182,7 +183,7 @@ def _transform(b: _Builder, x: str, kind: str, out: str) -> str:
     return b.op("Div", [clipped, b.const(f"{out}/divisor", np.array(ACTION_CLIP, np.float32))], out)
 
 
-def metadata(graph: ActorGraph) -> dict[str, str]:
+def metadata(graph: ExportSource) -> dict[str, str]:
     """The metadata_props written into the model (sorted keys, plain strings)."""
     meta = {
         "fledge_version": fledge.__version__,
@@ -287,7 +288,7 @@ def build_model(graph: ActorGraph, opset: int = 9) -> onnx.ModelProto:
         onnx_graph,
         producer_name="fledge",
         producer_version=fledge.__version__,
-        doc_string="fledge actor policy for Unity (ML-Agents 1.1.0 ONNX contract, version_number 3)",
+        doc_string=DOC_STRING,
         opset_imports=opset_ids,
     )
     model.ir_version = helper.find_min_ir_version_for(opset_ids)

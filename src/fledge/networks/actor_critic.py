@@ -1,28 +1,34 @@
-"""The PPO policy: observation normaliser, actor body and heads, critic body and value heads.
+"""The PPO policy: a NetworkBody (observation encoder -> dense copies) with actor heads and value heads.
 
-Continuous actions: Gaussian with a state-independent learned log-std (initialised to 0). The raw
-sample is what the trainer stores; the environment receives clamp(a, -3, 3) / 3, as in ML-Agents.
-Discrete actions: one linear head per branch (fused into one layer), masks respected.
-Value heads: one output per reward signal, on a separate critic body, or on the actor body with
-`shared_critic`.
+The body has two dense copies, the actor's and the critic's, computed together; with `shared_critic`
+one copy feeds both. Continuous actions: Gaussian with a state-independent learned log-std
+(initialised to 0). The raw sample is what the trainer stores; the environment receives
+clamp(a, -3, 3) / 3, as in ML-Agents. Discrete actions: one linear head per branch (fused into one
+layer), masks respected. Value heads: one output per reward signal.
+
+This module is the reference definition of the policy: the numpy acting path (numpy_actor.py), the
+hand-derived gradients (trainers/ppo/fast_gradients.py) and the hand-built ONNX graph (actor_graph())
+are accelerators derived from it and tested equal to it.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from fledge.envs.api import ActionSpec
 from fledge.networks import distributions as D
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
+from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
 from fledge.networks.normalizer import RunningNormalizer
 
 ENV_ACTION_CLIP = 3.0
+# Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name.
+_STORED_NAMES = (("body.encoder.normalizer.", "normalizer."), ("body.dense.", "body."))
 
 
 def kaiming_linear(n_in: int, n_out: int, gain: float) -> nn.Linear:
@@ -35,43 +41,6 @@ def kaiming_linear(n_in: int, n_out: int, gain: float) -> nn.Linear:
     return layer
 
 
-class TwinBody(nn.Module):
-    """`twins` MLPs of the same shape over the same input (actor and critic), computed together.
-
-    Layer 1 is one matmul producing all twins' units side by side; later layers are one batched
-    matmul over the twins. Same maths as separate Linear+SiLU stacks, a third of the operations.
-    Weights are He-normal (linear gain 1) per twin block, biases zero.
-    """
-
-    def __init__(self, n_in: int, hidden: int, num_layers: int, twins: int) -> None:
-        super().__init__()
-        self.n_in, self.hidden, self.num_layers, self.twins = n_in, hidden, num_layers, twins
-        self.out_size = hidden if num_layers > 0 else n_in
-        if num_layers > 0:
-            w1 = torch.empty(n_in, twins * hidden)
-            nn.init.normal_(w1, std=1.0 / math.sqrt(n_in))
-            self.w_in = nn.Parameter(w1)
-            self.b_in = nn.Parameter(torch.zeros(twins * hidden))
-        self.w_hidden = nn.ParameterList()
-        self.b_hidden = nn.ParameterList()
-        for _ in range(num_layers - 1):
-            w = torch.empty(twins, hidden, hidden)
-            nn.init.normal_(w, std=1.0 / math.sqrt(hidden))
-            self.w_hidden.append(nn.Parameter(w))
-            self.b_hidden.append(nn.Parameter(torch.zeros(twins, 1, hidden)))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.num_layers == 0:
-            return [x] * self.twins
-        h = F.silu(torch.addmm(self.b_in, x, self.w_in))
-        if self.num_layers == 1:
-            return list(torch.split(h, self.hidden, dim=-1))
-        hs = h.view(x.shape[0], self.twins, self.hidden).transpose(0, 1)
-        for w, b in zip(self.w_hidden, self.b_hidden):
-            hs = F.silu(torch.baddbmm(b, hs, w))
-        return list(hs.unbind(0))
-
-
 @dataclass(frozen=True)
 class NetworkShape:
     """What the network needs to know of the settings (decoupled from the config schema)."""
@@ -79,6 +48,28 @@ class NetworkShape:
     hidden_units: int = 128
     num_layers: int = 2
     normalize: bool = False
+
+
+class Decision(NamedTuple):
+    """One batched decision in torch: raw continuous sample, discrete choices, joint log-prob, values, entropy."""
+
+    continuous: torch.Tensor | None  # (B, c)
+    discrete: torch.Tensor | None  # (B, branches) int64
+    log_prob: torch.Tensor  # (B,)
+    values: torch.Tensor  # (B, n_signals)
+    entropy: torch.Tensor  # (B,)
+
+
+def _rename(state: dict[str, Any], prefix: str, pairs: tuple[tuple[str, str], ...]) -> None:
+    """Rename keys prefix+old... to prefix+new... in place, keeping the order of the entries."""
+    items = list(state.items())
+    state.clear()
+    for key, value in items:
+        for old, new in pairs:
+            if key.startswith(prefix + old):
+                key = prefix + new + key[len(prefix + old) :]
+                break
+        state[key] = value
 
 
 class ActorCritic(nn.Module):
@@ -92,31 +83,82 @@ class ActorCritic(nn.Module):
         shared_critic: bool = False,
     ) -> None:
         super().__init__()
-        self.obs_size = obs_size
         self.action_spec = action_spec
         self.branches = tuple(action_spec.discrete_branches)
         self.value_names = value_names
         self.shared_critic = shared_critic
-        self.normalizer = RunningNormalizer(obs_size) if shape.normalize else None
-        self.body = TwinBody(obs_size, shape.hidden_units, shape.num_layers, 1 if shared_critic else 2)
+        self.body = NetworkBody(
+            obs_size=obs_size,
+            hidden_units=shape.hidden_units,
+            num_layers=shape.num_layers,
+            normalize=shape.normalize,
+            copies=1 if shared_critic else 2,
+        )
         body_out = self.body.out_size
         cont = action_spec.continuous_size
         self.mu = kaiming_linear(body_out, cont, 0.2) if cont else None
         self.log_std = nn.Parameter(torch.zeros(cont)) if cont else None
         self.logits = kaiming_linear(body_out, sum(self.branches), 0.1) if self.branches else None
         self.value_head = nn.Linear(body_out, len(value_names))
+        self.register_state_dict_post_hook(self._stored_names)
+        self.register_load_state_dict_pre_hook(self._module_names)
+
+    # -- checkpoint names ---------------------------------------------------------------------------
+    @staticmethod
+    def _stored_names(module: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+        _rename(state, prefix, _STORED_NAMES)
+
+    @staticmethod
+    def _module_names(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        _rename(state, prefix, tuple((new, old) for old, new in _STORED_NAMES))
 
     # -- pieces -----------------------------------------------------------------------------------
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs if self.normalizer is None else self.normalizer(obs)
+    @property
+    def obs_size(self) -> int:
+        return self.body.encoder.size
 
-    def _bodies(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hs = self.body(x)
+    @property
+    def normalizer(self) -> RunningNormalizer | None:
+        return self.body.normalizer
+
+    @property
+    def dense(self) -> DenseStack:
+        return self.body.dense
+
+    @property
+    def hidden_units(self) -> int:
+        return self.body.dense.hidden
+
+    @property
+    def num_layers(self) -> int:
+        return self.body.dense.num_layers
+
+    @property
+    def vector_mlp(self) -> bool:
+        """True when the body is the vector encoder and a dense stack (what the accelerators cover)."""
+        return type(self.body.encoder) is VectorEncoder and type(self.body.dense) is DenseStack
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Encoded observations: the running normaliser applied (or the identity)."""
+        return self.body.encode(obs)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actor and critic features (B, out) of NORMALISED observations (the same tensor when shared)."""
+        hs = self.body.dense(x)
         return hs[0], hs[-1]
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """Value estimates (B, n_signals) of raw observations."""
-        return self.value_head(self._bodies(self.normalize(obs))[1])
+        return self.value_head(self.features(self.normalize(obs))[1])
+
+    def action_parameters(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations."""
+        h = self.features(self.normalize(obs))[0]
+        mean = self.mu(h) if self.mu is not None else None
+        logits = self.logits(h) if self.logits is not None else None
+        return mean, self.log_std, logits
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -127,27 +169,29 @@ class ActorCritic(nn.Module):
         *,
         generator: torch.Generator | None,
         deterministic: bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Sample actions for raw observations. Returns (continuous raw sample, discrete, joint log-prob, values)."""
-        x = self.normalize(obs)
-        h, hc = self._bodies(x)
+    ) -> Decision:
+        """Sample actions for raw observations (the generator lives on the observations' device)."""
+        h, hc = self.features(self.normalize(obs))
         values = self.value_head(hc)
         logp = torch.zeros(obs.shape[0], device=obs.device)
+        entropy = torch.zeros_like(logp)
         cont = disc = None
         if self.mu is not None and self.log_std is not None:
             mean = self.mu(h)
             if deterministic:
                 cont = mean
             else:
-                noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+                noise = torch.randn(mean.shape, generator=generator, device=mean.device)
                 cont = mean + noise * torch.exp(self.log_std)
             logp = logp + D.gaussian_log_prob(cont, mean, self.log_std)
+            entropy = entropy + D.gaussian_entropy(self.log_std)
         if self.logits is not None:
-            disc, lp = D.sample_categorical(
+            disc, lp, ent = D.sample_categorical(
                 self.logits(h), allowed, self.branches, generator=generator, deterministic=deterministic
             )
             logp = logp + lp
-        return cont, disc, logp, values
+            entropy = entropy + ent
+        return Decision(cont, disc, logp, values, entropy)
 
     # -- training ---------------------------------------------------------------------------------
     def evaluate(
@@ -158,7 +202,7 @@ class ActorCritic(nn.Module):
         allowed: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Joint log-prob, joint entropy and values for NORMALISED observations x and stored actions."""
-        h, hc = self._bodies(x)
+        h, hc = self.features(x)
         values = self.value_head(hc)
         logp: torch.Tensor | None = None
         entropy: torch.Tensor | None = None
@@ -174,22 +218,20 @@ class ActorCritic(nn.Module):
 
 
 def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> ActorGraph:
-    """The acting network of an ActorCritic (actor twin only), as plain arrays."""
+    """The acting network of an ActorCritic (the actor's dense copy), as plain arrays for the ONNX builder.
 
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return np.array(t.detach().cpu().numpy(), dtype=np.float32)
+    Only vector-observation MLPs have this description (`model.vector_mlp`); others raise ValueError.
+    """
+    if not model.vector_mlp:
+        raise ValueError("actor_graph describes vector-observation MLP policies only")
 
-    body = model.body
-    h = body.hidden
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
-    if body.num_layers > 0:
-        layers.append((arr(body.w_in)[:, :h], arr(body.b_in)[:h]))
-        for w, b in zip(body.w_hidden, body.b_hidden):
-            layers.append((arr(w[0]), arr(b[0, 0])))
+    def arr(t: torch.Tensor | np.ndarray) -> np.ndarray:
+        return np.array(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float32)
+
     norm = model.normalizer
     return ActorGraph(
         observation_shapes=observation_shapes,
-        hidden_layers=tuple(layers),
+        hidden_layers=tuple((arr(w), arr(b)) for w, b in model.dense.layer_arrays(0)),
         norm_scale=arr(norm.scale) if norm is not None else None,
         norm_offset=arr(norm.offset) if norm is not None else None,
         continuous_size=model.action_spec.continuous_size,
@@ -199,6 +241,27 @@ def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], .
         discrete_branches=model.branches,
         logits=(arr(model.logits.weight).T.copy(), arr(model.logits.bias)) if model.logits is not None else None,
     )
+
+
+def torch_actor_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
+    """The policy as a torch module for the general ONNX exporter (any body)."""
+    norm = model.normalizer
+    return TorchActorSource(
+        module=model,
+        observation_shapes=observation_shapes,
+        continuous_size=model.action_spec.continuous_size,
+        continuous_transform="clip3",
+        discrete_branches=model.branches,
+        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
+        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+    )
+
+
+def export_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> ExportSource:
+    """What ONNX export builds from: the hand-built graph's description where it covers the model, else the module."""
+    if model.vector_mlp:
+        return actor_graph(model, observation_shapes)
+    return torch_actor_source(model, observation_shapes)
 
 
 def env_continuous_action(raw: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,10 @@
-"""An exporter-neutral description of a policy's acting network: plain float32 arrays and a few flags.
+"""What the ONNX exporter builds from: an `ActorGraph` (plain arrays) or a `TorchActorSource` (a torch module).
 
-Every trainer's actor can describe itself this way (`actor_graph()`); the ONNX exporter and any
-other consumer build from it, so they depend neither on the training classes nor on torch's exporter.
+An ActorGraph is an exporter-neutral description of an MLP acting network: plain float32 arrays and
+a few flags. Policies it describes are built by hand (checkpoints/onnx_graph.py), the accelerated
+export; consumers depend neither on the training classes nor on torch's exporter. A policy it cannot
+describe comes as a TorchActorSource and is exported by tracing its torch module
+(checkpoints/onnx_torch.py), with the same inputs, outputs and metadata.
 
 The acting computation it describes, for raw observations obs_0..obs_{k-1} (concatenated to x):
     x = clip(x * norm_scale - norm_offset, -5, 5)          if normalisation is on
@@ -17,9 +20,13 @@ The acting computation it describes, for raw observations obs_0..obs_{k-1} (conc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 ContinuousTransform = Literal["clip3", "tanh"]
 
@@ -43,3 +50,39 @@ class ActorGraph:
     @property
     def obs_size(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.observation_shapes))
+
+
+class ActionParameters(Protocol):
+    """What the general exporter calls on a policy module."""
+
+    def action_parameters(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]: ...
+
+
+@dataclass(frozen=True)
+class TorchActorSource:
+    """A policy exported through its torch module.
+
+    `module.action_parameters(obs)` maps raw observations (B, obs_size), concatenated and flattened,
+    to (Gaussian mean (B, c) | None, log_std ((c,) or (B, c), already clipped) | None, unmasked
+    logits (B, sum(branches)) | None). The normaliser's arrays, when there is one, serve the metadata
+    and the inputs of the export check.
+    """
+
+    module: nn.Module
+    observation_shapes: tuple[tuple[int, ...], ...]
+    continuous_size: int = 0
+    continuous_transform: ContinuousTransform = "clip3"
+    discrete_branches: tuple[int, ...] = ()
+    norm_scale: np.ndarray | None = None
+    norm_offset: np.ndarray | None = None
+    memory_size: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def obs_size(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.observation_shapes))
+
+
+ExportSource = ActorGraph | TorchActorSource

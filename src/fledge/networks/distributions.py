@@ -61,11 +61,15 @@ def sample_categorical(
     *,
     generator: torch.Generator | None,
     deterministic: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample (or take the argmax of) each branch. Returns (actions int64 (B, n_branches), joint log-prob (B,))."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample (or take the argmax of) each branch (Gumbel-max).
+
+    Returns (actions int64 (B, n_branches), joint log-prob (B,), joint entropy (B,)).
+    """
     masked = masked_logits(logits, allowed)
     choices = []
     logp_total = torch.zeros(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    ent_total = torch.zeros_like(logp_total)
     for branch_logits in split_branches(masked, branches):
         log_p = torch.log_softmax(branch_logits, dim=-1)
         if deterministic:
@@ -76,4 +80,5 @@ def sample_categorical(
             idx = torch.argmax(log_p + gumbel, dim=-1, keepdim=True)
         choices.append(idx)
         logp_total = logp_total + log_p.gather(-1, idx).squeeze(-1)
-    return torch.cat(choices, dim=-1), logp_total
+        ent_total = ent_total - (log_p.exp() * log_p).sum(dim=-1)
+    return torch.cat(choices, dim=-1), logp_total, ent_total

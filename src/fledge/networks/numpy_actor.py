@@ -1,8 +1,12 @@
-"""Acting without torch: the same forward pass as ActorCritic in numpy, for small batches of agents.
+"""The acting accelerator: ActorCritic's acting pass in numpy, for small batches of agents.
 
 For the small networks of RL a numpy forward over a dozen agents costs a fraction of the torch
-dispatch overhead. The weights are copied from the torch model after every update (`sync`), the
-observation normaliser included; results match the torch model to float32 precision (tested).
+dispatch overhead. It covers vector-observation MLP policies (`NumpyActor.covers`); networks/acting.py
+picks it when it does and otherwise acts through the torch module itself. The dense layers are read
+from the model's DenseStack as numpy views of its parameters (all copies fused, as the torch forward
+computes them); the heads and the derived constants are refreshed by `sync()` after every update, the
+observation normaliser's arrays are shared. tests/unit/test_networks.py checks the results against
+the torch module (float32 precision).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fledge.networks.actor_critic import ActorCritic
+from fledge.networks.body import numpy_view
 from fledge.networks.distributions import LOG_SQRT_2PI, MASKED_LOGIT
 from fledge.networks.normalizer import CLIP
 
@@ -71,7 +76,7 @@ def sample_branches(
 
 
 class NumpyActor:
-    """A numpy copy of an ActorCritic's acting path. Call `sync()` after the torch weights change."""
+    """The numpy acting path of an ActorCritic. Call `sync()` after the torch weights change."""
 
     def __init__(self, model: ActorCritic, *, rng: np.random.Generator) -> None:
         self.model = model
@@ -80,23 +85,25 @@ class NumpyActor:
         self.cont = model.action_spec.continuous_size
         self.sync()
 
+    @staticmethod
+    def covers(model: ActorCritic) -> bool:
+        """Whether this accelerator computes what `model` computes (vector observations, dense MLP)."""
+        return isinstance(model, ActorCritic) and model.vector_mlp
+
     def sync(self) -> None:
         m = self.model
-        body = m.body
+        dense = m.dense
 
         def arr(t: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+            return np.ascontiguousarray(numpy_view(t), dtype=np.float32)
 
         # the normaliser's numpy scale and offset are updated in place, so its updates need no sync
         self.norm_scale = m.normalizer.arrays.scale if m.normalizer is not None else None
         self.norm_offset = m.normalizer.arrays.offset if m.normalizer is not None else None
-        self.num_layers = body.num_layers
-        self.twins = body.twins
-        self.hidden = body.hidden
-        self.w_in = arr(body.w_in) if body.num_layers > 0 else None
-        self.b_in = arr(body.b_in) if body.num_layers > 0 else None
-        self.w_hidden = [arr(w) for w in body.w_hidden]
-        self.b_hidden = [arr(b) for b in body.b_hidden]
+        self.copies, self.hidden = dense.copies, dense.hidden
+        # (W, b) of every dense layer, all copies fused: (in, copies*h), (copies*h,), then (copies, h, h), (copies, 1, h)
+        params = [arr(p) for p in dense.parameter_list()]
+        self.layers = list(zip(params[0::2], params[1::2]))
         self.w_mu = arr(m.mu.weight).T.copy() if m.mu is not None else None
         self.b_mu = arr(m.mu.bias) if m.mu is not None else None
         self.log_std = arr(m.log_std) if m.log_std is not None else None
@@ -115,25 +122,27 @@ class NumpyActor:
             return obs
         return np.minimum(np.maximum(obs * self.norm_scale - self.norm_offset, -CLIP), CLIP)
 
-    def _bodies(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.num_layers == 0:
+    def _features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Actor and critic features, as DenseStack.forward computes them."""
+        if not self.layers:
             return x, x
-        h = _silu(x @ self.w_in + self.b_in)
-        if self.num_layers == 1:
+        w_in, b_in = self.layers[0]
+        h = _silu(x @ w_in + b_in)
+        if len(self.layers) == 1:
             return h[:, : self.hidden], h[:, -self.hidden :]
-        hs = h.reshape(x.shape[0], self.twins, self.hidden).transpose(1, 0, 2)
-        for w, b in zip(self.w_hidden, self.b_hidden):
+        hs = h.reshape(x.shape[0], self.copies, self.hidden).transpose(1, 0, 2)
+        for w, b in self.layers[1:]:
             hs = _silu(np.matmul(hs, w) + b)
         return hs[0], hs[-1]
 
     def values(self, obs: np.ndarray) -> np.ndarray:
-        _, hc = self._bodies(self.normalize(obs))
+        _, hc = self._features(self.normalize(obs))
         return hc @ self.w_v + self.b_v
 
     def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput:
         """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)) bool, True = allowed."""
         n = obs.shape[0]
-        h, hc = self._bodies(self.normalize(obs))
+        h, hc = self._features(self.normalize(obs))
         values = (hc @ self.w_v + self.b_v).astype(np.float32, copy=False)
         logp = np.zeros(n, dtype=np.float32)
         entropy = np.zeros(n, dtype=np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
 from fledge.trainers.settings import reward_signals, vector_observation_size
 
@@ -90,7 +90,7 @@ class Policy(Protocol):
         """The actions the environment receives for what `act` decided."""
         ...
 
-    def actor_graph(self) -> ActorGraph:
+    def actor_graph(self) -> ExportSource:
         """The acting network as plain arrays, for ONNX export."""
         ...
 

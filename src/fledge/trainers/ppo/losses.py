@@ -1,5 +1,10 @@
 """Every PPO formula as a pure function (numpy for per-trajectory maths, torch for the losses).
 
+`ppo_loss` is the loss PPO minimises, written with autograd: the reference. The trainer computes its
+gradients with the hand-derived accelerator in fast_gradients.py where that covers the network
+(update.py chooses; tests/unit/test_fast_gradients.py checks them equal).
+
+- Total: policy_loss + 0.5 * value_loss - beta * mean(joint entropy).
 - GAE: delta_t = r_t + gamma * v_{t+1} - v_t (v_T = bootstrap); A_t = sum_k (gamma*lambda)^k delta_{t+k};
   returns R_t = A_t + v_t.
 - Policy loss: -mean(min(r A, clip(r, 1-eps, 1+eps) A)) with r = exp(logp - old_logp) of the JOINT
@@ -12,11 +17,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from scipy.signal import lfilter
 
 from fledge.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed  # noqa: F401
+
+if TYPE_CHECKING:
+    from fledge.networks.actor_critic import ActorCritic
+
+VALUE_WEIGHT = 0.5
+
+
+@dataclass
+class Minibatch:
+    x: torch.Tensor  # (B, obs) normalised observations
+    continuous: torch.Tensor | None  # (B, c)
+    discrete: torch.Tensor | None  # (B, d) int64
+    allowed: torch.Tensor | None  # (B, sum(branches)) bool
+    old_log_prob: torch.Tensor  # (B,)
+    advantages: torch.Tensor  # (B,)
+    old_values: torch.Tensor  # (B, S)
+    returns: torch.Tensor  # (B, S)
+
+
+def ppo_loss(
+    model: ActorCritic, mb: Minibatch, *, epsilon: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, policy_loss, value_loss) of a minibatch; call total.backward() for the gradients."""
+    log_prob, entropy, values = model.evaluate(mb.x, mb.continuous, mb.discrete, mb.allowed)
+    p_loss = policy_loss(log_prob, mb.old_log_prob, mb.advantages, epsilon)
+    v_loss = value_loss(values, mb.old_values, mb.returns, epsilon)
+    return p_loss + VALUE_WEIGHT * v_loss - beta * entropy.mean(), p_loss, v_loss
 
 
 def discounted_cumsum(x: np.ndarray, discount: float) -> np.ndarray:

@@ -13,11 +13,12 @@ import torch
 
 from fledge.envs.api import ActionTuple
 from fledge.errors import CheckpointError
-from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, actor_graph
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.acting import make_actor
+from fledge.networks.actor_critic import ENV_ACTION_CLIP, ActorCritic, NetworkShape, export_source
+from fledge.networks.actor_graph import ExportSource
 from fledge.networks.device import as_device
 from fledge.networks.normalizer import RunningNormalizer
-from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.numpy_actor import ActOutput
 from fledge.trainers import state as S
 from fledge.trainers.policy import NumpyPolicy, PolicySettings
 
@@ -43,7 +44,7 @@ class PPOPolicy(NumpyPolicy):
             value_names=settings.signal_names,
             shared_critic=shared_critic,
         ).to(as_device(device))
-        self.actor = NumpyActor(self.model, rng=rng)
+        self.actor = make_actor(self.model, rng=rng)
 
     @classmethod
     def build(
@@ -61,8 +62,8 @@ class PPOPolicy(NumpyPolicy):
         cont = np.clip(out.continuous, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
         return ActionTuple(cont, out.discrete)
 
-    def actor_graph(self) -> ActorGraph:
-        return actor_graph(self.model, tuple(tuple(o.shape) for o in self.spec.observation_specs))
+    def actor_graph(self) -> ExportSource:
+        return export_source(self.model, tuple(tuple(o.shape) for o in self.spec.observation_specs))
 
     def sync(self) -> None:
         self.actor.sync()

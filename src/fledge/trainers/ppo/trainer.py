@@ -22,8 +22,9 @@ from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.on_policy import OnPolicyTrainer
 from fledge.trainers.ppo import losses as L
-from fledge.trainers.ppo.fast_gradients import Minibatch, loss_and_gradients
+from fledge.trainers.ppo.losses import Minibatch
 from fledge.trainers.ppo.policy import PPOPolicy
+from fledge.trainers.ppo.update import ppo_gradients
 from fledge.trainers.settings import plain
 
 log = logging.getLogger("fledge")
@@ -175,7 +176,7 @@ class PPOTrainer(OnPolicyTrainer):
                     old_values=shuffled["old_values"][start:end],
                     returns=shuffled["returns"][start:end],
                 )
-                p_loss, v_loss = loss_and_gradients(model, minibatch, epsilon=eps, beta=beta)
+                _, p_loss, v_loss = ppo_gradients(model, minibatch, epsilon=eps, beta=beta)
                 self.adam.step()
                 policy_losses.append(p_loss)
                 value_losses.append(v_loss)

@@ -1,0 +1,66 @@
+"""Which path a policy acts through: the numpy accelerator where it covers the network, else torch.
+
+`make_actor(model, rng=...)` returns a `NumpyActor` for the vector-observation MLPs it covers and a
+`TorchActor` for anything else; both answer act(obs, allowed, deterministic=) with an `ActOutput`,
+values(obs), sync() and carry the numpy generator `rng` that checkpoints save.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fledge.networks.actor_critic import ActorCritic
+from fledge.networks.numpy_actor import ActOutput, NumpyActor
+
+
+class TorchActor:
+    """Acting through the torch module's own act() and values() (the reference path).
+
+    Each decision seeds a torch generator from `rng`, so the stream of actions follows the numpy
+    generator's state (saved with checkpoints) as the numpy path's does.
+    """
+
+    def __init__(self, model: ActorCritic, *, rng: np.random.Generator) -> None:
+        self.model = model
+        self.rng = rng
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+
+    def sync(self) -> None:
+        """Nothing to copy: the module is read directly."""
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    @torch.no_grad()
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        values: np.ndarray = self.model.values(self._tensor(obs.astype(np.float32, copy=False))).cpu().numpy()
+        return values
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput:
+        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)) bool, True = allowed."""
+        n = obs.shape[0]
+        self.generator.manual_seed(int(self.rng.integers(2**63)))
+        out = self.model.act(
+            self._tensor(obs.astype(np.float32, copy=False)),
+            self._tensor(allowed) if allowed is not None else None,
+            generator=self.generator,
+            deterministic=deterministic,
+        )
+        return ActOutput(
+            continuous=out.continuous.cpu().numpy() if out.continuous is not None else np.zeros((n, 0), np.float32),
+            discrete=out.discrete.cpu().numpy().astype(np.int32)
+            if out.discrete is not None
+            else np.zeros((n, 0), np.int32),
+            log_prob=out.log_prob.cpu().numpy(),
+            values=out.values.cpu().numpy(),
+            entropy=out.entropy.cpu().numpy(),
+        )
+
+
+def make_actor(model: ActorCritic, *, rng: np.random.Generator) -> NumpyActor | TorchActor:
+    """The numpy accelerator when it covers `model`, else acting through the torch module."""
+    if NumpyActor.covers(model):
+        return NumpyActor(model, rng=rng)
+    return TorchActor(model, rng=rng)
