@@ -2,7 +2,7 @@
 
 One trainer per behavior. Acting runs in numpy on views of the actor's weights (updates are seen at
 once, nothing to synchronise; on a device other than the CPU, on copies taken after each update loop);
-updates run in torch (update.py), on the run's device, on minibatches sampled from the replay buffer. Formulas: losses.py; networks and the choice of the V-network formulation: networks.py.
+updates run in torch (update.py), on the run's device, on minibatches sampled from the replay buffer. Formulas: losses.py; networks and the choice of the V-network formulation: networks/sac.py.
 
 Update rule (ML-Agents 1.1.0): once the buffer holds >= batch_size experiences and step >=
 buffer_init_steps, update while (step - buffer_init_steps) / update_count > steps_per_update,
@@ -44,6 +44,8 @@ from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.device import as_device, is_cpu, to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.numpy_actor import ActOutput
+from fledge.networks.sac import SACNetworks, SACShape, actor_graph
+from fledge.networks.sac_numpy import NumpySACActor
 from fledge.networks.size import NetworkSize, mlp_parameters
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
@@ -61,7 +63,6 @@ from fledge.trainers.base import (
 )
 from fledge.trainers.divergence import diverged, non_finite
 from fledge.trainers.sac import losses as L
-from fledge.trainers.sac.networks import NumpySACActor, SACNetworks, SACShape, actor_graph
 from fledge.trainers.sac.replay import ReplayBuffer, ReplaySpec
 from fledge.trainers.sac.update import Batches, SACUpdater, UpdateStats, discrete_one_hot
 
