@@ -134,6 +134,11 @@ class TwinQ(nn.Module):
         super().__init__()
         self.shape = shape
         self.dense = DenseStack(shape.q_input, shape.hidden_units, shape.num_layers, copies=2)
+        if self.dense.num_layers:  # twin 0's first layer takes the first block of draws, twin 1's the next,
+            # as two separate networks would draw them: a seed gives the weights it gave before the fusion
+            w, h = self.dense.w_in, self.dense.hidden
+            with torch.no_grad():
+                w.copy_(w.reshape(2, shape.q_input, h).transpose(0, 1).reshape(shape.q_input, 2 * h))
         n_out = shape.n_signals * shape.q_columns
         self.head_w = nn.Parameter(xavier_uniform(2, self.dense.out_size, n_out, gain=CRITIC_HEAD_GAIN))
         self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
