@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from fledge.networks.body import DenseStack, NetworkBody
-from fledge.networks.sac import SACNetworks, SACShape
+from fledge.networks.sac import SACNetworks, SACShape, TwinQ
 from fledge.networks.sac_numpy import NumpySACActor
 
 HYBRID = SACShape(obs_size=6, continuous_size=2, branches=(3, 2), hidden_units=64, num_layers=2, normalize=True)
@@ -71,3 +71,14 @@ def test_numpy_actor_equals_the_torch_modules() -> None:
     with torch.no_grad():  # the views follow in-place updates of the parameters
         nets.value.head_b.add_(1.0)
     np.testing.assert_allclose(actor.values(obs), values.numpy() + 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_each_twin_draws_its_first_layer_as_one_block() -> None:
+    """As two separate networks would: the same seed gives the same weights as before the twins were fused."""
+    shape = SACShape(obs_size=5, continuous_size=2, branches=(), hidden_units=8, num_layers=2)
+    torch.manual_seed(0)
+    q = TwinQ(shape)
+    torch.manual_seed(0)
+    blocks = torch.empty(2, 7, 8).normal_(std=1 / math.sqrt(7))
+    assert torch.equal(q.dense.w_in.detach()[:, :8], blocks[0])
+    assert torch.equal(q.dense.w_in.detach()[:, 8:], blocks[1])
