@@ -8,7 +8,7 @@ and one step per optimiser as ML-Agents does, per-update index sampling. Measure
 interleaved (fledge, bare, fledge, ...) for each thread count, repeated, and reported as medians
 with ranges; a second, timed pass splits an update into sampling, forward, backward and step
 (fledge: sampling is one `sample_batches` call for the whole measurement, divided by its updates;
-forward/backward are fast_update.forward/backward, the hand-derived gradients; step is the fused
+forward/backward are fast_update.HandGradients' two halves, the hand-derived gradients; step is the fused
 Adam step over the three optimisers plus the target network's soft update).
 
     .venv/bin/python benchmarks/sac_updates.py [--updates 100] [--repeats 5] [--threads 1 2]
@@ -95,17 +95,19 @@ class FledgeSide:
 
     def timed(self, n: int, acc: dict[str, float]) -> None:
         up = self.trainer.updater
+        hand = up.gradients
+        assert isinstance(hand, fast_update.HandGradients)
         t0 = time.perf_counter()
         batches = self.trainer.sample_batches(n)
         acc["sampling"] += time.perf_counter() - t0
         for i in range(n):
             t0 = time.perf_counter()
-            forward_pass = fast_update.forward(up, batches.get(i))
+            forward_pass = hand.forward(batches.get(i))
             t1 = time.perf_counter()
-            grads = fast_update.backward(up, forward_pass)
+            grads = hand.backward(forward_pass)
             t2 = time.perf_counter()
             up.stepper.step_with(grads)
-            torch._foreach_lerp_(up._target, up._source, up.tau)
+            up.soft_update()
             t3 = time.perf_counter()
             acc["forward"] += t1 - t0
             acc["backward"] += t2 - t1

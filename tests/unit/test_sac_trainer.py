@@ -23,6 +23,7 @@ from fledge.stats import StatsReporter
 from fledge.stats.reporter import StatSummary, StatsWriter
 from fledge.trainers.base import TrainerState
 from fledge.trainers.off_policy import REPLAY_BUFFER_FILE
+from fledge.trainers.sac.losses import sac_losses
 from fledge.trainers.sac.trainer import SACTrainer
 from fledge.trainers.sac.update import MultiAdamStepper
 
@@ -207,7 +208,7 @@ def test_one_backward_gives_every_parameter_exactly_its_own_loss_gradient(spec: 
     expected = _reference_gradients(trainer, batch)
     up = trainer.updater
     up.stepper.zero_grad()
-    up.losses(batch).total.backward()
+    sac_losses(trainer.nets, up.coefficients, batch).total().backward()
     for name, opt in up.optimizers().items():
         params = [p for g in opt.param_groups for p in g["params"]]
         for p, g in zip(params, expected[name]):

@@ -1,4 +1,7 @@
-"""Every SAC formula as a pure function (torch), in fledge's V-network formulation (see networks.py).
+"""SAC's losses: `sac_losses` computes every loss of one minibatch through autograd (the reference, read it
+first), from the formulas below, each a pure function (torch), in fledge's V-network formulation (see
+networks/sac.py). Training uses hand-derived gradients of the same losses where they cover the networks
+(fast_update.py, tested equal); update.py chooses.
 
 Notation: B samples, S reward signals, c continuous dimensions, branches n_1..n_k with K = sum n_b
 columns. `alpha` are entropy coefficients (exp of the learned log-coefficients).
@@ -32,18 +35,114 @@ columns. `alpha` are entropy coefficients (exp of the learned log-coefficients).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
+from fledge.networks.distributions import MASKED_LOGIT
+from fledge.networks.sac import SACNetworks, SquashedActor
+from fledge.trainers.sac.records import Batches, SACCoefficients, UpdateStats
 from fledge.trainers.schedules import LEARNING_RATE_FLOOR, decayed  # noqa: F401
 
 LOG_2 = math.log(2.0)
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-LOG_STD_MIN = -20.0
-LOG_STD_MAX = 2.0
 CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
 DISCRETE_TARGET_ENTROPY_SCALE = 0.2
+
+
+# -- the losses of one minibatch (the reference) -------------------------------------------------
+@dataclass
+class SACLosses:
+    q1: torch.Tensor
+    q2: torch.Tensor
+    value: torch.Tensor
+    policy: torch.Tensor
+    entropy: torch.Tensor  # the entropy coefficients' loss
+
+    def total(self) -> torch.Tensor:
+        """The sum; one backward pass of it gives each parameter set its own loss's gradient only."""
+        return self.q1 + self.q2 + self.value + self.policy + self.entropy
+
+    def stats(self) -> UpdateStats:
+        return UpdateStats(self.policy.detach(), self.value.detach(), self.q1.detach(), self.q2.detach())
+
+
+def sac_losses(nets: SACNetworks, coefs: SACCoefficients, b: Batches) -> SACLosses:
+    """Every SAC loss of one minibatch, through autograd: the reference the hand gradients equal.
+
+    Each parameter set receives exactly the gradient of its own loss (as ML-Agents' three backward
+    passes give): the policy reads Q through detached weights, the targets carry no gradient, and the
+    entropy coefficients' loss reads detached log-probabilities.
+    """
+    n_b = len(nets.shape.branches)
+    sample = sample_policy(nets.policy, b.x, b.noise, b.allowed)
+    q = nets.q(b.q_input)  # (2, B, S, K): Q of the stored action
+    if sample.action is not None:  # Q of the fresh action: gradient to the action, never to the Q weights
+        q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True)
+    else:  # discrete actions: every action's Q is in q already
+        q_fresh = q.detach()
+    alpha_c = torch.exp(coefs.log_alpha_c.detach()) if coefs.log_alpha_c is not None else None
+    alpha_d = torch.exp(coefs.log_alpha_d.detach()) if coefs.log_alpha_d is not None else None
+    penalty = entropy_penalty(alpha_c, sample.log_pi_c, alpha_d, sample.branch_log_probs)
+    if n_b:
+        assert b.one_hot is not None and sample.probs is not None
+        q_taken = taken_action_values(q, b.one_hot, n_b)
+        expected_q1 = expected_branch_values(q_fresh[0], sample.probs, n_b)
+    else:
+        q_taken = q[..., 0]
+        expected_q1 = q_fresh[0, ..., 0]
+    with torch.no_grad():
+        q_min = torch.minimum(q_fresh[0], q_fresh[1])
+        if n_b:
+            assert sample.probs is not None
+            expected_min = expected_branch_values(q_min, sample.probs, n_b)
+        else:
+            expected_min = q_min[..., 0]
+        value_target = soft_value(expected_min, penalty)
+        y = q_target(b.rewards, b.done, nets.target_value(b.next_x), coefs.gammas)
+    return SACLosses(
+        q1=squared_error_loss(q_taken[0], y),
+        q2=squared_error_loss(q_taken[1], y),
+        value=squared_error_loss(nets.value(b.x), value_target),
+        policy=policy_loss(expected_q1, penalty),
+        entropy=entropy_coefficient_loss(
+            coefs.log_alpha_c,
+            sample.log_pi_c,
+            coefs.target_c,
+            coefs.log_alpha_d,
+            sample.branch_log_probs,
+            coefs.target_d,
+        ),
+    )
+
+
+@dataclass
+class PolicySample:
+    """What the losses need from the actor for a batch of normalised observations."""
+
+    action: torch.Tensor | None  # (B, c) tanh(u), reparameterised
+    log_pi_c: torch.Tensor | None  # (B,) joint log-prob of the continuous part
+    probs: torch.Tensor | None  # (B, K) branch probabilities (masked actions 0)
+    branch_log_probs: torch.Tensor | None  # (B, n_branches) E_pi_b[log pi_b]
+
+
+def sample_policy(
+    actor: SquashedActor, x: torch.Tensor, noise: torch.Tensor | None, allowed: torch.Tensor | None
+) -> PolicySample:
+    """u = mean + std noise, a = tanh(u) with its log-probability; the masked branch probabilities."""
+    branches = actor.shape.branches
+    mean, log_std, logits = actor.heads(x)
+    action = log_pi_c = probs = branch_lp = None
+    if mean is not None and log_std is not None and noise is not None:
+        u = mean + torch.exp(log_std) * noise
+        action = torch.tanh(u)
+        log_pi_c = squashed_log_prob_from_noise(noise, log_std, u)
+    if logits is not None:
+        log_probs = branch_log_softmax(logits, allowed, branches)
+        probs = torch.exp(log_probs)
+        branch_lp = branch_expected_log_probs(probs, log_probs, branches)
+    return PolicySample(action, log_pi_c, probs, branch_lp)
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -108,6 +207,15 @@ def squashed_log_prob_from_noise(noise: torch.Tensor, log_std: torch.Tensor, u: 
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     """Joint entropy (B,) of the unsquashed Gaussian (what `Policy/Entropy` reports for SAC)."""
     return (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
+
+
+def branch_log_softmax(logits: torch.Tensor, allowed: torch.Tensor | None, branches: tuple[int, ...]) -> torch.Tensor:
+    """Per-branch log-softmax of masked logits (masked entries get about -1e8, never -inf)."""
+    if allowed is not None:
+        logits = torch.where(allowed, logits, torch.full_like(logits, MASKED_LOGIT))
+    if len(branches) == 1:
+        return torch.log_softmax(logits, dim=-1)
+    return torch.cat([torch.log_softmax(t, dim=-1) for t in torch.split(logits, list(branches), dim=-1)], dim=-1)
 
 
 def branch_expected_log_probs(probs: torch.Tensor, log_probs: torch.Tensor, branches: tuple[int, ...]) -> torch.Tensor:

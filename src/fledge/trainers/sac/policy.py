@@ -19,9 +19,10 @@ from fledge.networks.actor_graph import ActorGraph
 from fledge.networks.device import as_device, is_cpu, to_cpu
 from fledge.networks.normalizer import RunningNormalizer
 from fledge.networks.numpy_actor import ActOutput
+from fledge.networks.sac import SACNetworks, SACShape, actor_graph
+from fledge.networks.sac_numpy import NumpySACActor
 from fledge.trainers import state as S
 from fledge.trainers.policy import NumpyPolicy, PolicySettings
-from fledge.trainers.sac.networks import NumpySACActor, SACNetworks, SACShape, actor_graph
 
 POLICY_PARTS = ("policy", "value")  # the checkpoint parts a policy alone loads
 

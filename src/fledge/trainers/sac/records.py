@@ -1,5 +1,6 @@
-"""The records of one SAC update, shared by the reference update (update.py) and the hand-derived one
-(fast_update.py): the minibatches it reads (`Batches`) and the losses it returns (`UpdateStats`)."""
+"""The records of one SAC update, shared by the autograd reference (losses.py), the hand-derived gradients
+(fast_update.py) and the optimiser step (update.py): the minibatches an update reads (`Batches`), what
+it reads besides the networks (`SACCoefficients`) and the losses it returns (`UpdateStats`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,21 @@ class Batches:
             cut(self.allowed),
             cut(self.mask_add),
         )
+
+
+@dataclass
+class SACCoefficients:
+    """What the SAC losses read besides the networks and the minibatch (the tensors are on the update's device).
+
+    The log entropy coefficients are the learned parameters themselves (the entropy optimiser steps them).
+    """
+
+    log_alpha_c: torch.nn.Parameter | None  # (1,) log of the continuous entropy coefficient
+    log_alpha_d: torch.nn.Parameter | None  # (n_branches,) log of each branch's entropy coefficient
+    target_c: float  # target entropy of the continuous part
+    target_d: torch.Tensor | None  # (n_branches,) target entropy of each branch
+    gammas: torch.Tensor  # (S,) discount per reward signal
+    branch_matrix: torch.Tensor  # (K, n_branches): 1 where column k belongs to branch b
 
 
 @dataclass

@@ -4,7 +4,7 @@ One trainer per behavior. Acting runs in the policy's numpy path (trainers/sac/p
 the actor's weights (updates are seen at once, nothing to synchronise; on a device other than the CPU,
 on copies taken after each update loop); updates run in torch (update.py), on the run's device, on
 minibatches sampled from the replay buffer. Formulas: losses.py; networks and the choice of the
-V-network formulation: networks.py.
+V-network formulation: networks/sac.py.
 
 The off-policy base (trainers/off_policy.py) fills the replay buffer and applies ML-Agents' update
 rule; this module's `_update_loop` runs the updates it asks for. The replay buffer keeps its newest

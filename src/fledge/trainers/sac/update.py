@@ -1,33 +1,30 @@
-"""One SAC gradient update, with as little per-update overhead as torch allows.
+"""One SAC gradient update: the gradients of one minibatch, one fused Adam step, the target network's soft update.
 
-Per update: one actor pass on s (reparameterised continuous sample, branch probabilities), the twin
-Q networks on (s, stored action) and on (s, fresh action) (the policy gradient reaches the fresh
-action, never the Q weights; discrete-only policies reuse the first pass), V(s) and V_target(s')
-(no gradient). Each parameter set receives exactly the gradient of its own loss, as ML-Agents' three
-separate backward passes produce. `SACUpdater.update` computes those gradients by hand
-(fast_update.py, no autograd); `update_autograd` is the same update through `losses()` and ONE
-backward pass of the summed losses (the cross terms are detached), kept as the reference the hand
-gradients are tested against. The three Adam optimisers (policy; Q1+Q2+V; entropy coefficients)
-share the scheduled learning rate, so they are stepped by one fused Adam kernel call over all their
-parameters (identical numbers to three `optimizer.step()`s, tested).
-Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`, in
-records.py with `UpdateStats`: the records this module and fast_update.py share).
+The gradients come from one of two sources with the same signature, `(batch) -> (gradients, losses)`,
+chosen when the updater is built: the hand-derived gradients (fast_update.py, no autograd) where they
+cover the networks, otherwise `AutogradGradients`, one backward pass of `losses.sac_losses` (the
+reference, in which each parameter set receives exactly the gradient of its own loss, as ML-Agents'
+three separate backward passes produce). The three Adam optimisers (policy; Q1+Q2+V; entropy
+coefficients) share the scheduled learning rate, so they are stepped by one fused Adam kernel call
+over all their parameters (identical numbers to three `optimizer.step()`s, tested).
+Batches for a whole update loop are sampled, normalised and converted to tensors at once (`Batches`,
+records.py).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from fledge.networks.device import as_device
+from fledge.networks.sac import SACNetworks
 from fledge.trainers.fast_adam import fused_if_possible
 from fledge.trainers.sac import fast_update
 from fledge.trainers.sac import losses as L
-from fledge.trainers.sac.networks import SACNetworks
-from fledge.trainers.sac.records import Batches, UpdateStats
+from fledge.trainers.sac.records import Batches, SACCoefficients, UpdateStats
 
 
 def init_adam_state(optimizer: torch.optim.Adam) -> None:
@@ -132,14 +129,34 @@ def discrete_one_hot(discrete: np.ndarray, branches: tuple[int, ...]) -> np.ndar
     return out
 
 
-@dataclass
-class Losses:
-    total: torch.Tensor  # the sum of every loss; each parameter set only receives its own loss's gradient
-    stats: UpdateStats
+class Gradients(Protocol):
+    """The gradient of every trained parameter for one minibatch, and the losses."""
+
+    def __call__(self, b: Batches) -> tuple[dict[torch.Tensor, torch.Tensor], UpdateStats]: ...
+
+
+class AutogradGradients:
+    """The reference gradients: one backward pass of `losses.sac_losses`, which covers any networks."""
+
+    def __init__(self, nets: SACNetworks, coefs: SACCoefficients, params: list[torch.Tensor]) -> None:
+        self.nets, self.coefs, self.params = nets, coefs, params
+
+    def __call__(self, b: Batches) -> tuple[dict[torch.Tensor, torch.Tensor], UpdateStats]:
+        for p in self.params:
+            p.grad = None
+        losses = L.sac_losses(self.nets, self.coefs, b)
+        losses.total().backward()
+        grads = {p: p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params}
+        for p in self.params:
+            p.grad = None
+        return grads, losses.stats()
 
 
 class SACUpdater:
-    """Owns the entropy coefficients and the three optimisers; `update(batch)` runs one gradient step."""
+    """Owns the entropy coefficients and the three optimisers; `update(batch)` runs one gradient step.
+
+    `autograd=True` trains through the reference gradients even where the hand-derived ones cover the networks.
+    """
 
     def __init__(
         self,
@@ -150,13 +167,13 @@ class SACUpdater:
         init_entcoef: float,
         lr: float,
         device: torch.device | str | None = None,
+        autograd: bool = False,
     ) -> None:
         """`nets` must already be on `device` (default: the CPU); every tensor made here goes there too."""
         self.nets = nets
         self.device = device = as_device(device)
         shape = nets.shape
         self.c, self.branches = shape.continuous_size, shape.branches
-        self.gammas = torch.as_tensor(np.asarray(gammas, dtype=np.float32), device=device)
         self.tau = float(tau)
         log_init = math.log(float(init_entcoef))
         self.log_alpha_c = torch.nn.Parameter(torch.full((1,), log_init, device=device)) if self.c else None
@@ -164,20 +181,29 @@ class SACUpdater:
             torch.nn.Parameter(torch.full((len(self.branches),), log_init, device=device)) if self.branches else None
         )
         target_c, target_d = L.target_entropies(self.c, self.branches)
-        self.target_c = target_c
-        self.target_d = torch.tensor(target_d, dtype=torch.float32, device=device) if self.branches else None
+        branch_matrix = torch.zeros(shape.n_logits, len(self.branches))  # (K, nb): column k belongs to branch b
+        start = 0
+        for i, size in enumerate(self.branches):
+            branch_matrix[start : start + size, i] = 1.0
+            start += size
+        self.coefficients = SACCoefficients(
+            log_alpha_c=self.log_alpha_c,
+            log_alpha_d=self.log_alpha_d,
+            target_c=target_c,
+            target_d=torch.tensor(target_d, dtype=torch.float32, device=device) if self.branches else None,
+            gammas=torch.as_tensor(np.asarray(gammas, dtype=np.float32), device=device),
+            branch_matrix=branch_matrix.to(device),
+        )
         fused = fused_if_possible()
         self.policy_optimizer = torch.optim.Adam(nets.policy.parameters(), lr=lr, **fused)
         self.critic_optimizer = torch.optim.Adam([*nets.q.parameters(), *nets.value.parameters()], lr=lr, **fused)
         self.entropy_optimizer = torch.optim.Adam(self.entropy_parameters(), lr=lr, **fused)
         self.stepper = MultiAdamStepper([self.policy_optimizer, self.critic_optimizer, self.entropy_optimizer])
-        k = shape.n_logits
-        branch_matrix = torch.zeros(k, len(self.branches))  # (K, nb): column j belongs to branch b
-        start = 0
-        for i, size in enumerate(self.branches):
-            branch_matrix[start : start + size, i] = 1.0
-            start += size
-        self.branch_matrix = branch_matrix.to(device)
+        self.gradients: Gradients = (
+            fast_update.HandGradients(nets, self.coefficients)
+            if not autograd and fast_update.covers(nets)
+            else AutogradGradients(nets, self.coefficients, self.stepper.params)
+        )
         self._target: list[torch.Tensor] = list(nets.target_value.parameters())
         self._source: list[torch.Tensor] = list(nets.value.parameters())
 
@@ -188,57 +214,12 @@ class SACUpdater:
         return {"policy": self.policy_optimizer, "critic": self.critic_optimizer, "entropy": self.entropy_optimizer}
 
     def update(self, b: Batches) -> UpdateStats:
-        """One gradient update on a minibatch with hand-derived gradients (fast_update.py)."""
-        return fast_update.update(self, b)
+        """One gradient update on a minibatch; returns its losses."""
+        grads, stats = self.gradients(b)
+        self.stepper.step_with(grads)
+        self.soft_update()
+        return stats
 
-    def update_autograd(self, b: Batches) -> UpdateStats:
-        """The same update through autograd: losses, one backward pass, one fused Adam step, soft update."""
-        losses = self.losses(b)
-        self.apply(losses.total)
-        return losses.stats
-
-    def losses(self, b: Batches) -> Losses:
-        nets, n_b = self.nets, len(self.branches)
-        sample = nets.policy.sample(b.x, b.noise, b.allowed)
-        q = nets.q(b.q_input)  # (2, B, S, K)
-        if self.c:
-            assert sample.action is not None
-            q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True)
-        else:
-            q_fresh = q.detach()
-        alpha_c = torch.exp(self.log_alpha_c.detach()) if self.log_alpha_c is not None else None
-        alpha_d = torch.exp(self.log_alpha_d.detach()) if self.log_alpha_d is not None else None
-        penalty = L.entropy_penalty(alpha_c, sample.log_pi_c, alpha_d, sample.branch_log_probs)
-        if n_b:
-            assert b.one_hot is not None and sample.probs is not None
-            q_taken = L.taken_action_values(q, b.one_hot, n_b)
-            expected_q1 = L.expected_branch_values(q_fresh[0], sample.probs, n_b)
-        else:
-            q_taken = q[..., 0]
-            expected_q1 = q_fresh[0, ..., 0]
-        with torch.no_grad():
-            q_min = torch.minimum(q_fresh[0], q_fresh[1])
-            expected_min = (
-                L.expected_branch_values(q_min, sample.probs.detach(), n_b)
-                if n_b and sample.probs is not None
-                else q_min[..., 0]
-            )
-            value_target = L.soft_value(expected_min, penalty.detach())
-            y = L.q_target(b.rewards, b.done, nets.target_value(b.next_x), self.gammas)
-        q1_loss = L.squared_error_loss(q_taken[0], y)
-        q2_loss = L.squared_error_loss(q_taken[1], y)
-        value_loss = L.squared_error_loss(nets.value(b.x), value_target)
-        policy_loss = L.policy_loss(expected_q1, penalty)
-        entropy_loss = L.entropy_coefficient_loss(
-            self.log_alpha_c, sample.log_pi_c, self.target_c, self.log_alpha_d, sample.branch_log_probs, self.target_d
-        )
-        total = q1_loss + q2_loss + value_loss + policy_loss + entropy_loss
-        stats = UpdateStats(policy_loss.detach(), value_loss.detach(), q1_loss.detach(), q2_loss.detach())
-        return Losses(total, stats)
-
-    def apply(self, total: torch.Tensor) -> None:
-        """Backward pass of the summed losses, the fused Adam step, the target network's soft update."""
-        self.stepper.zero_grad()
-        total.backward()
-        self.stepper.step()
+    def soft_update(self) -> None:
+        """target value network = tau value network + (1 - tau) target value network."""
         L.soft_update(self._target, self._source, self.tau)

@@ -1,0 +1,205 @@
+"""SAC's networks, built from the network body: the squashed actor, twin Q networks, a value network and its target.
+
+Formulation: ML-Agents' V-network SAC (spec 8.4), chosen deliberately over the "target-Q" variant
+(twin target Q networks, y = r + gamma (min Q'(s', a'') - alpha log pi(a''|s'))):
+- the Q target r + gamma (1 - done) V_target(s') needs no action at s': no actor pass on s' and no
+  action mask at s' (fledge's trajectories carry the mask of each decision, not of the one after the
+  last step, so a target-Q with masked discrete actions would have to guess it);
+- the stats keep ML-Agents' meaning: `Losses/Value Loss` is the V loss, `Policy/Extrinsic Value` is V(s);
+- the module set mirrors ML-Agents' checkpoint (policy, q1/q2, value, target value, three optimisers).
+`tau` is the soft update rate of the target value network: target = tau V + (1 - tau) target.
+
+Built from `networks/body.py`:
+- the actor is a `NetworkBody` (copies 1) and one fused head [mean (c) | log-std (c) | logits (K)];
+- the twin Q networks are one `DenseStack` with copies 2 over [normalised obs, squashed continuous
+  action] and one batched head (2, hidden, outputs): their first layer is one matmul producing both
+  twins' units, later layers and the head one batched matmul over the twins;
+- the value network and its target are a `DenseStack` (copies 1) and a head.
+All networks read observations through ONE normaliser, the actor body's (ML-Agents copies the actor's
+normaliser into every critic before each update; sharing it is the same thing without the copy): the
+critics take observations already normalised, which trainers do once for a whole chunk of minibatches.
+
+Initialisation: hidden layers SiLU, He-normal (linear gain 1), zero bias (the body's). Heads: mean
+and log-std gain 0.2, logits gain 0.1 (ML-Agents); value/Q output layers Xavier-uniform with gain
+0.1 (1.1.0: gain 1). With gain 1 the untrained critics output values of order 1 with random slopes
+in the action, far above the per-step reward scale; the actor follows those slopes into saturated
+tanh actions while the entropy coefficient shrinks, and sparse-reward tasks stall (MoveToGoal2D: no
+progress in 10k steps with gain 1, near-optimal within 3k steps with gain 0.1).
+Every weight is stored (in, out), so forward passes are `addmm`s and the numpy actor and the hand
+gradients use the arrays as they are.
+Q outputs per reward signal: 1 value for continuous-only actions, one per discrete action (sum of
+branch sizes) otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.body import DenseStack, NetworkBody
+from fledge.networks.normalizer import RunningNormalizer
+
+LOG_STD_MIN = -20.0  # the actor's log-std output is clamped to [LOG_STD_MIN, LOG_STD_MAX]
+LOG_STD_MAX = 2.0
+MEAN_HEAD_GAIN = 0.2
+LOG_STD_HEAD_GAIN = 0.2
+LOGITS_HEAD_GAIN = 0.1
+CRITIC_HEAD_GAIN = 0.1
+
+
+@dataclass(frozen=True)
+class SACShape:
+    obs_size: int
+    continuous_size: int
+    branches: tuple[int, ...]
+    hidden_units: int = 128
+    num_layers: int = 2
+    normalize: bool = False
+    n_signals: int = 1
+
+    @property
+    def n_logits(self) -> int:
+        return int(sum(self.branches))
+
+    @property
+    def q_columns(self) -> int:
+        """Q outputs per signal: one per discrete action, or one for continuous-only actions."""
+        return self.n_logits if self.branches else 1
+
+    @property
+    def q_input(self) -> int:
+        return self.obs_size + self.continuous_size
+
+
+def he_normal(n_in: int, n_out: int, gain: float = 1.0) -> torch.Tensor:
+    return torch.randn(n_in, n_out) * (gain / math.sqrt(n_in))
+
+
+def xavier_uniform(*shape: int, gain: float = 1.0) -> torch.Tensor:
+    """Uniform in +-gain sqrt(6 / (fan_in + fan_out)), the fans being the last two dimensions."""
+    n_in, n_out = shape[-2], shape[-1]
+    bound = gain * math.sqrt(6.0 / (n_in + n_out))
+    return torch.empty(*shape).uniform_(-bound, bound)
+
+
+class SquashedActor(nn.Module):
+    """The actor body (with the normaliser every SAC network reads) and one fused head [mean | log-std | logits]."""
+
+    def __init__(self, shape: SACShape) -> None:
+        super().__init__()
+        self.shape = shape
+        c, k = shape.continuous_size, shape.n_logits
+        self.body = NetworkBody(
+            obs_size=shape.obs_size,
+            hidden_units=shape.hidden_units,
+            num_layers=shape.num_layers,
+            normalize=shape.normalize,
+        )
+        h = self.body.out_size
+        w = torch.cat(
+            [he_normal(h, c, MEAN_HEAD_GAIN), he_normal(h, c, LOG_STD_HEAD_GAIN), he_normal(h, k, LOGITS_HEAD_GAIN)], 1
+        )
+        self.head_w = nn.Parameter(w)
+        self.head_b = nn.Parameter(torch.zeros(2 * c + k))
+
+    @property
+    def normalizer(self) -> RunningNormalizer | None:
+        return self.body.normalizer
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.body.encode(obs)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(mean, clamped log-std, raw logits) for normalised observations; None where the action has no such part."""
+        out = torch.addmm(self.head_b, self.body.dense(x)[0], self.head_w)
+        c = self.shape.continuous_size
+        mean = log_std = logits = None
+        if c:
+            mean = out[:, :c]
+            log_std = torch.clamp(out[:, c : 2 * c], LOG_STD_MIN, LOG_STD_MAX)
+        if self.shape.branches:
+            logits = out[:, 2 * c :]
+        return mean, log_std, logits
+
+
+class TwinQ(nn.Module):
+    """Q1 and Q2 computed together: a DenseStack with copies 2 and a batched head. forward(inp) -> (2, B, S, K)."""
+
+    def __init__(self, shape: SACShape) -> None:
+        super().__init__()
+        self.shape = shape
+        self.dense = DenseStack(shape.q_input, shape.hidden_units, shape.num_layers, copies=2)
+        if self.dense.num_layers:  # twin 0's first layer takes the first block of draws, twin 1's the next,
+            # as two separate networks would draw them: a seed gives the weights it gave before the fusion
+            w, h = self.dense.w_in, self.dense.hidden
+            with torch.no_grad():
+                w.copy_(w.reshape(2, shape.q_input, h).transpose(0, 1).reshape(shape.q_input, 2 * h))
+        n_out = shape.n_signals * shape.q_columns
+        self.head_w = nn.Parameter(xavier_uniform(2, self.dense.out_size, n_out, gain=CRITIC_HEAD_GAIN))
+        self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
+
+    def forward(self, inp: torch.Tensor, *, detached: bool = False) -> torch.Tensor:
+        """Both twins on the same input (B, obs [+ c]); `detached`: no gradient reaches the weights."""
+        w, b = (self.head_w.detach(), self.head_b.detach()) if detached else (self.head_w, self.head_b)
+        q = torch.baddbmm(b, self.dense(inp, detached=detached), w)
+        return q.view(2, inp.shape[0], self.shape.n_signals, self.shape.q_columns)
+
+
+class ValueNetwork(nn.Module):
+    """V(s) per reward signal for normalised observations: a DenseStack and a head. forward(x) -> (B, S)."""
+
+    def __init__(self, shape: SACShape) -> None:
+        super().__init__()
+        self.dense = DenseStack(shape.obs_size, shape.hidden_units, shape.num_layers)
+        self.head_w = nn.Parameter(xavier_uniform(self.dense.out_size, shape.n_signals, gain=CRITIC_HEAD_GAIN))
+        self.head_b = nn.Parameter(torch.zeros(shape.n_signals))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.head_b, self.dense(x)[0], self.head_w)
+
+
+class SACNetworks(nn.Module):
+    """Every trained module of SAC plus the frozen target value network."""
+
+    def __init__(self, shape: SACShape) -> None:
+        super().__init__()
+        self.shape = shape
+        self.policy = SquashedActor(shape)
+        self.q = TwinQ(shape)
+        self.value = ValueNetwork(shape)
+        self.target_value = ValueNetwork(shape)
+        self.target_value.load_state_dict(self.value.state_dict())
+        self.target_value.requires_grad_(False)
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations -> what every SAC network reads (the actor body's encoder)."""
+        return self.policy.normalize(obs)
+
+
+def actor_graph(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> ActorGraph:
+    """The acting network as plain arrays (copies): tanh-squashed mean/log-std heads and logits."""
+    actor = nets.policy
+    c, k = nets.shape.continuous_size, nets.shape.n_logits
+
+    def arr(t: torch.Tensor | np.ndarray) -> np.ndarray:
+        return np.array(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float32)
+
+    w, b = arr(actor.head_w), arr(actor.head_b)
+    norm = actor.normalizer
+    return ActorGraph(
+        observation_shapes=observation_shapes,
+        hidden_layers=tuple((arr(wi), arr(bi)) for wi, bi in actor.body.dense.layer_arrays()),
+        norm_scale=arr(norm.scale) if norm is not None else None,
+        norm_offset=arr(norm.offset) if norm is not None else None,
+        continuous_size=c,
+        mu=(w[:, :c].copy(), b[:c].copy()) if c else None,
+        log_std_head=(w[:, c : 2 * c].copy(), b[c : 2 * c].copy()) if c else None,
+        continuous_transform="tanh",
+        discrete_branches=nets.shape.branches,
+        logits=(w[:, 2 * c : 2 * c + k].copy(), b[2 * c :].copy()) if k else None,
+    )
