@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fledge.trainers import returns as R
 from fledge.trainers.ppo import losses as L
 
 
@@ -21,7 +22,7 @@ def test_gae_matches_hand_computation() -> None:
     a2 = d2
     a1 = d1 + g * lam * a2
     a0 = d0 + g * lam * a1
-    adv, ret = L.gae(r, v, boot, gamma=g, lambd=lam)
+    adv, ret = R.gae(r, v, boot, gamma=g, lambd=lam)
     np.testing.assert_allclose(adv, [a0, a1, a2], rtol=1e-6)
     np.testing.assert_allclose(ret, [a0 + 0.5, a1 + 1.0, a2 + 1.5], rtol=1e-6)
 
@@ -29,25 +30,25 @@ def test_gae_matches_hand_computation() -> None:
 def test_gae_with_lambda_one_gives_discounted_returns() -> None:
     rng = np.random.default_rng(0)
     r, v = rng.normal(size=50), rng.normal(size=50)
-    _, ret = L.gae(r, v, 0.7, gamma=0.95, lambd=1.0)
-    np.testing.assert_allclose(ret, L.discounted_returns(r, 0.7, gamma=0.95), rtol=1e-5, atol=1e-5)
+    _, ret = R.gae(r, v, 0.7, gamma=0.95, lambd=1.0)
+    np.testing.assert_allclose(ret, R.discounted_returns(r, 0.7, gamma=0.95), rtol=1e-5, atol=1e-5)
 
 
 def test_gae_terminal_uses_zero_bootstrap() -> None:
-    adv, ret = L.gae(np.array([1.0]), np.array([0.25]), 0.0, gamma=0.99, lambd=0.95)
+    adv, ret = R.gae(np.array([1.0]), np.array([0.25]), 0.0, gamma=0.99, lambd=0.95)
     assert adv[0] == pytest.approx(0.75)
     assert ret[0] == pytest.approx(1.0)
 
 
 def test_discounted_cumsum_long_trajectory_is_stable() -> None:
     x = np.ones(5000)
-    y = L.discounted_cumsum(x, 0.5)
+    y = R.discounted_cumsum(x, 0.5)
     assert np.isfinite(y).all()
     assert y[0] == pytest.approx(2.0)
 
 
 def test_discounted_returns() -> None:
-    np.testing.assert_allclose(L.discounted_returns(np.array([1.0, 1.0]), 10.0, gamma=0.5), [1 + 0.5 * 6, 6.0])
+    np.testing.assert_allclose(R.discounted_returns(np.array([1.0, 1.0]), 10.0, gamma=0.5), [1 + 0.5 * 6, 6.0])
 
 
 @pytest.mark.parametrize(

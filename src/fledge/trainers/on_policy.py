@@ -16,7 +16,7 @@ import numpy as np
 
 from fledge.rollout.processor import Trajectory
 from fledge.trainers.base import TrainerBase
-from fledge.trainers.ppo.losses import gae
+from fledge.trainers.returns import gae
 from fledge.trainers.rollout_buffer import RolloutBuffer
 from fledge.trainers.settings import SIGNAL_STAT_NAMES
 

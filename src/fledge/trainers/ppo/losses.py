@@ -5,8 +5,7 @@ gradients with the hand-derived accelerator in fast_gradients.py where that cove
 (update.py chooses; tests/unit/test_fast_gradients.py checks them equal).
 
 - Total: policy_loss + 0.5 * value_loss - beta * mean(joint entropy).
-- GAE: delta_t = r_t + gamma * v_{t+1} - v_t (v_T = bootstrap); A_t = sum_k (gamma*lambda)^k delta_{t+k};
-  returns R_t = A_t + v_t.
+- GAE (advantages and returns per trajectory): trainers/returns.py, shared by the on-policy trainers.
 - Policy loss: -mean(min(r A, clip(r, 1-eps, 1+eps) A)) with r = exp(logp - old_logp) of the JOINT
   action log-probability (fledge computes the joint ratio; ML-Agents 1.1.0 uses one ratio per action
   column).
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.signal import lfilter
 
 from fledge.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed  # noqa: F401
 
@@ -52,33 +50,6 @@ def ppo_loss(
     p_loss = policy_loss(log_prob, mb.old_log_prob, mb.advantages, epsilon)
     v_loss = value_loss(values, mb.old_values, mb.returns, epsilon)
     return p_loss + VALUE_WEIGHT * v_loss - beta * entropy.mean(), p_loss, v_loss
-
-
-def discounted_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
-    """y_t = sum_k discount^k x_{t+k} along axis 0 (no Python loop over time)."""
-    x = np.asarray(x, dtype=np.float64)
-    return lfilter([1.0], [1.0, -discount], x[::-1], axis=0)[::-1]
-
-
-def gae(
-    rewards: np.ndarray, values: np.ndarray, bootstrap: float | np.ndarray, *, gamma: float, lambd: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Advantages and returns of one trajectory. rewards (T,), values (T,) -> ((T,), (T,)) float32."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    next_values = np.empty_like(values)
-    next_values[:-1] = values[1:]
-    next_values[-1] = bootstrap
-    deltas = rewards + gamma * next_values - values
-    advantages = discounted_cumsum(deltas, gamma * lambd)
-    return advantages.astype(np.float32), (advantages + values).astype(np.float32)
-
-
-def discounted_returns(rewards: np.ndarray, bootstrap: float, *, gamma: float) -> np.ndarray:
-    """R_t = r_t + gamma R_{t+1}, R_T = bootstrap."""
-    r = np.asarray(rewards, dtype=np.float64).copy()
-    r[-1] += gamma * bootstrap
-    return discounted_cumsum(r, gamma).astype(np.float32)
 
 
 def normalize_advantages(adv: np.ndarray) -> np.ndarray:
