@@ -22,7 +22,7 @@ from fledge.networks.numpy_actor import ActOutput
 from fledge.networks.sac import SACNetworks, SACShape, actor_graph
 from fledge.networks.sac_numpy import NumpySACActor
 from fledge.trainers import state as S
-from fledge.trainers.policy import NumpyPolicy, PolicySettings
+from fledge.trainers.policy import PolicyBase, PolicySettings
 
 POLICY_PARTS = ("policy", "value")  # the checkpoint parts a policy alone loads
 
@@ -73,7 +73,7 @@ def parts(tensors: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str,
     return {k: v for k, v in tensors.items() if k.split(".", 1)[0] in names}
 
 
-class SACPolicy(NumpyPolicy):
+class SACPolicy(PolicyBase):
     def __init__(
         self,
         settings: PolicySettings,
