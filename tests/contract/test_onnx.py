@@ -26,7 +26,7 @@ from fledge.checkpoints.onnx import (
     load_onnx_policy,
     reference_outputs,
 )
-from fledge.envs.api import ActionSpec
+from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import FledgeError
 from fledge.networks.actor_critic import (
     ActorCritic,
@@ -37,6 +37,10 @@ from fledge.networks.actor_critic import (
     torch_actor_source,
 )
 from fledge.networks.actor_graph import ActorGraph, TorchActorSource
+from fledge.networks.sac import SquashedActor
+from fledge.networks.sac import actor_graph as sac_actor_graph
+from fledge.trainers.policy import PolicySettings
+from fledge.trainers.sac.policy import SACPolicy
 
 GOLDEN = Path(__file__).parent / "golden"
 OBS_SHAPES: tuple[tuple[int, ...], ...] = ((3,), (5,))
@@ -396,40 +400,67 @@ def test_policy_refuses_wrong_inputs(tmp_path: Path) -> None:
 
 
 # -- the general exporter (torch's), forced on networks the hand builder covers -------------------------
-@pytest.mark.parametrize("kind", sorted(SPECS))
-@pytest.mark.parametrize("opset", [9, 17])
-def test_torch_export_equals_the_hand_built_graph(kind: str, opset: int, tmp_path: Path) -> None:
-    spec = SPECS[kind]
-    shapes = ((2, 3), (4,))
-    model, graph = make_model(spec, obs_shapes=shapes, seed=opset)
+def assert_exports_agree(graph: ActorGraph, source: TorchActorSource, opset: int, tmp_path: Path) -> None:
+    """The torch-exported source has the hand-built graph's inputs, outputs and metadata, the same
+    deterministic actions in onnxruntime, and samples that stay in range and respect the masks."""
     hand = export_onnx(graph, tmp_path / "hand.onnx", opset=opset)
-    traced = export_onnx(torch_actor_source(model, shapes), tmp_path / "torch.onnx", opset=opset, samples=32)
+    traced = export_onnx(source, tmp_path / "torch.onnx", opset=opset, samples=32)
     assert all(d <= 1e-5 for d in traced.max_abs_diff.values())
     a, b = describe_onnx(hand.path), describe_onnx(traced.path)
     for key in ("ir_version", "opset", "producer_name", "inputs", "outputs", "metadata"):
         assert a[key] == b[key], key
     hand_policy, torch_policy = load_onnx_policy(hand.path), load_onnx_policy(traced.path)
-    assert (torch_policy.continuous_size, torch_policy.discrete_branches) == (
-        spec.continuous_size,
-        spec.discrete_branches,
-    )
+    branches = graph.discrete_branches
+    assert (torch_policy.continuous_size, torch_policy.discrete_branches) == (graph.continuous_size, branches)
     rng = np.random.default_rng(opset)
     obs = random_obs(graph, 64, rng)
-    masks = random_masks(spec.discrete_branches, 64, rng) if spec.discrete_branches else None
+    masks = random_masks(branches, 64, rng) if branches else None
     want_cont, want_disc = hand_policy.act(obs, masks, deterministic=True)
     got_cont, got_disc = torch_policy.act(obs, masks, deterministic=True)
-    if spec.continuous_size:
+    if graph.continuous_size:
         assert got_cont is not None and want_cont is not None
         np.testing.assert_allclose(got_cont, want_cont, atol=1e-5, rtol=0)
         sample, _ = torch_policy.act(obs, masks)
-        assert sample is not None and np.all(np.abs(sample) <= 1.0) and not np.allclose(sample, got_cont)
-    if spec.discrete_branches:
+        # ORT's Tanh can exceed 1 by 2e-7
+        assert sample is not None and np.all(np.abs(sample) <= 1.0 + 1e-6) and not np.allclose(sample, got_cont)
+    if branches:
         assert got_disc is not None and want_disc is not None and masks is not None
         np.testing.assert_array_equal(got_disc, want_disc)
         _, sampled = torch_policy.act(obs, masks)
         assert sampled is not None
-        offsets = np.concatenate([[0], np.cumsum(spec.discrete_branches)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum(branches)[:-1]])
         assert np.all(masks[np.arange(64)[:, None], sampled + offsets] == 1)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+@pytest.mark.parametrize("opset", [9, 17])
+def test_torch_export_equals_the_hand_built_graph(kind: str, opset: int, tmp_path: Path) -> None:
+    shapes = ((2, 3), (4,))
+    model, graph = make_model(SPECS[kind], obs_shapes=shapes, seed=opset)
+    assert_exports_agree(graph, torch_actor_source(model, shapes), opset, tmp_path)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+@pytest.mark.parametrize("opset", [9, 17])
+def test_sac_policy_torch_export_equals_the_hand_built_graph(
+    kind: str, opset: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = BehaviorSpec([ObservationSpec.vector(n) for (n,) in OBS_SHAPES], SPECS[kind])
+    settings = PolicySettings("B", spec, hidden_units=16, num_layers=2, normalize=True, signal_names=("extrinsic",))
+    policy = SACPolicy(settings, torch_seed=opset, rng=np.random.default_rng(0))
+    with torch.no_grad():  # non-trivial weights (the heads' biases start at zero) and normaliser
+        for p in policy.nets.policy.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    assert policy.normalizer is not None
+    policy.normalizer.update(np.random.default_rng(opset).normal(1.0, 3.0, (500, 8)))
+    graph = policy.actor_graph()
+    assert isinstance(graph, ActorGraph) and graph.continuous_transform == "tanh"
+    monkeypatch.setattr(SquashedActor, "vector_mlp", property(lambda self: False))
+    with pytest.raises(ValueError):
+        sac_actor_graph(policy.nets, OBS_SHAPES)
+    source = policy.actor_graph()
+    assert isinstance(source, TorchActorSource) and source.continuous_transform == "tanh"
+    assert_exports_agree(graph, source, opset, tmp_path)
 
 
 def test_export_source_falls_back_to_torch_for_uncovered_networks(

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from fledge.networks import distributions as D
 from fledge.trainers.sac import losses as L
 
 
@@ -40,9 +41,9 @@ def test_squared_error_loss_is_half_mse() -> None:
 def test_tanh_log_det_jacobian_is_exact_and_stable() -> None:
     u = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], dtype=torch.float64)
     naive = torch.log(1.0 - torch.tanh(u) ** 2)
-    assert torch.allclose(L.tanh_log_det_jacobian(u), naive, rtol=1e-12)
+    assert torch.allclose(D.tanh_log_det_jacobian(u), naive, rtol=1e-12)
     big = torch.tensor([20.0, -20.0, 60.0])  # 1 - tanh^2 underflows to 0 in float32
-    out = L.tanh_log_det_jacobian(big)
+    out = D.tanh_log_det_jacobian(big)
     assert torch.isfinite(out).all()
     assert out[0].item() == pytest.approx(2 * (math.log(2) - 20.0), rel=1e-6)
     assert out[2].item() == pytest.approx(2 * (math.log(2) - 60.0), rel=1e-6)
@@ -57,15 +58,15 @@ def test_squashed_log_prob_matches_torch_transformed_distribution() -> None:
     a = dist.rsample()  # cached, so log_prob uses the exact pre-tanh value
     expected = dist.log_prob(a).sum(-1)
     u = torch.atanh(a.clamp(-1 + 1e-12, 1 - 1e-12))
-    assert torch.allclose(L.squashed_gaussian_log_prob(u, mean, log_std), expected, atol=1e-6)
+    assert torch.allclose(D.squashed_gaussian_log_prob(u, mean, log_std), expected, atol=1e-6)
     noise = (u - mean) / log_std.exp()
-    assert torch.allclose(L.squashed_log_prob_from_noise(noise, log_std, u), expected, atol=1e-6)
+    assert torch.allclose(D.squashed_log_prob_from_noise(noise, log_std, u), expected, atol=1e-6)
 
 
 def test_gaussian_entropy_is_joint_entropy_of_the_unsquashed_gaussian() -> None:
     log_std = torch.tensor([[0.2, -0.7]])
     ref = torch.distributions.Normal(torch.zeros(1, 2), log_std.exp()).entropy().sum(-1)
-    assert torch.allclose(L.gaussian_entropy(log_std), ref)
+    assert torch.allclose(D.gaussian_entropy(log_std), ref)
 
 
 def test_taken_and_expected_branch_values() -> None:

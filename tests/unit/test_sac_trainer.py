@@ -18,6 +18,8 @@ from fledge.config import build_run_options
 from fledge.envs import registry
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from fledge.errors import CheckpointError, ConfigError, TrainingDivergedError
+from fledge.networks.acting import TorchActor
+from fledge.networks.sac_numpy import NumpySACActor
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.reporter import StatSummary, StatsWriter
@@ -128,6 +130,36 @@ def test_masked_actions_are_never_chosen() -> None:
     out = trainer.policy.act(obs, allowed)
     assert not np.any(out.discrete[:, 0] == 1) and not np.any(out.discrete[:, 1] == 0)
     assert set(out.discrete[:, 0].tolist()) == {0, 2}
+
+
+def test_networks_the_numpy_actor_does_not_cover_act_and_train_through_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    numpy_path = make_trainer(HYBRID, seed=5, deterministic=True)
+    monkeypatch.setattr(NumpySACActor, "covers", staticmethod(lambda nets: False))
+    trainer = make_trainer(HYBRID, seed=5, deterministic=True)  # the same weights, acting through torch
+    assert isinstance(trainer.policy.actor, TorchActor) and isinstance(numpy_path.policy.actor, NumpySACActor)
+    obs = np.random.default_rng(0).standard_normal((2000, 3)).astype(np.float32) * 3
+    allowed = np.ones((2000, 5), np.bool_)
+    allowed[:, 1] = False
+    allowed[:, 3] = False
+    got, want = trainer.policy.act(obs, allowed), numpy_path.policy.act(obs, allowed)
+    np.testing.assert_allclose(got.continuous, want.continuous, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.discrete, want.discrete)
+    np.testing.assert_allclose(got.log_prob, want.log_prob, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got.entropy, want.entropy, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(trainer.policy.values(obs), numpy_path.policy.values(obs), rtol=1e-5, atol=1e-6)
+    trainer.policy.deterministic = False
+    sampled = trainer.policy.act(obs, allowed)
+    assert not np.any(sampled.discrete[:, 0] == 1) and not np.any(sampled.discrete[:, 1] == 0)
+    assert set(sampled.discrete[:, 0].tolist()) == {0, 2} and np.all(np.abs(sampled.continuous) <= 1.0)
+    # and a trainer acting through torch trains
+    spec = registry.make("MoveToGoal2D-Hybrid", seed=0).behavior_specs["MoveToGoal2D-Hybrid"]
+    learner = make_trainer(spec, seed=4, hyper={"batch_size": 32})
+    assert isinstance(learner.policy.actor, TorchActor)
+    before = [p.detach().clone() for p in learner.nets.parameters()]
+    drive(learner, "MoveToGoal2D-Hybrid", 300, seed=2)
+    after = list(learner.nets.parameters())
+    assert learner.step >= 300 and all(torch.isfinite(p).all() for p in after)
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
 
 
 def test_same_seed_same_training() -> None:

@@ -1,17 +1,45 @@
 """Which path a policy acts through: the numpy accelerator where it covers the network, else torch.
 
-`make_actor(model, rng=...)` returns a `NumpyActor` for the vector-observation MLPs it covers and a
-`TorchActor` for anything else; both answer act(obs, allowed, deterministic=) with an `ActOutput`,
-values(obs), sync() and carry the numpy generator `rng` that checkpoints save.
+`make_actor(model, rng=...)` returns, for PPO's ActorCritic, a `NumpyActor` and for SAC's networks a
+`NumpySACActor` when that accelerator covers the network (vector-observation MLPs), and a `TorchActor`
+for anything else; all answer act(obs, allowed, deterministic=) with an `ActOutput`, values(obs),
+sync() and carry the numpy generator `rng` that checkpoints save.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 import numpy as np
 import torch
+from torch import nn
 
-from fledge.networks.actor_critic import ActorCritic
+from fledge.networks.actor_critic import ActorCritic, Decision
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.sac import SACNetworks
+from fledge.networks.sac_numpy import NumpySACActor
+
+
+class TorchActing(Protocol):
+    """A torch module that acts: what `TorchActor` calls (ActorCritic and SACNetworks are ones)."""
+
+    def parameters(self, recurse: bool = ...) -> Iterator[nn.Parameter]: ...
+
+    def act(
+        self,
+        obs: torch.Tensor,
+        allowed: torch.Tensor | None,
+        *,
+        generator: torch.Generator | None,
+        deterministic: bool = False,
+    ) -> Decision:
+        """A decision for raw observations (B, obs_size); allowed (B, sum(branches)) bool or None."""
+        ...
+
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """Value estimates (B, n_signals) of raw observations."""
+        ...
 
 
 class TorchActor:
@@ -21,7 +49,7 @@ class TorchActor:
     generator's state (saved with checkpoints) as the numpy path's does.
     """
 
-    def __init__(self, model: ActorCritic, *, rng: np.random.Generator) -> None:
+    def __init__(self, model: TorchActing, *, rng: np.random.Generator) -> None:
         self.model = model
         self.rng = rng
         self.device = next(model.parameters()).device
@@ -59,8 +87,13 @@ class TorchActor:
         )
 
 
-def make_actor(model: ActorCritic, *, rng: np.random.Generator) -> NumpyActor | TorchActor:
-    """The numpy accelerator when it covers `model`, else acting through the torch module."""
-    if NumpyActor.covers(model):
+def make_actor(
+    model: ActorCritic | SACNetworks, *, rng: np.random.Generator
+) -> NumpyActor | NumpySACActor | TorchActor:
+    """The numpy accelerator of `model`'s kind when it covers `model`, else acting through the torch module."""
+    if isinstance(model, SACNetworks):
+        if NumpySACActor.covers(model):
+            return NumpySACActor(model, rng=rng)
+    elif NumpyActor.covers(model):
         return NumpyActor(model, rng=rng)
     return TorchActor(model, rng=rng)

@@ -51,9 +51,9 @@ class NetworkShape:
 
 
 class Decision(NamedTuple):
-    """One batched decision in torch: raw continuous sample, discrete choices, joint log-prob, values, entropy."""
+    """One batched decision in torch: continuous actions as stored, discrete choices, joint log-prob, values, entropy."""
 
-    continuous: torch.Tensor | None  # (B, c)
+    continuous: torch.Tensor | None  # (B, c): PPO's raw Gaussian sample, SAC's tanh-squashed action
     discrete: torch.Tensor | None  # (B, branches) int64
     log_prob: torch.Tensor  # (B,)
     values: torch.Tensor  # (B, n_signals)

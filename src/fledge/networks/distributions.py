@@ -1,4 +1,5 @@
-"""Action distributions as pure tensor maths: diagonal Gaussian and masked categorical branches.
+"""Action distributions as pure tensor maths: diagonal Gaussian, tanh-squashed Gaussian and masked
+categorical branches.
 
 Conventions (fledge, documented in docs): the log-probability of an action is the JOINT log-prob of
 the agent's whole action (sum over continuous dimensions and discrete branches), and the entropy is
@@ -10,7 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as F
 
+LOG_2 = math.log(2.0)
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 MASKED_LOGIT = -1.0e8
 
@@ -24,6 +27,21 @@ def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     """Sum over dimensions of 0.5 * log(2 pi e sigma^2) = log_std + 0.5 + log sqrt(2 pi)."""
     return (log_std + 0.5 + LOG_SQRT_2PI).sum(dim=-1)
+
+
+def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
+    """log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), elementwise and stable for large |u|."""
+    return 2.0 * (LOG_2 - u - F.softplus(-2.0 * u))
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Joint log-probability (B,) of a = tanh(u) for u (B, c) drawn from N(mean, exp(log_std)^2)."""
+    return gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u).sum(dim=-1)
+
+
+def squashed_log_prob_from_noise(noise: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The same for a reparameterised sample u = mean + exp(log_std) noise ((u - mean) / std is noise exactly)."""
+    return (-0.5 * noise * noise - log_std - LOG_SQRT_2PI - tanh_log_det_jacobian(u)).sum(-1)
 
 
 def masked_logits(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:

@@ -29,6 +29,11 @@ Every weight is stored (in, out), so forward passes are `addmm`s and the numpy a
 gradients use the arrays as they are.
 Q outputs per reward signal: 1 value for continuous-only actions, one per discrete action (sum of
 branch sizes) otherwise.
+
+These modules are the reference definition: `SACNetworks.act`/`values` are the torch acting path and
+`SquashedActor.action_parameters` what the general ONNX exporter traces; the numpy actor
+(sac_numpy.py), the hand gradients (trainers/sac/fast_update.py) and the hand-built ONNX graph
+(`actor_graph`) are accelerators for the vector-observation MLPs they cover, tested equal to them.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fledge.networks.actor_graph import ActorGraph
-from fledge.networks.body import DenseStack, NetworkBody
+from fledge.networks import distributions as D
+from fledge.networks.actor_critic import Decision
+from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
+from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
 from fledge.networks.normalizer import RunningNormalizer
 
 LOG_STD_MIN = -20.0  # the actor's log-std output is clamped to [LOG_STD_MIN, LOG_STD_MAX]
@@ -111,8 +118,20 @@ class SquashedActor(nn.Module):
     def normalizer(self) -> RunningNormalizer | None:
         return self.body.normalizer
 
+    @property
+    def vector_mlp(self) -> bool:
+        """True when the body is the vector encoder and a dense stack (what the accelerators cover)."""
+        return type(self.body.encoder) is VectorEncoder and type(self.body.dense) is DenseStack
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body.encode(obs)
+
+    def action_parameters(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Mean (B, c), clamped log-std (B, c) and unmasked logits (B, sum(branches)) of RAW observations
+        (what the general ONNX exporter traces; tanh is applied by the exported graph)."""
+        return self.heads(self.normalize(obs))
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(mean, clamped log-std, raw logits) for normalised observations; None where the action has no such part."""
@@ -176,14 +195,70 @@ class SACNetworks(nn.Module):
         self.target_value.load_state_dict(self.value.state_dict())
         self.target_value.requires_grad_(False)
 
+    @property
+    def vector_mlp(self) -> bool:
+        """True when the actor and the value network are what the numpy actor computes."""
+        return self.policy.vector_mlp and type(self.value.dense) is DenseStack
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw observations -> what every SAC network reads (the actor body's encoder)."""
         return self.policy.normalize(obs)
 
+    # -- acting (the reference path) ----------------------------------------------------------------
+    @torch.no_grad()
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) (B, n_signals) of raw observations."""
+        values: torch.Tensor = self.value(self.normalize(obs))
+        return values
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: torch.Tensor,
+        allowed: torch.Tensor | None,
+        *,
+        generator: torch.Generator | None,
+        deterministic: bool = False,
+    ) -> Decision:
+        """Decide for raw observations (the generator lives on the observations' device).
+
+        Continuous: u = mean + std noise, the action tanh(u) (stored and sent to the environment), its
+        log-probability that of the squashed Gaussian and the entropy the unsquashed Gaussian's;
+        deterministic: tanh(mean). Discrete: masked categorical branches, argmax when deterministic.
+        The values are zeros (SAC reports V per trajectory through `values`).
+        """
+        mean, log_std, logits = self.policy.heads(self.normalize(obs))
+        n = obs.shape[0]
+        logp = torch.zeros(n, device=obs.device)
+        entropy = torch.zeros_like(logp)
+        cont = disc = None
+        if mean is not None and log_std is not None:
+            if deterministic:
+                noise = torch.zeros_like(mean)
+                u = mean
+            else:
+                noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+                u = mean + torch.exp(log_std) * noise
+            cont = torch.tanh(u)
+            logp = logp + D.squashed_log_prob_from_noise(noise, log_std, u)
+            entropy = entropy + D.gaussian_entropy(log_std)
+        if logits is not None:
+            disc, lp, ent = D.sample_categorical(
+                logits, allowed, self.shape.branches, generator=generator, deterministic=deterministic
+            )
+            logp = logp + lp
+            entropy = entropy + ent
+        return Decision(cont, disc, logp, torch.zeros(n, self.shape.n_signals, device=obs.device), entropy)
+
 
 def actor_graph(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> ActorGraph:
-    """The acting network as plain arrays (copies): tanh-squashed mean/log-std heads and logits."""
+    """The acting network as plain arrays (copies): tanh-squashed mean/log-std heads and logits.
+
+    Only vector-observation MLP actors have this description (`nets.policy.vector_mlp`); others raise ValueError.
+    """
     actor = nets.policy
+    if not actor.vector_mlp:
+        raise ValueError("actor_graph describes vector-observation MLP policies only")
     c, k = nets.shape.continuous_size, nets.shape.n_logits
 
     def arr(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -203,3 +278,24 @@ def actor_graph(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ..
         discrete_branches=nets.shape.branches,
         logits=(w[:, 2 * c : 2 * c + k].copy(), b[2 * c :].copy()) if k else None,
     )
+
+
+def torch_actor_source(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
+    """The squashed actor as a torch module for the general ONNX exporter (any body)."""
+    norm = nets.policy.normalizer
+    return TorchActorSource(
+        module=nets.policy,
+        observation_shapes=observation_shapes,
+        continuous_size=nets.shape.continuous_size,
+        continuous_transform="tanh",
+        discrete_branches=nets.shape.branches,
+        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
+        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+    )
+
+
+def export_source(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> ExportSource:
+    """What ONNX export builds from: the hand-built graph's description where it covers the actor, else the module."""
+    if nets.policy.vector_mlp:
+        return actor_graph(nets, observation_shapes)
+    return torch_actor_source(nets, observation_shapes)

@@ -1,9 +1,11 @@
 """Acting with SAC's actor in numpy: the forward pass of `SquashedActor` (and V(s) of `ValueNetwork`)
-without torch's dispatch cost, for the small batches of agents that act each step.
+without torch's dispatch cost, for the small batches of agents that act each step. It covers
+vector-observation MLPs (`NumpySACActor.covers`); networks/acting.py picks it when it does and
+otherwise acts through `SACNetworks.act`/`values`, the torch reference it equals.
 
 It reads the weights as numpy views of the CPU parameters (no copies: updates are seen at once); with
 the networks on another device it holds copies, taken again by `sync()` after every update loop.
-Results equal the torch modules to float32 precision (tests/unit/test_sac_networks.py).
+Results equal the torch reference to float32 precision (tests/unit/test_sac_networks.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class NumpySACActor:
         self.n_signals = nets.shape.n_signals
         self.split_at = np.cumsum(self.branches)[:-1] if self.branches else np.zeros(0, dtype=int)
         self.sync()
+
+    @staticmethod
+    def covers(nets: object) -> bool:
+        """Whether this accelerator computes what `nets` computes (vector observations, dense MLPs)."""
+        return isinstance(nets, SACNetworks) and nets.vector_mlp
 
     def sync(self) -> None:
         """Rebind the views: needed on the CPU only if parameters were replaced rather than updated in

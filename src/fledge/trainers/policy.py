@@ -2,7 +2,8 @@
 `PolicySettings` a policy is built from.
 
 A policy holds the networks that decide (and the critic that gives the values the trajectories carry),
-the numpy path that acts on the CPU, the observation normaliser, and the generator it samples with.
+its acting path (a numpy accelerator where one covers the networks, else the torch modules), the
+observation normaliser, and the generator it samples with.
 It has no optimiser, buffer or statistics: a trainer (what learns) holds one and updates its weights,
 and a policy is also built on its own from a behavior's spec and network settings (export, play, the
 frozen opponents of self-play) and loaded with the "policy." tensors of a checkpoint.
@@ -110,8 +111,9 @@ class Policy(Protocol):
         ...
 
 
-class NumpyActing(Protocol):
-    """A numpy acting path (networks/numpy_actor.py and SAC's)."""
+class ActingPath(Protocol):
+    """What a policy acts through (networks/acting.py chooses it): a numpy accelerator (networks/numpy_actor.py,
+    networks/sac_numpy.py) where it covers the networks, else `TorchActor` over the torch modules."""
 
     rng: np.random.Generator
 
@@ -122,14 +124,14 @@ class NumpyActing(Protocol):
     def sync(self) -> None: ...
 
 
-P = TypeVar("P", bound="NumpyPolicy")
+P = TypeVar("P", bound="PolicyBase")
 
 
-class NumpyPolicy(ABC):
-    """What PPO's and SAC's policies share: settings, acting and values through a numpy path (`actor`),
-    and building from a behavior's TrainerSettings."""
+class PolicyBase(ABC):
+    """What PPO's and SAC's policies share: settings, acting and values through an acting path (`actor`:
+    numpy or torch), and building from a behavior's TrainerSettings."""
 
-    actor: NumpyActing
+    actor: ActingPath
 
     def __init__(self, settings: PolicySettings) -> None:
         self.settings = settings

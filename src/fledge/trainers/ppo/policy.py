@@ -1,4 +1,5 @@
-"""PPO's policy: the ActorCritic (actor and critic, one module) and its numpy acting path.
+"""PPO's policy: the ActorCritic (actor and critic, one module) and its acting path (the numpy accelerator
+when it covers the network, else the torch module; networks/acting.py).
 
 Continuous actions are sampled unbounded; the environment receives clamp(a, -3, 3) / 3.
 The numpy path keeps copies of the weights: `sync()` after every change of the torch weights.
@@ -20,12 +21,12 @@ from fledge.networks.device import as_device
 from fledge.networks.normalizer import RunningNormalizer
 from fledge.networks.numpy_actor import ActOutput
 from fledge.trainers import state as S
-from fledge.trainers.policy import NumpyPolicy, PolicySettings
+from fledge.trainers.policy import PolicyBase, PolicySettings
 
 PREFIX = "policy."
 
 
-class PPOPolicy(NumpyPolicy):
+class PPOPolicy(PolicyBase):
     def __init__(
         self,
         settings: PolicySettings,

@@ -1,9 +1,10 @@
 """PPO, read top to bottom: the policy and its optimiser, the checkpoint state, the update.
 
 One trainer per behavior. The on-policy base (trainers/on_policy.py) fills the rollout buffer with
-GAE advantages and calls `_update` when it is full. Acting runs on the policy's numpy copy
-(trainers/ppo/policy.py, synchronised after every update); updates run in torch, on the run's device,
-on minibatches of the whole buffer for `num_epoch` epochs.
+GAE advantages and calls `_update` when it is full. Acting runs on the policy's acting path
+(trainers/ppo/policy.py: the numpy accelerator when it covers the network, else the torch module;
+synchronised after every update); updates run in torch, on the run's device, on minibatches of the
+whole buffer for `num_epoch` epochs.
 """
 
 from __future__ import annotations

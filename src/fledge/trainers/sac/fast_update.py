@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from fledge.networks import distributions as D
 from fledge.networks.body import DenseStack, VectorEncoder
 from fledge.networks.sac import LOG_STD_MAX, LOG_STD_MIN, SACNetworks, SquashedActor, TwinQ, ValueNetwork
-from fledge.trainers.sac import losses as L
 from fledge.trainers.sac.records import Batches, SACCoefficients, UpdateStats
 
 _silu_backward = torch.ops.aten.silu_backward
@@ -222,7 +222,7 @@ class HandGradients:
             std = torch.exp(log_std)
             u = torch.addcmul(mean, std, b.noise)
             action = torch.tanh(u)
-            log_pi_c = L.squashed_log_prob_from_noise(b.noise, log_std, u)
+            log_pi_c = D.squashed_log_prob_from_noise(b.noise, log_std, u)
             penalty = alpha_c * log_pi_c
         if nb:
             assert coefs.log_alpha_d is not None and b.mask_add is not None

@@ -25,7 +25,7 @@ columns. `alpha` are entropy coefficients (exp of the learned log-coefficients).
       -masked_mean(log_alpha_c (log pi_c(a') + target_c)) - sum_b masked_mean(log_alpha_b (E_pi_b[log pi_b] + target_b))
   with target entropies target_c = -1.0 x c and target_b = 0.2 x log(n_b) (ML-Agents' values; the
   continuous target applies to the joint log-probability, not once per dimension as 1.1.0 does).
-- Tanh-squashed Gaussian: a = tanh(u), u ~ N(mean, std);
+- Tanh-squashed Gaussian (networks/distributions.py, shared with acting): a = tanh(u), u ~ N(mean, std);
       log pi(a) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)]
       log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))      (no 1 - a^2 cancellation)
 - Masked means are per element: sum(x * mask) / max(1, sum(mask broadcast to x)).
@@ -38,15 +38,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
-from fledge.networks.distributions import MASKED_LOGIT
+from fledge.networks.distributions import MASKED_LOGIT, squashed_log_prob_from_noise
 from fledge.networks.sac import SACNetworks, SquashedActor
 from fledge.trainers.sac.records import Batches, SACCoefficients, UpdateStats
 from fledge.trainers.schedules import LEARNING_RATE_FLOOR, decayed  # noqa: F401
 
-LOG_2 = math.log(2.0)
-LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
 DISCRETE_TARGET_ENTROPY_SCALE = 0.2
 
@@ -183,32 +180,6 @@ def expected_branch_values(q: torch.Tensor, probs: torch.Tensor, n_branches: int
 
 
 # -- policy ----------------------------------------------------------------------------------------
-def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
-    """log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), elementwise and stable for large |u|."""
-    return 2.0 * (LOG_2 - u - F.softplus(-2.0 * u))
-
-
-def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(u; mean, exp(log_std)^2)."""
-    z = (u - mean) * torch.exp(-log_std)
-    return -0.5 * z * z - log_std - LOG_SQRT_2PI
-
-
-def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Joint log-probability (B,) of a = tanh(u) for u (B, c) drawn from N(mean, exp(log_std))."""
-    return (gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)).sum(-1)
-
-
-def squashed_log_prob_from_noise(noise: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The same for a reparameterised sample u = mean + exp(log_std) noise ((u - mean) / std is noise exactly)."""
-    return (-0.5 * noise * noise - log_std - LOG_SQRT_2PI - tanh_log_det_jacobian(u)).sum(-1)
-
-
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    """Joint entropy (B,) of the unsquashed Gaussian (what `Policy/Entropy` reports for SAC)."""
-    return (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
-
-
 def branch_log_softmax(logits: torch.Tensor, allowed: torch.Tensor | None, branches: tuple[int, ...]) -> torch.Tensor:
     """Per-branch log-softmax of masked logits (masked entries get about -1e8, never -inf)."""
     if allowed is not None:

@@ -1,4 +1,5 @@
-"""SAC's policy: the squashed actor and the value network V(s), with their numpy acting path.
+"""SAC's policy: the squashed actor and the value network V(s), acting through the numpy accelerator when it
+covers the networks, else through the torch modules (networks/acting.py).
 
 The actions are tanh-squashed, so the environment receives them unchanged. The networks are built as
 SAC's whole set (actor, twin Q, value, target value: one module, seeded once); a trainer trains them
@@ -15,14 +16,14 @@ import torch
 
 from fledge.envs.api import ActionTuple
 from fledge.errors import CheckpointError
-from fledge.networks.actor_graph import ActorGraph
+from fledge.networks.acting import make_actor
+from fledge.networks.actor_graph import ExportSource
 from fledge.networks.device import as_device, is_cpu, to_cpu
 from fledge.networks.normalizer import RunningNormalizer
 from fledge.networks.numpy_actor import ActOutput
-from fledge.networks.sac import SACNetworks, SACShape, actor_graph
-from fledge.networks.sac_numpy import NumpySACActor
+from fledge.networks.sac import SACNetworks, SACShape, export_source
 from fledge.trainers import state as S
-from fledge.trainers.policy import NumpyPolicy, PolicySettings
+from fledge.trainers.policy import PolicyBase, PolicySettings
 
 POLICY_PARTS = ("policy", "value")  # the checkpoint parts a policy alone loads
 
@@ -73,7 +74,7 @@ def parts(tensors: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str,
     return {k: v for k, v in tensors.items() if k.split(".", 1)[0] in names}
 
 
-class SACPolicy(NumpyPolicy):
+class SACPolicy(PolicyBase):
     def __init__(
         self,
         settings: PolicySettings,
@@ -89,7 +90,7 @@ class SACPolicy(NumpyPolicy):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed)
             self.nets = SACNetworks(self.shape).to(self.device)
-        self.actor = NumpySACActor(self.nets, rng=rng)
+        self.actor = make_actor(self.nets, rng=rng)
 
     @classmethod
     def build(
@@ -106,11 +107,12 @@ class SACPolicy(NumpyPolicy):
         """The squashed actions go to the environment unchanged (they are in [-1, 1])."""
         return ActionTuple(out.continuous, out.discrete)
 
-    def actor_graph(self) -> ActorGraph:
-        return actor_graph(self.nets, self.settings.observation_shapes)
+    def actor_graph(self) -> ExportSource:
+        return export_source(self.nets, self.settings.observation_shapes)
 
     def sync(self) -> None:
-        """On the CPU the numpy path reads views of the weights (nothing to do); elsewhere it copies them."""
+        """On the CPU the numpy path reads views of the weights and the torch path the module (nothing to do);
+        elsewhere the numpy path copies them."""
         if not is_cpu(self.device):
             self.actor.sync()
 

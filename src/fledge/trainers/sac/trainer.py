@@ -1,8 +1,9 @@
 """SAC, read top to bottom: the networks and their updater, the update loop, the checkpoint state.
 
-One trainer per behavior. Acting runs in the policy's numpy path (trainers/sac/policy.py) on views of
-the actor's weights (updates are seen at once, nothing to synchronise; on a device other than the CPU,
-on copies taken after each update loop); updates run in torch (update.py), on the run's device, on
+One trainer per behavior. Acting runs on the policy's acting path (trainers/sac/policy.py): the numpy
+accelerator where it covers the networks, on views of the actor's weights (updates are seen at once,
+nothing to synchronise; on a device other than the CPU, on copies taken after each update loop), else
+the torch modules themselves; updates run in torch (update.py), on the run's device, on
 minibatches sampled from the replay buffer. Formulas: losses.py; networks and the choice of the
 V-network formulation: networks/sac.py.
 
