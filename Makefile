@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 RUN_ID ?= 3DBall
 
-.PHONY: setup setup-dev train test clean
+.PHONY: setup setup-dev train test clean protocol
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ test: setup-dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# Regenerate the checked-in Python code of the Unity wire protocol from its .proto files.
+protocol: setup-dev
+	$(BIN)/python -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src src/fledge/envs/unity/protocol/*.proto
