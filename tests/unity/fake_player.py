@@ -129,6 +129,9 @@ def stats_message(key: str, value: float, method: int) -> bytes:
     return struct.pack("<i", len(raw)) + raw + struct.pack("<fi", value, method)
 
 
+SINGLE_SETTINGS = {1: "quality_level", 2: "time_scale", 3: "target_frame_rate", 4: "capture_frame_rate"}
+
+
 @dataclass
 class EngineSettings:
     """What the engine configuration channel set (Unity's defaults until then)."""
@@ -142,23 +145,17 @@ class EngineSettings:
     received: list[str] = field(default_factory=list)
 
     def apply(self, payload: bytes) -> None:
+        """One message: int32 type, then 0 = width and height (int32), 1 = quality level, 2 = time scale
+        (float32), 3 = target frame rate, 4 = capture frame rate (int32)."""
         r = Reader(payload)
         kind = r.int32()
         if kind == 0:
             self.width, self.height = r.int32(), r.int32()
             self.received.append(f"resolution={self.width}x{self.height}")
-        elif kind == 1:
-            self.quality_level = r.int32()
-            self.received.append(f"quality_level={self.quality_level}")
-        elif kind == 2:
-            self.time_scale = r.float32()
-            self.received.append(f"time_scale={self.time_scale:g}")
-        elif kind == 3:
-            self.target_frame_rate = r.int32()
-            self.received.append(f"target_frame_rate={self.target_frame_rate}")
-        elif kind == 4:
-            self.capture_frame_rate = r.int32()
-            self.received.append(f"capture_frame_rate={self.capture_frame_rate}")
+        elif kind in SINGLE_SETTINGS:
+            name = SINGLE_SETTINGS[kind]
+            setattr(self, name, r.float32() if name == "time_scale" else r.int32())
+            self.received.append(f"{name}={getattr(self, name):g}")
         else:
             LOG.warning("engine configuration: unknown message type %d ignored", kind)
             return
