@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -65,6 +66,8 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     """
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
+    if registry.is_unity(env_name):
+        return _make_unity(options, env_name, seed)
     kwargs = env_kwargs(options)
     reserved = {"seed": "env_settings.seed (--seed)", "num_areas": "env_settings.num_areas (--num-areas)"}
     if ":" in env_name:  # Gymnasium and PettingZoo: fledge sets the number of copies itself
@@ -98,6 +101,54 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
             rate_limit_n=es.restarts_rate_limit_n,
             rate_limit_period_s=float(es.restarts_rate_limit_period_s),
         ),
+    )
+
+
+def unity_kwargs(options: RunOptions) -> dict[str, Any]:
+    """Keyword arguments of `registry.make` for a Unity player (JSON-able: worker processes get them too).
+
+    `--env-args` tokens go to the player's command line as given; players write their logs to
+    `<results>/<run-id>/run_logs/Player-<worker>.log`.
+    """
+    es, cs = options.env_settings, options.checkpoint_settings
+    return {
+        "num_areas": int(es.num_areas),
+        "base_port": int(es.base_port),
+        "timeout_wait": float(es.timeout_wait),
+        "additional_args": [str(a) for a in es.env_args or []],
+        "log_folder": str(Path(cs.results_dir) / cs.run_id / "run_logs"),
+        "engine_settings": options.engine_settings.model_dump(mode="json"),
+    }
+
+
+def _make_unity(options: RunOptions, env_name: str, seed: int) -> BaseEnv:
+    """A Unity player (or the Editor): one, or `num_envs` of them, worker i on port base_port + i."""
+    from fledge.config.effects import uses_worker_processes
+    from fledge.envs.unity.launcher import EDITOR_NAME
+    from fledge.rollout.workers import EnvPool, RestartBudget
+
+    es = options.env_settings
+    kwargs = unity_kwargs(options)
+    if es.num_envs <= 1:
+        return registry.make(env_name, seed=seed, **kwargs)
+    if env_name == EDITOR_NAME:
+        raise ConfigError(
+            f"env_settings.num_envs: {es.num_envs} with the Unity Editor; the Editor is one environment. Build a "
+            "player for more copies, or use --num-envs 1."
+        )
+    return EnvPool(
+        env_name=env_name,
+        copies=es.num_envs,
+        seed=seed,
+        processes=uses_worker_processes(es),
+        env_kwargs=kwargs,
+        timeout=float(es.timeout_wait),
+        budget=RestartBudget(
+            max_lifetime_restarts=es.max_lifetime_restarts,
+            rate_limit_n=es.restarts_rate_limit_n,
+            rate_limit_period_s=float(es.restarts_rate_limit_period_s),
+        ),
+        worker_ids=True,
     )
 
 

@@ -25,3 +25,12 @@ class SideChannelManager:
 
     def outgoing(self) -> bytes:
         return b""
+
+
+class EngineConfigurationChannel(SideChannel):
+    def set_configuration(self, config: object) -> None:
+        self.config = config
+
+
+def engine_config_from_settings(engine_settings: object) -> object:
+    return engine_settings

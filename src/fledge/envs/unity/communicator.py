@@ -21,9 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from fledge.envs.unity.protocol.unity_message_pb2 import (
     HeaderProto,
@@ -86,6 +87,25 @@ class _Servicer:
         return _closing_message()
 
 
+class _DaemonExecutor(futures.Executor):
+    """Runs each RPC in its own daemon thread, so a program that ends without close() is not held open
+    by a request that waits for its answer (the player then sees the connection drop)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="fledge-unity-rpc", daemon=True).start()
+        return future
+
+
 def _closing_message() -> bytes:
     return UnityMessageProto(header=HeaderProto(status=STATUS_CLOSE)).SerializeToString()
 
@@ -105,7 +125,7 @@ class UnityCommunicator:
         self._pending = False  # a request waits for our reply
         self._closed = False
         check_port_free(port, worker_id)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
+        self._server = grpc.server(_DaemonExecutor(), options=[("grpc.so_reuseport", 0)])
         handler = grpc.unary_unary_rpc_method_handler(self._servicer.exchange)  # raw bytes both ways
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Exchange": handler}),))
         try:
@@ -191,11 +211,11 @@ class UnityCommunicator:
         if self._closed:
             raise UnityStoppedError(f"{self.label}: the connection is closed.")
         deadline = time.monotonic() + self.timeout_wait
-        while True:
+        raw: bytes | None = None
+        while raw is None:
             alive()
             try:
                 raw = self._servicer.inbox.get(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-                break
             except queue.Empty:
                 if time.monotonic() >= deadline:
                     raise UnityTimeoutError(self._timeout_text(waiting_for)) from None

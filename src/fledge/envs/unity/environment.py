@@ -33,6 +33,7 @@ from fledge.envs.api import (
     validate_actions,
 )
 from fledge.envs.unity import convert
+from fledge.envs.unity._placeholder_channels import SideChannel, SideChannelManager, StatsSideChannel
 from fledge.envs.unity.communicator import UnityCommunicator
 from fledge.envs.unity.launcher import PlayerProcess, find_executable
 from fledge.envs.unity.protocol.observation_pb2 import BrainParametersProto
@@ -46,7 +47,6 @@ from fledge.envs.unity.protocol.unity_message_pb2 import (
     UnityRLInitializationOutputProto,
     UnityRLInputProto,
 )
-from fledge.envs.unity._placeholder_channels import SideChannel, SideChannelManager, StatsSideChannel
 from fledge.envs.unity.versions import COMMUNICATION_VERSION, check_capabilities, check_versions
 from fledge.errors import ActionError, ConfigError
 

@@ -122,7 +122,7 @@ class PlayerProcess:
         sink: IO[bytes] | int = subprocess.DEVNULL
         self._output: IO[bytes] | None = None
         if self.log_file is not None:  # the player writes its own log there; its console output goes next to it
-            self._output = open(self.log_file.with_suffix(".out"), "wb")  # noqa: SIM115 - closed in stop()
+            self._output = open(self.log_file.with_suffix(".out"), "wb")
             sink = self._output
         try:
             self.process = subprocess.Popen(
@@ -167,4 +167,3 @@ class PlayerProcess:
 
 class PlayerExitedError(EnvironmentFault):
     """The player process ended while fledge was waiting for it."""
-
