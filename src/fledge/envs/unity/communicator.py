@@ -171,17 +171,19 @@ class UnityCommunicator:
     def receive(self, alive: Callable[[], None]) -> UnityOutputProto:
         return self._receive_output(alive)
 
-    def close(self) -> None:
-        """Tell the player to stop (status 400) and stop the server."""
+    def close(self) -> bool:
+        """Tell the player to stop (status 400) and stop the server; whether the player was told."""
         if self._closed:
-            return
+            return False
         self._closed = True
-        if self._pending:
+        told = self._pending
+        if told:
             self._servicer.outbox.put(_closing_message())
             self._pending = False
             time.sleep(0.05)  # let the reply leave before the server stops
         self._servicer.stopped.set()
         self._server.stop(grace=0.5).wait(2.0)
+        return told
 
     # -- internals ----------------------------------------------------------------------------------
     def _reply(self, unity_input: UnityInputProto) -> None:

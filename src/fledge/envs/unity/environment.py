@@ -201,15 +201,12 @@ class UnityEnvironment(BaseEnv):
         if self._closed:
             return
         self._closed = True
-        self._communicator_close()
+        communicator = getattr(self, "_communicator", None)
+        told = communicator.close() if communicator is not None else False
         if self._process is not None:
-            self._process.stop()
+            self._process.stop(grace=5.0 if told else 0.0)  # a player never told to quit is terminated at once
 
     # -- internals ----------------------------------------------------------------------------------
-    def _communicator_close(self) -> None:
-        communicator = getattr(self, "_communicator", None)
-        if communicator is not None:
-            communicator.close()
 
     def _check_alive(self) -> None:
         if self._process is not None:

@@ -146,14 +146,15 @@ class PlayerProcess:
                 " The run stops with the checkpoints written so far; see the log, then continue with --resume."
             )
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Wait up to `grace` seconds for the player to quit, then terminate it, then kill it."""
+    def stop(self, grace: float = 5.0, terminate_wait: float = 3.0) -> None:
+        """Wait up to `grace` seconds for the player to quit (it was told to), then terminate it, and kill it
+        if it is still there after `terminate_wait` seconds."""
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.process.terminate()
             try:
-                self.process.wait(timeout=grace)
+                self.process.wait(timeout=terminate_wait)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5.0)
