@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from unity_helpers import PLAYER, free_base_port
 
 from fledge.cli import main
-from unity_helpers import PLAYER, free_base_port
 
 BRAIN = "Ball3DFake"
 
