@@ -25,7 +25,7 @@ from fledge.envs.unity.communicator import UnityTimeoutError, UnityWorkerInUseEr
 from fledge.envs.unity.environment import UnityEnvironment
 from fledge.envs.unity.launcher import PlayerExitedError, find_executable, player_arguments
 from fledge.envs.unity.versions import UnityVersionError, versions_compatible
-from fledge.errors import EnvironmentFault, UnknownEnvironmentError
+from fledge.errors import ConfigError, EnvironmentFault, UnknownEnvironmentError
 
 BEHAVIOR = "Ball3DFake?team=0"
 
@@ -224,3 +224,30 @@ def test_player_arguments_follow_mlagents() -> None:
     ]
     own_log = player_arguments(port=5005, log_file=Path("p.log"), no_graphics=False, additional_args=["-logfile", "a"])
     assert own_log == ["--mlagents-port", "5005", "-logfile", "a"]
+
+
+def test_the_editor_is_waited_for_with_the_message_users_know(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Without a file name fledge starts nothing and waits; here the fake player plays the Editor's part."""
+    import subprocess
+    import threading
+
+    port = free_base_port()
+    command = [str(PLAYER), "--mlagents-port", str(port), "--agents", "2", "-logFile", str(tmp_path / "editor.log")]
+    started: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(0.5, lambda: started.append(subprocess.Popen(command)))
+    timer.start()
+    with caplog.at_level(logging.INFO, logger="fledge"):
+        env = UnityEnvironment(None, base_port=port, timeout_wait=20)
+    try:
+        assert (
+            f"Listening on port {port}. Start training by pressing the Play button in the Unity Editor." in caplog.text
+        )
+        env.reset()
+        assert len(env.get_steps(BEHAVIOR)[0]) == 2
+    finally:
+        env.close()
+        timer.join()
+        for process in started:
+            process.wait(timeout=10)
+    with pytest.raises(ConfigError, match="worker_id must be 0"):
+        UnityEnvironment(None, worker_id=1)
