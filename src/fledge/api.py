@@ -59,15 +59,17 @@ def env_kwargs(options: RunOptions) -> dict[str, Any]:
     return kwargs
 
 
-def make_environment(options: RunOptions, seed: int) -> BaseEnv:
+def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True) -> BaseEnv:
     """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process).
 
     Built-in environments get `num_areas` areas per copy; other families have no areas (a warning says so).
+    Unity players write their logs into the run's run_logs folder; with `player_logs=False` (fledge check,
+    which writes nothing) they get no log file.
     """
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
     if registry.is_unity(env_name):
-        return _make_unity(options, env_name, seed)
+        return _make_unity(options, env_name, seed, player_logs=player_logs)
     kwargs = env_kwargs(options)
     reserved = {"seed": "env_settings.seed (--seed)", "num_areas": "env_settings.num_areas (--num-areas)"}
     if ":" in env_name:  # Gymnasium and PettingZoo: fledge sets the number of copies itself
@@ -104,7 +106,7 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
     )
 
 
-def unity_kwargs(options: RunOptions) -> dict[str, Any]:
+def unity_kwargs(options: RunOptions, *, player_logs: bool = True) -> dict[str, Any]:
     """Keyword arguments of `registry.make` for a Unity player (JSON-able: worker processes get them too).
 
     `--env-args` tokens go to the player's command line as given; players write their logs to
@@ -116,19 +118,19 @@ def unity_kwargs(options: RunOptions) -> dict[str, Any]:
         "base_port": int(es.base_port),
         "timeout_wait": float(es.timeout_wait),
         "additional_args": [str(a) for a in es.env_args or []],
-        "log_folder": str(Path(cs.results_dir) / cs.run_id / "run_logs"),
+        "log_folder": str(Path(cs.results_dir) / cs.run_id / "run_logs") if player_logs else None,
         "engine_settings": options.engine_settings.model_dump(mode="json"),
     }
 
 
-def _make_unity(options: RunOptions, env_name: str, seed: int) -> BaseEnv:
+def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: bool) -> BaseEnv:
     """A Unity player (or the Editor): one, or `num_envs` of them, worker i on port base_port + i."""
     from fledge.config.effects import uses_worker_processes
     from fledge.envs.unity.launcher import EDITOR_NAME
     from fledge.rollout.workers import EnvPool, RestartBudget
 
     es = options.env_settings
-    kwargs = unity_kwargs(options)
+    kwargs = unity_kwargs(options, player_logs=player_logs)
     if es.num_envs <= 1:
         return registry.make(env_name, seed=seed, **kwargs)
     if env_name == EDITOR_NAME:

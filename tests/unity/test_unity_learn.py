@@ -91,3 +91,13 @@ def test_a_player_crash_stops_the_run_with_a_clear_error_and_keeps_checkpoints(
     assert "Traceback" not in err
     run = tmp_path / "results" / "u"
     assert (run / BRAIN / "checkpoint.pt").is_file()
+
+
+def test_check_builds_the_player_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--env", str(PLAYER), "--env-args", "--agents", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"  {BRAIN}:" in out and "the configuration is valid for this environment" in out
+    assert list(tmp_path.iterdir()) == []
