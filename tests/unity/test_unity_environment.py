@@ -20,7 +20,7 @@ import pytest
 from unity_helpers import PLAYER, free_base_port
 
 from fledge.envs import registry
-from fledge.envs.api import ActionTuple, DimensionProperty
+from fledge.envs.api import ActionTuple, DimensionProperty, StatsAggregationMethod
 from fledge.envs.unity.communicator import UnityTimeoutError, UnityWorkerInUseError
 from fledge.envs.unity.environment import UnityEnvironment
 from fledge.envs.unity.launcher import PlayerExitedError, find_executable, player_arguments
@@ -54,7 +54,10 @@ def test_the_low_level_loop_on_a_player(tmp_path: Path) -> None:
         assert [o.shape for o in spec.observation_specs] == [(8,)]
         env.reset()
         ended = interrupted = 0
+        stats: dict[str, list[tuple[float, object]]] = {}
         for _ in range(25):
+            for key, values in env.get_stats().items():
+                stats.setdefault(key, []).extend(values)
             decision, terminal = env.get_steps(BEHAVIOR)
             assert decision.obs[0].dtype == np.float32 and decision.obs[0].shape == (len(decision), 8)
             ended += len(terminal)
@@ -62,6 +65,8 @@ def test_the_low_level_loop_on_a_player(tmp_path: Path) -> None:
             env.set_actions(BEHAVIOR, spec.action_spec.random_action(len(decision)))
             env.step()
         assert ended >= 4 and interrupted >= 1  # episodes of 10 decisions end by the step limit
+        assert len(stats["Fake/Episode Reward"]) == ended  # the player's stats side channel
+        assert stats["Fake/Time Scale"][-1][1] == StatsAggregationMethod.MOST_RECENT
         decision, _ = env.get_steps(BEHAVIOR)
         first = int(decision.agent_id[0])
         env.set_action_for_agent(BEHAVIOR, first, ActionTuple(np.ones((1, 2), np.float32)))

@@ -33,7 +33,6 @@ from fledge.envs.api import (
     validate_actions,
 )
 from fledge.envs.unity import convert
-from fledge.envs.unity._placeholder_channels import SideChannel, SideChannelManager, StatsSideChannel
 from fledge.envs.unity.communicator import UnityCommunicator
 from fledge.envs.unity.launcher import PlayerProcess, find_executable
 from fledge.envs.unity.protocol.observation_pb2 import BrainParametersProto
@@ -47,6 +46,7 @@ from fledge.envs.unity.protocol.unity_message_pb2 import (
     UnityRLInitializationOutputProto,
     UnityRLInputProto,
 )
+from fledge.envs.unity.side_channels import SideChannel, SideChannelManager, StatsSideChannel
 from fledge.envs.unity.versions import COMMUNICATION_VERSION, check_capabilities, check_versions
 from fledge.errors import ActionError, ConfigError
 
@@ -97,7 +97,7 @@ class UnityEnvironment(BaseEnv):
         self._stats_channel = stats[0] if stats else StatsSideChannel()
         if not stats:
             channels.append(self._stats_channel)
-        self._channels = SideChannelManager(channels)
+        self._channels = SideChannelManager(channels, source=f"the Unity player of worker {worker_id}")
         self._specs: dict[BehaviorName, BehaviorSpec] = {}
         self._brains: dict[BehaviorName, BrainParametersProto] = {}  # brain parameters of behaviors without agents yet
         self._steps: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] = {}
@@ -143,7 +143,7 @@ class UnityEnvironment(BaseEnv):
         return dict(self._specs)
 
     def reset(self) -> None:
-        self._exchange(UnityRLInputProto(command=RESET, side_channel=self._channels.outgoing()))
+        self._exchange(UnityRLInputProto(command=RESET))
         self._needs_reset = False
 
     def step(self) -> None:

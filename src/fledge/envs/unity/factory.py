@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fledge.envs.unity._placeholder_channels import SideChannel
 from fledge.envs.unity.environment import UnityEnvironment
 from fledge.envs.unity.launcher import EDITOR_NAME
+from fledge.envs.unity.side_channels import SideChannel
 from fledge.errors import ConfigError
 
 
 def engine_channels(engine_settings: Mapping[str, Any] | None) -> list[SideChannel]:
     """The side channels a trainer sends with its first message: the engine configuration."""
     from fledge.config.sections import EngineSettings
-    from fledge.envs.unity._placeholder_channels import EngineConfigurationChannel, engine_config_from_settings
+    from fledge.envs.unity.side_channels import EngineConfigurationChannel, engine_config_from_settings
 
     settings = EngineSettings(**dict(engine_settings or {}))
     channel = EngineConfigurationChannel()
