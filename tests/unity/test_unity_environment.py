@@ -94,7 +94,8 @@ def test_visual_observations_are_decoded_channel_first(tmp_path: Path) -> None:
         env.close()
 
 
-def test_two_players_as_one_pool_through_the_registry(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "worker-processes"])
+def test_two_players_as_one_pool_through_the_registry(tmp_path: Path, processes: bool) -> None:
     from fledge.rollout.workers import EnvPool
 
     base = free_base_port(2)
@@ -104,7 +105,7 @@ def test_two_players_as_one_pool_through_the_registry(tmp_path: Path) -> None:
         "additional_args": ["--agents", "3"],
         "log_folder": str(tmp_path),
     }
-    pool = EnvPool(env_name=str(PLAYER), copies=2, seed=1, processes=False, env_kwargs=kwargs, worker_ids=True)
+    pool = EnvPool(env_name=str(PLAYER), copies=2, seed=1, processes=processes, env_kwargs=kwargs, worker_ids=True)
     try:
         for _ in range(5):
             decision, _ = pool.get_steps(BEHAVIOR)
