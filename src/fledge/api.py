@@ -84,13 +84,21 @@ def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True
         kwargs["num_areas"] = int(es.num_areas)  # other environments have no areas: config.effects warns
     if es.num_envs <= 1:
         return registry.make(env_name, seed=seed, **kwargs)
-    from fledge.config.effects import uses_copy_pool, uses_worker_processes
-    from fledge.rollout.workers import EnvPool, RestartBudget
+    from fledge.config.effects import uses_copy_pool
 
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
     if not uses_copy_pool(es):
         return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=False)
+
+
+def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, Any], *, worker_ids: bool) -> BaseEnv:
+    """`num_envs` copies in an EnvPool that restarts failed copies within the run's restart budget."""
+    from fledge.config.effects import uses_worker_processes
+    from fledge.rollout.workers import EnvPool, RestartBudget
+
+    es = options.env_settings
     return EnvPool(
         env_name=env_name,
         copies=es.num_envs,
@@ -103,6 +111,7 @@ def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True
             rate_limit_n=es.restarts_rate_limit_n,
             rate_limit_period_s=float(es.restarts_rate_limit_period_s),
         ),
+        worker_ids=worker_ids,
     )
 
 
@@ -125,9 +134,7 @@ def unity_kwargs(options: RunOptions, *, player_logs: bool = True) -> dict[str, 
 
 def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: bool) -> BaseEnv:
     """A Unity player (or the Editor): one, or `num_envs` of them, worker i on port base_port + i."""
-    from fledge.config.effects import uses_worker_processes
     from fledge.envs.unity.launcher import EDITOR_NAME
-    from fledge.rollout.workers import EnvPool, RestartBudget
 
     es = options.env_settings
     kwargs = unity_kwargs(options, player_logs=player_logs)
@@ -138,20 +145,7 @@ def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: b
             f"env_settings.num_envs: {es.num_envs} with the Unity Editor; the Editor is one environment. Build a "
             "player for more copies, or use --num-envs 1."
         )
-    return EnvPool(
-        env_name=env_name,
-        copies=es.num_envs,
-        seed=seed,
-        processes=uses_worker_processes(es),
-        env_kwargs=kwargs,
-        timeout=float(es.timeout_wait),
-        budget=RestartBudget(
-            max_lifetime_restarts=es.max_lifetime_restarts,
-            rate_limit_n=es.restarts_rate_limit_n,
-            rate_limit_period_s=float(es.restarts_rate_limit_period_s),
-        ),
-        worker_ids=True,
-    )
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=True)
 
 
 def make_trainer(
