@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -58,13 +59,17 @@ def env_kwargs(options: RunOptions) -> dict[str, Any]:
     return kwargs
 
 
-def make_environment(options: RunOptions, seed: int) -> BaseEnv:
+def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True) -> BaseEnv:
     """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process).
 
     Built-in environments get `num_areas` areas per copy; other families have no areas (a warning says so).
+    Unity players write their logs into the run's run_logs folder; with `player_logs=False` (fledge check,
+    which writes nothing) they get no log file.
     """
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
+    if registry.is_unity(env_name):
+        return _make_unity(options, env_name, seed, player_logs=player_logs)
     kwargs = env_kwargs(options)
     reserved = {"seed": "env_settings.seed (--seed)", "num_areas": "env_settings.num_areas (--num-areas)"}
     if ":" in env_name:  # Gymnasium and PettingZoo: fledge sets the number of copies itself
@@ -79,13 +84,21 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
         kwargs["num_areas"] = int(es.num_areas)  # other environments have no areas: config.effects warns
     if es.num_envs <= 1:
         return registry.make(env_name, seed=seed, **kwargs)
-    from fledge.config.effects import uses_copy_pool, uses_worker_processes
-    from fledge.rollout.workers import EnvPool, RestartBudget
+    from fledge.config.effects import uses_copy_pool
 
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
     if not uses_copy_pool(es):
         return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=False)
+
+
+def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, Any], *, worker_ids: bool) -> BaseEnv:
+    """`num_envs` copies in an EnvPool that restarts failed copies within the run's restart budget."""
+    from fledge.config.effects import uses_worker_processes
+    from fledge.rollout.workers import EnvPool, RestartBudget
+
+    es = options.env_settings
     return EnvPool(
         env_name=env_name,
         copies=es.num_envs,
@@ -98,7 +111,41 @@ def make_environment(options: RunOptions, seed: int) -> BaseEnv:
             rate_limit_n=es.restarts_rate_limit_n,
             rate_limit_period_s=float(es.restarts_rate_limit_period_s),
         ),
+        worker_ids=worker_ids,
     )
+
+
+def unity_kwargs(options: RunOptions, *, player_logs: bool = True) -> dict[str, Any]:
+    """Keyword arguments of `registry.make` for a Unity player (JSON-able: worker processes get them too).
+
+    `--env-args` tokens go to the player's command line as given; players write their logs to
+    `<results>/<run-id>/run_logs/Player-<worker>.log`.
+    """
+    es, cs = options.env_settings, options.checkpoint_settings
+    return {
+        "num_areas": int(es.num_areas),
+        "base_port": int(es.base_port),
+        "timeout_wait": float(es.timeout_wait),
+        "additional_args": [str(a) for a in es.env_args or []],
+        "log_folder": str(Path(cs.results_dir) / cs.run_id / "run_logs") if player_logs else None,
+        "engine_settings": options.engine_settings.model_dump(mode="json"),
+    }
+
+
+def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: bool) -> BaseEnv:
+    """A Unity player (or the Editor): one, or `num_envs` of them, worker i on port base_port + i."""
+    from fledge.envs.unity.launcher import EDITOR_NAME
+
+    es = options.env_settings
+    kwargs = unity_kwargs(options, player_logs=player_logs)
+    if es.num_envs <= 1:
+        return registry.make(env_name, seed=seed, **kwargs)
+    if env_name == EDITOR_NAME:
+        raise ConfigError(
+            f"env_settings.num_envs: {es.num_envs} with the Unity Editor; the Editor is one environment. Build a "
+            "player for more copies, or use --num-envs 1."
+        )
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=True)
 
 
 def make_trainer(

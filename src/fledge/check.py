@@ -39,7 +39,7 @@ def validate(options: RunOptions, *, build: bool = True) -> dict[str, dict[str, 
     from fledge.stats.timers import Timers
 
     seed = api.resolve_seed(options.env_settings.seed)
-    env = api.make_environment(options, seed)
+    env = api.make_environment(options, seed, player_logs=False)  # check writes nothing
     try:
         env.reset()
         names = preflight.check_environment(options, env.behavior_specs)

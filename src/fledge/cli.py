@@ -34,7 +34,7 @@ def _with_shipped_config(args: LearnArgs, argv: Sequence[str], parse: Callable[[
     from fledge.envs import registry
 
     env_name = _env_flag(argv) or registry.DEFAULT_ENV
-    if ":" not in env_name:
+    if ":" not in env_name and not registry.is_unity(env_name):
         registry.describe(env_name)  # an unknown name fails here, with suggestions
     shipped = default_config_path(env_name)
     if shipped is None:

@@ -182,10 +182,8 @@ def test_learn_help_says_what_the_flags_do(
     code, out, _ = in_process("learn", "--help", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     flat = " ".join(out.split())
     assert code == 0 and flat.startswith("usage: fledge learn")
-    assert (
-        "'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' (PettingZoo)" in flat
-        and "path" not in flat.split("--env ENV", 1)[1].split("--resume", 1)[0]
-    )
+    assert "'gym:<id>' (Gymnasium), 'pettingzoo:<module>' (PettingZoo), the path of a Unity player, or" in flat
+    assert "(wait for the Unity Editor on port 5004)" in flat
     assert "cpu, cuda or cuda:N; default: CUDA when available, else CPU" in flat
     unity = (
         "--base-port",
@@ -198,8 +196,8 @@ def test_learn_help_says_what_the_flags_do(
         "--no-graphics",
         "--no-graphics-monitor",
     )
-    assert flat.count("Unity players only; no effect on the environments this version runs") == len(unity)
-    assert flat.count("worker processes only") == 1  # --timeout-wait
+    assert flat.count("Unity players only:") == len(unity)
+    assert flat.count("worker processes and Unity players:") == 1  # --timeout-wait
     assert flat.count("copies that fail are restarted") == 3  # the three restart flags
 
 

@@ -211,8 +211,23 @@ def test_engine_warning_names_the_environment_and_why() -> None:
     (line,) = warnings_of({"engine_settings": {"time_scale": 100}}, env_name="gym:CartPole-v1")
     assert line == (
         "engine_settings.time_scale: 100.0 has no effect on the Gymnasium environment gym:CartPole-v1; it applies "
-        "to Unity players, which this version of fledge does not run."
+        "to Unity players only (--env path/to/player or --env unity-editor)."
     )
+
+
+def test_unity_players_honour_the_port_the_wait_and_the_engine_settings(tmp_path: Path) -> None:
+    player = tmp_path / "Game.x86_64"
+    player.write_text("#!/bin/sh\n")
+    player.chmod(0o755)
+    unity_keys = {
+        "env_settings": {"base_port": 6000, "timeout_wait": 5, "num_areas": 2},
+        "engine_settings": {"time_scale": 1.0, "width": 100, "no_graphics": True, "no_graphics_monitor": True},
+    }
+    for name in (str(player), str(tmp_path / "Game"), "unity-editor"):
+        assert warnings_of(unity_keys, env_name=name) == []
+    # restart keys still need copies to restart
+    (line,) = warnings_of({"env_settings": {"max_lifetime_restarts": 3}}, env_name=str(player))
+    assert line.startswith("env_settings.max_lifetime_restarts: 3 has no effect here")
 
 
 def test_worker_keys_are_honoured_where_they_apply() -> None:

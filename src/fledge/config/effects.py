@@ -29,6 +29,7 @@ from fledge.config.schema import (
 )
 from fledge.config.sections import EngineSettings, EnvironmentSettings
 from fledge.envs.behavior_id import behavior_ids_by_brain
+from fledge.envs.unity.launcher import EDITOR_NAME
 
 __all__ = [
     "FIELD_EFFECTS",
@@ -53,7 +54,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "RunOptions.behaviors": _H,
         "RunOptions.default_settings": _H,
         "RunOptions.env_settings": _H,
-        "RunOptions.engine_settings": _H,  # a section; each of its keys is warned
+        "RunOptions.engine_settings": _H,  # a section; its keys apply to Unity players
         "RunOptions.environment_parameters": _R,  # samplers and curriculum: api.run refuses the section
         "RunOptions.checkpoint_settings": _H,
         "RunOptions.torch_settings": _H,
@@ -111,24 +112,24 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         # env_settings
         "EnvironmentSettings.env_path": _H,
         "EnvironmentSettings.env_args": _H,
-        "EnvironmentSettings.base_port": _W,
+        "EnvironmentSettings.base_port": _C,  # Unity players only
         "EnvironmentSettings.num_envs": _H,
         "EnvironmentSettings.num_areas": _C,  # built-in environments: areas multiply the agents
-        "EnvironmentSettings.timeout_wait": _C,  # with worker processes
+        "EnvironmentSettings.timeout_wait": _C,  # with worker processes or Unity players
         "EnvironmentSettings.seed": _H,
         "EnvironmentSettings.max_lifetime_restarts": _C,  # with num_envs copies fledge restarts
         "EnvironmentSettings.restarts_rate_limit_n": _C,  # with num_envs copies fledge restarts
         "EnvironmentSettings.restarts_rate_limit_period_s": _C,  # with num_envs copies fledge restarts
         "EnvironmentSettings.worker_processes": _C,  # with num_envs > 1
-        # engine_settings: Unity players only
-        "EngineSettings.width": _W,
-        "EngineSettings.height": _W,
-        "EngineSettings.quality_level": _W,
-        "EngineSettings.time_scale": _W,
-        "EngineSettings.target_frame_rate": _W,
-        "EngineSettings.capture_frame_rate": _W,
-        "EngineSettings.no_graphics": _W,
-        "EngineSettings.no_graphics_monitor": _W,
+        # engine_settings: Unity players only (the Editor: through the engine configuration channel)
+        "EngineSettings.width": _C,
+        "EngineSettings.height": _C,
+        "EngineSettings.quality_level": _C,
+        "EngineSettings.time_scale": _C,
+        "EngineSettings.target_frame_rate": _C,
+        "EngineSettings.capture_frame_rate": _C,
+        "EngineSettings.no_graphics": _C,
+        "EngineSettings.no_graphics_monitor": _C,
         # checkpoint_settings
         "CheckpointSettings.run_id": _H,
         "CheckpointSettings.initialize_from": _H,
@@ -156,13 +157,22 @@ REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
 )
 """Models reached through a key value that a run refuses: none of their keys can take effect."""
 
-UNITY_ONLY = "it applies to Unity players, which this version of fledge does not run"
+UNITY_ONLY = "it applies to Unity players only (--env path/to/player or --env unity-editor)"
 RESTART_KEYS = ("max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")
 UNITY_ENV_KEYS = ("base_port",)
 
 
+def is_unity_environment(env_name: str | None) -> bool:
+    """Whether a run's environment is a Unity player or the Editor (the registry's rule)."""
+    from fledge.envs.registry import is_unity
+
+    return env_name is not None and is_unity(env_name)
+
+
 def environment_kind(env_name: str) -> str:
     """'the built-in environment 3DBall', 'the Gymnasium environment gym:CartPole-v1', ..."""
+    if is_unity_environment(env_name):
+        return "the Unity Editor" if env_name == EDITOR_NAME else f"the Unity player {env_name}"
     if env_name.startswith("gym:"):
         return f"the Gymnasium environment {env_name}"
     if env_name.startswith("pettingzoo:"):
@@ -201,22 +211,25 @@ def _default(model: type[Any], key: str) -> Any:
     return model.model_fields[key].default
 
 
-def _environment_warnings(options: RunOptions, *, kind: str, builtin: bool, workers: bool, pool: bool) -> list[str]:
+def _environment_warnings(
+    options: RunOptions, *, kind: str, builtin: bool, workers: bool, pool: bool, unity: bool
+) -> list[str]:
     out: list[str] = []
     env = options.env_settings
-    if env.num_areas != _default(EnvironmentSettings, "num_areas") and not builtin:
+    # a Unity player honours num_areas, base_port, timeout_wait and the engine settings
+    if env.num_areas != _default(EnvironmentSettings, "num_areas") and not builtin and not unity:
         out.append(
             f"env_settings.num_areas: {_show(env.num_areas)} has no effect on {kind}; only built-in environments "
             "have training areas (use num_envs / --num-envs for more copies)."
         )
     for key in UNITY_ENV_KEYS:
         value = getattr(env, key)
-        if value != _default(EnvironmentSettings, key):
+        if value != _default(EnvironmentSettings, key) and not unity:
             out.append(f"env_settings.{key}: {_show(value)} has no effect on {kind}; {UNITY_ONLY}.")
-    if not workers and env.timeout_wait != _default(EnvironmentSettings, "timeout_wait"):
+    if not workers and not unity and env.timeout_wait != _default(EnvironmentSettings, "timeout_wait"):
         out.append(
             f"env_settings.timeout_wait: {_show(env.timeout_wait)} has no effect here; it is how long fledge waits "
-            "for an environment worker process, and this run uses none (they run with num_envs > 1 and "
+            "for an environment worker process or a Unity player, and this run uses none (they run with num_envs > 1 and "
             "worker_processes: true)."
         )
     if not pool:
@@ -234,14 +247,18 @@ def _environment_warnings(options: RunOptions, *, kind: str, builtin: bool, work
         )
     for key in EngineSettings.model_fields:
         value = getattr(options.engine_settings, key)
-        if value != _default(EngineSettings, key):
+        if value != _default(EngineSettings, key) and not unity:
             out.append(f"engine_settings.{key}: {_show(value)} has no effect on {kind}; {UNITY_ONLY}.")
+    return out + _train_model_warning(options)
+
+
+def _train_model_warning(options: RunOptions) -> list[str]:
     if options.checkpoint_settings.train_model:
-        out.append(
+        return [
             "checkpoint_settings.train_model: true is deprecated and has no effect; training is the default "
             "(use inference to run a policy without training)."
-        )
-    return out
+        ]
+    return []
 
 
 def _behavior_warnings(name: str, settings: TrainerSettings) -> list[str]:
@@ -299,8 +316,9 @@ def effect_warnings(
         kind, pool = "the environment given to the run", False
     else:
         kind, pool = environment_kind(env_name), worker_processes or uses_copy_pool(options.env_settings)
-    builtin = env_name is not None and ":" not in env_name
-    out = _environment_warnings(options, kind=kind, builtin=builtin, workers=worker_processes, pool=pool)
+    unity = is_unity_environment(env_name)
+    builtin = env_name is not None and ":" not in env_name and not unity
+    out = _environment_warnings(options, kind=kind, builtin=builtin, workers=worker_processes, pool=pool, unity=unity)
     if behaviors is None:
         for name, settings in options.behaviors.items():
             out.extend(_behavior_warnings(name, settings))

@@ -105,8 +105,8 @@ class _Flag:
     hidden: bool = False
 
 
-UNITY = "Unity players only; no effect on the environments this version runs"
-WORKERS = "worker processes only"
+UNITY = "Unity players only"
+WORKERS = "worker processes and Unity players"
 COPIES = "with --num-envs > 1 (copies that fail are restarted; not in-process Gymnasium copies)"
 
 _SECTION_MODELS = (
@@ -120,8 +120,9 @@ _SECTION_MODELS = (
 # fmt: off
 _FLAGS: tuple[_Flag, ...] = (
     _Flag(option="--env", section="env_settings", key="env_path", convert=_non_empty, metavar="ENV",
-          help="environment: a built-in name (see 'fledge envs'), 'gym:<id>' (Gymnasium) or 'pettingzoo:<module>' "
-               "(PettingZoo); None means the built-in 3DBall"),
+          help="environment: a built-in name (see 'fledge envs'), 'gym:<id>' (Gymnasium), 'pettingzoo:<module>' "
+               "(PettingZoo), the path of a Unity player, or 'unity-editor' (wait for the Unity Editor on port "
+               "5004); None means the built-in 3DBall"),
     _Flag(option="--resume", section="checkpoint_settings", key="resume",
           help="continue the run of this run id from its last checkpoint"),
     _Flag(option="--resume-from", section="checkpoint_settings", key="resume_from", convert=_non_empty,
@@ -152,7 +153,7 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag(option="--results-dir", section="checkpoint_settings", key="results_dir", convert=_non_empty,
           metavar="DIR", help="base folder for results"),
     _Flag(option="--timeout-wait", section="env_settings", key="timeout_wait", convert=_int_arg(minimum=1),
-          help=f"{WORKERS}: seconds to wait for an environment worker to start or answer"),
+          help=f"{WORKERS}: seconds to wait for an environment worker or a Unity player to start or answer"),
     _Flag(option="--width", section="engine_settings", key="width", convert=_int_arg(minimum=1),
           help=f"{UNITY}: window width"),
     _Flag(option="--height", section="engine_settings", key="height", convert=_int_arg(minimum=1),
@@ -286,7 +287,8 @@ def _build(*, typed_only: bool, command: _Command = LEARN) -> _LearnParser:
             nargs=argparse.REMAINDER,
             default=default(None),
             help="every argument after this one is a name=value option of the environment "
-            "(built-in task options, gymnasium.make or PettingZoo keyword arguments)",
+            "(built-in task options, gymnasium.make or PettingZoo keyword arguments); for a Unity player, "
+            "arguments of its command line, passed as given",
         )
     return parser
 

@@ -1,10 +1,13 @@
-"""Environments by name: the built-in numpy tasks, and a hook for prefixed names ("gym:...").
+"""Environments by name: the built-in numpy tasks, prefixed names ("gym:..."), Unity players.
 
 `make("3DBall", seed=1)` builds a ready `BaseEnv`. Built-in names map to `VectorTask` factories and
 give a `VectorTaskEnv`; `make("3DBall", num_areas=4)` gives 4 areas of 12 agents, one batch of 48.
 A name of the form "prefix:rest" goes to the maker registered for that prefix (`register_prefix`);
 "gym:" and "pettingzoo:" are registered at the end and imported only when used.
-Importing this module does not import torch.
+Any other name that is the path of an executable (found as `mlagents-learn --env` finds one, see
+envs/unity/launcher.py) is a Unity player, and "unity-editor" waits for the Unity Editor; both give a
+UnityEnvironment (envs/unity/factory.py, imported only when used).
+Importing this module does not import torch or gRPC.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from fledge.envs.api import BaseEnv, BehaviorSpec
@@ -27,6 +31,7 @@ from fledge.envs.builtin.toys import (
     MoveToGoal1DDiscreteTask,
     MoveToGoal2DHybridTask,
 )
+from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
 
 DEFAULT_ENV = "3DBall"
@@ -85,13 +90,23 @@ def names() -> list[str]:
     return sorted(_BUILTINS)
 
 
+def is_unity(name: str) -> bool:
+    """Whether `name` means a Unity player (an executable's path, not a built-in name) or the Editor."""
+    return name not in _BUILTINS and is_unity_target(name)
+
+
 def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: int = 1, **kwargs: Any) -> BaseEnv:
     """A new environment by name. Extra keyword arguments go to the task (e.g. max_episode_steps).
 
     Built-in environments: `num_areas` copies of the training area stepped as one batch, each with
     `num_agents` agents (the task's default when None), so `num_areas * num_agents` agents in all.
     Prefixed families ("gym:", "pettingzoo:") have no areas and refuse `num_areas` other than 1.
+    Unity players take the keyword arguments of `fledge.envs.unity.factory.make_unity`.
     """
+    if is_unity(name):
+        from fledge.envs.unity.factory import make_unity
+
+        return make_unity(name, seed=seed, num_agents=num_agents, num_areas=num_areas, **kwargs)
     prefix, sep, rest = name.partition(":")
     if sep:
         if check_count(name, "num_areas", num_areas) != 1:
@@ -108,8 +123,11 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
 def describe(name: str) -> EnvironmentInfo:
     """Description and behavior specs of an environment (builds it once for prefixed names)."""
     prefix, sep, _ = name.partition(":")
-    if sep:
-        _, description = _prefix_entry(name, prefix)
+    unity = is_unity(name)
+    if sep or unity:
+        description = "the Unity Editor" if name == EDITOR_NAME else f"the Unity player {name}"
+        if not unity:
+            _, description = _prefix_entry(name, prefix)
         env = make(name)
         try:
             return EnvironmentInfo(name, description, _specs_text(env.behavior_specs))
@@ -172,11 +190,20 @@ def _prefix_entry(name: str, prefix: str) -> tuple[PrefixMaker, str]:
 
 
 def _unknown_message(name: str) -> str:
+    if "/" in name or "\\" in name or Path(name).expanduser().exists():  # meant as a path: say what was tried
+        try:
+            find_executable(name)
+        except UnknownEnvironmentError as exc:
+            return str(exc)
     available = names()
     lowered = {n.lower(): n for n in available}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
     hint = f" Did you mean '{lowered[close[0]]}'?" if close else ""
-    return f"Unknown environment '{name}'.{hint} Available environments: {', '.join(available)}."
+    return (
+        f"Unknown environment '{name}': it is not a built-in environment and no Unity player executable was "
+        f"found at that path.{hint} Available environments: {', '.join(available)}; 'gym:<id>', "
+        f"'pettingzoo:<module>', the path of a Unity player, or '{EDITOR_NAME}' (the Unity Editor)."
+    )
 
 
 def _specs_text(specs: Mapping[str, BehaviorSpec]) -> str:

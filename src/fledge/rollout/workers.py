@@ -2,7 +2,10 @@
 
 `EnvPool` offsets each copy's agent ids (copy i, local id a -> i * 2**32 + a) so agents stay distinct,
 and steps every copy once per `step()`, always in copy order, so a run with a given seed and number
-of copies is reproducible. Copy i is seeded with seed + i.
+of copies is reproducible. Copy i is seeded with seed + i; with `worker_ids=True` it is also built with
+worker_id=i (a Unity player's port base_port + i and its log file Player-i.log). In-process copies
+whose environment offers `begin_step`/`finish_step` (UnityEnvironment) send every copy's step before
+waiting for any answer, so players compute their steps at the same time.
 
 Worker processes (`python -m fledge.rollout.worker_process`) are started from a name, a seed and
 JSON-able keyword arguments, and exchange only JSON headers and raw arrays over their stdin/stdout
@@ -100,6 +103,7 @@ class LocalCopy(_Copy):
     def __init__(self, env: BaseEnv) -> None:
         self.env = env
         self.stats = {}
+        self._split = False  # the last step was sent with begin_step and is read back by finish_step
         self.env.reset()
         self.specs = dict(env.behavior_specs)
         self.num_areas = getattr(env, "num_areas", None)
@@ -111,14 +115,22 @@ class LocalCopy(_Copy):
             self.stats.setdefault(key, []).extend(values)
 
     def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        self._split = False
         if command == "reset":
             self.env.reset()
         else:
             for name, action in actions.items():
                 self.env.set_actions(name, action)
-            self.env.step()
+            begin_step = getattr(self.env, "begin_step", None)
+            if begin_step is not None:  # Unity players: every copy computes its step at the same time
+                begin_step()
+                self._split = True
+            else:
+                self.env.step()
 
     def finish(self) -> None:
+        if self._split:
+            self.env.finish_step()  # type: ignore[attr-defined]  # present where begin_step is
         self._read()
 
     def close(self) -> None:
@@ -221,8 +233,10 @@ class EnvPool(BaseEnv):
         env_kwargs: dict[str, Any] | None = None,
         timeout: float = 60.0,
         budget: RestartBudget | None = None,
+        worker_ids: bool = False,
     ) -> None:
         self.env_name = env_name
+        self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)
         self.processes = processes
@@ -248,17 +262,18 @@ class EnvPool(BaseEnv):
         self._merge()
 
     def _start(self, i: int) -> _Copy:
+        kwargs = {**self.env_kwargs, "worker_id": i} if self.worker_ids else self.env_kwargs
         if self.processes:
             return RemoteCopy(
                 env_name=self.env_name,
                 seed=self.seed_base + i,
-                env_kwargs=self.env_kwargs,
+                env_kwargs=kwargs,
                 timeout=self.timeout,
                 label=f"environment worker {i}",
             )
         from fledge.envs import registry
 
-        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **self.env_kwargs))
+        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **kwargs))
 
     @property
     def num_copies(self) -> int:

@@ -1,0 +1,215 @@
+"""Protocol messages <-> fledge's env API values: specs, steps (vectorised with numpy) and actions.
+
+Observations arrive per agent as float lists (reshaped to the spec's shape) or as one or more
+concatenated PNG images (decoded with Pillow to float32 in [0, 1], channel-first). A player that
+sends data of the wrong size gives an EnvironmentFault naming the behavior, the agent and the shapes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+from fledge.envs.api import (
+    ActionSpec,
+    ActionTuple,
+    BehaviorSpec,
+    DecisionSteps,
+    DimensionProperty,
+    ObservationSpec,
+    ObservationType,
+    TerminalSteps,
+)
+from fledge.envs.unity.protocol.observation_pb2 import (
+    PNG,
+    AgentActionProto,
+    AgentInfoProto,
+    BrainParametersProto,
+    ObservationProto,
+)
+from fledge.errors import EnvironmentFault
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def action_spec_from_proto(brain: BrainParametersProto) -> ActionSpec:
+    """The action spec of a brain: `action_spec` when set, else the legacy fields (one space type)."""
+    spec = brain.action_spec
+    if spec.num_continuous_actions > 0 or len(spec.discrete_branch_sizes) > 0:
+        return ActionSpec(int(spec.num_continuous_actions), tuple(int(b) for b in spec.discrete_branch_sizes))
+    sizes = tuple(int(s) for s in brain.vector_action_size_deprecated)
+    if brain.vector_action_space_type_deprecated == 1:  # continuous: one size
+        return ActionSpec(sum(sizes), ())
+    return ActionSpec(0, sizes)
+
+
+def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
+    shape = tuple(int(d) for d in obs.shape)
+    props = tuple(DimensionProperty(int(p)) for p in obs.dimension_properties)
+    if len(props) != len(shape):
+        props = (DimensionProperty.UNSPECIFIED,) * len(shape)
+    return ObservationSpec(shape, props, ObservationType(int(obs.observation_type)), obs.name)
+
+
+def behavior_spec_from_proto(brain: BrainParametersProto, agent: AgentInfoProto) -> BehaviorSpec:
+    """A behavior's spec from its brain parameters and the observations of one of its agents."""
+    return BehaviorSpec([observation_spec_from_proto(o) for o in agent.observations], action_spec_from_proto(brain))
+
+
+# -- observations ---------------------------------------------------------------------------------
+
+
+def split_pngs(data: bytes) -> list[bytes]:
+    """Concatenated PNG images, one by one (walking each image's chunks up to IEND)."""
+    images, start = [], 0
+    while start < len(data):
+        if data[start : start + 8] != PNG_SIGNATURE:
+            raise ValueError(f"no PNG image at byte {start}")
+        pos = start + 8
+        while True:
+            if pos + 8 > len(data):
+                raise ValueError("a PNG image is cut short")
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            kind = data[pos + 4 : pos + 8]
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+        images.append(data[start:pos])
+        start = pos
+    return images
+
+
+def decode_png_observation(data: bytes, shape: tuple[int, ...], mapping: Sequence[int]) -> np.ndarray:
+    """One agent's compressed observation as float32 of `shape` (channel-first, values in [0, 1])."""
+    from PIL import Image
+
+    layers = []
+    for png in split_pngs(data):
+        with Image.open(io.BytesIO(png)) as image:
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+        layers.append(pixels[:, :, None] if pixels.ndim == 2 else pixels)
+    hwc = np.concatenate(layers, axis=2)
+    channels = shape[0] if len(shape) == 3 else 1
+    if mapping:
+        index = np.asarray(mapping)
+        out = np.zeros(hwc.shape[:2] + (channels,), np.float32)
+        for c in range(channels):
+            chosen = index[: hwc.shape[2]] == c
+            if chosen.any():
+                out[:, :, c] = hwc[:, :, np.flatnonzero(chosen)].mean(axis=2)
+        hwc = out
+    elif channels == 1:
+        hwc = hwc[:, :, :3].mean(axis=2, keepdims=True)
+    else:
+        hwc = hwc[:, :, :channels]
+    chw = np.ascontiguousarray(np.moveaxis(hwc, 2, 0))
+    if chw.shape == shape:
+        return chw
+    if hwc.shape == shape:  # a player that describes its images height-first
+        return hwc
+    raise ValueError(f"the decoded image has shape {chw.shape} (channel-first), expected {shape}")
+
+
+def _stack_observations(
+    behavior: str, index: int, spec: ObservationSpec, infos: Sequence[AgentInfoProto], worker: str
+) -> np.ndarray:
+    shape = tuple(spec.shape)
+    size = int(np.prod(shape)) if shape else 1
+    out = np.empty((len(infos),) + shape, np.float32)
+    floats: list[Sequence[float]] = []
+    rows: list[int] = []
+    for row, info in enumerate(infos):
+        if len(info.observations) <= index:
+            raise EnvironmentFault(
+                f"{worker}: behavior '{behavior}', agent {info.id} sent {len(info.observations)} observations; the "
+                f"behavior's spec has {index + 1} or more."
+            )
+        obs = info.observations[index]
+        if obs.compression_type == PNG:
+            try:
+                out[row] = decode_png_observation(obs.compressed_data, shape, obs.compressed_channel_mapping)
+            except (ValueError, OSError) as exc:
+                raise EnvironmentFault(
+                    f"{worker}: behavior '{behavior}', agent {info.id}: observation {index} is not a readable PNG "
+                    f"observation of shape {shape}: {exc}."
+                ) from None
+            continue
+        data = obs.float_data.data
+        if len(data) != size:
+            raise EnvironmentFault(
+                f"{worker}: behavior '{behavior}', agent {info.id}: observation {index} has {len(data)} values for "
+                f"its shape {tuple(obs.shape)}, and the behavior's spec has shape {shape} ({size} values). The "
+                "player sent observations of the wrong size."
+            )
+        floats.append(data)
+        rows.append(row)
+    if rows:
+        values = np.array(floats, dtype=np.float32).reshape((len(rows),) + shape)
+        if len(rows) == len(infos):
+            out = values
+        else:
+            out[rows] = values
+    return out
+
+
+def _masks(spec: ActionSpec, infos: Sequence[AgentInfoProto]) -> list[np.ndarray] | None:
+    branches = spec.discrete_branches
+    total = sum(branches)
+    if total == 0:
+        return None
+    flat = np.zeros((len(infos), total), bool)
+    any_mask = False
+    for row, info in enumerate(infos):
+        if len(info.action_mask) == total:  # a mask of another length is ignored: everything allowed
+            flat[row] = info.action_mask
+            any_mask = True
+    if not any_mask:
+        return None
+    return np.split(flat, np.cumsum(branches)[:-1], axis=1)
+
+
+def steps_from_infos(
+    behavior: str, spec: BehaviorSpec, infos: Sequence[AgentInfoProto], worker: str
+) -> tuple[DecisionSteps, TerminalSteps]:
+    """Split one behavior's agent infos into DecisionSteps (not done) and TerminalSteps (done)."""
+    done = np.fromiter((i.done for i in infos), bool, count=len(infos))
+    decided = [info for info, d in zip(infos, done) if not d]
+    ended = [info for info, d in zip(infos, done) if d]
+    obs_d = [_stack_observations(behavior, k, s, decided, worker) for k, s in enumerate(spec.observation_specs)]
+    obs_t = [_stack_observations(behavior, k, s, ended, worker) for k, s in enumerate(spec.observation_specs)]
+    decision = DecisionSteps(
+        obs=obs_d,
+        reward=np.fromiter((i.reward for i in decided), np.float32, count=len(decided)),
+        agent_id=np.fromiter((i.id for i in decided), np.int32, count=len(decided)),
+        action_mask=_masks(spec.action_spec, decided),
+        group_id=np.fromiter((i.group_id for i in decided), np.int32, count=len(decided)),
+        group_reward=np.fromiter((i.group_reward for i in decided), np.float32, count=len(decided)),
+    )
+    terminal = TerminalSteps(
+        obs=obs_t,
+        reward=np.fromiter((i.reward for i in ended), np.float32, count=len(ended)),
+        interrupted=np.fromiter((i.max_step_reached for i in ended), bool, count=len(ended)),
+        agent_id=np.fromiter((i.id for i in ended), np.int32, count=len(ended)),
+        group_id=np.fromiter((i.group_id for i in ended), np.int32, count=len(ended)),
+        group_reward=np.fromiter((i.group_reward for i in ended), np.float32, count=len(ended)),
+    )
+    return decision, terminal
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+
+def action_protos(action: ActionTuple) -> list[AgentActionProto]:
+    """One AgentActionProto per row; the deprecated field holds continuous then discrete values."""
+    cont = np.asarray(action.continuous, np.float32)
+    disc = np.asarray(action.discrete, np.int32)
+    cont_rows = cont.tolist()
+    disc_rows = disc.tolist()
+    both = np.concatenate([cont, disc.astype(np.float32)], axis=1).tolist()
+    return [
+        AgentActionProto(continuous_actions=c, discrete_actions=d, vector_actions_deprecated=v)
+        for c, d, v in zip(cont_rows, disc_rows, both)
+    ]
