@@ -156,7 +156,8 @@ def training_options(steps: int, results: Path, run_id: str, *, player_args: lis
     if players > 1:
         env.update(env_path=str(PLAYER), num_envs=players, env_args=player_args, base_port=free_port_block(players))
     raw["env_settings"] = env
-    raw["engine_settings"] = {"no_graphics": True}
+    if players > 1:
+        raw["engine_settings"] = {"no_graphics": True}
     return build_run_options(raw)
 
 
