@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import yaml
 from unity_helpers import PLAYER, free_base_port
 
+from fledge import api
 from fledge.cli import main
+from fledge.config.flags import parse_learn_args, resolve_run_options
 
 BRAIN = "Ball3DFake"
 
@@ -106,3 +109,26 @@ def test_check_builds_the_player_and_writes_nothing(
     out = capsys.readouterr().out
     assert f"  {BRAIN}:" in out and "the configuration is valid for this environment" in out
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.learning
+def test_a_crashed_player_is_restarted_and_training_continues(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # both players crash after 300 decisions; 3000 steps of 2 players x 4 agents need 375 decisions each
+    base = str(free_base_port(2))
+    argv = [str(write_config(tmp_path, 3000)), "--env", str(PLAYER), "--run-id", "u", "--seed", "1"]
+    argv += ["--results-dir", str(tmp_path / "results"), "--num-envs", "2", "--base-port", base]
+    argv += ["--max-lifetime-restarts", "4", "--no-graphics", "--env-args", "--agents", "4", "--crash-after", "300"]
+    fledge_log = logging.getLogger("fledge")
+    fledge_log.addHandler(caplog.handler)  # the run's logger need not propagate to the root logger
+    try:
+        api.run(resolve_run_options(parse_learn_args(argv)), display="none")
+    finally:
+        fledge_log.removeHandler(caplog.handler)
+    status = json.loads((tmp_path / "results" / "u" / "run_logs" / "training_status.json").read_text())
+    assert status[BRAIN]["final_checkpoint"]["steps"] >= 3000
+    err = caplog.text
+    for worker in (0, 1):
+        assert (
+            f"Restarting environment worker {worker} after: The Unity player of worker {worker} exited with code 3"
+            in err
+        )

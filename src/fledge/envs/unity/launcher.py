@@ -142,8 +142,7 @@ class PlayerProcess:
             if self.log_file is not None:
                 where = f" Its log: {self.log_file} (console output: {self.log_file.with_suffix('.out')})."
             raise PlayerExitedError(
-                f"The Unity player of worker {self.worker_id} exited with code {code}.{where}"
-                " The run stops with the checkpoints written so far; see the log, then continue with --resume."
+                f"The Unity player of worker {self.worker_id} exited with code {code}.{where} See its log for why."
             )
 
     def stop(self, grace: float = 5.0, terminate_wait: float = 3.0) -> None:
