@@ -18,7 +18,10 @@ are its own). Flow:
 The task is `fake_ball.BallPlatforms` (3DBall in a lighter world). Side channels: engine configuration
 messages are recorded and logged, environment parameters are logged, and at every episode end the
 stats channel carries "Fake/Episode Reward" (AVERAGE) and "Fake/Time Scale" (MOST_RECENT, the last
-time scale received, 1.0 before any).
+time scale received, 1.0 before any). With --discrete the actions are two branches of 3 (turn -1, 0,
++1 per axis) and every decision carries an action mask: a turn that would tilt a platform beyond 10
+degrees is masked; the player counts the masked decisions and the actions that chose a masked turn
+(both in its closing log line).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ for _folder in (str(REPO / "src"), str(Path(__file__).resolve().parent)):
     if _folder not in sys.path:
         sys.path.insert(0, _folder)
 from fake_ball import BallPlatforms  # noqa: E402
+
+MASK_TILT = np.deg2rad(10.0)  # --discrete: turns beyond this tilt are masked
 
 from fledge.envs.unity.protocol import observation_pb2 as obs_pb  # noqa: E402
 from fledge.envs.unity.protocol import unity_message_pb2 as msg_pb  # noqa: E402
@@ -237,14 +242,27 @@ class Player:
         self.returns = np.zeros(args.agents, dtype=np.float64)
         self.episodes = 0
         self.announce = True  # the next output carries the brain parameters
+        self.last_mask = np.zeros((args.agents, 6), dtype=bool)  # --discrete: the masks sent with the decisions
+        self.masked_decisions = 0  # decisions sent with at least one masked turn
+        self.mask_violations = 0  # actions that chose a masked turn
 
     # messages ---------------------------------------------------------------------------------------------
     def brain_parameters(self) -> obs_pb.BrainParametersProto:
         return obs_pb.BrainParametersProto(
             brain_name=self.behavior,
             is_training=True,
-            action_spec=obs_pb.ActionSpecProto(num_continuous_actions=2, action_descriptions=["tilt z", "tilt x"]),
+            action_spec=obs_pb.ActionSpecProto(num_discrete_actions=2, discrete_branch_sizes=[3, 3])
+            if self.args.discrete
+            else obs_pb.ActionSpecProto(num_continuous_actions=2, action_descriptions=["tilt z", "tilt x"]),
         )
+
+    def action_masks(self) -> np.ndarray:
+        """(n, 6) bool, True = masked: per axis [turn -1, no turn, turn +1]; a turn past 10 degrees is masked."""
+        tilt = self.task.tilt
+        masks = np.zeros((self.task.n, 6), dtype=bool)
+        masks[:, [0, 3]] = tilt <= -MASK_TILT
+        masks[:, [2, 5]] = tilt >= MASK_TILT
+        return masks
 
     def initialization(self) -> msg_pb.UnityMessageProto:
         version = OLD_COMMUNICATION_VERSION if self.args.old_version else COMMUNICATION_VERSION
@@ -276,6 +294,7 @@ class Player:
         )
         self.rng = np.random.default_rng(int(init_input.seed))
         self.task = BallPlatforms(n)
+        self.last_mask = np.zeros((n, 6), dtype=bool)
         self.episode_steps = np.zeros(n, dtype=np.int64)
         self.returns = np.zeros(n, dtype=np.float64)
         self.task.reset(np.arange(n), self.rng)
@@ -293,6 +312,13 @@ class Player:
         if len(sent) != len(self.deciding):
             LOG.warning("step %d: %d actions for %d deciding agents", self.steps + 1, len(sent), len(self.deciding))
         for index, action in zip(self.deciding, sent):
+            if self.args.discrete:
+                choice = list(action.discrete_actions) or [int(v) for v in action.vector_actions_deprecated]
+                choice = (choice + [1, 1])[:2]
+                if self.last_mask[index, choice[0]] or self.last_mask[index, 3 + choice[1]]:
+                    self.mask_violations += 1
+                actions[index] = np.array(choice, dtype=np.float32) - 1.0
+                continue
             values = list(action.continuous_actions) or list(action.vector_actions_deprecated)
             actions[index, : min(len(values), 2)] = values[:2]
         self.steps += 1
@@ -354,9 +380,14 @@ class Player:
                 )
                 info.observations.extend(terminal.observations[k])
         everyone = np.arange(self.task.n)
+        if self.args.discrete:
+            self.last_mask = self.action_masks()
+            self.masked_decisions += int(self.last_mask.any(axis=1).sum())
         for index, observations in zip(everyone, self.observations(everyone)):
             info = infos.add(reward=float(reward[index]), id=int(index))
             info.observations.extend(observations)
+            if self.args.discrete:
+                info.action_mask.extend(self.last_mask[index].tolist())
         self.deciding = everyone.tolist()
         if self.announce:
             message.unity_output.rl_initialization_output.brain_parameters.append(self.brain_parameters())
@@ -419,6 +450,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--team", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=500, help="decisions per episode, 0 = no limit")
     parser.add_argument("--visual", action="store_true", help="add a PNG camera observation")
+    parser.add_argument("--discrete", action="store_true", help="two branches of 3 turns, with action masks")
     parser.add_argument("--visual-channels", type=int, default=3)
     parser.add_argument("--visual-layout", choices=("chw", "hwc"), default="chw")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
@@ -491,10 +523,12 @@ def run(args: argparse.Namespace) -> int:
             LOG.error("connection lost: %s", error.code() if hasattr(error, "code") else error)
             return 0
     LOG.info(
-        "closed after %d steps, %d episodes, engine settings: %s",
+        "closed after %d steps, %d episodes, engine settings: %s; masked decisions %d, mask violations %d",
         player.steps,
         player.episodes,
         ", ".join(player.engine.received) or "none received",
+        player.masked_decisions,
+        player.mask_violations,
     )
     return 0
 

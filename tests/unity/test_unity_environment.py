@@ -79,6 +79,29 @@ def test_the_low_level_loop_on_a_player(tmp_path: Path) -> None:
     assert (tmp_path / "run_logs" / "Player-0.log").is_file()
 
 
+def test_action_masks_reach_the_policy_and_masked_turns_are_not_chosen(tmp_path: Path) -> None:
+    env = make_env(tmp_path, "--discrete")
+    rng = np.random.default_rng(0)
+    masked = 0
+    try:
+        spec = env.behavior_specs[BEHAVIOR]
+        assert spec.action_spec.continuous_size == 0 and spec.action_spec.discrete_branches == (3, 3)
+        env.reset()
+        for _ in range(60):
+            decision, _ = env.get_steps(BEHAVIOR)
+            assert decision.action_mask is not None and [m.shape for m in decision.action_mask] == [(4, 3)] * 2
+            masked += int(np.any(np.concatenate(decision.action_mask, axis=1), axis=1).sum())
+            # a random choice among the allowed turns of each branch (True = masked)
+            choice = [[rng.choice(np.flatnonzero(~m[i])) for m in decision.action_mask] for i in range(len(decision))]
+            env.set_actions(BEHAVIOR, ActionTuple(discrete=np.array(choice, dtype=np.int32)))
+            env.step()
+    finally:
+        env.close()
+    assert masked > 0  # random turns reach the 10-degree limit, where the player masks further turns
+    closing = (tmp_path / "run_logs" / "Player-0.log").read_text().splitlines()[-1]
+    assert f"masked decisions {masked}" in closing and "mask violations 0" in closing
+
+
 def test_visual_observations_are_decoded_channel_first(tmp_path: Path) -> None:
     env = make_env(tmp_path, "--visual")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,12 @@ def test_a_crashed_player_is_restarted_and_training_continues(tmp_path: Path, ca
             f"Restarting environment worker {worker} after: The Unity player of worker {worker} exited with code 3"
             in err
         )
+
+
+@pytest.mark.learning
+def test_ppo_respects_the_players_action_masks(tmp_path: Path) -> None:
+    base = str(free_base_port())
+    assert learn(tmp_path, write_config(tmp_path, 1500), "--base-port", base, player_args=("--discrete",)) == 0
+    closing = (tmp_path / "results" / "u" / "run_logs" / "Player-0.log").read_text().splitlines()[-1]
+    masked = int(re.search(r"masked decisions (\d+)", closing).group(1))  # type: ignore[union-attr]
+    assert masked > 0 and "mask violations 0" in closing
