@@ -7,7 +7,7 @@ Two measurements, interleaved and repeated (medians and ranges):
   own task code (tests/unity/fake_ball.py) stepped in this process with the same actions and the same
   observations, camera images included, without messages.
 - Training: PPO (the shipped 3DBall config) on the fake player through the protocol (1 player, and 4
-  players in worker processes with --num-envs 4) next to PPO on the same task as an in-process fledge
+  players with --num-envs 4, stepped at once by one pool) next to PPO on the same task as an in-process fledge
   environment with the same number of agents; agent steps/s of the training loop (set-up excluded). The
   protocol's share is 1 - (through the protocol) / (in-process).
 
