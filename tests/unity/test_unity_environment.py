@@ -280,3 +280,13 @@ def test_the_editor_is_waited_for_with_the_message_users_know(tmp_path: Path, ca
             process.wait(timeout=10)
     with pytest.raises(ConfigError, match="worker_id must be 0"):
         UnityEnvironment(None, worker_id=1)
+
+
+def test_a_player_without_the_unity_dependencies_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for module in [m for m in sys.modules if m.startswith("fledge.envs.unity.") and "launcher" not in m]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'fledge\[unity\]'"):
+        registry.make(str(PLAYER))

@@ -104,8 +104,13 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
     Unity players take the keyword arguments of `fledge.envs.unity.factory.make_unity`.
     """
     if is_unity(name):
-        from fledge.envs.unity.factory import make_unity
-
+        try:
+            from fledge.envs.unity.factory import make_unity
+        except Exception as exc:  # a missing grpcio, or a protobuf runtime older than the generated code
+            raise ConfigError(
+                f"Environment '{name}' is a Unity player, and the Unity link cannot load: {exc}. Install its "
+                "dependencies with: pip install 'fledge[unity]' (grpcio>=1.85.1, protobuf>=7.35.1)."
+            ) from None
         return make_unity(name, seed=seed, num_agents=num_agents, num_areas=num_areas, **kwargs)
     prefix, sep, rest = name.partition(":")
     if sep:
