@@ -339,7 +339,9 @@ def test_vector_only_networks_are_unchanged() -> None:
     old = ActorCritic(obs_size=8, action_spec=ActionSpec(2, (3,)), shape=shape)
     torch.manual_seed(4)
     new = ActorCritic(
-        observation_specs=[ObservationSpec.vector(3), ObservationSpec.vector(5)], action_spec=ActionSpec(2, (3,)), shape=shape
+        observation_specs=[ObservationSpec.vector(3), ObservationSpec.vector(5)],
+        action_spec=ActionSpec(2, (3,)),
+        shape=shape,
     )
     assert new.vector_mlp and NumpyActor.covers(new) and fast_gradients.covers(new)
     a, b = old.state_dict(), new.state_dict()

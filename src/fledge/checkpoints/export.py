@@ -56,9 +56,7 @@ def observation_specs_of(fp: dict[str, Any]) -> list[ObservationSpec]:
     shapes = [tuple(int(d) for d in shape) for shape in fp["observation_shapes"]]
     kinds = fp.get("observation_kinds")
     if not isinstance(kinds, list) or len(kinds) != len(shapes):
-        return [
-            ObservationSpec.vector(shape[0]) if len(shape) == 1 else ObservationSpec(shape, ()) for shape in shapes
-        ]
+        return [ObservationSpec.vector(shape[0]) if len(shape) == 1 else ObservationSpec(shape, ()) for shape in shapes]
     return [
         ObservationSpec(
             shape, tuple(DimensionProperty(int(p)) for p in props), ObservationType(int(kind)), f"observation_{i}"

@@ -157,7 +157,9 @@ class NetworkBody(nn.Module):
         else:
             raise ValueError("a NetworkBody needs observation_specs or obs_size")
         if goal_conditioning_type not in GOAL_CONDITIONING:
-            raise ValueError(f"goal_conditioning_type must be one of {GOAL_CONDITIONING}, not {goal_conditioning_type!r}")
+            raise ValueError(
+                f"goal_conditioning_type must be one of {GOAL_CONDITIONING}, not {goal_conditioning_type!r}"
+            )
         self.obs_size = self.layout.size
         self.hidden_units, self.num_layers, self.copies = hidden_units, num_layers, copies
         self.extra_inputs = extra_inputs
@@ -166,11 +168,12 @@ class NetworkBody(nn.Module):
         )
         self.encoder = VectorEncoder(self.layout.size, normalize=normalize, layout=self.layout)
         self.towers: nn.ModuleList | None = None
+        self.out_size: int
         if self.layout.all_vector and not self.conditioned:
             self.dense = DenseStack(self.layout.size + extra_inputs, hidden_units, num_layers, copies)
             self.out_size = self.dense.out_size
         else:
-            self.towers = nn.ModuleList(
+            towers = [
                 Tower(
                     self.layout,
                     hidden_units=hidden_units,
@@ -180,8 +183,9 @@ class NetworkBody(nn.Module):
                     extra_inputs=extra_inputs,
                 )
                 for _ in range(copies)
-            )
-            self.out_size = self.towers[0].out_size
+            ]
+            self.towers = nn.ModuleList(towers)
+            self.out_size = towers[0].out_size
 
     @property
     def plain(self) -> bool:

@@ -136,9 +136,7 @@ _CONVS = {
 }
 
 
-def visual_encoder(
-    encoder: str, shape: tuple[int, ...], out_size: int, *, index: int = 0, name: str = ""
-) -> nn.Module:
+def visual_encoder(encoder: str, shape: tuple[int, ...], out_size: int, *, index: int = 0, name: str = "") -> nn.Module:
     """The `encoder` (a vis_encode_type) for a [C, H, W] observation, after the minimum-resolution check."""
     check_resolution(encoder, shape, index=index, name=name)
     c, h, w = (int(d) for d in shape)
