@@ -86,7 +86,8 @@ class Policy(Protocol):
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
-        """The running observation normaliser (None when the network settings do not normalise)."""
+        """The running normaliser of the vector observations (None when the network settings do not normalise
+        or the behavior has no vector observation); its `update` takes whole observation rows."""
         ...
 
     def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
