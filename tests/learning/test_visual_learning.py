@@ -66,6 +66,35 @@ class BrightPixelTask(VectorTask):
         return [self._image.copy(), self._noise.copy()]
 
 
+class EveryKindTask(BrightPixelTask):
+    """BrightPixel with a variable number of entities (0..3 present of 3) and a one-hot goal signal too."""
+
+    behavior_name = "EveryKind"
+
+    def __init__(self) -> None:
+        super().__init__(num_agents=8)
+        self.spec = BehaviorSpec(
+            [
+                *self.spec.observation_specs,
+                ObservationSpec((3, 4), (D.VARIABLE_SIZE, D.NONE), ObservationType.DEFAULT, "buffer"),
+                ObservationSpec((2,), (D.NONE,), ObservationType.GOAL_SIGNAL, "goal"),
+            ],
+            self.spec.action_spec,
+        )
+        self._entities = np.zeros((8, 3, 4), np.float32)
+
+    def reset_agents(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        super().reset_agents(idx, rng)
+        count = rng.integers(0, 4, size=len(idx))
+        ents = rng.standard_normal((len(idx), 3, 4)).astype(np.float32)
+        ents[np.arange(3)[None, :] >= count[:, None]] = 0.0
+        self._entities[idx] = ents
+
+    def observe(self) -> list[np.ndarray]:
+        goal = np.eye(2, dtype=np.float32)[self._paying]
+        return [*super().observe(), self._entities.copy(), goal]
+
+
 NETWORK = {"hidden_units": 32, "num_layers": 1, "normalize": True, "vis_encode_type": "simple"}
 
 
@@ -99,6 +128,17 @@ def _sac_options(tmp_path: Path, steps: int) -> Any:
             "checkpoint_settings": {"run_id": "sac", "results_dir": str(tmp_path / "results")},
         }
     )
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac"])
+def test_every_observation_kind_trains_and_exports(tmp_path: Path, trainer: str) -> None:
+    env = VectorTaskEnv(EveryKindTask(), seed=3)
+    options = _sac_options(tmp_path, 800) if trainer == "sac" else _options(tmp_path, 800)
+    result = api.run(options, env=env, display="none")
+    (behavior,) = result.behaviors.values()
+    assert len(behavior.episode_returns) >= 700
+    onnx_files = list((tmp_path / "results").rglob("EveryKind*.onnx"))
+    assert onnx_files, "the run exports its policy"
 
 
 def tail_mean(result: api.RunResult, n: int = 300) -> float:
