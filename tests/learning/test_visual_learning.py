@@ -13,6 +13,8 @@ import pytest
 
 from conftest import toy_options
 from fledge import api
+from fledge.checkpoints.export import export_checkpoints
+from fledge.checkpoints.onnx import load_onnx_policy
 from fledge.config import build_run_options
 from fledge.envs.api import (
     ActionSpec,
@@ -139,6 +141,13 @@ def test_every_observation_kind_trains_and_exports(tmp_path: Path, trainer: str)
     assert len(behavior.episode_returns) >= 700
     onnx_files = list((tmp_path / "results").rglob("EveryKind*.onnx"))
     assert onnx_files, "the run exports its policy"
+    # `fledge export` rebuilds the policy from the checkpoint's fingerprint (observation kinds included)
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    target = tmp_path / "again.onnx"
+    export_checkpoints(run_dir, output=target)
+    assert [tuple(s) for s in load_onnx_policy(target).observation_shapes] == [
+        tuple(o.shape) for o in env.behavior_specs["EveryKind"].observation_specs
+    ]
 
 
 def tail_mean(result: api.RunResult, n: int = 300) -> float:
