@@ -15,6 +15,7 @@ from conftest import toy_options
 from fledge import api
 from fledge.checkpoints.export import export_checkpoints
 from fledge.checkpoints.onnx import load_onnx_policy
+from fledge.checkpoints.state_io import load_state
 from fledge.config import build_run_options
 from fledge.envs.api import (
     ActionSpec,
@@ -148,6 +149,43 @@ def test_every_observation_kind_trains_and_exports(tmp_path: Path, trainer: str)
     assert [tuple(s) for s in load_onnx_policy(target).observation_shapes] == [
         tuple(o.shape) for o in env.behavior_specs["EveryKind"].observation_specs
     ]
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac"])
+def test_a_run_with_every_observation_kind_resumes(tmp_path: Path, trainer: str) -> None:
+    hyper: dict[str, Any] = (
+        {"batch_size": 32, "buffer_size": 2000, "learning_rate": 3e-3, "steps_per_update": 4}
+        if trainer == "sac"
+        else {"batch_size": 64, "buffer_size": 256, "learning_rate": 3e-3}
+    )
+
+    def options(steps: int, **checkpoint: Any) -> Any:
+        settings = {
+            "trainer_type": trainer,
+            "hyperparameters": hyper,
+            "network_settings": NETWORK,
+            "max_steps": steps,
+            "time_horizon": 16,
+            "summary_freq": 10**9,
+            "checkpoint_interval": 200,
+        }
+        return build_run_options(
+            {
+                "default_settings": settings,
+                "env_settings": {"env_path": "EveryKind", "seed": 3},
+                "checkpoint_settings": {"run_id": "r", "results_dir": str(tmp_path), **checkpoint},
+            }
+        )
+
+    api.run(options(400), env=VectorTaskEnv(EveryKindTask(), seed=3), display="none")
+    first, _ = load_state(tmp_path / "r" / "EveryKind" / "checkpoint.pt")
+    api.run(options(800, resume=True), env=VectorTaskEnv(EveryKindTask(), seed=4), display="none")
+    second, _ = load_state(tmp_path / "r" / "EveryKind" / "checkpoint.pt")
+    assert first.meta["step"] >= 400 and second.meta["step"] >= 800
+    towers = [k for k in second.tensors if "towers." in k]
+    assert towers, "the encoders are in the checkpoint"
+    changed = [k for k in towers if k in first.tensors and not np.array_equal(first.tensors[k], second.tensors[k])]
+    assert changed, "training went on from the resumed encoders"
 
 
 def tail_mean(result: api.RunResult, n: int = 300) -> float:
