@@ -77,7 +77,7 @@ def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
         for key in ("self_play", "behavioral_cloning"):
             if body.get(key):
                 out.add(f"behaviors.{name}.{key}")
-        if (body.get("network_settings") or {}).get("memory"):
+        if (body.get("network_settings") or {}).get("memory") and body.get("trainer_type") == "sac":
             out.add(f"behaviors.{name}.network_settings.memory")
         for signal in body.get("reward_signals") or {}:
             if signal != "extrinsic":

@@ -102,7 +102,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.hidden_units": _H,
         "NetworkSettings.num_layers": _H,
         "NetworkSettings.vis_encode_type": _W,
-        "NetworkSettings.memory": _R,
+        "NetworkSettings.memory": _H,  # PPO; SAC refuses it (trainers/settings.py refuse_memory)
         "NetworkSettings.goal_conditioning_type": _W,
         "NetworkSettings.deterministic": _H,
         # the extrinsic reward signal

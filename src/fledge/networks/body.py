@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fledge.networks.memory import LSTMMemory
 from fledge.networks.normalizer import RunningNormalizer
 
 
@@ -105,17 +106,39 @@ class VectorEncoder(nn.Module):
 
 
 class NetworkBody(nn.Module):
-    """Observations -> encoder -> `copies` dense stacks. forward(obs) -> (copies, B, out_size).
+    """Observations -> encoder -> `copies` dense stacks [-> one LSTM memory per copy].
 
-    `encode` and `dense` are exposed apart because trainers normalise a whole buffer once and then
-    run the dense part on minibatches, and because SAC's Q networks read [encoded obs, action].
+    forward(obs) -> (copies, B, dense.out_size): the dense features. `encode` and `dense` are exposed
+    apart because trainers normalise a whole buffer once and then run the dense part on minibatches,
+    and because SAC's Q networks read [encoded obs, action].
+
+    With `memory_size` > 0, `memory[i]` (networks/memory.py) is copy i's LSTM over its dense features;
+    whoever carries the memory vectors runs it (ActorCritic), and `out_size` is then memory_size / 2.
     """
 
-    def __init__(self, *, obs_size: int, hidden_units: int, num_layers: int, normalize: bool, copies: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        obs_size: int,
+        hidden_units: int,
+        num_layers: int,
+        normalize: bool,
+        copies: int = 1,
+        memory_size: int = 0,
+    ) -> None:
         super().__init__()
         self.encoder = VectorEncoder(obs_size, normalize=normalize)
         self.dense = DenseStack(self.encoder.out_size, hidden_units, num_layers, copies)
+        self.memory: nn.ModuleList | None = None
         self.out_size = self.dense.out_size
+        if memory_size:
+            self.memory = nn.ModuleList(LSTMMemory(self.dense.out_size, memory_size) for _ in range(copies))
+            self.out_size = memory_size // 2
+
+    @property
+    def memory_size(self) -> int:
+        """Size of one copy's memory vector [h, c] (0 without memory)."""
+        return 0 if self.memory is None else int(self.memory[0].memory_size)
 
     @property
     def normalizer(self) -> RunningNormalizer | None:

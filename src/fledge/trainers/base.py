@@ -23,7 +23,7 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
 from fledge.trainers.policy import Policy, PolicySettings
-from fledge.trainers.settings import SIGNAL_STAT_NAMES, refuse_memory, reward_signals
+from fledge.trainers.settings import SIGNAL_STAT_NAMES, memory_settings, refuse_memory, reward_signals
 
 
 @dataclass
@@ -171,6 +171,8 @@ class TrainerBase(ABC):
             normalize=bool(net.normalize),
             signal_names=self.signal_names,
             deterministic=deterministic or bool(net.deterministic),
+            memory_size=memory_settings(settings)[0],
+            sequence_length=memory_settings(settings)[1],
         )
         self.step = 0
         self.episode_rewards_since_update: list[float] = []

@@ -21,7 +21,7 @@ import torch
 from fledge.envs.api import ActionTuple, BehaviorSpec
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
-from fledge.trainers.settings import reward_signals, vector_observation_size
+from fledge.trainers.settings import memory_settings, reward_signals, vector_observation_size
 
 if TYPE_CHECKING:
     from fledge.networks.normalizer import RunningNormalizer
@@ -38,6 +38,8 @@ class PolicySettings:
     normalize: bool
     signal_names: tuple[str, ...]
     deterministic: bool = False
+    memory_size: int = 0  # network_settings.memory.memory_size (0 without memory)
+    sequence_length: int = 1  # network_settings.memory.sequence_length (1 without memory)
 
     @classmethod
     def read(
@@ -47,6 +49,7 @@ class PolicySettings:
         action instead of sampling."""
         net = settings.network_settings
         signals = reward_signals(settings, f"behaviors.{behavior_name}")
+        memory_size, sequence_length = memory_settings(settings)
         return cls(
             behavior_name=behavior_name,
             spec=spec,
@@ -55,6 +58,8 @@ class PolicySettings:
             normalize=bool(net.normalize),
             signal_names=tuple(s[0] for s in signals),
             deterministic=deterministic or bool(net.deterministic),
+            memory_size=memory_size,
+            sequence_length=sequence_length,
         )
 
     @property
@@ -79,8 +84,15 @@ class Policy(Protocol):
         """The running observation normaliser (None when the network settings do not normalise)."""
         ...
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)), True = allowed."""
+    @property
+    def memory_size(self) -> int:
+        """Size of the memory vector each agent carries between decisions (0: the policy has no memory)."""
+        ...
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
+        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)), True = allowed;
+        `memory` (B, memory_size): each agent's memory before the decision (recurrent policies; zeros when
+        None); the output's `memory` is the one after it."""
         ...
 
     def values(self, obs: np.ndarray) -> np.ndarray:
@@ -117,7 +129,9 @@ class ActingPath(Protocol):
 
     rng: np.random.Generator
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput: ...
+    def act(
+        self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False, **memory: np.ndarray
+    ) -> ActOutput: ...
 
     def values(self, obs: np.ndarray) -> np.ndarray: ...
 
@@ -168,8 +182,14 @@ class PolicyBase(ABC):
     def rng(self, value: np.random.Generator) -> None:
         self.actor.rng = value
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        return self.actor.act(obs, allowed, deterministic=self.deterministic)
+    @property
+    def memory_size(self) -> int:
+        return 0
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
+        if memory is None:
+            return self.actor.act(obs, allowed, deterministic=self.deterministic)
+        return self.actor.act(obs, allowed, deterministic=self.deterministic, memory=memory)
 
     def values(self, obs: np.ndarray) -> np.ndarray:
         return self.actor.values(obs)

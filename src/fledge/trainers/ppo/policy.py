@@ -40,7 +40,10 @@ class PPOPolicy(PolicyBase):
             obs_size=settings.obs_size,
             action_spec=settings.spec.action_spec,
             shape=NetworkShape(
-                hidden_units=settings.hidden_units, num_layers=settings.num_layers, normalize=settings.normalize
+                hidden_units=settings.hidden_units,
+                num_layers=settings.num_layers,
+                normalize=settings.normalize,
+                memory_size=settings.memory_size,
             ),
             value_names=settings.signal_names,
             shared_critic=shared_critic,
@@ -57,6 +60,10 @@ class PPOPolicy(PolicyBase):
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.model.normalizer
+
+    @property
+    def memory_size(self) -> int:
+        return self.model.memory_size
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:
