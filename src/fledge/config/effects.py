@@ -105,6 +105,8 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.memory": _H,  # PPO; SAC refuses it (trainers/settings.py refuse_memory)
         "NetworkSettings.goal_conditioning_type": _W,
         "NetworkSettings.deterministic": _H,
+        "MemorySettings.memory_size": _H,
+        "MemorySettings.sequence_length": _H,
         # the extrinsic reward signal
         "ExtrinsicSettings.gamma": _H,
         "ExtrinsicSettings.strength": _H,

@@ -1,0 +1,113 @@
+"""ONNX export of recurrent policies (spec 7): `recurrent_in` / `recurrent_out` [batch, 1, memory_size]
+float32 (h then c), the `memory_size` constant, and onnxruntime equal to the torch policy over 20 steps
+with the memory carried (1e-5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fledge.checkpoints.onnx import ExportError, describe_onnx, export_onnx, load_onnx_policy
+from fledge.checkpoints.onnx_torch import torch_reference
+from fledge.envs.api import ActionSpec
+from fledge.networks.actor_critic import ActorCritic, NetworkShape, export_source
+from fledge.networks.actor_graph import TorchActorSource
+
+OBS_SHAPES: tuple[tuple[int, ...], ...] = ((3,), (5,))
+MEMORY = 12
+SPECS = {"continuous": ActionSpec(2, ()), "discrete": ActionSpec(0, (3, 2)), "hybrid": ActionSpec(2, (3,))}
+MLAGENTS_OPS = {
+    "Add", "Clip", "Concat", "Constant", "Div", "Exp", "Gemm", "Identity", "Mul", "RandomNormalLike", "Sigmoid",
+    "Sub", "Conv", "LeakyRelu", "LSTM", "Softmax", "Multinomial", "ArgMax", "Log", "Slice", "Reshape", "Squeeze",
+    "Transpose", "Tanh", "MatMul", "Cast", "Gather", "Unsqueeze", "Shape",  # the last three: slicing, reshapes
+}  # fmt: skip
+
+
+def recurrent_model(spec: ActionSpec, *, normalize: bool = True, seed: int = 0) -> ActorCritic:
+    torch.manual_seed(seed)
+    model = ActorCritic(
+        obs_size=8, action_spec=spec, shape=NetworkShape(hidden_units=16, num_layers=2, normalize=normalize, memory_size=MEMORY)
+    )
+    if normalize:
+        assert model.normalizer is not None
+        model.normalizer.update(np.random.default_rng(seed).normal(1.0, 3.0, (50, 8)).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_recurrent_inputs_outputs_names_shapes_and_dtypes(tmp_path: Path, kind: str) -> None:
+    spec = SPECS[kind]
+    source = export_source(recurrent_model(spec), OBS_SHAPES)
+    assert isinstance(source, TorchActorSource) and source.memory_size == MEMORY
+    report = export_onnx(source, tmp_path / "policy.onnx")
+    assert report.max_abs_diff and max(report.max_abs_diff.values()) <= 1e-5
+    info = describe_onnx(tmp_path / "policy.onnx")
+    inputs = {i["name"]: i for i in info["inputs"]}
+    expected_inputs = ["obs_0", "obs_1"] + (["action_masks"] if spec.discrete_branches else []) + ["recurrent_in"]
+    assert [i["name"] for i in info["inputs"]] == expected_inputs
+    assert inputs["recurrent_in"]["dtype"] == "float32"
+    assert inputs["recurrent_in"]["shape"][1:] == [1, MEMORY] and isinstance(inputs["recurrent_in"]["shape"][0], str)
+    outputs = [o["name"] for o in info["outputs"]]
+    assert outputs[:2] == ["version_number", "memory_size"] and outputs[-1] == "recurrent_out"
+    rec_out = info["outputs"][-1]
+    assert rec_out["dtype"] == "float32" and rec_out["shape"][1:] == [1, MEMORY]
+    assert "LSTM" in info["op_types"] and set(info["op_types"]) <= MLAGENTS_OPS, info["op_types"]
+    assert info["opset"] == 9 and info["metadata"]["memory_size"] == str(MEMORY)
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_onnxruntime_equals_torch_over_20_steps_with_memory_carried(tmp_path: Path, kind: str) -> None:
+    spec = SPECS[kind]
+    model = recurrent_model(spec, seed=3)
+    source = export_source(model, OBS_SHAPES)
+    assert isinstance(source, TorchActorSource)
+    export_onnx(source, tmp_path / "policy.onnx")
+    policy = load_onnx_policy(tmp_path / "policy.onnx")
+    assert policy.memory_size == MEMORY
+    rng = np.random.default_rng(0)
+    n = 4
+    mem_onnx = np.zeros((n, MEMORY), np.float32)
+    mem_torch = np.zeros((n, 1, MEMORY), np.float32)
+    names = [s.name for s in policy.session.get_outputs()]
+    for _ in range(20):
+        obs = [rng.normal(1.0, 3.0, (n, *s)).astype(np.float32) for s in OBS_SHAPES]
+        masks = np.ones((n, sum(spec.discrete_branches)), np.float32) if spec.discrete_branches else None
+        feeds = {"obs_0": obs[0], "obs_1": obs[1], "recurrent_in": mem_onnx.reshape(n, 1, MEMORY)}
+        if masks is not None:
+            feeds["action_masks"] = masks
+        got = dict(zip(names, policy.session.run(names, feeds)))
+        want, _ = torch_reference(source, obs, masks, mem_torch)
+        for name, value in want.items():
+            np.testing.assert_allclose(got[name], value, atol=1e-5, rtol=0, err_msg=name)
+        assert float(got["memory_size"][0]) == MEMORY
+        # what the policy's own acting path carries
+        _, _, new = policy.step(obs, masks, mem_onnx, deterministic=True)
+        assert new is not None
+        np.testing.assert_allclose(new, got["recurrent_out"].reshape(n, MEMORY), atol=1e-6)
+        # the torch module's acting step carries the same memory
+        d = model.act(torch.from_numpy(np.concatenate(obs, 1)), None, generator=None, deterministic=True,
+                      memory=torch.from_numpy(mem_torch[:, 0]))  # fmt: skip
+        assert d.memory is not None
+        np.testing.assert_allclose(d.memory.numpy(), want["recurrent_out"][:, 0], atol=1e-6)
+        mem_onnx, mem_torch = new, want["recurrent_out"]
+    assert np.abs(mem_onnx).max() > 0.01  # the memory did move
+
+
+def test_the_export_check_catches_a_model_whose_memory_differs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fledge.checkpoints import onnx as onnx_module
+
+    source = export_source(recurrent_model(SPECS["hybrid"]), OBS_SHAPES)
+    real = onnx_module.torch_reference
+
+    def shifted(*args: object) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        out, masked = real(*args)  # type: ignore[arg-type]
+        out["recurrent_out"] = out["recurrent_out"] + 1e-3
+        return out, masked
+
+    monkeypatch.setattr(onnx_module, "torch_reference", shifted)
+    with pytest.raises(ExportError, match="recurrent_out"):
+        export_onnx(source, tmp_path / "policy.onnx")
+    assert not (tmp_path / "policy.onnx").exists()
