@@ -89,3 +89,73 @@ def test_ppo_with_memory_learns_the_cue(tmp_path: Path) -> None:
 def test_ppo_without_memory_stays_at_chance(tmp_path: Path) -> None:
     mean = tail_mean(api.run(cue_options(tmp_path, memory=False, steps=30_000), env=cue_env(), display="none"))
     assert abs(mean) <= 0.25, f"mean return of the last 200 episodes {mean:.3f} (chance 0)"
+
+
+class KilledAfter:
+    """The cue environment, stopping the run abruptly (no final checkpoint) after some steps."""
+
+    def __init__(self, env_steps: int) -> None:
+        self.env = cue_env()
+        self.left = env_steps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        self.env.step()
+
+
+def test_a_memory_run_resumes_with_its_state_and_goes_on_learning(tmp_path: Path) -> None:
+    from fledge.checkpoints.state_io import load_state
+
+    n = 24_000
+    extra = {"checkpoint_interval": 4000}
+    network: dict[str, Any] = {"normalize": True}
+
+    def opts(**checkpoint: Any) -> Any:
+        return cue_options_with(tmp_path, n, network, extra, **checkpoint)
+
+    first = api.run(opts(), env=KilledAfter(16_000 // 16), display="none")  # type: ignore[arg-type]
+    assert first.interrupted
+    ckpt = tmp_path / "results" / "mem" / "CueMemory" / "checkpoint.pt"
+    mid, _ = load_state(ckpt)
+    assert any(k.startswith("policy.memory.0.lstm.") for k in mid.tensors)
+    assert any(k.startswith("policy.memory.1.lstm.") for k in mid.tensors)  # the critic's own memory
+    resumed = api.run(opts(resume=True), env=cue_env(seed=5), display="none")
+    end, _ = load_state(ckpt)
+    assert end.meta["step"] >= n and end.meta["update_count"] > mid.meta["update_count"]
+    # the normaliser went on from the checkpoint's statistics (a fresh one would count only the new steps)
+    count_mid, count_end = float(mid.tensors["policy.normalizer.count"]), float(end.tensors["policy.normalizer.count"])
+    assert count_end >= count_mid + 0.9 * (n - mid.meta["step"]) and count_mid > 0.5 * mid.meta["step"]
+    # the restored policy remembers the cue from the start of the resumed run
+    (behavior,) = resumed.behaviors.values()
+    returns = behavior.episode_returns
+    assert np.mean(returns[:100]) >= 0.7 and np.mean(returns[-200:]) >= 0.9, (np.mean(returns[:100]), returns[-200:])
+
+
+def cue_options_with(tmp_path: Path, steps: int, network: dict[str, Any], extra: dict[str, Any], **checkpoint: Any) -> Any:
+    from fledge.config import build_run_options
+
+    raw = {
+        "default_settings": {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 256, "buffer_size": 1024, "learning_rate": 3e-3, "beta": 0.01},
+            "network_settings": {
+                "hidden_units": 32,
+                "num_layers": 1,
+                "memory": {"memory_size": 32, "sequence_length": 8},
+                **network,
+            },
+            "reward_signals": {"extrinsic": {"gamma": 0.99, "strength": 1.0}},
+            "max_steps": steps,
+            "time_horizon": 64,
+            "summary_freq": 10**9,
+            **extra,
+        },
+        "env_settings": {"env_path": "CueMemory", "seed": 1},
+        "checkpoint_settings": {"run_id": "mem", "results_dir": str(tmp_path / "results"), **checkpoint},
+    }
+    return build_run_options(raw)
