@@ -81,9 +81,35 @@ def tail_mean(result: api.RunResult, n: int = 200) -> float:
     return float(np.mean(returns[-n:]))
 
 
-def test_ppo_with_memory_learns_the_cue(tmp_path: Path) -> None:
+def play_returns(run_dir: Path, *, use_onnx: bool, forgetful: bool = False) -> list[float]:
+    """Every finished episode's return when `fledge play`'s policies (checkpoint or ONNX) drive the cue task
+    for 60 steps; `forgetful` wipes each agent's memory before every decision."""
+    import io
+
+    from fledge import play
+
+    policies = play._Policies(run_dir, checkpoint=None, use_onnx=use_onnx, deterministic=True, seed=0)
+    env = cue_env(seed=9)
+    env.reset()
+    policy = policies.get("CueMemory", env.behavior_specs["CueMemory"])
+    assert policy.memories.size == 32
+    if forgetful:
+        policy.memories.put = lambda ids, memory: None  # type: ignore[method-assign]
+    result = play.PlayResult(behavior=None, agent_id=None)
+    play._loop(env, "CueMemory", "run", policies, result, 10**6, 60, [], io.StringIO(), None, None)  # type: ignore[arg-type]
+    return result.all_returns
+
+
+def test_ppo_with_memory_learns_the_cue_and_plays_it_with_memory_carried(tmp_path: Path) -> None:
     mean = tail_mean(api.run(cue_options(tmp_path, memory=True, steps=30_000), env=cue_env(), display="none"))
     assert mean >= 0.8, f"mean return of the last 200 episodes {mean:.3f} (optimum 1, chance 0)"
+    run_dir = tmp_path / "results" / "run"
+    for use_onnx in (False, True):
+        returns = play_returns(run_dir, use_onnx=use_onnx)
+        assert len(returns) >= 150 and np.mean(returns) >= 0.9, (use_onnx, np.mean(returns))
+    # the same policy without its memory carried from step to step is back to chance
+    assert abs(np.mean(play_returns(run_dir, use_onnx=False, forgetful=True))) <= 0.35
+    assert abs(np.mean(play_returns(run_dir, use_onnx=True, forgetful=True))) <= 0.35
 
 
 def test_ppo_without_memory_stays_at_chance(tmp_path: Path) -> None:
