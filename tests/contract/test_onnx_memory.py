@@ -29,7 +29,9 @@ MLAGENTS_OPS = {
 def recurrent_model(spec: ActionSpec, *, normalize: bool = True, seed: int = 0) -> ActorCritic:
     torch.manual_seed(seed)
     model = ActorCritic(
-        obs_size=8, action_spec=spec, shape=NetworkShape(hidden_units=16, num_layers=2, normalize=normalize, memory_size=MEMORY)
+        obs_size=8,
+        action_spec=spec,
+        shape=NetworkShape(hidden_units=16, num_layers=2, normalize=normalize, memory_size=MEMORY),
     )
     if normalize:
         assert model.normalizer is not None

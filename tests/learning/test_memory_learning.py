@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import toy_options
 from fledge import api
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
-from conftest import toy_options
 
 pytestmark = pytest.mark.learning
 
@@ -162,7 +162,9 @@ def test_a_memory_run_resumes_with_its_state_and_goes_on_learning(tmp_path: Path
     assert np.mean(returns[:100]) >= 0.7 and np.mean(returns[-200:]) >= 0.9, (np.mean(returns[:100]), returns[-200:])
 
 
-def cue_options_with(tmp_path: Path, steps: int, network: dict[str, Any], extra: dict[str, Any], **checkpoint: Any) -> Any:
+def cue_options_with(
+    tmp_path: Path, steps: int, network: dict[str, Any], extra: dict[str, Any], **checkpoint: Any
+) -> Any:
     from fledge.config import build_run_options
 
     raw = {

@@ -240,7 +240,11 @@ def ppo_trainer(*, shared: bool = False, seq: int = 4) -> PPOTrainer:
         "default_settings": {
             "trainer_type": "ppo",
             "hyperparameters": {"batch_size": 8, "buffer_size": 16, "shared_critic": shared},
-            "network_settings": {"hidden_units": 8, "num_layers": 1, "memory": {"memory_size": 6, "sequence_length": seq}},
+            "network_settings": {
+                "hidden_units": 8,
+                "num_layers": 1,
+                "memory": {"memory_size": 6, "sequence_length": seq},
+            },
             "max_steps": 10**6,
             "time_horizon": 5,
             "summary_freq": 10**9,

@@ -352,7 +352,9 @@ class OnnxPolicy:
         if "recurrent_in" in inputs:
             size = inputs["recurrent_in"].shape[-1]
             if not isinstance(size, int) or "recurrent_out" not in self.output_names:
-                raise ExportError(f"ONNX model {self.path}: recurrent_in has no fixed size or recurrent_out is missing.")
+                raise ExportError(
+                    f"ONNX model {self.path}: recurrent_in has no fixed size or recurrent_out is missing."
+                )
             self.memory_size = int(size)
         self.has_masks = "action_masks" in inputs
         constants = [

@@ -195,7 +195,5 @@ def torch_reference(
         for name, value in zip(output_names(source), values)
         if name not in ("continuous_actions", "discrete_actions")
     }
-    masked = (
-        wrapper.masked_logits(obs, masks, memory) if masks is not None and source.discrete_branches else None
-    )
+    masked = wrapper.masked_logits(obs, masks, memory) if masks is not None and source.discrete_branches else None
     return out, masked

@@ -141,7 +141,9 @@ class ActorCritic(nn.Module):
     def vector_mlp(self) -> bool:
         """True when the body is the vector encoder and a dense stack, without memory (what the accelerators cover)."""
         return (
-            type(self.body.encoder) is VectorEncoder and type(self.body.dense) is DenseStack and self.body.memory is None
+            type(self.body.encoder) is VectorEncoder
+            and type(self.body.dense) is DenseStack
+            and self.body.memory is None
         )
 
     @property

@@ -138,7 +138,10 @@ class NetworkBody(nn.Module):
     @property
     def memory_size(self) -> int:
         """Size of one copy's memory vector [h, c] (0 without memory)."""
-        return 0 if self.memory is None else int(self.memory[0].memory_size)
+        if self.memory is None:
+            return 0
+        first: LSTMMemory = self.memory[0]  # type: ignore[assignment]
+        return first.memory_size
 
     @property
     def normalizer(self) -> RunningNormalizer | None:

@@ -17,6 +17,8 @@ Training with memory works on sequences of `sequence_length` L consecutive steps
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -45,7 +47,8 @@ class LSTMMemory(nn.Module):
                         nn.init.xavier_uniform_(p[gate * h : (gate + 1) * h])
                 else:
                     p.zero_()
-            self.lstm.bias_ih_l0[h : 2 * h].fill_(1.0)  # the forget gate's block
+            bias = cast(torch.Tensor, self.lstm.bias_ih_l0)
+            bias[h : 2 * h].fill_(1.0)  # the forget gate's block
 
     def split(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(h, c), each (1, N, hidden), of memory vectors (N, memory_size)."""

@@ -219,14 +219,18 @@ class SACNetworks(nn.Module):
         *,
         generator: torch.Generator | None,
         deterministic: bool = False,
+        memory: torch.Tensor | None = None,
     ) -> Decision:
-        """Decide for raw observations (the generator lives on the observations' device).
+        """Decide for raw observations (the generator lives on the observations' device). SAC networks have
+        no memory: `memory` must be None.
 
         Continuous: u = mean + std noise, the action tanh(u) (stored and sent to the environment), its
         log-probability that of the squashed Gaussian and the entropy the unsquashed Gaussian's;
         deterministic: tanh(mean). Discrete: masked categorical branches, argmax when deterministic.
         The values are zeros (SAC reports V per trajectory through `values`).
         """
+        if memory is not None:
+            raise ValueError("SAC networks have no memory")
         mean, log_std, logits = self.policy.heads(self.normalize(obs))
         n = obs.shape[0]
         logp = torch.zeros(n, device=obs.device)

@@ -83,7 +83,7 @@ class OnPolicyTrainer(TrainerBase):
         self._summary_before(traj)
         seq_len = self.policy_settings.sequence_length
         recurrent = self.policy_settings.memory_size > 0
-        values, bootstrap = traj.values, traj.bootstrap
+        values, bootstrap, critic_starts = traj.values, traj.bootstrap, None
         if recurrent:
             values, bootstrap, critic_starts = self.recurrent_values(traj)
         rewards = traj.rewards[:, None] * self.strengths[None, :]
@@ -111,6 +111,7 @@ class OnPolicyTrainer(TrainerBase):
             fields = {k: pad_sequences(v, seq_len, fill=(k == "allowed")) for k, v in fields.items()}
             fields["masks"] = sequence_masks(n, seq_len)
             fields["memory"] = pad_sequences(traj.memory, seq_len)
+            assert critic_starts is not None
             critic_memory = np.zeros_like(fields["memory"])
             critic_memory[::seq_len] = critic_starts
             fields["critic_memory"] = critic_memory

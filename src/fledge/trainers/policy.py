@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.networks.acting import TorchActor
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
 from fledge.trainers.settings import memory_settings, reward_signals, vector_observation_size
@@ -129,9 +130,7 @@ class ActingPath(Protocol):
 
     rng: np.random.Generator
 
-    def act(
-        self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False, **memory: np.ndarray
-    ) -> ActOutput: ...
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput: ...
 
     def values(self, obs: np.ndarray) -> np.ndarray: ...
 
@@ -189,6 +188,8 @@ class PolicyBase(ABC):
     def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
         if memory is None:
             return self.actor.act(obs, allowed, deterministic=self.deterministic)
+        if not isinstance(self.actor, TorchActor):  # the numpy accelerators cover networks without memory
+            raise TypeError(f"{type(self).__name__}: memories given to a policy that has none")
         return self.actor.act(obs, allowed, deterministic=self.deterministic, memory=memory)
 
     def values(self, obs: np.ndarray) -> np.ndarray:

@@ -144,12 +144,13 @@ class PPOTrainer(OnPolicyTrainer):
         model, device = self.model, self.device
         seq_len = self.policy_settings.sequence_length
         x = model.normalize(to_device(np.concatenate([traj.obs, traj.next_obs[None]]), device))
+        kept = self.critic_memories.get(traj.agent_id)
         if model.shared_critic:
             initial = to_device(traj.memory[0], device)
+        elif kept is not None:
+            initial = kept
         else:
-            initial = self.critic_memories.get(traj.agent_id)
-            if initial is None:
-                initial = torch.zeros(model.memory_size, device=device)
+            initial = torch.zeros(model.memory_size, device=device)
         values, starts, final = model.critic_trajectory(x[:-1], initial, seq_len)
         bootstrap = np.zeros(len(self.signal_names), dtype=np.float32)
         if not traj.terminal:
