@@ -113,3 +113,42 @@ def test_the_export_check_catches_a_model_whose_memory_differs(tmp_path: Path, m
     with pytest.raises(ExportError, match="recurrent_out"):
         export_onnx(source, tmp_path / "policy.onnx")
     assert not (tmp_path / "policy.onnx").exists()
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_sac_recurrent_actor_exports_with_memory_carried(tmp_path: Path, kind: str) -> None:
+    from fledge.networks.sac import SACNetworks, SACShape
+    from fledge.networks.sac import export_source as sac_export_source
+
+    spec = SPECS[kind]
+    torch.manual_seed(4)
+    nets = SACNetworks(
+        SACShape(
+            obs_size=8,
+            continuous_size=spec.continuous_size,
+            branches=tuple(spec.discrete_branches),
+            hidden_units=16,
+            num_layers=2,
+            normalize=False,
+            memory_size=MEMORY,
+        )
+    )
+    source = sac_export_source(nets, OBS_SHAPES)
+    assert isinstance(source, TorchActorSource) and source.memory_size == MEMORY
+    report = export_onnx(source, tmp_path / "sac.onnx")
+    assert report.outputs[-1] == "recurrent_out" and "recurrent_in" in report.inputs
+    policy = load_onnx_policy(tmp_path / "sac.onnx")
+    rng = np.random.default_rng(1)
+    memory = np.zeros((3, MEMORY), np.float32)
+    memory_torch = torch.zeros(3, MEMORY)
+    for _ in range(20):
+        obs = [rng.normal(0.0, 2.0, (3, *s)).astype(np.float32) for s in OBS_SHAPES]
+        cont, disc, memory = policy.step(obs, None, memory, deterministic=True)  # type: ignore[assignment]
+        d = nets.act(torch.from_numpy(np.concatenate(obs, 1)), None, generator=None, deterministic=True,
+                     memory=memory_torch)  # fmt: skip
+        assert d.memory is not None and memory is not None
+        np.testing.assert_allclose(memory, d.memory.numpy(), atol=1e-5)
+        if disc is not None:
+            assert d.discrete is not None
+            np.testing.assert_array_equal(disc, d.discrete.numpy())
+        memory_torch = d.memory

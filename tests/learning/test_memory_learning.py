@@ -117,6 +117,46 @@ def test_ppo_without_memory_stays_at_chance(tmp_path: Path) -> None:
     assert abs(mean) <= 0.25, f"mean return of the last 200 episodes {mean:.3f} (chance 0)"
 
 
+def sac_cue_options(tmp_path: Path, *, memory: bool, steps: int) -> Any:
+    from fledge.config import build_run_options
+
+    network: dict[str, Any] = {"hidden_units": 32, "num_layers": 1}
+    if memory:
+        network["memory"] = {"memory_size": 32, "sequence_length": 8}
+    hyper = {
+        "batch_size": 128,
+        "buffer_size": 20_000,
+        "learning_rate": 3e-3,
+        "buffer_init_steps": 500,
+        "steps_per_update": 4.0,
+        "init_entcoef": 0.1,
+    }
+    raw = {
+        "default_settings": {
+            "trainer_type": "sac",
+            "network_settings": network,
+            "hyperparameters": hyper,
+            "max_steps": steps,
+            "time_horizon": 64,
+            "summary_freq": 10**9,
+        },
+        "env_settings": {"env_path": "CueMemory", "seed": 1},
+        "checkpoint_settings": {"run_id": "sac", "results_dir": str(tmp_path / "results")},
+    }
+    return build_run_options(raw)
+
+
+def test_sac_with_memory_learns_the_cue_and_without_stays_at_chance(tmp_path: Path) -> None:
+    with_memory = tail_mean(
+        api.run(sac_cue_options(tmp_path / "m", memory=True, steps=10_000), env=cue_env(), display="none")
+    )
+    assert with_memory >= 0.8, f"SAC with memory: mean return of the last 200 episodes {with_memory:.3f}"
+    without = tail_mean(
+        api.run(sac_cue_options(tmp_path / "n", memory=False, steps=10_000), env=cue_env(), display="none")
+    )
+    assert abs(without) <= 0.25, f"SAC without memory: mean return of the last 200 episodes {without:.3f}"
+
+
 class KilledAfter:
     """The cue environment, stopping the run abruptly (no final checkpoint) after some steps."""
 

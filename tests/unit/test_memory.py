@@ -12,6 +12,7 @@ import torch
 
 from fledge.config import build_run_options
 from fledge.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from fledge.errors import CheckpointError
 from fledge.networks import acting
 from fledge.networks.actor_critic import ActorCritic, NetworkShape
 from fledge.networks.memory import (
@@ -315,13 +316,85 @@ def test_memory_buffer_holds_whole_padded_sequences_and_an_update_runs() -> None
     assert any(lstm_moved)
 
 
-def test_sac_refuses_memory_with_a_clear_message() -> None:
-    from fledge.errors import ConfigError
-    from fledge.trainers.settings import refuse_memory
+# -- SAC ----------------------------------------------------------------------------------------------------
+def sac_trainer(seq: int = 4, buffer_size: int = 64) -> Any:
+    from fledge.trainers.sac.trainer import SACTrainer
 
-    raw: dict[str, Any] = {
-        "default_settings": {"trainer_type": "sac", "network_settings": {"memory": {"memory_size": 8}}}
+    raw = {
+        "default_settings": {
+            "trainer_type": "sac",
+            "hyperparameters": {"batch_size": 8, "buffer_size": buffer_size, "buffer_init_steps": 0},
+            "network_settings": {
+                "hidden_units": 8,
+                "num_layers": 1,
+                "normalize": True,
+                "memory": {"memory_size": 6, "sequence_length": seq},
+            },
+            "max_steps": 10**6,
+            "time_horizon": 5,
+            "summary_freq": 10**9,
+        }
     }
     settings = build_run_options(raw).behavior_settings("B")
-    with pytest.raises(ConfigError, match="trainer_type: ppo"):
-        refuse_memory(settings, "behaviors.B")
+    spec = BehaviorSpec([ObservationSpec.vector(3)], HYBRID)
+    return SACTrainer(behavior_name="B", spec=spec, settings=settings, stats=StatsReporter([]), seed=0)
+
+
+def test_replay_buffer_takes_whole_sequences_samples_them_and_truncates_to_whole_sequences(tmp_path: Any) -> None:
+    from fledge.trainers.sac import fast_update
+
+    trainer = sac_trainer(seq=4, buffer_size=30)
+    assert not fast_update.covers(trainer.nets) and isinstance(trainer.policy.actor, acting.TorchActor)
+    assert trainer.buffer.keep == 24  # int(0.8 x 30) = 24, a multiple of 4
+    rng = np.random.default_rng(0)
+    a = trajectory(1, 5, rng, ends=False)
+    a.continuous = np.tanh(a.continuous)
+    trainer._append_sequences([a])
+    data = trainer.buffer.view()
+    assert trainer.buffer.count == 8
+    np.testing.assert_array_equal(data["masks"], [1, 1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(data["next_obs"][:4], a.obs[1:5])
+    np.testing.assert_array_equal(data["next_obs"][4], a.next_obs)
+    np.testing.assert_array_equal(data["memory"][:5], a.memory)  # type: ignore[arg-type]
+    assert not data["done"].any() and data["allowed"][5:].all()
+    assert data["critic_memory"][4].any() and not data["critic_memory"][[1, 2, 3, 5, 6, 7]].any()
+    assert 1 in trainer.critic_memories
+    idx = trainer.buffer.sample_sequences(np.random.default_rng(1), 3)
+    assert idx.shape == (12,) and set(idx[::4].tolist()) <= {0, 4} and np.all(np.diff(idx.reshape(3, 4)) == 1)
+    for agent in range(2, 6):
+        trainer._append_sequences([trajectory(agent, 7, rng, ends=True)])
+    assert trainer.buffer.count % 4 == 0 and trainer.buffer.count <= 30
+    assert 2 not in trainer.critic_memories  # dropped at episode end
+    path = trainer.buffer.save(tmp_path / "buffer.hdf5")  # the memory fields travel with the file
+    again = sac_trainer(seq=4, buffer_size=30)
+    again.buffer.load(path)
+    for key, value in trainer.buffer.view().items():
+        np.testing.assert_array_equal(again.buffer.view()[key], value)
+    assert trainer.buffer.count == 24
+    with pytest.raises(CheckpointError, match="sequence_length"):
+        sac_trainer(seq=5, buffer_size=30).buffer.load(path)
+
+
+def test_sac_losses_on_sequences_ignore_what_padding_holds() -> None:
+    from fledge.trainers.sac.losses import sac_losses
+
+    trainer = sac_trainer(seq=4)
+    rng = np.random.default_rng(3)
+    for agent in range(4):
+        t = trajectory(agent, 3, rng, ends=True)
+        t.continuous = np.tanh(t.continuous)
+        trainer._append_sequences([t])
+    b = trainer.sample_batches(1).get(0)
+    assert b.seq_len == 4 and b.masks is not None and b.memory is not None and b.size == 8
+    first = sac_losses(trainer.nets, trainer.updater.coefficients, b)
+    pad = b.masks == 0
+    b.x[pad] = 50.0
+    b.next_x[pad] = -50.0
+    b.rewards[pad] = 1e3
+    second = sac_losses(trainer.nets, trainer.updater.coefficients, b)
+    for name in ("q1", "q2", "value", "policy", "entropy"):
+        torch.testing.assert_close(getattr(first, name), getattr(second, name), atol=1e-5, rtol=1e-5, msg=name)
+    before = [p.detach().clone() for p in trainer.nets.q.memory.parameters()]  # type: ignore[union-attr]
+    trainer.updater.update(b)  # one update over sequences (autograd) moves the Q networks' LSTMs too
+    after = list(trainer.nets.q.memory.parameters())  # type: ignore[union-attr]
+    assert any(not torch.equal(x, y.detach()) for x, y in zip(before, after))

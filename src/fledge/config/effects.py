@@ -102,7 +102,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.hidden_units": _H,
         "NetworkSettings.num_layers": _H,
         "NetworkSettings.vis_encode_type": _W,
-        "NetworkSettings.memory": _H,  # PPO; SAC refuses it (trainers/settings.py refuse_memory)
+        "NetworkSettings.memory": _H,  # PPO and SAC (trainers/settings.py MEMORY_TRAINERS)
         "NetworkSettings.goal_conditioning_type": _W,
         "NetworkSettings.deterministic": _H,
         "MemorySettings.memory_size": _H,

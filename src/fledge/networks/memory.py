@@ -64,10 +64,28 @@ class LSTMMemory(nn.Module):
         out, new = self.forward(x.unsqueeze(1), memory)
         return out[:, 0], new
 
-    def sequences(self, x: torch.Tensor, starts: torch.Tensor, seq_len: int) -> torch.Tensor:
-        """Outputs (N * L, hidden) of rows x (N * L, n_in) that are N whole sequences, from their start memories."""
-        out, _ = self.forward(x.view(-1, seq_len, x.shape[-1]), starts)
-        return out.reshape(-1, self.hidden)
+    def sequences(self, x: torch.Tensor, starts: torch.Tensor, seq_len: int, *, detached: bool = False) -> torch.Tensor:
+        """Outputs (N * L, hidden) of rows x (N * L, n_in) that are N whole sequences, from their start memories.
+
+        `detached`: no gradient reaches the LSTM's weights (it still reaches x), unrolled step by step."""
+        seqs = x.reshape(-1, seq_len, x.shape[-1])
+        if not detached:
+            out, _ = self.forward(seqs, starts)
+            return out.reshape(-1, self.hidden)
+        w_ih, w_hh, b_ih, b_hh = (
+            cast(torch.Tensor, getattr(self.lstm, name)).detach()
+            for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+        )
+        bias = b_ih + b_hh
+        h, c = starts[:, : self.hidden], starts[:, self.hidden :]
+        inputs = torch.matmul(seqs, w_ih.t()) + bias  # (N, L, 4 hidden)
+        outs = []
+        for t in range(seq_len):  # gates in the LSTM's order: input, forget, cell, output
+            i, f, g, o = (inputs[:, t] + h @ w_hh.t()).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+        return torch.stack(outs, dim=1).reshape(-1, self.hidden)
 
 
 # -- sequences ----------------------------------------------------------------------------------------

@@ -245,6 +245,7 @@ class TrainerBase(ABC):
             "num_layers": ps.num_layers,
             "normalize": ps.normalize,
             **self.fingerprint_extras(),
+            **({"memory": [ps.memory_size, ps.sequence_length]} if ps.memory_size else {}),
             "reward_signals": list(self.signal_names),
         }
 

@@ -19,7 +19,7 @@ def plain(value: Any) -> Any:
 
 
 #: Trainers that train recurrent networks (network_settings.memory).
-MEMORY_TRAINERS = ("ppo",)
+MEMORY_TRAINERS = ("ppo", "sac")
 
 
 def memory_settings(settings: Any) -> tuple[int, int]:

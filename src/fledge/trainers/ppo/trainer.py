@@ -95,10 +95,7 @@ class PPOTrainer(OnPolicyTrainer):
 
     # -- checkpoints ------------------------------------------------------------------------------
     def fingerprint_extras(self) -> dict[str, Any]:
-        extras: dict[str, Any] = {"shared_critic": self.hp.shared_critic}
-        if self.policy_settings.memory_size:
-            extras["memory"] = [self.policy_settings.memory_size, self.policy_settings.sequence_length]
-        return extras
+        return {"shared_critic": self.hp.shared_critic}
 
     def get_state(self) -> TrainerState:
         tensors = self.policy.policy_state()

@@ -38,6 +38,7 @@ def sac_shape(settings: PolicySettings) -> SACShape:
         num_layers=settings.num_layers,
         normalize=settings.normalize,
         n_signals=len(settings.signal_names),
+        memory_size=settings.memory_size,
     )
 
 
@@ -101,6 +102,10 @@ class SACPolicy(PolicyBase):
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.nets.policy.normalizer
+
+    @property
+    def memory_size(self) -> int:
+        return self.shape.memory_size
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:
