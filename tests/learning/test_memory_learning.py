@@ -227,3 +227,25 @@ def cue_options_with(
         "checkpoint_settings": {"run_id": "mem", "results_dir": str(tmp_path / "results"), **checkpoint},
     }
     return build_run_options(raw)
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac"])
+def test_memory_runs_are_deterministic(tmp_path: Path, trainer: str) -> None:
+    from fledge.checkpoints.state_io import load_state
+
+    results = []
+    for run in ("a", "b"):
+        if trainer == "ppo":
+            options = cue_options(tmp_path / run, memory=True, steps=3000)
+        else:
+            options = sac_cue_options(tmp_path / run, memory=True, steps=1500)
+        result = api.run(options, env=cue_env(), display="none")
+        (behavior,) = result.behaviors.values()
+        folder = next((tmp_path / run / "results").iterdir())
+        state, _ = load_state(folder / "CueMemory" / "checkpoint.pt")
+        results.append((behavior.episode_returns, state.tensors))
+    (returns_a, tensors_a), (returns_b, tensors_b) = results
+    assert returns_a == returns_b
+    assert tensors_a.keys() == tensors_b.keys()
+    for key in tensors_a:
+        assert np.array_equal(np.asarray(tensors_a[key]), np.asarray(tensors_b[key])), key

@@ -290,10 +290,14 @@ def test_critic_memories_are_kept_per_agent_and_dropped_at_episode_end() -> None
     assert boot_a1.shape == (1,) and boot_a1[0] != 0.0  # interrupted: bootstrapped
     v_b1, _, _ = trainer.recurrent_values(b1)  # another agent starts from its own (zero) memory
     np.testing.assert_allclose(v_b1, values_from(trainer, b1, zero), atol=1e-6)
-    a1_final = trainer.critic_memories[1]
+    a1_final = trainer.critic_memories[("", 1)]
+    other_team = trajectory(1, 5, rng, ends=True)
+    other_team.source = "B?team=1"  # the same agent id under another behavior id of this trainer
+    v_other, _, _ = trainer.recurrent_values(other_team)
+    np.testing.assert_allclose(v_other, values_from(trainer, other_team, zero), atol=1e-6)
     v_a2, boot_a2, _ = trainer.recurrent_values(a2)  # agent 1 goes on from where its trajectory left it
     np.testing.assert_allclose(v_a2, values_from(trainer, a2, a1_final), atol=1e-6)
-    assert boot_a2[0] == 0.0 and 1 not in trainer.critic_memories and 2 in trainer.critic_memories
+    assert boot_a2[0] == 0.0 and ("", 1) not in trainer.critic_memories and ("", 2) in trainer.critic_memories
 
 
 def test_memory_buffer_holds_whole_padded_sequences_and_an_update_runs() -> None:
@@ -358,13 +362,13 @@ def test_replay_buffer_takes_whole_sequences_samples_them_and_truncates_to_whole
     np.testing.assert_array_equal(data["memory"][:5], a.memory)  # type: ignore[arg-type]
     assert not data["done"].any() and data["allowed"][5:].all()
     assert data["critic_memory"][4].any() and not data["critic_memory"][[1, 2, 3, 5, 6, 7]].any()
-    assert 1 in trainer.critic_memories
+    assert ("", 1) in trainer.critic_memories
     idx = trainer.buffer.sample_sequences(np.random.default_rng(1), 3)
     assert idx.shape == (12,) and set(idx[::4].tolist()) <= {0, 4} and np.all(np.diff(idx.reshape(3, 4)) == 1)
     for agent in range(2, 6):
         trainer._append_sequences([trajectory(agent, 7, rng, ends=True)])
     assert trainer.buffer.count % 4 == 0 and trainer.buffer.count <= 30
-    assert 2 not in trainer.critic_memories  # dropped at episode end
+    assert ("", 2) not in trainer.critic_memories  # dropped at episode end
     path = trainer.buffer.save(tmp_path / "buffer.hdf5")  # the memory fields travel with the file
     again = sac_trainer(seq=4, buffer_size=30)
     again.buffer.load(path)

@@ -45,6 +45,12 @@ class Trajectory:
     terminal: bool  # the episode ended for real (not interrupted): no bootstrapping
     ends_episode: bool
     memory: np.ndarray | None = None  # (T, memory_size) float32: the actor's memory before each decision
+    source: str = ""  # the behavior id whose agent it is (teams of one trainer may reuse agent ids)
+
+    @property
+    def agent_key(self) -> tuple[str, int]:
+        """Who the agent is across the behavior ids that feed one trainer."""
+        return self.source, self.agent_id
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -102,10 +108,13 @@ class AgentProcessor:
         initial_slots: int = 16,
         on_group_reward: Callable[[], None] | None = None,
         memory_size: int = 0,
+        source: str = "",
     ) -> None:
         """`on_group_reward` is called once, the first time a step carries a non-zero group reward;
-        `memory_size`: the policy's memory vector (0: not recurrent)."""
+        `memory_size`: the policy's memory vector (0: not recurrent); `source`: the behavior id, carried by
+        the trajectories."""
         self.memory_size = int(memory_size)
+        self.source = source
         self.spec = spec
         self._on_group_reward = on_group_reward
         self.horizon = int(time_horizon)
@@ -186,6 +195,7 @@ class AgentProcessor:
             terminal=terminal,
             ends_episode=ends,
             memory=self.mem[slot, :n].copy() if self.memory_size else None,
+            source=self.source,
         )
 
     def memories(self, agent_ids: np.ndarray, ended: np.ndarray) -> np.ndarray:

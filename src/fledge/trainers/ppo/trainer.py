@@ -91,7 +91,7 @@ class PPOTrainer(OnPolicyTrainer):
         self.start_rollouts()
         self.update_count = 0
         # the critic memory each agent's next trajectory starts from (separate critics with memory)
-        self.critic_memories: dict[int, torch.Tensor] = {}
+        self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def fingerprint_extras(self) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class PPOTrainer(OnPolicyTrainer):
         model, device = self.model, self.device
         seq_len = self.policy_settings.sequence_length
         x = model.normalize(to_device(np.concatenate([traj.obs, traj.next_obs[None]]), device))
-        kept = self.critic_memories.get(traj.agent_id)
+        kept = self.critic_memories.get(traj.agent_key)
         if model.shared_critic:
             initial = to_device(traj.memory[0], device)
         elif kept is not None:
@@ -153,9 +153,9 @@ class PPOTrainer(OnPolicyTrainer):
         if not traj.terminal:
             bootstrap = model.critic_trajectory(x[-1:], final, seq_len)[0][0].cpu().numpy()
         if traj.ends_episode:
-            self.critic_memories.pop(traj.agent_id, None)
+            self.critic_memories.pop(traj.agent_key, None)
         elif not model.shared_critic:
-            self.critic_memories[traj.agent_id] = final
+            self.critic_memories[traj.agent_key] = final
         return values.cpu().numpy(), bootstrap, starts.cpu().numpy()
 
     # -- updating ---------------------------------------------------------------------------------

@@ -127,21 +127,21 @@ class SACTrainer(OffPolicyTrainer):
         self.torch_generator = torch.Generator().manual_seed(int(generator_seed))
         self.start_replay()
         # the value network's memory each agent's next trajectory starts from (memory only)
-        self.critic_memories: dict[int, torch.Tensor] = {}
+        self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
     @torch.no_grad()
     def recurrent_critic_starts(self, traj: Trajectory) -> np.ndarray:
         value = self.nets.value
         assert value.memory is not None
         x = self.nets.normalize(to_device(traj.obs, self.device))
-        initial = self.critic_memories.get(traj.agent_id)
+        initial = self.critic_memories.get(traj.agent_key)
         if initial is None:
             initial = torch.zeros(value.memory.memory_size, device=self.device)
         _, starts, final = carry_through(value.memory, value.dense(x)[0], initial, self.policy_settings.sequence_length)
         if traj.ends_episode:
-            self.critic_memories.pop(traj.agent_id, None)
+            self.critic_memories.pop(traj.agent_key, None)
         else:
-            self.critic_memories[traj.agent_id] = final
+            self.critic_memories[traj.agent_key] = final
         return starts.cpu().numpy()
 
     # -- updating ---------------------------------------------------------------------------------
