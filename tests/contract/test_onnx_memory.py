@@ -152,3 +152,57 @@ def test_sac_recurrent_actor_exports_with_memory_carried(tmp_path: Path, kind: s
             assert d.discrete is not None
             np.testing.assert_array_equal(disc, d.discrete.numpy())
         memory_torch = d.memory
+
+
+@pytest.mark.parametrize("kind", ["ppo", "sac"])
+def test_recurrent_visual_vector_entity_goal_policy_matches_torch_over_20_steps(tmp_path: Path, kind: str) -> None:
+    """Memory after the encoders: onnxruntime equals the torch policy's own acting over 20 steps, each carrying
+    its memory, on a behavior with every observation kind."""
+    from fledge.envs.api import BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+    from fledge.trainers.policy import PolicySettings
+    from fledge.trainers.ppo.policy import PPOPolicy
+    from fledge.trainers.sac.policy import SACPolicy
+
+    d = DimensionProperty
+    specs = [
+        ObservationSpec((3, 20, 24), (d.NONE, d.TRANSLATIONAL_EQUIVARIANCE, d.TRANSLATIONAL_EQUIVARIANCE), name="cam"),
+        ObservationSpec.vector(4),
+        ObservationSpec((5, 6), (d.VARIABLE_SIZE, d.NONE), name="buffer"),
+        ObservationSpec((2,), (d.NONE,), ObservationType.GOAL_SIGNAL, "goal"),
+    ]
+    settings = PolicySettings(
+        behavior_name="B",
+        spec=BehaviorSpec(specs, ActionSpec(2, (3, 2))),
+        hidden_units=16,
+        num_layers=2,
+        normalize=True,
+        signal_names=("extrinsic",),
+        memory_size=MEMORY,
+        sequence_length=4,
+    )
+    cls = PPOPolicy if kind == "ppo" else SACPolicy
+    pol = cls.build(settings, None, seed=0, device=None)
+    assert pol.memory_size == MEMORY and pol.normalizer is not None
+    pol.normalizer.update(np.random.default_rng(1).normal(2.0, 3.0, size=(64, settings.obs_size)))
+    pol.deterministic = True
+    source = pol.actor_graph()
+    assert isinstance(source, TorchActorSource) and source.memory_size == MEMORY
+    export_onnx(source, tmp_path / "policy.onnx")
+    info = describe_onnx(tmp_path / "policy.onnx")
+    assert [i["name"] for i in info["inputs"]] == ["obs_0", "obs_1", "obs_2", "obs_3", "action_masks", "recurrent_in"]
+    onnx_policy = load_onnx_policy(tmp_path / "policy.onnx")
+    rng = np.random.default_rng(2)
+    n = 4
+    memory_onnx = memory_torch = np.zeros((n, MEMORY), np.float32)
+    for _ in range(20):
+        obs = [rng.random((n, *s.shape)).astype(np.float32) * 2 - 0.5 for s in specs]
+        obs[2][:, 3:] = 0.0  # absent entities
+        _, disc, new_onnx = onnx_policy.step(obs, None, memory_onnx, deterministic=True)
+        flat = np.concatenate([o.reshape(n, -1) for o in obs], axis=1)
+        out = pol.act(flat, None, memory_torch)
+        assert new_onnx is not None and out.memory is not None
+        np.testing.assert_allclose(new_onnx, out.memory, atol=1e-5)
+        assert disc is not None
+        np.testing.assert_array_equal(disc, out.discrete)
+        memory_onnx, memory_torch = new_onnx, out.memory
+    assert np.abs(memory_onnx).max() > 0.01

@@ -172,11 +172,18 @@ class EngineSettings:
 
 def vector_observation(values: np.ndarray, *, name: str = "VectorSensor") -> obs_pb.ObservationProto:
     """An uncompressed observation (float_data) of any shape; dimension properties as Unity sends them."""
-    values = np.asarray(values, dtype=np.float32)
-    props = [1] if values.ndim == 1 else ([1, 2, 2] if values.ndim == 3 else [])
-    proto = obs_pb.ObservationProto(shape=list(values.shape), dimension_properties=props, name=name)
-    proto.float_data.data.extend(values.ravel().tolist())
+    proto = obs_pb.ObservationProto()
+    fill_vector_observation(proto, values, name=name)
     return proto
+
+
+def fill_vector_observation(proto: obs_pb.ObservationProto, values: np.ndarray, *, name: str = "VectorSensor") -> None:
+    """Write an uncompressed observation into `proto` (an empty ObservationProto)."""
+    values = np.asarray(values, dtype=np.float32)
+    proto.shape.extend(values.shape)
+    proto.dimension_properties.extend([1] if values.ndim == 1 else ([1, 2, 2] if values.ndim == 3 else []))
+    proto.name = name
+    proto.float_data.data.extend(values.ravel().tolist())
 
 
 def png_pages(image_hwc: np.ndarray) -> tuple[bytes, list[int]]:
@@ -353,14 +360,13 @@ class Player:
         if len(idx) == 0:
             return []
         vectors = self.task.observe()[idx]
-        cameras = self.task.camera(self.args.visual_channels)[idx] if self.args.visual else None
-        out = []
-        for k in range(len(idx)):
-            agent = [self.vector(vectors[k])]
-            if cameras is not None:
-                agent.append(png_observation(cameras[k], layout=self.args.visual_layout))
-            out.append(agent)
-        return out
+        cameras = self.cameras(idx) if self.args.visual else None
+        return [[self.vector(vectors[k])] + ([cameras[k]] if cameras else []) for k in range(len(idx))]
+
+    def cameras(self, idx: np.ndarray) -> list[obs_pb.ObservationProto]:
+        """The PNG camera observations of the agents at idx."""
+        images = self.task.camera(self.args.visual_channels)[idx]
+        return [png_observation(image, layout=self.args.visual_layout) for image in images]
 
     def output(
         self, reward: np.ndarray, terminal: Terminal | None = None, *, blob: bytes = b""
@@ -383,11 +389,17 @@ class Player:
         if self.args.discrete:
             self.last_mask = self.action_masks()
             self.masked_decisions += int(self.last_mask.any(axis=1).sum())
-        for index, observations in zip(everyone, self.observations(everyone)):
-            info = infos.add(reward=float(reward[index]), id=int(index))
-            info.observations.extend(observations)
+        vectors = self.task.observe()
+        cameras = self.cameras(everyone) if self.args.visual else None
+        rewards, masks = reward.tolist(), self.last_mask.tolist()
+        for index in range(self.task.n):
+            info = infos.add(reward=rewards[index], id=index)
+            # built in place: constructing each message apart and copying it in would double the player's cost
+            self.fill_vector(info.observations.add(), vectors[index])
+            if cameras is not None:
+                info.observations.append(cameras[index])
             if self.args.discrete:
-                info.action_mask.extend(self.last_mask[index].tolist())
+                info.action_mask.extend(masks[index])
         self.deciding = everyone.tolist()
         if self.announce:
             message.unity_output.rl_initialization_output.brain_parameters.append(self.brain_parameters())
@@ -395,10 +407,14 @@ class Player:
         return message
 
     def vector(self, values: np.ndarray) -> obs_pb.ObservationProto:
-        proto = vector_observation(values)
+        proto = obs_pb.ObservationProto()
+        self.fill_vector(proto, values)
+        return proto
+
+    def fill_vector(self, proto: obs_pb.ObservationProto, values: np.ndarray) -> None:
+        fill_vector_observation(proto, values)
         if self.args.wrong_shapes and self.steps >= WRONG_SHAPES_AFTER:
             del proto.float_data.data[-1]  # shape [8], 7 floats
-        return proto
 
     def read_side_channels(self, blob: bytes) -> None:
         try:

@@ -13,6 +13,7 @@ are accelerators derived from it and tested equal to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -20,16 +21,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from fledge.envs.api import ActionSpec
+from fledge.envs.api import ActionSpec, ObservationSpec
 from fledge.networks import distributions as D
 from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
-from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
+from fledge.networks.body import DenseStack, NetworkBody
 from fledge.networks.memory import LSTMMemory, carry_through
 from fledge.networks.normalizer import RunningNormalizer
 
 ENV_ACTION_CLIP = 3.0
-# Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name.
-_STORED_NAMES = (("body.encoder.normalizer.", "normalizer."), ("body.memory.", "memory."), ("body.dense.", "body."))
+# Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name. The
+# encoder towers of non-vector bodies are stored as "towers." (before "body." so that reading back,
+# where "body." becomes "body.dense.", never sees them); the LSTMs as "memory." for the same reason.
+_STORED_NAMES = (
+    ("body.towers.", "towers."),
+    ("body.encoder.normalizer.", "normalizer."),
+    ("body.memory.", "memory."),
+    ("body.dense.", "body."),
+)
 
 
 def kaiming_linear(n_in: int, n_out: int, gain: float) -> nn.Linear:
@@ -49,6 +57,8 @@ class NetworkShape:
     hidden_units: int = 128
     num_layers: int = 2
     normalize: bool = False
+    vis_encode_type: str = "simple"
+    goal_conditioning_type: str = "hyper"
     memory_size: int = 0  # LSTM memory [h, c] after the dense layers (0: none)
 
 
@@ -79,12 +89,15 @@ class ActorCritic(nn.Module):
     def __init__(
         self,
         *,
-        obs_size: int,
+        obs_size: int | None = None,
         action_spec: ActionSpec,
         shape: NetworkShape,
         value_names: tuple[str, ...] = ("extrinsic",),
         shared_critic: bool = False,
+        observation_specs: Sequence[ObservationSpec] | None = None,
     ) -> None:
+        """`observation_specs` (BehaviorSpec order) choose the encoders; without them the body reads one
+        vector observation of `obs_size`."""
         super().__init__()
         self.action_spec = action_spec
         self.branches = tuple(action_spec.discrete_branches)
@@ -92,10 +105,13 @@ class ActorCritic(nn.Module):
         self.shared_critic = shared_critic
         self.body = NetworkBody(
             obs_size=obs_size,
+            observation_specs=observation_specs,
             hidden_units=shape.hidden_units,
             num_layers=shape.num_layers,
             normalize=shape.normalize,
             copies=1 if shared_critic else 2,
+            vis_encode_type=shape.vis_encode_type,
+            goal_conditioning_type=shape.goal_conditioning_type,
             memory_size=shape.memory_size,
         )
         body_out = self.body.out_size
@@ -119,7 +135,7 @@ class ActorCritic(nn.Module):
     # -- pieces -----------------------------------------------------------------------------------
     @property
     def obs_size(self) -> int:
-        return self.body.encoder.size
+        return self.body.obs_size
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
@@ -127,24 +143,21 @@ class ActorCritic(nn.Module):
 
     @property
     def dense(self) -> DenseStack:
+        """The body's dense stack (plain vector-observation bodies only: see `vector_mlp`)."""
         return self.body.dense
 
     @property
     def hidden_units(self) -> int:
-        return self.body.dense.hidden
+        return self.body.hidden_units
 
     @property
     def num_layers(self) -> int:
-        return self.body.dense.num_layers
+        return self.body.num_layers
 
     @property
     def vector_mlp(self) -> bool:
-        """True when the body is the vector encoder and a dense stack, without memory (what the accelerators cover)."""
-        return (
-            type(self.body.encoder) is VectorEncoder
-            and type(self.body.dense) is DenseStack
-            and self.body.memory is None
-        )
+        """True when the body is the plain vector-observation MLP without memory (what the accelerators cover)."""
+        return self.body.plain and type(self.body.dense) is DenseStack and self.body.memory is None
 
     @property
     def memory_size(self) -> int:
@@ -165,7 +178,7 @@ class ActorCritic(nn.Module):
         return self._lstm(len(self.body.memory) - 1 if self.body.memory is not None else 0)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Encoded observations: the running normaliser applied (or the identity)."""
+        """Preprocessed observations: the running normaliser on the vector columns (or the identity)."""
         return self.body.encode(obs)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,8 +186,8 @@ class ActorCritic(nn.Module):
 
         With memory, each LSTM starts from a zero memory for every row (use `step_features` or
         `sequence_features` to carry memories)."""
-        hs = self.body.dense(x)
         if self.body.memory is None:
+            hs = self.body.features(x)
             return hs[0], hs[-1]
         zeros = torch.zeros(x.shape[0], self.memory_size, device=x.device, dtype=x.dtype)
         return self.step_features(x, zeros, None)[:2]
@@ -186,7 +199,7 @@ class ActorCritic(nn.Module):
 
         x (B, obs) NORMALISED; memory (B, memory_size) the actor's; critic_memory the critic's (zeros when
         None). With `shared_critic` the critic reads the actor's features and memory."""
-        hs = self.body.dense(x)
+        hs = self.body.features(x)
         h, new = self.actor_memory.step(hs[0], memory)
         if self.shared_critic:
             return h, h, new, new
@@ -199,7 +212,7 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Actor and critic features (N * L, out) of NORMALISED rows x (N * L, obs) forming N whole sequences,
         each LSTM re-run from the memories (N, memory_size) stored at the sequence starts."""
-        hs = self.body.dense(x)
+        hs = self.body.features(x)
         h = self.actor_memory.sequences(hs[0], memory, seq_len)
         if self.shared_critic:
             return h, h
@@ -213,7 +226,7 @@ class ActorCritic(nn.Module):
         """Values (n, S) of one trajectory's NORMALISED observations (n, obs), the critic memory run sequence by
         sequence from `initial` (memory_size,); also the critic memory at each sequence start (ceil(n/L), M)
         and after the last step (M,)."""
-        hc = self.body.dense(x)[-1]
+        hc = self.body.features(x)[-1]
         out, starts, final = carry_through(self.critic_memory, hc, initial, seq_len)
         return self.value_head(out), starts, final
 
@@ -224,8 +237,12 @@ class ActorCritic(nn.Module):
     def action_parameters(
         self, obs: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations."""
-        h = self.features(self.normalize(obs))[0]
+        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations
+        (with memory: from a zero memory; `recurrent_action_parameters` carries it)."""
+        if self.body.memory is not None:
+            zeros = torch.zeros(obs.shape[0], self.memory_size, device=obs.device, dtype=obs.dtype)
+            return self.recurrent_action_parameters(obs, zeros)[:3]
+        h = self.body.features(self.normalize(obs), first_only=True)[0]
         mean = self.mu(h) if self.mu is not None else None
         logits = self.logits(h) if self.logits is not None else None
         return mean, self.log_std, logits
@@ -234,7 +251,7 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, memory: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """`action_parameters` of one step with the actor's memory (B, memory_size), and the new memory."""
-        hs = self.body.dense(self.normalize(obs))
+        hs = self.body.features(self.normalize(obs), first_only=True)
         h, new = self.actor_memory.step(hs[0], memory)
         mean = self.mu(h) if self.mu is not None else None
         logits = self.logits(h) if self.logits is not None else None
@@ -348,15 +365,15 @@ def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], .
 
 def torch_actor_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
     """The policy as a torch module for the general ONNX exporter (any body)."""
-    norm = model.normalizer
+    norm = model.body.encoder.row_scale_offset()
     return TorchActorSource(
         module=model,
         observation_shapes=observation_shapes,
         continuous_size=model.action_spec.continuous_size,
         continuous_transform="clip3",
         discrete_branches=model.branches,
-        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
-        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+        norm_scale=norm[0] if norm is not None else None,
+        norm_offset=norm[1] if norm is not None else None,
         memory_size=model.memory_size,
     )
 

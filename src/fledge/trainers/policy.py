@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import torch
 
-from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.envs.api import ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.networks.acting import TorchActor
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
-from fledge.trainers.settings import memory_settings, reward_signals, vector_observation_size
+from fledge.trainers.settings import encoder_settings, memory_settings, observation_size, reward_signals
 
 if TYPE_CHECKING:
     from fledge.networks.normalizer import RunningNormalizer
@@ -39,6 +39,8 @@ class PolicySettings:
     normalize: bool
     signal_names: tuple[str, ...]
     deterministic: bool = False
+    vis_encode_type: str = "simple"  # the encoder of visual observations (network_settings.vis_encode_type)
+    goal_conditioning_type: str = "hyper"  # how goal observations condition the body (hyper or none)
     memory_size: int = 0  # network_settings.memory.memory_size (0 without memory)
     sequence_length: int = 1  # network_settings.memory.sequence_length (1 without memory)
 
@@ -50,6 +52,7 @@ class PolicySettings:
         action instead of sampling."""
         net = settings.network_settings
         signals = reward_signals(settings, f"behaviors.{behavior_name}")
+        vis_encode_type, goal_conditioning_type = encoder_settings(settings)
         memory_size, sequence_length = memory_settings(settings)
         return cls(
             behavior_name=behavior_name,
@@ -59,14 +62,21 @@ class PolicySettings:
             normalize=bool(net.normalize),
             signal_names=tuple(s[0] for s in signals),
             deterministic=deterministic or bool(net.deterministic),
+            vis_encode_type=vis_encode_type,
+            goal_conditioning_type=goal_conditioning_type,
             memory_size=memory_size,
             sequence_length=sequence_length,
         )
 
     @property
     def obs_size(self) -> int:
-        """The total size of the vector observations (other kinds are refused with a ConfigError)."""
-        return vector_observation_size(self.spec, self.behavior_name)
+        """The width of the flat observation row: every observation flattened, in BehaviorSpec order
+        (an observation no encoder reads is refused with a ConfigError)."""
+        return observation_size(self.spec, self.behavior_name)
+
+    @property
+    def observation_specs(self) -> tuple[ObservationSpec, ...]:
+        return tuple(self.spec.observation_specs)
 
     @property
     def observation_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -82,7 +92,8 @@ class Policy(Protocol):
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
-        """The running observation normaliser (None when the network settings do not normalise)."""
+        """The running normaliser of the vector observations (None when the network settings do not normalise
+        or the behavior has no vector observation); its `update` takes whole observation rows."""
         ...
 
     @property

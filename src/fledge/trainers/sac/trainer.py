@@ -137,7 +137,9 @@ class SACTrainer(OffPolicyTrainer):
         initial = self.critic_memories.get(traj.agent_key)
         if initial is None:
             initial = torch.zeros(value.memory.memory_size, device=self.device)
-        _, starts, final = carry_through(value.memory, value.dense(x)[0], initial, self.policy_settings.sequence_length)
+        _, starts, final = carry_through(
+            value.memory, value.dense_features(x), initial, self.policy_settings.sequence_length
+        )
         if traj.ends_episode:
             self.critic_memories.pop(traj.agent_key, None)
         else:
@@ -189,7 +191,7 @@ class SACTrainer(OffPolicyTrainer):
             assert value.memory is not None
             critic_memory = to_device(np.ascontiguousarray(data["critic_memory"][::seq]), device)
             with torch.no_grad():  # the value network's memory one step into each sequence: V_target(s') starts there
-                _, next_memory = value.memory.step(value.dense(x[::seq])[0], critic_memory)
+                _, next_memory = value.memory.step(value.dense_features(x[::seq]), critic_memory)
             memory = {
                 "seq_len": seq,
                 "masks": to_device(data["masks"], device),
