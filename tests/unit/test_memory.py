@@ -402,3 +402,25 @@ def test_sac_losses_on_sequences_ignore_what_padding_holds() -> None:
     trainer.updater.update(b)  # one update over sequences (autograd) moves the Q networks' LSTMs too
     after = list(trainer.nets.q.memory.parameters())  # type: ignore[union-attr]
     assert any(not torch.equal(x, y.detach()) for x, y in zip(before, after))
+
+
+def test_a_memory_checkpoint_does_not_load_into_a_network_without_memory() -> None:
+    raw = {
+        "default_settings": {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 8, "buffer_size": 16},
+            "network_settings": {"hidden_units": 8, "num_layers": 1},
+            "max_steps": 10**6,
+            "time_horizon": 5,
+            "summary_freq": 10**9,
+        }
+    }
+    settings = build_run_options(raw).behavior_settings("B")
+    spec = BehaviorSpec([ObservationSpec.vector(3)], HYBRID)
+    plain = PPOTrainer(behavior_name="B", spec=spec, settings=settings, stats=StatsReporter([]), seed=0)
+    state = ppo_trainer().get_state()
+    assert state.meta["fingerprint"]["memory"] == [6, 4]
+    with pytest.raises(CheckpointError, match=r"memory is \[6, 4\] in the checkpoint but not set in this run"):
+        plain.set_state(state)
+    with pytest.raises(CheckpointError):
+        ppo_trainer().set_state(plain.get_state())
