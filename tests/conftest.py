@@ -101,7 +101,12 @@ def drive_trainer(trainer: Any, env_name: str, steps: int, seed: int = 0) -> lis
     env.reset()
     (name,) = env.behavior_specs
     collector = Collector(env, Timers())
-    processor = AgentProcessor(spec=env.behavior_specs[name], time_horizon=trainer.time_horizon, n_values=1)
+    processor = AgentProcessor(
+        spec=env.behavior_specs[name],
+        time_horizon=trainer.time_horizon,
+        n_values=1,
+        memory_size=trainer.policy.memory_size,
+    )
     collector.add(name, processor=processor, policy=trainer.policy)
     target = trainer.step + steps
     returns: list[float] = []

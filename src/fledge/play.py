@@ -242,6 +242,28 @@ def _check_fit(
         )
 
 
+class AgentMemories:
+    """Each agent's memory between its decisions, for recurrent policies: zero when its episode starts and
+    dropped when it ends (`forget`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.by_agent: dict[int, np.ndarray] = {}
+
+    def get(self, agent_ids: np.ndarray) -> np.ndarray:
+        zero = np.zeros(self.size, np.float32)
+        rows = [self.by_agent.get(int(a), zero) for a in agent_ids.tolist()]
+        return np.stack(rows) if rows else np.zeros((0, self.size), np.float32)
+
+    def put(self, agent_ids: np.ndarray, memory: np.ndarray) -> None:
+        for a, m in zip(agent_ids.tolist(), np.asarray(memory, np.float32)):
+            self.by_agent[int(a)] = m.copy()
+
+    def forget(self, agent_ids: np.ndarray) -> None:
+        for a in agent_ids.tolist():
+            self.by_agent.pop(int(a), None)
+
+
 class _TorchPolicy:
     def __init__(self, run_dir: Path, behavior: str, path: Path, spec: BehaviorSpec, deterministic: bool, seed: int):
         from fledge.checkpoints.export import rebuild_policy
@@ -259,11 +281,17 @@ class _TorchPolicy:
         )
         if deterministic:
             self.policy.deterministic = True
+        self.memories = AgentMemories(self.policy.memory_size)
 
     def decide(self, steps: DecisionSteps) -> ActionTuple:
         from fledge.rollout.processor import allowed_actions, flat_observations
 
-        out = self.policy.act(flat_observations(steps.obs), allowed_actions(steps.action_mask))
+        obs, allowed = flat_observations(steps.obs), allowed_actions(steps.action_mask)
+        if not self.memories.size:
+            return self.policy.env_actions(self.policy.act(obs, allowed))
+        out = self.policy.act(obs, allowed, self.memories.get(steps.agent_id))
+        assert out.memory is not None
+        self.memories.put(steps.agent_id, out.memory)
         return self.policy.env_actions(out)
 
 
@@ -280,6 +308,7 @@ class _OnnxPolicy:
         _check_fit(str(path), behavior, spec, list(p.observation_shapes), p.continuous_size, p.discrete_branches)
         self.deterministic = deterministic
         self.spec = spec
+        self.memories = AgentMemories(self.policy.memory_size)
 
     def decide(self, steps: DecisionSteps) -> ActionTuple:
         from fledge.rollout.processor import allowed_actions
@@ -287,7 +316,11 @@ class _OnnxPolicy:
         n = len(steps)
         allowed = allowed_actions(steps.action_mask)
         obs = [o.reshape((n, *shape)) for o, shape in zip(steps.obs, self.policy.observation_shapes)]
-        cont, disc = self.policy.act(obs, None if allowed is None else allowed.astype(np.float32), self.deterministic)
+        masks = None if allowed is None else allowed.astype(np.float32)
+        memory = self.memories.get(steps.agent_id) if self.memories.size else None
+        cont, disc, new = self.policy.step(obs, masks, memory, deterministic=self.deterministic)
+        if new is not None:
+            self.memories.put(steps.agent_id, new)
         a = self.spec.action_spec
         return ActionTuple(
             cont if cont is not None else np.zeros((n, a.continuous_size), np.float32),
@@ -356,6 +389,12 @@ class _Policies:
 
     def labels(self) -> str:
         return "; ".join(f"{b}: {p.label}" for b, p in sorted(self._loaded.items()))
+
+    def end_episodes(self, behavior: str, agent_ids: np.ndarray) -> None:
+        """These agents' episodes ended: their next decisions start from a zero memory."""
+        policy = self._loaded.get(behavior)
+        if policy is not None:
+            policy.memories.forget(agent_ids)
 
     def _load(self, behavior: str, spec: BehaviorSpec) -> _TorchPolicy | _OnnxPolicy:
         if self.use_onnx:
@@ -536,6 +575,7 @@ def _loop(
             decisions: dict[str, DecisionSteps] = {}
             for behavior in sorted(env.behavior_specs):
                 decision, terminal = env.get_steps(behavior)
+                policies.end_episodes(behavior, terminal.agent_id)
                 for i, agent in enumerate(terminal.agent_id.tolist()):
                     key = (behavior, int(agent))
                     total = returns.pop(key, 0.0) + float(terminal.reward[i])

@@ -174,6 +174,8 @@ class TrainingSession:
                 time_horizon=self.options.behavior_settings(brain).time_horizon,
                 n_values=len(trainer.signal_names),
                 on_group_reward=partial(self._warn_group_reward, brain),
+                memory_size=trainer.policy.memory_size,
+                source=behavior_id,
             )
             self.collector.add(behavior_id, processor=processor, policy=TimedPolicy(trainer.policy, self.timers))
             log.info("Connected new behavior: %s (%s)", behavior_id, spec.action_spec)

@@ -151,8 +151,9 @@ def test_every_observation_kind_trains_and_exports(tmp_path: Path, trainer: str)
     ]
 
 
+@pytest.mark.parametrize("memory", [False, True], ids=["mlp", "memory"])
 @pytest.mark.parametrize("trainer", ["ppo", "sac"])
-def test_a_run_with_every_observation_kind_resumes(tmp_path: Path, trainer: str) -> None:
+def test_a_run_with_every_observation_kind_resumes(tmp_path: Path, trainer: str, memory: bool) -> None:
     hyper: dict[str, Any] = (
         {"batch_size": 32, "buffer_size": 2000, "learning_rate": 3e-3, "steps_per_update": 4}
         if trainer == "sac"
@@ -163,7 +164,7 @@ def test_a_run_with_every_observation_kind_resumes(tmp_path: Path, trainer: str)
         settings = {
             "trainer_type": trainer,
             "hyperparameters": hyper,
-            "network_settings": NETWORK,
+            "network_settings": {**NETWORK, "memory": {"memory_size": 16, "sequence_length": 4}} if memory else NETWORK,
             "max_steps": steps,
             "time_horizon": 16,
             "summary_freq": 10**9,
@@ -186,6 +187,10 @@ def test_a_run_with_every_observation_kind_resumes(tmp_path: Path, trainer: str)
     assert towers, "the encoders are in the checkpoint"
     changed = [k for k in towers if k in first.tensors and not np.array_equal(first.tensors[k], second.tensors[k])]
     assert changed, "training went on from the resumed encoders"
+    if memory:  # the LSTMs after the encoders are stored and went on training too
+        lstms = [k for k in second.tensors if "lstm." in k and not k.startswith("optimizer")]
+        assert lstms and all(k in first.tensors for k in lstms)
+        assert any(not np.array_equal(first.tensors[k], second.tensors[k]) for k in lstms)
 
 
 def tail_mean(result: api.RunResult, n: int = 300) -> float:

@@ -458,8 +458,6 @@ def test_actor_graph_describes_the_squashed_actor() -> None:
 
 
 def test_unsupported_settings_are_refused() -> None:
-    with pytest.raises(ConfigError, match="memory"):
-        make_trainer(CONTINUOUS, network={"memory": {"memory_size": 16, "sequence_length": 4}})
     settings = sac_settings(reward_signals={"curiosity": {"strength": 0.1}})
     with pytest.raises(ConfigError, match="curiosity"):
         SACTrainer(behavior_name="B", spec=CONTINUOUS, settings=settings, stats=StatsReporter([]), seed=0)

@@ -4,7 +4,11 @@
 path) or from a `TorchActorSource` with torch's exporter (`onnx_torch.build_torch_model`, for networks
 an ActorGraph cannot describe), validates it with `onnx.checker`, runs it in onnxruntime FROM MEMORY
 against a reference (numpy maths of the graph, or the torch module itself), and only then writes the
-file atomically: a model that fails its check is never written.
+file atomically: a model that fails its check is never written. A recurrent model is checked over
+RECURRENT_CHECK_STEPS steps, the torch module's `recurrent_out` carried into both models' next step
+(so each step's difference is measured, not float drift accumulated over the steps); `recurrent_out`
+holds the LSTM's unbounded cell state, so its difference is taken relative to its largest value when
+that exceeds 1.
 `load_onnx_policy` runs an exported file (fledge's or ML-Agents') for playing and inference.
 """
 
@@ -56,6 +60,8 @@ _DTYPES: dict[int, str] = {
     onnx.TensorProto.DOUBLE: "float64",
     onnx.TensorProto.BOOL: "bool",
 }
+#: Steps the export check runs a recurrent model for, carrying the memory from step to step.
+RECURRENT_CHECK_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -178,11 +184,11 @@ def _check_discrete_samples(graph: ExportSource, name: str, got: np.ndarray, mas
 
 
 def _references(
-    graph: ExportSource, obs: list[np.ndarray], masks: np.ndarray | None
+    graph: ExportSource, obs: list[np.ndarray], masks: np.ndarray | None, memory: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """The deterministic and constant outputs the model must reproduce, and the masked logits (with branches)."""
     if isinstance(graph, TorchActorSource):
-        return torch_reference(graph, obs, masks)
+        return torch_reference(graph, obs, masks, memory)
     masked = _masked_logits(graph, _features(graph, obs), masks) if graph.discrete_branches else None
     return reference_outputs(graph, obs, masks), masked
 
@@ -195,13 +201,40 @@ def _check(
         session = _session(model_bytes)
     except Exception as err:  # onnxruntime raises its own exception types
         raise ExportError(f"ONNX export: onnxruntime cannot load the model built for {path}: {err}") from err
-    obs, masks = _sample_inputs(graph, samples, seed)
-    feeds: dict[str, np.ndarray] = {f"obs_{i}": o for i, o in enumerate(obs)}
-    if masks is not None:
-        feeds["action_masks"] = masks
     names = output_names(graph)
-    got = dict(zip(names, session.run(names, feeds)))
-    ref, masked = _references(graph, obs, masks)
+    diffs: dict[str, float] = {}
+    checked: tuple[str, ...] = ()
+    memory = None
+    if graph.memory_size:  # several steps with the memory carried (the reference's, fed to both models)
+        memory = np.random.default_rng(seed + 1).normal(0.0, 0.5, (samples, 1, graph.memory_size)).astype(np.float32)
+    for step in range(RECURRENT_CHECK_STEPS if graph.memory_size else 1):
+        obs, masks = _sample_inputs(graph, samples, seed + step)
+        feeds: dict[str, np.ndarray] = {f"obs_{i}": o for i, o in enumerate(obs)}
+        if masks is not None:
+            feeds["action_masks"] = masks
+        if memory is not None:
+            feeds["recurrent_in"] = memory
+        got = dict(zip(names, session.run(names, feeds)))
+        ref, masked = _references(graph, obs, masks, memory)
+        step_diffs, checked = _compare(graph, got, ref, masked, masks, path, atol, samples)
+        for name, diff in step_diffs.items():
+            diffs[name] = max(diff, diffs.get(name, 0.0))
+        if memory is not None:
+            memory = ref["recurrent_out"]
+    return diffs, checked
+
+
+def _compare(
+    graph: ExportSource,
+    got: dict[str, np.ndarray],
+    ref: dict[str, np.ndarray],
+    masked: np.ndarray | None,
+    masks: np.ndarray | None,
+    path: Path,
+    atol: float,
+    samples: int,
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The largest difference of every reference output, and the sampled outputs checked for range."""
     diffs: dict[str, float] = {}
     for name, want in ref.items():
         have = got[name]
@@ -218,6 +251,8 @@ def _check(
             diff = float(np.abs(gap).max(initial=0.0))
         else:
             diff = float(np.abs(have.astype(np.float64) - want).max(initial=0.0))
+            if name == "recurrent_out":  # the LSTM cell state is unbounded: relative to its size above 1
+                diff /= max(1.0, float(np.abs(want).max(initial=0.0)))
         if not np.isfinite(diff) or diff > atol:
             raise _fail(path, name, f"max abs difference {diff:.3g} > atol {atol:g}")
         diffs[name] = diff
@@ -323,8 +358,14 @@ class OnnxPolicy:
             self.observation_shapes.append(tuple(int(d) for d in dims))
         if not self.observation_shapes or "version_number" not in self.output_names:
             raise ExportError(f"ONNX model {self.path} is not an ML-Agents 2.0 (version 3) policy: no obs_0 input.")
+        self.memory_size = 0
         if "recurrent_in" in inputs:
-            raise ExportError(f"ONNX model {self.path} is recurrent; recurrent policies are not supported yet.")
+            size = inputs["recurrent_in"].shape[-1]
+            if not isinstance(size, int) or "recurrent_out" not in self.output_names:
+                raise ExportError(
+                    f"ONNX model {self.path}: recurrent_in has no fixed size or recurrent_out is missing."
+                )
+            self.memory_size = int(size)
         self.has_masks = "action_masks" in inputs
         constants = [
             n
@@ -356,13 +397,29 @@ class OnnxPolicy:
         if self.has_masks:
             m = np.ones((n, width), np.float32) if masks is None else np.asarray(masks, np.float32)
             feeds["action_masks"] = np.ascontiguousarray(m)
+        if self.memory_size:
+            feeds["recurrent_in"] = np.zeros((n, 1, self.memory_size), np.float32)
         return feeds
 
     def act(
         self, obs_list: list[np.ndarray], masks: np.ndarray | None = None, deterministic: bool = False
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Actions for a batch: continuous (B, c) float32 in [-1, 1] (what Unity receives) and discrete
-        (B, n_branches) int32. masks: (B, sum(branches)), 1/True = allowed, None = all allowed."""
+        (B, n_branches) int32. masks: (B, sum(branches)), 1/True = allowed, None = all allowed.
+        A recurrent model starts from a zero memory here; `step` carries memories."""
+        cont, disc, _ = self.step(obs_list, masks, deterministic=deterministic)
+        return cont, disc
+
+    def step(
+        self,
+        obs_list: list[np.ndarray],
+        masks: np.ndarray | None = None,
+        memory: np.ndarray | None = None,
+        *,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """`act` with each agent's memory (B, memory_size) before the decision (zeros when None); returns the
+        memories after it as a third value (None for a model without memory)."""
         if len(obs_list) != len(self.observation_shapes):
             raise ExportError(f"{self.path}: expected {len(self.observation_shapes)} observations, got {len(obs_list)}")
         n = int(np.asarray(obs_list[0]).shape[0])
@@ -378,12 +435,22 @@ class OnnxPolicy:
             for k, on in (("continuous", self.continuous_size > 0), ("discrete", bool(self.discrete_branches)))
             if on
         ]
-        results = dict(zip(wanted, self.session.run(wanted, self._feeds(list(obs_list), masks, n, self.mask_width))))
+        feeds = self._feeds(list(obs_list), masks, n, self.mask_width)
+        if self.memory_size:
+            wanted.append("recurrent_out")
+            if memory is not None:
+                if np.asarray(memory).shape != (n, self.memory_size):
+                    shape = np.asarray(memory).shape
+                    raise ExportError(f"{self.path}: memory has shape {shape}, expected {(n, self.memory_size)}")
+                feeds["recurrent_in"] = np.asarray(memory, np.float32).reshape(n, 1, self.memory_size)
+        results = dict(zip(wanted, self.session.run(wanted, feeds)))
         cont = results.get(f"{prefix}continuous_actions")
         disc = results.get(f"{prefix}discrete_actions")
+        new_memory = results.get("recurrent_out")
         return (
             None if cont is None else np.asarray(cont, np.float32).reshape(n, self.continuous_size),
             None if disc is None else np.asarray(disc).astype(np.int32).reshape(n, len(self.discrete_branches)),
+            None if new_memory is None else np.asarray(new_memory, np.float32).reshape(n, self.memory_size),
         )
 
 

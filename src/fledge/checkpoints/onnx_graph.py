@@ -67,6 +67,8 @@ def output_names(graph: ExportSource) -> list[str]:
         names += ["continuous_actions", "continuous_action_output_shape", "deterministic_continuous_actions"]
     if graph.discrete_branches:
         names += ["discrete_actions", "discrete_action_output_shape", "deterministic_discrete_actions"]
+    if graph.memory_size > 0:
+        names.append("recurrent_out")
     return names
 
 

@@ -1,8 +1,8 @@
 """The general ONNX export: a policy's torch module traced by torch's exporter, for networks an
 ActorGraph cannot describe (the hand builder in onnx_graph.py is the accelerated path for those it can).
 
-`UnityPolicy` wraps the module so that it takes the contract's inputs (`obs_<i>`, `action_masks`) and
-returns the contract's outputs in order, computed as the hand-built graph computes them: the same
+`UnityPolicy` wraps the module so that it takes the contract's inputs (`obs_<i>`, `action_masks`,
+`recurrent_in` with memory) and returns the contract's outputs in order (`recurrent_out` last), computed as the hand-built graph computes them: the same
 mask penalty, sampling (RandomNormalLike, Multinomial on log-probabilities), transforms and constants.
 The model carries the same producer, doc string, IR version and metadata as a hand-built one.
 
@@ -38,7 +38,7 @@ from fledge.checkpoints.onnx_graph import (
     metadata,
     output_names,
 )
-from fledge.networks.actor_graph import ActionParameters, TorchActorSource
+from fledge.networks.actor_graph import ActionParameters, RecurrentActionParameters, TorchActorSource
 
 
 def _cpu_module(module: nn.Module) -> nn.Module:
@@ -49,7 +49,9 @@ def _cpu_module(module: nn.Module) -> nn.Module:
 
 
 class UnityPolicy(nn.Module):
-    """forward(obs_0, ..., obs_{k-1}[, action_masks]) -> the contract's outputs, in order."""
+    """forward(obs_0, ..., obs_{k-1}[, action_masks][, recurrent_in]) -> the contract's outputs, in order.
+
+    With memory, recurrent_in / recurrent_out are [batch, 1, memory_size]: the actor LSTM's [h, c]."""
 
     version_number: torch.Tensor
     memory_size: torch.Tensor
@@ -60,6 +62,9 @@ class UnityPolicy(nn.Module):
         super().__init__()
         self.policy = _cpu_module(source.module)
         self.action_parameters = cast(ActionParameters, self.policy).action_parameters
+        self.recurrent = source.memory_size > 0
+        if self.recurrent:
+            self.recurrent_parameters = cast(RecurrentActionParameters, self.policy).recurrent_action_parameters
         self.n_obs = len(source.observation_shapes)
         self.continuous_size = source.continuous_size
         self.transform = source.continuous_transform
@@ -74,10 +79,18 @@ class UnityPolicy(nn.Module):
             return torch.tanh(x)
         return torch.clamp(x, -ACTION_CLIP, ACTION_CLIP) / ACTION_CLIP
 
+    def _decide(
+        self, x: torch.Tensor, inputs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        if not self.recurrent:
+            return (*self.action_parameters(x), None)
+        mean, log_std, logits, memory = self.recurrent_parameters(x, inputs[-1][:, 0, :])
+        return mean, log_std, logits, memory.unsqueeze(1)
+
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         flat = [o if o.dim() == 2 else o.flatten(1) for o in inputs[: self.n_obs]]
         x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
-        mean, log_std, logits = self.action_parameters(x)
+        mean, log_std, logits, memory = self._decide(x, inputs)
         out: list[torch.Tensor] = [self.version_number.clone(), self.memory_size.clone()]
         if self.continuous_size:
             assert mean is not None and log_std is not None
@@ -95,13 +108,16 @@ class UnityPolicy(nn.Module):
                 argmaxes.append(torch.argmax(part, dim=1, keepdim=True))
                 start += size
             out += [torch.cat(samples, dim=1), self.discrete_shape.clone(), torch.cat(argmaxes, dim=1)]
+        if memory is not None:
+            out.append(memory)
         return tuple(out)
 
     @torch.no_grad()
-    def masked_logits(self, obs: list[np.ndarray], masks: np.ndarray) -> np.ndarray:
+    def masked_logits(self, obs: list[np.ndarray], masks: np.ndarray, memory: np.ndarray | None = None) -> np.ndarray:
         """The masked logits (B, sum(branches)) the discrete outputs are taken from (float64)."""
         x = torch.cat([torch.from_numpy(np.asarray(o, np.float32)).flatten(1) for o in obs], dim=1)
-        _, _, logits = self.action_parameters(x)
+        inputs = () if memory is None else (torch.from_numpy(np.asarray(memory, np.float32)),)
+        _, _, logits, _ = self._decide(x, inputs)
         assert logits is not None
         m = torch.from_numpy(np.asarray(masks, np.float32))
         return (logits * m - (1.0 - m) * MASK_PENALTY).double().numpy()
@@ -111,20 +127,21 @@ def example_inputs(source: TorchActorSource, n: int = 2) -> tuple[torch.Tensor, 
     inputs = [torch.zeros(n, *shape) for shape in source.observation_shapes]
     if source.discrete_branches:
         inputs.append(torch.ones(n, sum(source.discrete_branches)))
+    if source.memory_size:
+        inputs.append(torch.zeros(n, 1, source.memory_size))
     return tuple(inputs)
 
 
 def input_names(source: TorchActorSource) -> list[str]:
     names = [f"obs_{i}" for i in range(len(source.observation_shapes))]
-    return names + (["action_masks"] if source.discrete_branches else [])
+    names += ["action_masks"] if source.discrete_branches else []
+    return names + (["recurrent_in"] if source.memory_size else [])
 
 
 def build_torch_model(source: TorchActorSource, opset: int = 9) -> onnx.ModelProto:
     """The ONNX model of `source` at `opset`, traced by torch's exporter (not checked; see export_onnx)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"ONNX export: opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET}).")
-    if source.memory_size != 0:
-        raise ExportError("ONNX export: recurrent policies (memory_size > 0) are not supported yet.")
     if source.continuous_size <= 0 and not source.discrete_branches:
         raise ExportError("ONNX export: the policy has no actions.")
     wrapper = UnityPolicy(source)
@@ -159,14 +176,18 @@ def build_torch_model(source: TorchActorSource, opset: int = 9) -> onnx.ModelPro
 
 
 def torch_reference(
-    source: TorchActorSource, obs: list[np.ndarray], masks: np.ndarray | None
+    source: TorchActorSource, obs: list[np.ndarray], masks: np.ndarray | None, memory: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """The deterministic and constant outputs of the module itself, and its masked logits (None without branches)."""
+    """The deterministic and constant outputs of the module itself (with memory: `recurrent_out` for the
+    `memory` (B, 1, memory_size) given), and its masked logits (None without branches)."""
     wrapper = UnityPolicy(source)
     inputs = [torch.from_numpy(np.asarray(o, np.float32)) for o in obs]
     if source.discrete_branches:
         assert masks is not None
         inputs.append(torch.from_numpy(np.asarray(masks, np.float32)))
+    if source.memory_size:
+        assert memory is not None, "a recurrent policy's reference needs its memory input"
+        inputs.append(torch.from_numpy(np.asarray(memory, np.float32)))
     with torch.no_grad():
         values = wrapper(*inputs)
     out = {
@@ -174,5 +195,5 @@ def torch_reference(
         for name, value in zip(output_names(source), values)
         if name not in ("continuous_actions", "discrete_actions")
     }
-    masked = wrapper.masked_logits(obs, masks) if masks is not None and source.discrete_branches else None
+    masked = wrapper.masked_logits(obs, masks, memory) if masks is not None and source.discrete_branches else None
     return out, masked

@@ -33,8 +33,10 @@ class TorchActing(Protocol):
         *,
         generator: torch.Generator | None,
         deterministic: bool = False,
+        memory: torch.Tensor | None = None,
     ) -> Decision:
-        """A decision for raw observations (B, obs_size); allowed (B, sum(branches)) bool or None."""
+        """A decision for raw observations (B, obs_size); allowed (B, sum(branches)) bool or None; `memory`
+        (B, memory_size) the memories before it (recurrent networks only)."""
         ...
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
@@ -66,15 +68,25 @@ class TorchActor:
         values: np.ndarray = self.model.values(self._tensor(obs.astype(np.float32, copy=False))).cpu().numpy()
         return values
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None, *, deterministic: bool = False) -> ActOutput:
-        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)) bool, True = allowed."""
+    def act(
+        self,
+        obs: np.ndarray,
+        allowed: np.ndarray | None,
+        *,
+        deterministic: bool = False,
+        memory: np.ndarray | None = None,
+    ) -> ActOutput:
+        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)) bool, True = allowed;
+        `memory` (B, memory_size) each agent's memory before the decision (recurrent networks; zeros when None)."""
         n = obs.shape[0]
         self.generator.manual_seed(int(self.rng.integers(2**63)))
+        kwargs = {} if memory is None else {"memory": self._tensor(memory.astype(np.float32, copy=False))}
         out = self.model.act(
             self._tensor(obs.astype(np.float32, copy=False)),
             self._tensor(allowed) if allowed is not None else None,
             generator=self.generator,
             deterministic=deterministic,
+            **kwargs,
         )
         return ActOutput(
             continuous=out.continuous.cpu().numpy() if out.continuous is not None else np.zeros((n, 0), np.float32),
@@ -84,6 +96,7 @@ class TorchActor:
             log_prob=out.log_prob.cpu().numpy(),
             values=out.values.cpu().numpy(),
             entropy=out.entropy.cpu().numpy(),
+            memory=out.memory.cpu().numpy() if out.memory is not None else None,
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -25,15 +25,17 @@ from fledge.envs.api import ActionSpec, ObservationSpec
 from fledge.networks import distributions as D
 from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
 from fledge.networks.body import DenseStack, NetworkBody
+from fledge.networks.memory import LSTMMemory, carry_through
 from fledge.networks.normalizer import RunningNormalizer
 
 ENV_ACTION_CLIP = 3.0
 # Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name. The
 # encoder towers of non-vector bodies are stored as "towers." (before "body." so that reading back,
-# where "body." becomes "body.dense.", never sees them).
+# where "body." becomes "body.dense.", never sees them); the LSTMs as "memory." for the same reason.
 _STORED_NAMES = (
     ("body.towers.", "towers."),
     ("body.encoder.normalizer.", "normalizer."),
+    ("body.memory.", "memory."),
     ("body.dense.", "body."),
 )
 
@@ -57,6 +59,7 @@ class NetworkShape:
     normalize: bool = False
     vis_encode_type: str = "simple"
     goal_conditioning_type: str = "hyper"
+    memory_size: int = 0  # LSTM memory [h, c] after the dense layers (0: none)
 
 
 class Decision(NamedTuple):
@@ -67,6 +70,7 @@ class Decision(NamedTuple):
     log_prob: torch.Tensor  # (B,)
     values: torch.Tensor  # (B, n_signals)
     entropy: torch.Tensor  # (B,)
+    memory: torch.Tensor | None = None  # (B, memory_size) the actor's memory after this decision
 
 
 def _rename(state: dict[str, Any], prefix: str, pairs: tuple[tuple[str, str], ...]) -> None:
@@ -108,6 +112,7 @@ class ActorCritic(nn.Module):
             copies=1 if shared_critic else 2,
             vis_encode_type=shape.vis_encode_type,
             goal_conditioning_type=shape.goal_conditioning_type,
+            memory_size=shape.memory_size,
         )
         body_out = self.body.out_size
         cont = action_spec.continuous_size
@@ -151,30 +156,106 @@ class ActorCritic(nn.Module):
 
     @property
     def vector_mlp(self) -> bool:
-        """True when the body is the plain vector-observation MLP (what the accelerators cover)."""
-        return self.body.plain and type(self.body.dense) is DenseStack
+        """True when the body is the plain vector-observation MLP without memory (what the accelerators cover)."""
+        return self.body.plain and type(self.body.dense) is DenseStack and self.body.memory is None
+
+    @property
+    def memory_size(self) -> int:
+        """Size of the actor's memory vector [h, c] (0 without memory); the critic's, when separate, is the same."""
+        return self.body.memory_size
+
+    def _lstm(self, copy: int) -> LSTMMemory:
+        assert self.body.memory is not None, "the network has no memory"
+        return cast(LSTMMemory, self.body.memory[copy])
+
+    @property
+    def actor_memory(self) -> LSTMMemory:
+        return self._lstm(0)
+
+    @property
+    def critic_memory(self) -> LSTMMemory:
+        """The critic's LSTM (the actor's with `shared_critic`)."""
+        return self._lstm(len(self.body.memory) - 1 if self.body.memory is not None else 0)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Preprocessed observations: the running normaliser on the vector columns (or the identity)."""
         return self.body.encode(obs)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor and critic features (B, out) of NORMALISED observations (the same tensor when shared)."""
+        """Actor and critic features (B, out) of NORMALISED observations (the same tensor when shared).
+
+        With memory, each LSTM starts from a zero memory for every row (use `step_features` or
+        `sequence_features` to carry memories)."""
+        if self.body.memory is None:
+            hs = self.body.features(x)
+            return hs[0], hs[-1]
+        zeros = torch.zeros(x.shape[0], self.memory_size, device=x.device, dtype=x.dtype)
+        return self.step_features(x, zeros, None)[:2]
+
+    def step_features(
+        self, x: torch.Tensor, memory: torch.Tensor, critic_memory: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decision with memory: (actor features, critic features, new actor memory, new critic memory).
+
+        x (B, obs) NORMALISED; memory (B, memory_size) the actor's; critic_memory the critic's (zeros when
+        None). With `shared_critic` the critic reads the actor's features and memory."""
         hs = self.body.features(x)
-        return hs[0], hs[-1]
+        h, new = self.actor_memory.step(hs[0], memory)
+        if self.shared_critic:
+            return h, h, new, new
+        cm = critic_memory if critic_memory is not None else torch.zeros_like(memory)
+        hc, new_c = self.critic_memory.step(hs[1], cm)
+        return h, hc, new, new_c
+
+    def sequence_features(
+        self, x: torch.Tensor, memory: torch.Tensor, critic_memory: torch.Tensor | None, seq_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actor and critic features (N * L, out) of NORMALISED rows x (N * L, obs) forming N whole sequences,
+        each LSTM re-run from the memories (N, memory_size) stored at the sequence starts."""
+        hs = self.body.features(x)
+        h = self.actor_memory.sequences(hs[0], memory, seq_len)
+        if self.shared_critic:
+            return h, h
+        assert critic_memory is not None, "a separate critic needs its memories at the sequence starts"
+        return h, self.critic_memory.sequences(hs[1], critic_memory, seq_len)
+
+    @torch.no_grad()
+    def critic_trajectory(
+        self, x: torch.Tensor, initial: torch.Tensor, seq_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values (n, S) of one trajectory's NORMALISED observations (n, obs), the critic memory run sequence by
+        sequence from `initial` (memory_size,); also the critic memory at each sequence start (ceil(n/L), M)
+        and after the last step (M,)."""
+        hc = self.body.features(x)[-1]
+        out, starts, final = carry_through(self.critic_memory, hc, initial, seq_len)
+        return self.value_head(out), starts, final
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
-        """Value estimates (B, n_signals) of raw observations."""
+        """Value estimates (B, n_signals) of raw observations (with memory: from a zero critic memory)."""
         return self.value_head(self.features(self.normalize(obs))[1])
 
     def action_parameters(
         self, obs: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations."""
+        """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations
+        (with memory: from a zero memory; `recurrent_action_parameters` carries it)."""
+        if self.body.memory is not None:
+            zeros = torch.zeros(obs.shape[0], self.memory_size, device=obs.device, dtype=obs.dtype)
+            return self.recurrent_action_parameters(obs, zeros)[:3]
         h = self.body.features(self.normalize(obs), first_only=True)[0]
         mean = self.mu(h) if self.mu is not None else None
         logits = self.logits(h) if self.logits is not None else None
         return mean, self.log_std, logits
+
+    def recurrent_action_parameters(
+        self, obs: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """`action_parameters` of one step with the actor's memory (B, memory_size), and the new memory."""
+        hs = self.body.features(self.normalize(obs), first_only=True)
+        h, new = self.actor_memory.step(hs[0], memory)
+        mean = self.mu(h) if self.mu is not None else None
+        logits = self.logits(h) if self.logits is not None else None
+        return mean, self.log_std, logits, new
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -185,9 +266,21 @@ class ActorCritic(nn.Module):
         *,
         generator: torch.Generator | None,
         deterministic: bool = False,
+        memory: torch.Tensor | None = None,
     ) -> Decision:
-        """Sample actions for raw observations (the generator lives on the observations' device)."""
-        h, hc = self.features(self.normalize(obs))
+        """Sample actions for raw observations (the generator lives on the observations' device).
+
+        With memory, `memory` (B, memory_size) is each agent's actor memory before this decision (zeros
+        when None) and the decision carries the memory after it. Its values then come from a zero critic
+        memory unless the critic is shared: trainers recompute them per trajectory with carried memories."""
+        new_memory = None
+        if self.body.memory is not None:
+            x = self.normalize(obs)
+            if memory is None:
+                memory = torch.zeros(obs.shape[0], self.memory_size, device=obs.device, dtype=obs.dtype)
+            h, hc, new_memory, _ = self.step_features(x, memory, None)
+        else:
+            h, hc = self.features(self.normalize(obs))
         values = self.value_head(hc)
         logp = torch.zeros(obs.shape[0], device=obs.device)
         entropy = torch.zeros_like(logp)
@@ -207,7 +300,7 @@ class ActorCritic(nn.Module):
             )
             logp = logp + lp
             entropy = entropy + ent
-        return Decision(cont, disc, logp, values, entropy)
+        return Decision(cont, disc, logp, values, entropy, new_memory)
 
     # -- training ---------------------------------------------------------------------------------
     def evaluate(
@@ -216,9 +309,20 @@ class ActorCritic(nn.Module):
         cont: torch.Tensor | None,
         disc: torch.Tensor | None,
         allowed: torch.Tensor | None,
+        *,
+        memory: torch.Tensor | None = None,
+        critic_memory: torch.Tensor | None = None,
+        seq_len: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Joint log-prob, joint entropy and values for NORMALISED observations x and stored actions."""
-        h, hc = self.features(x)
+        """Joint log-prob, joint entropy and values for NORMALISED observations x and stored actions.
+
+        With memory, x holds whole sequences of `seq_len` rows and `memory` / `critic_memory` (N, memory_size)
+        are the memories stored at their starts."""
+        if self.body.memory is not None:
+            assert memory is not None, "a network with memory is evaluated on sequences from their start memories"
+            h, hc = self.sequence_features(x, memory, critic_memory, seq_len)
+        else:
+            h, hc = self.features(x)
         values = self.value_head(hc)
         logp: torch.Tensor | None = None
         entropy: torch.Tensor | None = None
@@ -270,6 +374,7 @@ def torch_actor_source(model: ActorCritic, observation_shapes: tuple[tuple[int, 
         discrete_branches=model.branches,
         norm_scale=norm[0] if norm is not None else None,
         norm_offset=norm[1] if norm is not None else None,
+        memory_size=model.memory_size,
     )
 
 

@@ -60,15 +60,25 @@ class ActionParameters(Protocol):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]: ...
 
 
+class RecurrentActionParameters(Protocol):
+    """What the general exporter calls on a policy module with memory."""
+
+    def recurrent_action_parameters(
+        self, obs: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class TorchActorSource:
     """A policy exported through its torch module.
 
     `module.action_parameters(obs)` maps raw observations (B, obs_size), concatenated and flattened,
     to (Gaussian mean (B, c) | None, log_std ((c,) or (B, c), already clipped) | None, unmasked
-    logits (B, sum(branches)) | None). The normaliser's arrays, when there is one, serve the metadata
-    and the inputs of the export check: per column of the flat row (scale 1 and offset 0 on the columns
-    of visual and entity observations, which are not normalised).
+    logits (B, sum(branches)) | None). With `memory_size` > 0 the module also has
+    `recurrent_action_parameters(obs, memory (B, memory_size))`, which adds the new memory. The
+    normaliser's arrays, when there is one, serve the metadata and the inputs of the export check:
+    per column of the flat row (scale 1 and offset 0 on the columns of visual and entity observations,
+    which are not normalised).
     """
 
     module: nn.Module

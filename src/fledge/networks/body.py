@@ -19,6 +19,11 @@ It works in two stages:
     layers of `hidden_units`; with goal observations and `goal_conditioning_type: hyper` the last of
     those layers is a hypernetwork layer over the goal encoding (encoders/goal.py).
 `extra_inputs` are columns appended after the encodings (SAC's Q networks: the continuous action).
+
+With `memory_size` > 0 the body also holds one LSTM per copy (`memory`, networks/memory.py) over that
+copy's features: observations -> encoders -> dense layers -> LSTM memory. The body does not run it:
+whoever carries the memory vectors does (ActorCritic, SquashedActor), and `out_size` is then
+memory_size / 2.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from fledge.networks.encoders.goal import ConditionedStack
 from fledge.networks.encoders.layout import ObservationLayout, ObservationSlot
 from fledge.networks.encoders.vector import VectorEncoder
 from fledge.networks.encoders.visual import visual_encoder
+from fledge.networks.memory import LSTMMemory
 from fledge.networks.normalizer import RunningNormalizer
 
 __all__ = ["DenseStack", "NetworkBody", "Tower", "VectorEncoder", "goal_conditioned", "numpy_view", "plain_body"]
@@ -146,6 +152,7 @@ class NetworkBody(nn.Module):
         vis_encode_type: str = "simple",
         goal_conditioning_type: str = "hyper",
         extra_inputs: int = 0,
+        memory_size: int = 0,
     ) -> None:
         super().__init__()
         if observation_specs is not None:
@@ -186,6 +193,18 @@ class NetworkBody(nn.Module):
             ]
             self.towers = nn.ModuleList(towers)
             self.out_size = towers[0].out_size
+        self.memory: nn.ModuleList | None = None
+        if memory_size:
+            self.memory = nn.ModuleList(LSTMMemory(self.out_size, memory_size) for _ in range(copies))
+            self.out_size = memory_size // 2
+
+    @property
+    def memory_size(self) -> int:
+        """Size of one copy's memory vector [h, c] (0 without memory)."""
+        if self.memory is None:
+            return 0
+        first: LSTMMemory = self.memory[0]  # type: ignore[assignment]
+        return first.memory_size
 
     @property
     def plain(self) -> bool:

@@ -34,6 +34,7 @@ class ActOutput:
     log_prob: np.ndarray  # (B,) float32
     values: np.ndarray  # (B, n_signals) float32
     entropy: np.ndarray  # (B,) float32
+    memory: np.ndarray | None = None  # (B, memory_size) float32: each agent's memory after it (recurrent policies)
 
 
 def _silu(x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,12 @@ gradients use the arrays as they are.
 Q outputs per reward signal: 1 value for continuous-only actions, one per discrete action (sum of
 branch sizes) otherwise.
 
+Memory (`memory_size` > 0, networks/memory.py): the actor, each twin Q network, the value network and
+its target get an LSTM after their dense layers (spec 8.4). Training runs on whole sequences: the
+actor from the memories stored when acting, the value network from critic memories recomputed per
+trajectory, the Q networks from zero memories, and the target value network on the next observations
+from the value network's memory one step after each sequence start.
+
 These modules are the reference definition: `SACNetworks.act`/`values` are the torch acting path and
 `SquashedActor.action_parameters` what the general ONNX exporter traces; the numpy actor
 (sac_numpy.py), the hand gradients (trainers/sac/fast_update.py) and the hand-built ONNX graph
@@ -41,6 +47,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 import torch
@@ -52,6 +59,7 @@ from fledge.networks.actor_critic import Decision
 from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
 from fledge.networks.body import DenseStack, NetworkBody, plain_body
 from fledge.networks.encoders.layout import ObservationLayout
+from fledge.networks.memory import LSTMMemory
 from fledge.networks.normalizer import RunningNormalizer
 
 LOG_STD_MIN = -20.0  # the actor's log-std output is clamped to [LOG_STD_MIN, LOG_STD_MAX]
@@ -74,6 +82,7 @@ class SACShape:
     observations: tuple[ObservationSpec, ...] = ()  # BehaviorSpec order; () = one vector of obs_size
     vis_encode_type: str = "simple"
     goal_conditioning_type: str = "hyper"
+    memory_size: int = 0  # LSTM memory of every network (0: none)
 
     @cached_property
     def layout(self) -> ObservationLayout:
@@ -83,10 +92,10 @@ class SACShape:
 
     @property
     def plain(self) -> bool:
-        """Vector observations only and no hypernetwork: every network is a plain MLP."""
+        """Vector observations only and no hypernetwork: every network's dense part is a plain MLP."""
         return plain_body(self.layout, num_layers=self.num_layers, goal_conditioning_type=self.goal_conditioning_type)
 
-    def body(self, *, normalize: bool, copies: int = 1, extra_inputs: int = 0) -> NetworkBody:
+    def body(self, *, normalize: bool, copies: int = 1, extra_inputs: int = 0, memory_size: int = 0) -> NetworkBody:
         """A NetworkBody of these observations and network settings."""
         return NetworkBody(
             obs_size=self.obs_size,
@@ -98,6 +107,7 @@ class SACShape:
             vis_encode_type=self.vis_encode_type,
             goal_conditioning_type=self.goal_conditioning_type,
             extra_inputs=extra_inputs,
+            memory_size=memory_size,
         )
 
     @property
@@ -132,7 +142,7 @@ class SquashedActor(nn.Module):
         super().__init__()
         self.shape = shape
         c, k = shape.continuous_size, shape.n_logits
-        self.body = shape.body(normalize=shape.normalize)
+        self.body = shape.body(normalize=shape.normalize, memory_size=shape.memory_size)
         h = self.body.out_size
         w = torch.cat(
             [he_normal(h, c, MEAN_HEAD_GAIN), he_normal(h, c, LOG_STD_HEAD_GAIN), he_normal(h, k, LOGITS_HEAD_GAIN)], 1
@@ -146,11 +156,24 @@ class SquashedActor(nn.Module):
 
     @property
     def vector_mlp(self) -> bool:
-        """True when the body is the plain vector-observation MLP (what the accelerators cover)."""
-        return self.body.plain and type(self.body.dense) is DenseStack
+        """True when the body is the plain vector-observation MLP without memory (what the accelerators cover)."""
+        return self.body.plain and type(self.body.dense) is DenseStack and self.body.memory is None
+
+    @property
+    def lstm(self) -> LSTMMemory:
+        assert self.body.memory is not None, "the actor has no memory"
+        lstm: LSTMMemory = self.body.memory[0]  # type: ignore[assignment]
+        return lstm
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body.encode(obs)
+
+    def recurrent_action_parameters(
+        self, obs: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """`action_parameters` of one step with the actor's memory (B, memory_size), and the new memory."""
+        h, new = self.lstm.step(self.body.features(self.normalize(obs))[0], memory)
+        return (*self.split_heads(h), new)
 
     def action_parameters(
         self, obs: torch.Tensor
@@ -159,9 +182,23 @@ class SquashedActor(nn.Module):
         (what the general ONNX exporter traces; tanh is applied by the exported graph)."""
         return self.heads(self.normalize(obs))
 
-    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """(mean, clamped log-std, raw logits) for normalised observations; None where the action has no such part."""
-        out = torch.addmm(self.head_b, self.body.features(x)[0], self.head_w)
+    def heads(
+        self, x: torch.Tensor, memory: torch.Tensor | None = None, seq_len: int = 1
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(mean, clamped log-std, raw logits) for normalised observations; None where the action has no such part.
+
+        With memory, x holds whole sequences of `seq_len` rows and `memory` the memories at their starts
+        (zeros when None)."""
+        h = self.body.features(x)[0]
+        if self.body.memory is not None:
+            if memory is None:
+                memory = torch.zeros(h.shape[0] // seq_len, self.lstm.memory_size, device=x.device, dtype=x.dtype)
+            h = self.lstm.sequences(h, memory, seq_len)
+        return self.split_heads(h)
+
+    def split_heads(self, h: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """The heads of features h (B, out)."""
+        out = torch.addmm(self.head_b, h, self.head_w)
         c = self.shape.continuous_size
         mean = log_std = logits = None
         if c:
@@ -177,7 +214,8 @@ class TwinQ(nn.Module):
 
     For observations other than vectors (or goal conditioning) the twins are a NetworkBody of copies 2
     (`body`: each twin its own encoders) reading the preprocessed row, with the continuous action
-    appended to the encodings; `dense` is then absent.
+    appended to the encodings; `dense` is then absent. With memory each twin has an LSTM (`memory`) after
+    its dense layers, run over whole sequences from zero memories.
     """
 
     def __init__(self, shape: SACShape) -> None:
@@ -185,22 +223,28 @@ class TwinQ(nn.Module):
         self.shape = shape
         n_out = shape.n_signals * shape.q_columns
         self.body: NetworkBody | None = None
+        self.memory: nn.ModuleList | None = None
         if not shape.plain:
             self.body = shape.body(normalize=False, copies=2, extra_inputs=shape.continuous_size)
-            self.head_w = nn.Parameter(xavier_uniform(2, self.body.out_size, n_out, gain=CRITIC_HEAD_GAIN))
-            self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
-            return
-        self.dense = DenseStack(shape.q_input, shape.hidden_units, shape.num_layers, copies=2)
-        if self.dense.num_layers:  # twin 0's first layer takes the first block of draws, twin 1's the next,
-            # as two separate networks would draw them: a seed gives the weights it gave before the fusion
-            w, h = self.dense.w_in, self.dense.hidden
-            with torch.no_grad():
-                w.copy_(w.reshape(2, shape.q_input, h).transpose(0, 1).reshape(shape.q_input, 2 * h))
-        self.head_w = nn.Parameter(xavier_uniform(2, self.dense.out_size, n_out, gain=CRITIC_HEAD_GAIN))
+            out_size = self.body.out_size
+        else:
+            self.dense = DenseStack(shape.q_input, shape.hidden_units, shape.num_layers, copies=2)
+            if self.dense.num_layers:  # twin 0's first layer takes the first block of draws, twin 1's the next,
+                # as two separate networks would draw them: a seed gives the weights it gave before the fusion
+                w, h = self.dense.w_in, self.dense.hidden
+                with torch.no_grad():
+                    w.copy_(w.reshape(2, shape.q_input, h).transpose(0, 1).reshape(shape.q_input, 2 * h))
+            out_size = self.dense.out_size
+        if shape.memory_size:
+            self.memory = nn.ModuleList(LSTMMemory(out_size, shape.memory_size) for _ in range(2))
+            out_size = shape.memory_size // 2
+        self.head_w = nn.Parameter(xavier_uniform(2, out_size, n_out, gain=CRITIC_HEAD_GAIN))
         self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
 
-    def forward(self, inp: torch.Tensor, *, detached: bool = False) -> torch.Tensor:
-        """Both twins on the same input (B, obs [+ c]); `detached`: no gradient reaches the weights."""
+    def forward(self, inp: torch.Tensor, *, detached: bool = False, seq_len: int = 1) -> torch.Tensor:
+        """Both twins on the same input (B, obs [+ c]); `detached`: no gradient reaches the weights.
+
+        With memory, the rows are whole sequences of `seq_len`, each run from a zero memory."""
         w, b = (self.head_w.detach(), self.head_b.detach()) if detached else (self.head_w, self.head_b)
         if self.body is not None:
             n_obs = self.shape.obs_size
@@ -208,6 +252,12 @@ class TwinQ(nn.Module):
             features = self.body.features(inp[:, :n_obs], action, detached=detached)
         else:
             features = self.dense(inp, detached=detached)
+        if self.memory is not None:
+            zeros = torch.zeros(inp.shape[0] // seq_len, self.shape.memory_size, device=inp.device, dtype=inp.dtype)
+            lstms = [cast(LSTMMemory, lstm) for lstm in self.memory]
+            features = torch.stack(
+                [lstm.sequences(features[i], zeros, seq_len, detached=detached) for i, lstm in enumerate(lstms)]
+            )
         q = torch.baddbmm(b, features, w)
         return q.view(2, inp.shape[0], self.shape.n_signals, self.shape.q_columns)
 
@@ -216,7 +266,8 @@ class ValueNetwork(nn.Module):
     """V(s) per reward signal for normalised observations: a DenseStack and a head. forward(x) -> (B, S).
 
     For observations other than vectors (or goal conditioning), a NetworkBody (`body`, its own
-    encoders) over the preprocessed row replaces the DenseStack; `dense` is then absent.
+    encoders) over the preprocessed row replaces the DenseStack; `dense` is then absent. With memory an
+    LSTM (`memory`) follows the dense layers.
     """
 
     def __init__(self, shape: SACShape) -> None:
@@ -228,12 +279,24 @@ class ValueNetwork(nn.Module):
         else:
             self.body = shape.body(normalize=False)
             out_size = self.body.out_size
+        self.memory = LSTMMemory(out_size, shape.memory_size) if shape.memory_size else None
+        if self.memory is not None:
+            out_size = self.memory.out_size
         self.head_w = nn.Parameter(xavier_uniform(out_size, shape.n_signals, gain=CRITIC_HEAD_GAIN))
         self.head_b = nn.Parameter(torch.zeros(shape.n_signals))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.body.features(x)[0] if self.body is not None else self.dense(x)[0]
-        return torch.addmm(self.head_b, features, self.head_w)
+    def dense_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features (B, out) before the memory and the head."""
+        return self.body.features(x)[0] if self.body is not None else self.dense(x)[0]
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, seq_len: int = 1) -> torch.Tensor:
+        """With memory, x holds whole sequences of `seq_len` rows, run from `memory` (N, memory_size) (zeros when None)."""
+        h = self.dense_features(x)
+        if self.memory is not None:
+            if memory is None:
+                memory = torch.zeros(h.shape[0] // seq_len, self.memory.memory_size, device=x.device, dtype=x.dtype)
+            h = self.memory.sequences(h, memory, seq_len)
+        return torch.addmm(self.head_b, h, self.head_w)
 
 
 class SACNetworks(nn.Module):
@@ -273,15 +336,24 @@ class SACNetworks(nn.Module):
         *,
         generator: torch.Generator | None,
         deterministic: bool = False,
+        memory: torch.Tensor | None = None,
     ) -> Decision:
-        """Decide for raw observations (the generator lives on the observations' device).
+        """Decide for raw observations (the generator lives on the observations' device). With memory,
+        `memory` (B, memory_size) is each agent's actor memory before the decision (zeros when None) and the
+        decision carries the one after it.
 
         Continuous: u = mean + std noise, the action tanh(u) (stored and sent to the environment), its
         log-probability that of the squashed Gaussian and the entropy the unsquashed Gaussian's;
         deterministic: tanh(mean). Discrete: masked categorical branches, argmax when deterministic.
         The values are zeros (SAC reports V per trajectory through `values`).
         """
-        mean, log_std, logits = self.policy.heads(self.normalize(obs))
+        new_memory = None
+        if self.policy.body.memory is not None:
+            if memory is None:
+                memory = torch.zeros(obs.shape[0], self.shape.memory_size, device=obs.device, dtype=obs.dtype)
+            mean, log_std, logits, new_memory = self.policy.recurrent_action_parameters(obs, memory)
+        else:
+            mean, log_std, logits = self.policy.heads(self.normalize(obs))
         n = obs.shape[0]
         logp = torch.zeros(n, device=obs.device)
         entropy = torch.zeros_like(logp)
@@ -302,7 +374,8 @@ class SACNetworks(nn.Module):
             )
             logp = logp + lp
             entropy = entropy + ent
-        return Decision(cont, disc, logp, torch.zeros(n, self.shape.n_signals, device=obs.device), entropy)
+        values = torch.zeros(n, self.shape.n_signals, device=obs.device)
+        return Decision(cont, disc, logp, values, entropy, new_memory)
 
 
 def actor_graph(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> ActorGraph:
@@ -345,6 +418,7 @@ def torch_actor_source(nets: SACNetworks, observation_shapes: tuple[tuple[int, .
         discrete_branches=nets.shape.branches,
         norm_scale=norm[0] if norm is not None else None,
         norm_offset=norm[1] if norm is not None else None,
+        memory_size=nets.shape.memory_size,
     )
 
 

@@ -24,7 +24,10 @@ from fledge.stats.timers import Timers
 class ValuePolicy(Protocol):
     """What a processor step needs from a policy: decisions and state values for flat observations."""
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput: ...
+    @property
+    def memory_size(self) -> int: ...
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput: ...
 
     def values(self, obs: np.ndarray) -> np.ndarray: ...
 
@@ -42,9 +45,13 @@ class TimedPolicy:
         self.policy = policy
         self.timers = timers
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
+    @property
+    def memory_size(self) -> int:
+        return self.policy.memory_size
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
         with self.timers.block("policy_act"):
-            return self.policy.act(obs, allowed)
+            return self.policy.act(obs, allowed, memory)
 
     def values(self, obs: np.ndarray) -> np.ndarray:
         with self.timers.block("policy_act"):
@@ -67,13 +74,24 @@ def collect_step(
         interrupted = terminal.interrupted & processor.has_pending(terminal.agent_id)
         if interrupted.any():
             bootstrap[interrupted] = policy.values(terminal_obs[interrupted])
-    obs = allowed = out = None
+    obs = allowed = out = memory = None
     if len(decision.agent_id):
         obs = flat_observations(decision.obs)
         allowed = allowed_actions(decision.action_mask)
-        out = policy.act(obs, allowed)
+        if processor.memory_size:  # each agent's memory, zero when its episode starts
+            memory = processor.memories(decision.agent_id, terminal.agent_id)
+            out = policy.act(obs, allowed, memory)
+        else:
+            out = policy.act(obs, allowed)
     return processor.process(
-        decision, terminal, obs=obs, allowed=allowed, out=out, terminal_obs=terminal_obs, bootstrap=bootstrap
+        decision,
+        terminal,
+        obs=obs,
+        allowed=allowed,
+        out=out,
+        terminal_obs=terminal_obs,
+        bootstrap=bootstrap,
+        memory=memory,
     )
 
 

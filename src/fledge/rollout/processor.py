@@ -10,6 +10,9 @@ the bootstrap value of each terminal agent. Each agent id owns a slot in preallo
 3. agents whose trajectory reached `time_horizon` emit it, bootstrapped with the value of the new decision;
 4. the new decision becomes each agent's pending experience.
 No Python loop over agents runs except when trajectories are emitted (one per trajectory).
+With a recurrent policy (`memory_size` > 0) each slot also keeps the agent's current memory (`memories`
+hands it to the policy, zero for a new episode) and every step records the memory BEFORE its decision;
+an agent's memory is reset to zero when its episode ends or its slot is released.
 Group rewards are added to each agent's own reward (as ML-Agents' extrinsic signal does); the first
 non-zero one is reported once through `on_group_reward`.
 """
@@ -41,6 +44,13 @@ class Trajectory:
     next_obs: np.ndarray  # (obs_size,) float32: the observation after the last step (terminal or next decision)
     terminal: bool  # the episode ended for real (not interrupted): no bootstrapping
     ends_episode: bool
+    memory: np.ndarray | None = None  # (T, memory_size) float32: the actor's memory before each decision
+    source: str = ""  # the behavior id whose agent it is (teams of one trainer may reuse agent ids)
+
+    @property
+    def agent_key(self) -> tuple[str, int]:
+        """Who the agent is across the behavior ids that feed one trainer."""
+        return self.source, self.agent_id
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -86,6 +96,8 @@ class AgentProcessor:
     pending: np.ndarray
     ep_return: np.ndarray
     ep_length: np.ndarray
+    mem: np.ndarray
+    mem_now: np.ndarray
 
     def __init__(
         self,
@@ -95,8 +107,14 @@ class AgentProcessor:
         n_values: int,
         initial_slots: int = 16,
         on_group_reward: Callable[[], None] | None = None,
+        memory_size: int = 0,
+        source: str = "",
     ) -> None:
-        """`on_group_reward` is called once, the first time a step carries a non-zero group reward."""
+        """`on_group_reward` is called once, the first time a step carries a non-zero group reward;
+        `memory_size`: the policy's memory vector (0: not recurrent); `source`: the behavior id, carried by
+        the trajectories."""
+        self.memory_size = int(memory_size)
+        self.source = source
         self.spec = spec
         self._on_group_reward = on_group_reward
         self.horizon = int(time_horizon)
@@ -136,6 +154,9 @@ class AgentProcessor:
         self.pending = grown(None if first else self.pending, (), np.bool_, False)
         self.ep_return = grown(None if first else self.ep_return, (), np.float64)
         self.ep_length = grown(None if first else self.ep_length, (), np.int64)
+        m = self.memory_size
+        self.mem = grown(None if first else self.mem, (h, m) if m else (0,), np.float32)
+        self.mem_now = grown(None if first else self.mem_now, (m,), np.float32)
         self._free.extend(range(capacity - 1, old - 1, -1))
         self._capacity = capacity
 
@@ -173,7 +194,17 @@ class AgentProcessor:
             next_obs=np.array(next_obs, dtype=np.float32),
             terminal=terminal,
             ends_episode=ends,
+            memory=self.mem[slot, :n].copy() if self.memory_size else None,
+            source=self.source,
         )
+
+    def memories(self, agent_ids: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """The current memory (n, memory_size) of each deciding agent; zero for new agents and for those whose
+        episode ends in this same step (`ended`: the TerminalSteps' agent ids)."""
+        memory = self.mem_now[self._slots(agent_ids, "decision")]
+        if len(ended):
+            memory[np.isin(agent_ids, ended)] = 0.0
+        return memory
 
     def has_pending(self, terminal_ids: np.ndarray) -> np.ndarray:
         """Whether each agent of a TerminalSteps has a pending experience (only those emit a trajectory)."""
@@ -190,6 +221,7 @@ class AgentProcessor:
             self.pending[s] = False
             self.ep_return[s] = 0.0
             self.ep_length[s] = 0
+            self.mem_now[s] = 0.0
             self._map_version += 1
 
     def reset(self) -> None:
@@ -201,6 +233,7 @@ class AgentProcessor:
         self.pending[:] = False
         self.ep_return[:] = 0.0
         self.ep_length[:] = 0
+        self.mem_now[:] = 0.0
 
     # -- the step ---------------------------------------------------------------------------------
     def process(
@@ -213,11 +246,13 @@ class AgentProcessor:
         out: ActOutput | None,
         terminal_obs: np.ndarray | None,
         bootstrap: np.ndarray | None,
+        memory: np.ndarray | None = None,
     ) -> StepOutcome:
         """One step of the behavior's agents. `obs` (n, obs_size), `allowed` and `out`: the decision rows' flat
         observations, allowed actions (True = allowed) and the policy's decisions (None when no agent decides);
         `terminal_obs` and `bootstrap` (n_terminal, n_values): the terminal rows' flat observations and the value
-        after their last step (None when no agent ended)."""
+        after their last step (None when no agent ended); `memory` (n, memory_size): the decision rows' memories
+        before the decision (recurrent policies: what `memories` returned; the new ones are `out.memory`)."""
         if self._on_group_reward is not None and (decision.group_reward.any() or terminal.group_reward.any()):
             self._on_group_reward()
             self._on_group_reward = None
@@ -235,7 +270,7 @@ class AgentProcessor:
         p_slots, p_rows = self._reward_pending(decision, d_slots)
         if len(p_slots):
             self._cut_full(decision.agent_id, d_slots, p_slots, p_rows, obs, out.values, trajectories)
-        self._record_decisions(d_slots, obs, allowed, out)
+        self._record_decisions(d_slots, obs, allowed, out, memory)
         return StepOutcome(out, trajectories, ep_returns, ep_lengths)
 
     def _end_episodes(
@@ -243,6 +278,7 @@ class AgentProcessor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Emit the trajectory of each terminal agent with a pending experience; its episode's return and length."""
         t_slots_all = self._slots(terminal.agent_id, "terminal")
+        self.mem_now[t_slots_all] = 0.0  # the next episode starts from a zero memory
         rows = np.flatnonzero(self.pending[t_slots_all])
         t_slots = t_slots_all[rows]
         if not len(t_slots):
@@ -278,6 +314,7 @@ class AgentProcessor:
             self._free.append(s)
             self.length[s] = 0
             self.pending[s] = False
+            self.mem_now[s] = 0.0
             self._map_version += 1
 
     def _reward_pending(self, decision: DecisionSteps, d_slots: np.ndarray) -> tuple[np.ndarray, slice | np.ndarray]:
@@ -316,7 +353,12 @@ class AgentProcessor:
         self.length[p_slots[full]] = 0
 
     def _record_decisions(
-        self, d_slots: np.ndarray, obs: np.ndarray, allowed: np.ndarray | None, out: ActOutput
+        self,
+        d_slots: np.ndarray,
+        obs: np.ndarray,
+        allowed: np.ndarray | None,
+        out: ActOutput,
+        memory: np.ndarray | None,
     ) -> None:
         """The new decision becomes each deciding agent's pending experience (its reward comes next step)."""
         pos = self.length[d_slots]
@@ -335,3 +377,8 @@ class AgentProcessor:
         self.length[d_slots] = pos + 1
         self.pending[d_slots] = True
         self.ep_length[d_slots] += 1
+        if self.memory_size:
+            if memory is None or out.memory is None:
+                raise ValueError("a recurrent policy's decisions need the memories before and after them")
+            self.mem[d_slots, pos] = memory
+            self.mem_now[d_slots] = out.memory

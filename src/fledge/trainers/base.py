@@ -23,7 +23,13 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
 from fledge.trainers.policy import Policy, PolicySettings
-from fledge.trainers.settings import SIGNAL_STAT_NAMES, encoder_settings, refuse_memory, reward_signals
+from fledge.trainers.settings import (
+    SIGNAL_STAT_NAMES,
+    encoder_settings,
+    memory_settings,
+    refuse_memory,
+    reward_signals,
+)
 
 
 @dataclass
@@ -172,6 +178,8 @@ class TrainerBase(ABC):
             normalize=bool(net.normalize),
             signal_names=self.signal_names,
             deterministic=deterministic or bool(net.deterministic),
+            memory_size=memory_settings(settings)[0],
+            sequence_length=memory_settings(settings)[1],
             vis_encode_type=vis_encode_type,
             goal_conditioning_type=goal_conditioning_type,
         )
@@ -251,6 +259,7 @@ class TrainerBase(ABC):
             ],
             **self.encoder_fingerprint(),
             **self.fingerprint_extras(),
+            **({"memory": [ps.memory_size, ps.sequence_length]} if ps.memory_size else {}),
             "reward_signals": list(self.signal_names),
         }
 

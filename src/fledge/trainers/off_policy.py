@@ -8,6 +8,10 @@ Update rule (ML-Agents 1.1.0): once the buffer holds >= batch_size experiences a
 buffer_init_steps, update while (step - buffer_init_steps) / update_count > steps_per_update,
 incrementing update_count (which starts at 1) after each update; the algorithm's `_update_loop` asks
 `_updates_due()` how many to run. With save_replay_buffer the buffer is a checkpoint's auxiliary file.
+
+With memory each trajectory enters the buffer cut into sequences of `sequence_length`, padded at the end
+(networks/memory.py), with its actor memories and the value network's memory at each sequence start
+(`recurrent_critic_starts`, carried per agent by the algorithm).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from fledge.networks.memory import pad_sequences, sequence_masks
 from fledge.rollout.processor import Trajectory
 from fledge.trainers.base import TrainerBase
 from fledge.trainers.replay_buffer import ReplayBuffer, ReplaySpec
@@ -62,10 +67,12 @@ class OffPolicyTrainer(TrainerBase):
                 continuous_size=int(aspec.continuous_size),
                 discrete_size=len(aspec.discrete_branches),
                 mask_size=int(sum(aspec.discrete_branches)),
+                memory_size=self.policy_settings.memory_size,
             ),
             max_size=self.hp.buffer_size,
-            reserve=4 * self.time_horizon,
+            reserve=4 * self.time_horizon + 2 * self.policy_settings.sequence_length,
             setting=f"behaviors.{self.name}.hyperparameters.buffer_size",
+            sequence_length=self.policy_settings.sequence_length,
         )
         self.update_count = 1.0
 
@@ -93,9 +100,44 @@ class OffPolicyTrainer(TrainerBase):
             for m in means[:, i].tolist():
                 self.stats.add_stat(self.name, key, m)
 
+    def recurrent_critic_starts(self, traj: Trajectory) -> np.ndarray:
+        """With memory: the value network's memory at each sequence start of the trajectory (ceil(n / L), M)."""
+        raise NotImplementedError(f"{type(self).__name__} does not train recurrent networks")
+
+    def _append_sequences(self, trajectories: list[Trajectory]) -> None:
+        """With memory: each trajectory cut into padded sequences, with masks and memories."""
+        seq = self.policy_settings.sequence_length
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.buffer.data}
+        for t in trajectories:
+            n = len(t)
+            assert t.memory is not None, "a recurrent policy's trajectory carries its memories"
+            done = np.zeros(n, dtype=np.bool_)
+            done[-1] = t.terminal
+            allowed = t.allowed if t.allowed is not None else np.ones((n, 0), np.bool_)
+            rows = {
+                "obs": t.obs,
+                "next_obs": np.concatenate([t.obs[1:], t.next_obs[None]]),
+                "continuous": t.continuous,
+                "discrete": t.discrete,
+                "allowed": allowed if self.buffer.spec.mask_size else np.ones((n, 0), np.bool_),
+                "rewards": t.rewards,
+                "done": done,
+                "memory": t.memory,
+            }
+            for key, value in rows.items():
+                parts[key].append(pad_sequences(value, seq, fill=(key == "allowed")))
+            parts["masks"].append(sequence_masks(n, seq))
+            critic = np.zeros_like(parts["memory"][-1])
+            critic[::seq] = self.recurrent_critic_starts(t)
+            parts["critic_memory"].append(critic)
+        self.buffer.append(**{k: np.concatenate(v) for k, v in parts.items()})
+
     def _append(self, trajectories: list[Trajectory], obs: np.ndarray) -> None:
         """All trajectories of one step into the buffer at once: next observations and done flags built
         vectorised (done only at a true episode end; interruptions bootstrap from the terminal obs)."""
+        if self.policy_settings.memory_size:
+            self._append_sequences(trajectories)
+            return
         ends = np.cumsum([len(t) for t in trajectories]) - 1
         next_obs = np.empty_like(obs)
         next_obs[:-1] = obs[1:]

@@ -5,6 +5,12 @@ per reward signal (rewards x strength, each signal with its own gamma; the advan
 mean over signals), report `Policy/<Signal> Value Estimate`, and fill the rollout buffer. When the
 buffer holds `buffer_size` experiences the algorithm's `_update` runs on all of them (it empties the
 buffer).
+
+With memory, the critic's values of each trajectory (and its bootstrap value) are recomputed by
+running the critic's memory through the trajectory (`recurrent_values`), from the critic memory that
+agent's previous trajectory left (kept per agent id, dropped when its episode ends; not one memory
+shared by every agent as ML-Agents 1.1.0 does, spec 13.3); the trajectory is then cut into padded
+sequences of `sequence_length` before it enters the buffer.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from fledge.networks.memory import pad_sequences, sequence_masks
 from fledge.rollout.processor import Trajectory
 from fledge.trainers.base import TrainerBase
 from fledge.trainers.returns import gae
@@ -46,7 +53,8 @@ class OnPolicyTrainer(TrainerBase):
             n_disc=aspec.discrete_size,
             n_mask=int(sum(aspec.discrete_branches)),
             n_values=len(self.signal_names),
-            capacity=self.hp.buffer_size + 2 * self.time_horizon,
+            capacity=self.hp.buffer_size + 2 * self.time_horizon + self.policy_settings.sequence_length,
+            memory_size=self.policy_settings.memory_size,
         )
 
     @property
@@ -65,29 +73,49 @@ class OnPolicyTrainer(TrainerBase):
             with self.timers.block("update_policy"):
                 self._update()
 
+    def recurrent_values(self, traj: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """With memory: the trajectory's values (n, S) and bootstrap (S,) from carried critic memories, and the
+        critic memory at each sequence start (ceil(n / L), memory_size)."""
+        raise NotImplementedError(f"{type(self).__name__} does not train recurrent networks")
+
     def _add_trajectory(self, traj: Trajectory) -> None:
         n = len(traj)
         self._summary_before(traj)
+        seq_len = self.policy_settings.sequence_length
+        recurrent = self.policy_settings.memory_size > 0
+        values, bootstrap, critic_starts = traj.values, traj.bootstrap, None
+        if recurrent:
+            values, bootstrap, critic_starts = self.recurrent_values(traj)
         rewards = traj.rewards[:, None] * self.strengths[None, :]
         advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
         returns = np.empty_like(advantages)
         for i in range(len(self.signal_names)):
             advantages[:, i], returns[:, i] = gae(
-                rewards[:, i], traj.values[:, i], traj.bootstrap[i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
+                rewards[:, i], values[:, i], bootstrap[i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
             )
         for i, sig in enumerate(self.signal_names):
             stat_label = SIGNAL_STAT_NAMES[sig]
-            self.stats.add_stat(self.name, f"Policy/{stat_label} Value Estimate", float(traj.values[:, i].mean()))
-        self.buffer.append(
-            obs=traj.obs,
-            continuous=traj.continuous,
-            discrete=traj.discrete,
-            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
-            log_prob=traj.log_prob,
-            old_values=traj.values,
-            returns=returns,
-            advantages=advantages.mean(axis=1),
-        )
+            self.stats.add_stat(self.name, f"Policy/{stat_label} Value Estimate", float(values[:, i].mean()))
+        fields = {
+            "obs": traj.obs,
+            "continuous": traj.continuous,
+            "discrete": traj.discrete,
+            "allowed": traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            "log_prob": traj.log_prob,
+            "old_values": values,
+            "returns": returns,
+            "advantages": advantages.mean(axis=1),
+        }
+        if recurrent:
+            assert traj.memory is not None, "a recurrent policy's trajectory carries its memories"
+            fields = {k: pad_sequences(v, seq_len, fill=(k == "allowed")) for k, v in fields.items()}
+            fields["masks"] = sequence_masks(n, seq_len)
+            fields["memory"] = pad_sequences(traj.memory, seq_len)
+            assert critic_starts is not None
+            critic_memory = np.zeros_like(fields["memory"])
+            critic_memory[::seq_len] = critic_starts
+            fields["critic_memory"] = critic_memory
+        self.buffer.append(**fields)
         self.step += n
 
     @abstractmethod

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from fledge.envs.api import ActionTuple, BehaviorSpec, ObservationSpec
+from fledge.networks.acting import TorchActor
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
-from fledge.trainers.settings import encoder_settings, observation_size, reward_signals
+from fledge.trainers.settings import encoder_settings, memory_settings, observation_size, reward_signals
 
 if TYPE_CHECKING:
     from fledge.networks.normalizer import RunningNormalizer
@@ -40,6 +41,8 @@ class PolicySettings:
     deterministic: bool = False
     vis_encode_type: str = "simple"  # the encoder of visual observations (network_settings.vis_encode_type)
     goal_conditioning_type: str = "hyper"  # how goal observations condition the body (hyper or none)
+    memory_size: int = 0  # network_settings.memory.memory_size (0 without memory)
+    sequence_length: int = 1  # network_settings.memory.sequence_length (1 without memory)
 
     @classmethod
     def read(
@@ -50,6 +53,7 @@ class PolicySettings:
         net = settings.network_settings
         signals = reward_signals(settings, f"behaviors.{behavior_name}")
         vis_encode_type, goal_conditioning_type = encoder_settings(settings)
+        memory_size, sequence_length = memory_settings(settings)
         return cls(
             behavior_name=behavior_name,
             spec=spec,
@@ -60,6 +64,8 @@ class PolicySettings:
             deterministic=deterministic or bool(net.deterministic),
             vis_encode_type=vis_encode_type,
             goal_conditioning_type=goal_conditioning_type,
+            memory_size=memory_size,
+            sequence_length=sequence_length,
         )
 
     @property
@@ -90,8 +96,15 @@ class Policy(Protocol):
         or the behavior has no vector observation); its `update` takes whole observation rows."""
         ...
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)), True = allowed."""
+    @property
+    def memory_size(self) -> int:
+        """Size of the memory vector each agent carries between decisions (0: the policy has no memory)."""
+        ...
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
+        """Decide for a batch of raw observations (B, obs_size); allowed (B, sum(branches)), True = allowed;
+        `memory` (B, memory_size): each agent's memory before the decision (recurrent policies; zeros when
+        None); the output's `memory` is the one after it."""
         ...
 
     def values(self, obs: np.ndarray) -> np.ndarray:
@@ -179,8 +192,16 @@ class PolicyBase(ABC):
     def rng(self, value: np.random.Generator) -> None:
         self.actor.rng = value
 
-    def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:
-        return self.actor.act(obs, allowed, deterministic=self.deterministic)
+    @property
+    def memory_size(self) -> int:
+        return 0
+
+    def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
+        if memory is None:
+            return self.actor.act(obs, allowed, deterministic=self.deterministic)
+        if not isinstance(self.actor, TorchActor):  # the numpy accelerators cover networks without memory
+            raise TypeError(f"{type(self).__name__}: memories given to a policy that has none")
+        return self.actor.act(obs, allowed, deterministic=self.deterministic, memory=memory)
 
     def values(self, obs: np.ndarray) -> np.ndarray:
         return self.actor.values(obs)

@@ -4,6 +4,10 @@ Fields (one row per experience): obs and next_obs (float32), continuous actions 
 squashed action the environment received), discrete actions (int32), allowed masks (bool, True =
 allowed), environment rewards (float32) and done (bool: a true episode end, never an interruption).
 When the buffer holds more than `max_size` rows it keeps the newest int(0.8 x max_size) (ML-Agents).
+With memory (`memory_size` > 0) rows come in whole sequences of `sequence_length` (padded at the end,
+networks/memory.py) with three more fields: `masks` (1 real, 0 padding), `memory` (the actor's memory
+before each step) and `critic_memory` (the value network's, at sequence starts); truncation keeps a
+multiple of the sequence length and `sample_sequences` draws whole sequences.
 
 File format (`last_replay_buffer.hdf5`): one dataset per field with its real dtype, file attributes
 `format` = "fledge-sac-replay-buffer", `version` = 1, `rows`. Written atomically (built in memory, then
@@ -34,10 +38,18 @@ class ReplaySpec:
     continuous_size: int
     discrete_size: int
     mask_size: int
+    memory_size: int = 0
 
     def fields(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Per-row shape and dtype of every field."""
-        return {
+        memory: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        if self.memory_size:
+            memory = {
+                "masks": ((), np.dtype(np.float32)),
+                "memory": ((self.memory_size,), np.dtype(np.float32)),
+                "critic_memory": ((self.memory_size,), np.dtype(np.float32)),
+            }
+        return memory | {
             "obs": ((self.obs_size,), np.dtype(np.float32)),
             "next_obs": ((self.obs_size,), np.dtype(np.float32)),
             "continuous": ((self.continuous_size,), np.dtype(np.float32)),
@@ -50,13 +62,22 @@ class ReplaySpec:
 
 class ReplayBuffer:
     def __init__(
-        self, *, spec: ReplaySpec, max_size: int, reserve: int = 0, setting: str = "hyperparameters.buffer_size"
+        self,
+        *,
+        spec: ReplaySpec,
+        max_size: int,
+        reserve: int = 0,
+        setting: str = "hyperparameters.buffer_size",
+        sequence_length: int = 1,
     ) -> None:
         """`max_size`: buffer_size; `reserve`: extra rows preallocated for appends before truncation;
-        `setting`: the config key of buffer_size, named when the buffer cannot be allocated."""
+        `setting`: the config key of buffer_size, named when the buffer cannot be allocated;
+        `sequence_length`: rows come in whole sequences of it (memory)."""
         self.spec = spec
         self.max_size = int(max_size)
-        self.keep = max(1, int(KEEP_FRACTION * self.max_size))
+        self.sequence_length = seq = max(1, int(sequence_length))
+        keep = int(KEEP_FRACTION * self.max_size)
+        self.keep = max(seq, keep - keep % seq)
         self.count = 0
         self._capacity = self.max_size + max(0, int(reserve))
         fields = spec.fields()
@@ -111,6 +132,13 @@ class ReplayBuffer:
         """n row indices drawn uniformly with replacement (one numpy call)."""
         return rng.integers(0, self.count, size=n)
 
+    def sample_sequences(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Row indices of n whole sequences whose starts (multiples of the sequence length) are drawn uniformly
+        with replacement, (n * L,) in sequence order."""
+        seq = self.sequence_length
+        starts = rng.integers(0, self.count // seq, size=n) * seq
+        return (starts[:, None] + np.arange(seq)).reshape(-1)
+
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[idx] for k, v in self.data.items()}
 
@@ -163,6 +191,11 @@ class ReplayBuffer:
                 if rows is None or int(rows) < 0:
                     raise fail("attribute 'rows' is missing or negative.")
                 rows = int(rows)
+                if rows % self.sequence_length:
+                    raise fail(
+                        f"its {rows} experiences are not whole sequences of sequence_length "
+                        f"{self.sequence_length}; was the memory setting changed?"
+                    )
                 if rows > self.max_size:
                     raise fail(
                         f"it holds {rows} experiences, more than this buffer's buffer_size ({self.max_size}); "

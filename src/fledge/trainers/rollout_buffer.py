@@ -1,4 +1,10 @@
-"""The on-policy rollout buffer (PPO's today): growable preallocated arrays, filled trajectory by trajectory."""
+"""The on-policy rollout buffer (PPO's today): growable preallocated arrays, filled trajectory by trajectory.
+
+With memory (`memory_size` > 0) every trajectory arrives cut into whole sequences (networks/memory.py:
+padded at the end), and three more fields are kept: `masks` (1 real step, 0 padding), `memory` (the
+actor's memory before each step) and `critic_memory` (the critic's, at sequence starts; other rows 0).
+`count` then counts padded rows too, and is always a multiple of the sequence length.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,17 @@ FIELDS = ("obs", "continuous", "discrete", "allowed", "log_prob", "old_values", 
 
 
 class RolloutBuffer:
-    def __init__(self, *, obs_size: int, n_cont: int, n_disc: int, n_mask: int, n_values: int, capacity: int) -> None:
+    def __init__(
+        self,
+        *,
+        obs_size: int,
+        n_cont: int,
+        n_disc: int,
+        n_mask: int,
+        n_values: int,
+        capacity: int,
+        memory_size: int = 0,
+    ) -> None:
         self.shapes: dict[str, tuple[tuple[int, ...], type]] = {
             "obs": ((obs_size,), np.float32),
             "continuous": ((n_cont,), np.float32),
@@ -19,6 +35,10 @@ class RolloutBuffer:
             "returns": ((n_values,), np.float32),
             "advantages": ((), np.float32),
         }
+        if memory_size:
+            self.shapes["masks"] = ((), np.float32)
+            self.shapes["memory"] = ((memory_size,), np.float32)
+            self.shapes["critic_memory"] = ((memory_size,), np.float32)
         self.count = 0
         self.data: dict[str, np.ndarray] = {}
         self._allocate(max(int(capacity), 1))

@@ -135,11 +135,18 @@ def set_torch_generator_state(gen: torch.Generator, text: str) -> None:
     gen.set_state(torch.from_numpy(raw))
 
 
+#: Fingerprint entries that runs without the feature leave out ("memory": [memory_size, sequence_length]).
+ABSENT_WHEN_OFF = ("memory",)
+
+
 def require_fit(state: TrainerState, expected: dict[str, Any], problems: list[str], *, what: str) -> None:
     """Raise one CheckpointError listing every mismatch between a stored state and this run."""
     stored = state.meta.get("fingerprint", {})
     for key, value in expected.items():
         if key in stored and stored[key] != value:
             problems.insert(0, f"{key} is {stored[key]!r} in the checkpoint but {value!r} in this run")
+    for key in ABSENT_WHEN_OFF:
+        if key in stored and key not in expected:
+            problems.insert(0, f"{key} is {stored[key]!r} in the checkpoint but not set in this run")
     if problems:
         raise CheckpointError(f"The checkpoint does not fit {what}:\n  " + "\n  ".join(problems))

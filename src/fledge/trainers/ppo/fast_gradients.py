@@ -35,8 +35,8 @@ __all__ = ["Minibatch", "covers", "loss_and_gradients"]
 
 
 def covers(model: ActorCritic) -> bool:
-    """Whether the hand gradients are those of `model` (an ActorCritic on a vector-observation MLP body)."""
-    return isinstance(model, ActorCritic) and model.vector_mlp
+    """Whether the hand gradients are those of `model` (an ActorCritic on a vector-observation MLP body, no memory)."""
+    return isinstance(model, ActorCritic) and model.vector_mlp and model.memory_size == 0
 
 
 def _dsilu(pre: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ class PPOPolicy(PolicyBase):
                 normalize=settings.normalize,
                 vis_encode_type=settings.vis_encode_type,
                 goal_conditioning_type=settings.goal_conditioning_type,
+                memory_size=settings.memory_size,
             ),
             value_names=settings.signal_names,
             shared_critic=shared_critic,
@@ -62,6 +63,10 @@ class PPOPolicy(PolicyBase):
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.model.normalizer
+
+    @property
+    def memory_size(self) -> int:
+        return self.model.memory_size
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:

@@ -4,7 +4,8 @@ One trainer per behavior. The on-policy base (trainers/on_policy.py) fills the r
 GAE advantages and calls `_update` when it is full. Acting runs on the policy's acting path
 (trainers/ppo/policy.py: the numpy accelerator when it covers the network, else the torch module;
 synchronised after every update); updates run in torch, on the run's device, on minibatches of the
-whole buffer for `num_epoch` epochs.
+whole buffer for `num_epoch` epochs. With memory, minibatches are batch_size // sequence_length whole
+sequences (at least one), shuffled as sequences, each re-run from the memories stored at its start.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from fledge.networks.device import to_device
+from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerState
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
@@ -88,6 +90,8 @@ class PPOTrainer(OnPolicyTrainer):
         self.adam = AdamStepper(self.optimizer)
         self.start_rollouts()
         self.update_count = 0
+        # the critic memory each agent's next trajectory starts from (separate critics with memory)
+        self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def fingerprint_extras(self) -> dict[str, Any]:
@@ -127,6 +131,33 @@ class PPOTrainer(OnPolicyTrainer):
             self.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
         self.buffer.clear()
 
+    # -- memory -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def recurrent_values(self, traj: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values and bootstrap of a trajectory from carried critic memories, and the critic memory at each
+        sequence start. A separate critic starts from the memory the agent's previous trajectory left (zero
+        at an episode's start); a shared critic from the actor memory stored before the first step."""
+        assert traj.memory is not None
+        model, device = self.model, self.device
+        seq_len = self.policy_settings.sequence_length
+        x = model.normalize(to_device(np.concatenate([traj.obs, traj.next_obs[None]]), device))
+        kept = self.critic_memories.get(traj.agent_key)
+        if model.shared_critic:
+            initial = to_device(traj.memory[0], device)
+        elif kept is not None:
+            initial = kept
+        else:
+            initial = torch.zeros(model.memory_size, device=device)
+        values, starts, final = model.critic_trajectory(x[:-1], initial, seq_len)
+        bootstrap = np.zeros(len(self.signal_names), dtype=np.float32)
+        if not traj.terminal:
+            bootstrap = model.critic_trajectory(x[-1:], final, seq_len)[0][0].cpu().numpy()
+        if traj.ends_episode:
+            self.critic_memories.pop(traj.agent_key, None)
+        elif not model.shared_critic:
+            self.critic_memories[traj.agent_key] = final
+        return values.cpu().numpy(), bootstrap, starts.cpu().numpy()
+
     # -- updating ---------------------------------------------------------------------------------
     def schedules(self) -> tuple[float, float, float]:
         hp, step, max_steps = self.hp, self.step, self.max_steps
@@ -141,10 +172,13 @@ class PPOTrainer(OnPolicyTrainer):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         data = self.buffer.view()
-        n = self.buffer.count
-        batch = min(hp.batch_size, n)
         model = self.model
         device = self.device
+        recurrent = model.memory_size > 0
+        seq_len = self.policy_settings.sequence_length if recurrent else 1
+        n_seq = self.buffer.count // seq_len  # sequences (rows without memory)
+        seqs = min(max(1, hp.batch_size // seq_len), n_seq)  # sequences per minibatch
+        masks = data["masks"] if recurrent else None
         with torch.no_grad():
             x_all = model.normalize(to_device(data["obs"], device))
         tensors = {
@@ -152,21 +186,31 @@ class PPOTrainer(OnPolicyTrainer):
             "log_prob": to_device(data["log_prob"], device),
             "old_values": to_device(data["old_values"], device),
             "returns": to_device(data["returns"], device),
-            "advantages": to_device(L.normalize_advantages(data["advantages"]), device),
+            "advantages": to_device(L.normalize_advantages(data["advantages"], masks), device),
         }
+        starts: dict[str, torch.Tensor] = {}  # one row per sequence
+        if recurrent:
+            tensors["masks"] = to_device(data["masks"], device)
+            starts["memory"] = to_device(np.ascontiguousarray(data["memory"][::seq_len]), device)
+            starts["critic_memory"] = to_device(np.ascontiguousarray(data["critic_memory"][::seq_len]), device)
         if model.mu is not None:
             tensors["continuous"] = to_device(data["continuous"], device)
         if model.logits is not None:
             tensors["discrete"] = to_device(data["discrete"].astype(np.int64), device)
             tensors["allowed"] = to_device(data["allowed"], device)
+        offsets = np.arange(seq_len)
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
         before = self._snapshot()
         for _ in range(hp.num_epoch):
-            perm = to_device(self.rng.permutation(n), device)
+            seq_perm = self.rng.permutation(n_seq)
+            rows = seq_perm if seq_len == 1 else (seq_perm[:, None] * seq_len + offsets).reshape(-1)
+            perm = to_device(rows, device)
             shuffled = {k: v.index_select(0, perm) for k, v in tensors.items()}
-            for start in range(0, n - batch + 1, batch):
-                end = start + batch
+            seq_index = to_device(seq_perm, device)
+            shuffled_starts = {k: v.index_select(0, seq_index) for k, v in starts.items()}
+            for first in range(0, n_seq - seqs + 1, seqs):
+                start, end = first * seq_len, (first + seqs) * seq_len
                 minibatch = Minibatch(
                     x=shuffled["x"][start:end],
                     continuous=shuffled["continuous"][start:end] if "continuous" in shuffled else None,
@@ -176,6 +220,10 @@ class PPOTrainer(OnPolicyTrainer):
                     advantages=shuffled["advantages"][start:end],
                     old_values=shuffled["old_values"][start:end],
                     returns=shuffled["returns"][start:end],
+                    masks=shuffled["masks"][start:end] if recurrent else None,
+                    memory=shuffled_starts["memory"][first : first + seqs] if recurrent else None,
+                    critic_memory=shuffled_starts["critic_memory"][first : first + seqs] if recurrent else None,
+                    seq_len=seq_len,
                 )
                 _, p_loss, v_loss = ppo_gradients(model, minibatch, epsilon=eps, beta=beta)
                 self.adam.step()

@@ -49,6 +49,7 @@ def covers(nets: SACNetworks) -> bool:
         and type(nets.value) is ValueNetwork
         and type(nets.target_value) is ValueNetwork
         and all(type(d) is DenseStack and d.num_layers >= 1 for d in (actor.body.dense, nets.q.dense, nets.value.dense))
+        and nets.shape.memory_size == 0
     )
 
 

@@ -28,7 +28,9 @@ columns. `alpha` are entropy coefficients (exp of the learned log-coefficients).
 - Tanh-squashed Gaussian (networks/distributions.py, shared with acting): a = tanh(u), u ~ N(mean, std);
       log pi(a) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)]
       log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))      (no 1 - a^2 cancellation)
-- Masked means are per element: sum(x * mask) / max(1, sum(mask broadcast to x)).
+- Masked means are per element: sum(x * mask) / max(1, sum(mask broadcast to x)). With memory the
+  minibatch is whole sequences and every loss above is masked by `masks`, padded rows excluded
+  (ML-Agents 1.1.0 averages the Q losses before masking, spec 13.3).
 - Learning rate: constant, or linear from the initial value to 1e-10 at max_steps.
 """
 
@@ -73,10 +75,11 @@ def sac_losses(nets: SACNetworks, coefs: SACCoefficients, b: Batches) -> SACLoss
     entropy coefficients' loss reads detached log-probabilities.
     """
     n_b = len(nets.shape.branches)
-    sample = sample_policy(nets.policy, b.x, b.noise, b.allowed)
-    q = nets.q(b.q_input)  # (2, B, S, K): Q of the stored action
+    seq, m = b.seq_len, b.masks
+    sample = sample_policy(nets.policy, b.x, b.noise, b.allowed, memory=b.memory, seq_len=seq)
+    q = nets.q(b.q_input, seq_len=seq)  # (2, B, S, K): Q of the stored action
     if sample.action is not None:  # Q of the fresh action: gradient to the action, never to the Q weights
-        q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True)
+        q_fresh = nets.q(torch.cat([b.x, sample.action], dim=1), detached=True, seq_len=seq)
     else:  # discrete actions: every action's Q is in q already
         q_fresh = q.detach()
     alpha_c = torch.exp(coefs.log_alpha_c.detach()) if coefs.log_alpha_c is not None else None
@@ -97,12 +100,12 @@ def sac_losses(nets: SACNetworks, coefs: SACCoefficients, b: Batches) -> SACLoss
         else:
             expected_min = q_min[..., 0]
         value_target = soft_value(expected_min, penalty)
-        y = q_target(b.rewards, b.done, nets.target_value(b.next_x), coefs.gammas)
+        y = q_target(b.rewards, b.done, nets.target_value(b.next_x, b.next_critic_memory, seq), coefs.gammas)
     return SACLosses(
-        q1=squared_error_loss(q_taken[0], y),
-        q2=squared_error_loss(q_taken[1], y),
-        value=squared_error_loss(nets.value(b.x), value_target),
-        policy=policy_loss(expected_q1, penalty),
+        q1=squared_error_loss(q_taken[0], y, m),
+        q2=squared_error_loss(q_taken[1], y, m),
+        value=squared_error_loss(nets.value(b.x, b.critic_memory, seq), value_target, m),
+        policy=policy_loss(expected_q1, penalty, m),
         entropy=entropy_coefficient_loss(
             coefs.log_alpha_c,
             sample.log_pi_c,
@@ -110,6 +113,7 @@ def sac_losses(nets: SACNetworks, coefs: SACCoefficients, b: Batches) -> SACLoss
             coefs.log_alpha_d,
             sample.branch_log_probs,
             coefs.target_d,
+            m,
         ),
     )
 
@@ -125,11 +129,18 @@ class PolicySample:
 
 
 def sample_policy(
-    actor: SquashedActor, x: torch.Tensor, noise: torch.Tensor | None, allowed: torch.Tensor | None
+    actor: SquashedActor,
+    x: torch.Tensor,
+    noise: torch.Tensor | None,
+    allowed: torch.Tensor | None,
+    *,
+    memory: torch.Tensor | None = None,
+    seq_len: int = 1,
 ) -> PolicySample:
-    """u = mean + std noise, a = tanh(u) with its log-probability; the masked branch probabilities."""
+    """u = mean + std noise, a = tanh(u) with its log-probability; the masked branch probabilities.
+    With memory, x holds whole sequences re-run from the actor memories at their starts."""
     branches = actor.shape.branches
-    mean, log_std, logits = actor.heads(x)
+    mean, log_std, logits = actor.heads(x, memory, seq_len)
     action = log_pi_c = probs = branch_lp = None
     if mean is not None and log_std is not None and noise is not None:
         u = mean + torch.exp(log_std) * noise

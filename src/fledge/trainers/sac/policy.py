@@ -41,6 +41,7 @@ def sac_shape(settings: PolicySettings) -> SACShape:
         observations=settings.observation_specs,
         vis_encode_type=settings.vis_encode_type,
         goal_conditioning_type=settings.goal_conditioning_type,
+        memory_size=settings.memory_size,
     )
 
 
@@ -104,6 +105,10 @@ class SACPolicy(PolicyBase):
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.nets.policy.normalizer
+
+    @property
+    def memory_size(self) -> int:
+        return self.shape.memory_size
 
     @staticmethod
     def env_actions(out: ActOutput) -> ActionTuple:

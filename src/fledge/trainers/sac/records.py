@@ -25,12 +25,23 @@ class Batches:
     one_hot: torch.Tensor | None  # (n*B, K) float: the stored discrete action of each branch
     allowed: torch.Tensor | None  # (n*B, K) bool
     mask_add: torch.Tensor | None  # (n*B, K) float: 0 where allowed, -1e8 where masked
+    # with memory: the rows are whole sequences of seq_len (B a multiple of it)
+    seq_len: int = 1
+    masks: torch.Tensor | None = None  # (n*B,) 1.0 real step, 0.0 padding
+    memory: torch.Tensor | None = None  # (n*B/L, M) the actor's memory at each sequence start
+    critic_memory: torch.Tensor | None = None  # (n*B/L, M) the value network's memory at each start
+    next_critic_memory: torch.Tensor | None = None  # (n*B/L, M) its memory one step after each start
 
     def get(self, i: int) -> Batches:
         s = slice(i * self.size, (i + 1) * self.size)
+        per = self.size // self.seq_len
+        q = slice(i * per, (i + 1) * per)
 
         def cut(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[s]
+
+        def cut_seq(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[q]
 
         return Batches(
             self.size,
@@ -45,6 +56,11 @@ class Batches:
             cut(self.one_hot),
             cut(self.allowed),
             cut(self.mask_add),
+            seq_len=self.seq_len,
+            masks=cut(self.masks),
+            memory=cut_seq(self.memory),
+            critic_memory=cut_seq(self.critic_memory),
+            next_critic_memory=cut_seq(self.next_critic_memory),
         )
 
 

@@ -26,6 +26,12 @@ buffer is truncated whenever it exceeds buffer_size (1.1.0: only after an update
 file keeps every field's dtype; `Policy/Entropy` is the joint entropy of the unsquashed Gaussian plus
 the branch entropies (fledge's convention, as PPO); `act` returns zero values (V is reported per
 trajectory as `Policy/Extrinsic Value`; `values()` gives V(s)).
+
+Memory: minibatches are batch_size // sequence_length whole sequences (at least one) drawn with
+replacement; the actor re-runs each from the memory stored when acting, the value network from the
+critic memory recomputed per trajectory (carried per agent id, dropped at episode end), the Q networks
+from zero memories, the target value network (on the next observations) from the value network's memory
+one step after the start (spec 8.4). `Policy/Extrinsic Value` is then reported from zero memories.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import torch
 
 from fledge.networks.device import to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
+from fledge.networks.memory import carry_through
+from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerState
 from fledge.trainers.divergence import diverged, non_finite
@@ -118,6 +126,25 @@ class SACTrainer(OffPolicyTrainer):
             )
         self.torch_generator = torch.Generator().manual_seed(int(generator_seed))
         self.start_replay()
+        # the value network's memory each agent's next trajectory starts from (memory only)
+        self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
+
+    @torch.no_grad()
+    def recurrent_critic_starts(self, traj: Trajectory) -> np.ndarray:
+        value = self.nets.value
+        assert value.memory is not None
+        x = self.nets.normalize(to_device(traj.obs, self.device))
+        initial = self.critic_memories.get(traj.agent_key)
+        if initial is None:
+            initial = torch.zeros(value.memory.memory_size, device=self.device)
+        _, starts, final = carry_through(
+            value.memory, value.dense_features(x), initial, self.policy_settings.sequence_length
+        )
+        if traj.ends_episode:
+            self.critic_memories.pop(traj.agent_key, None)
+        else:
+            self.critic_memories[traj.agent_key] = final
+        return starts.cpu().numpy()
 
     # -- updating ---------------------------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -141,9 +168,14 @@ class SACTrainer(OffPolicyTrainer):
 
     def sample_batches(self, n: int) -> Batches:
         """n minibatches of batch_size rows for one update loop, sampled and prepared in one go."""
-        size = self.hp.batch_size
-        data = self.buffer.gather(self.buffer.sample_indices(self.rng, n * size))
         shape, device = self.shape, self.device
+        seq = self.policy_settings.sequence_length if shape.memory_size else 1
+        if shape.memory_size:
+            size = max(1, self.hp.batch_size // seq) * seq
+            data = self.buffer.gather(self.buffer.sample_sequences(self.rng, n * size // seq))
+        else:
+            size = self.hp.batch_size
+            data = self.buffer.gather(self.buffer.sample_indices(self.rng, n * size))
         with torch.no_grad():
             x = self.nets.normalize(to_device(data["obs"], device))
             next_x = self.nets.normalize(to_device(data["next_obs"], device))
@@ -153,6 +185,20 @@ class SACTrainer(OffPolicyTrainer):
         allowed = data["allowed"]
         # the noise comes from the trainer's CPU generator, so a seed gives the same numbers on every device
         noise = torch.randn((n * size, c), generator=self.torch_generator).to(device) if c else None
+        memory: dict[str, Any] = {}
+        if shape.memory_size:
+            value = self.nets.value
+            assert value.memory is not None
+            critic_memory = to_device(np.ascontiguousarray(data["critic_memory"][::seq]), device)
+            with torch.no_grad():  # the value network's memory one step into each sequence: V_target(s') starts there
+                _, next_memory = value.memory.step(value.dense_features(x[::seq]), critic_memory)
+            memory = {
+                "seq_len": seq,
+                "masks": to_device(data["masks"], device),
+                "memory": to_device(np.ascontiguousarray(data["memory"][::seq]), device),
+                "critic_memory": critic_memory,
+                "next_critic_memory": next_memory,
+            }
         return Batches(
             size=size,
             x=x,
@@ -168,6 +214,7 @@ class SACTrainer(OffPolicyTrainer):
             mask_add=to_device(np.where(allowed, np.float32(0.0), np.float32(MASKED_LOGIT)), device)
             if branches
             else None,
+            **memory,
         )
 
     def _report_update(self, results: list[UpdateStats], lr: float) -> None:
