@@ -304,6 +304,10 @@ class Player:
             init_input.communication_version,
             init_input.package_version,
         )
+        offered = [
+            f.name for f in init_input.capabilities.DESCRIPTOR.fields if getattr(init_input.capabilities, f.name)
+        ]
+        LOG.info("trainer capabilities: %s", " ".join(offered) or "none")
         self.rng = np.random.default_rng(int(init_input.seed))
         self.task = BallPlatforms(n)
         self.last_mask = np.zeros((n, 6), dtype=bool)

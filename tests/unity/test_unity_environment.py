@@ -76,7 +76,10 @@ def test_the_low_level_loop_on_a_player(tmp_path: Path) -> None:
     finally:
         env.close()
     assert process.process.returncode is not None  # the player quit on status 400
-    assert (tmp_path / "run_logs" / "Player-0.log").is_file()
+    log = (tmp_path / "run_logs" / "Player-0.log").read_text()
+    offered = re.search(r"trainer capabilities: (.*)", log).group(1).split()  # type: ignore[union-attr]
+    assert "baseRLCapabilities" in offered and "hybridActions" in offered
+    assert "trainingAnalytics" not in offered  # fledge sends no analytics and says so
 
 
 def test_a_behavior_announced_mid_run_appears_with_its_agents(tmp_path: Path) -> None:

@@ -57,13 +57,14 @@ PLAYER_BASE_PORT = 5005
 
 
 def capabilities() -> UnityRLCapabilitiesProto:
-    """What fledge's side of the protocol supports (all the capabilities of version 1.5.0)."""
+    """What fledge's side of the protocol supports: the capabilities of version 1.5.0 except training analytics
+    (fledge sends no analytics, so it does not tell the player to expect any)."""
     return UnityRLCapabilitiesProto(
         baseRLCapabilities=True,
         concatenatedPngObservations=True,
         compressedChannelMapping=True,
         hybridActions=True,
-        trainingAnalytics=True,
+        trainingAnalytics=False,
         variableLengthObservation=True,
         multiAgentGroups=True,
     )
