@@ -174,6 +174,10 @@ def test_gridworld_moves_masks_and_walls() -> None:
     place(task, agent=(0, 0), plus=(4, 4), cross=(4, 3), target=gridworld.PLUS)
     task.apply(ActionTuple(discrete=np.array([[1]], np.int32)), rng)  # a masked move taken anyway: no move
     assert tuple(task._agent[0]) == (0, 0)
+    _, hidden = gridworld_env(show_goal=False)
+    assert (hidden.observe()[1] == 0).all()
+    with pytest.raises(ConfigError, match="show_goal"):
+        registry.make("GridWorld", show_goal=1)
     _, unmasked = gridworld_env(mask_actions=False)
     assert unmasked.action_mask() is None
 

@@ -15,7 +15,8 @@ Observations (in this order):
   met (`scale_for_encoder`); by default it is the smallest factor giving at least 20 pixels, the
   minimum of the default encoder ``simple``.
 * ``GoalSignal`` (2,) float32, ObservationType.GOAL_SIGNAL: one-hot of the goal to reach,
-  index 0 = green plus, index 1 = red x.
+  index 0 = green plus, index 1 = red x. With ``show_goal`` false it is all zero: nothing tells which
+  goal is the right one (for tests: no policy then beats a mean return of about 0).
 
 Actions: one discrete branch of 5: 0 = stay, 1 = up (row - 1), 2 = down, 3 = left (column - 1),
 4 = right. With ``mask_actions`` (the default) moves into a wall are masked; a masked move that is
@@ -131,6 +132,7 @@ class GridWorldTask(VectorTask):
         grid_size: int = DEFAULT_GRID_SIZE,
         scale: int | None = None,
         mask_actions: bool = True,
+        show_goal: bool = True,
         max_episode_steps: int = MAX_EPISODE_STEPS,
     ) -> None:
         self.num_agents = check_count("GridWorld", "num_agents", num_agents)
@@ -141,6 +143,9 @@ class GridWorldTask(VectorTask):
         if not isinstance(mask_actions, bool):
             raise ConfigError(f"Environment 'GridWorld': mask_actions must be true or false, got {mask_actions!r}.")
         self.mask_actions = mask_actions
+        if not isinstance(show_goal, bool):
+            raise ConfigError(f"Environment 'GridWorld': show_goal must be true or false, got {show_goal!r}.")
+        self.show_goal = show_goal
         self.max_episode_steps = check_count("GridWorld", "max_episode_steps", max_episode_steps, minimum=0)
         side = self.grid_size * self.scale
         self.spec = BehaviorSpec(
@@ -187,7 +192,10 @@ class GridWorldTask(VectorTask):
         return reward, right | wrong
 
     def observe(self) -> list[np.ndarray]:
-        return [self.image(), one_hot(self._target, 2)]
+        goal = one_hot(self._target, 2)
+        if not self.show_goal:
+            goal[:] = 0.0
+        return [self.image(), goal]
 
     def action_mask(self) -> list[np.ndarray] | None:
         if not self.mask_actions:

@@ -1,0 +1,178 @@
+"""Learning on the tasks that need the visual, goal-signal and memory networks (GridWorld, Hallway,
+Visual3DBall, a Gymnasium image environment), small and seeded, with negative cases.
+
+Until the networks of issue 13 are merged the trainers refuse camera observations and `memory` with a
+ConfigError; the tests that need them are then skipped (`run_or_skip`, which names the refusal) and run
+as soon as the trainers accept them. Negative cases that need no new network (Hallway without memory)
+run today. The thresholds of the skipped tests are first estimates from the tasks' reference returns;
+calibrate them on the first run after the merge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fledge import api
+from fledge.config import build_run_options
+from fledge.envs.builtin.gridworld import scale_for_encoder
+from fledge.errors import ConfigError
+
+pytestmark = pytest.mark.learning
+
+# What the trainers say while they refuse non-vector observations and memory.
+NOT_BUILT_YET = ("trains on vector observations only", "recurrent networks are not supported yet")
+
+
+def run_or_skip(options: Any) -> api.RunResult:
+    """api.run, or a skip naming the refusal while the trainers lack the networks these tasks need."""
+    try:
+        return api.run(options)
+    except ConfigError as exc:
+        if any(text in str(exc) for text in NOT_BUILT_YET):
+            pytest.skip(f"needs the issue-13 networks (enable after the merge): {exc}")
+        raise
+
+
+def options(
+    tmp_path: Path,
+    env: str,
+    *,
+    steps: int,
+    trainer: str = "ppo",
+    hyperparameters: dict[str, Any] | None = None,
+    network: dict[str, Any] | None = None,
+    gamma: float = 0.99,
+    time_horizon: int = 64,
+    env_args: list[str] | None = None,
+    num_areas: int = 1,
+    seed: int = 1,
+) -> Any:
+    if trainer == "ppo":
+        hp: dict[str, Any] = {"batch_size": 64, "buffer_size": 1024, "learning_rate": 1e-3, "beta": 0.005}
+        hp.update({"num_epoch": 3, "lambd": 0.95, "learning_rate_schedule": "constant"})
+    else:
+        hp = {"batch_size": 64, "buffer_size": 20_000, "learning_rate": 1e-3, "buffer_init_steps": 500}
+        hp.update({"steps_per_update": 5, "init_entcoef": 0.1, "learning_rate_schedule": "constant"})
+    hp.update(hyperparameters or {})
+    settings = {
+        "trainer_type": trainer,
+        "hyperparameters": hp,
+        "network_settings": {"hidden_units": 64, "num_layers": 1, **(network or {})},
+        "reward_signals": {"extrinsic": {"gamma": gamma, "strength": 1.0}},
+        "max_steps": steps,
+        "time_horizon": time_horizon,
+        "summary_freq": 10**9,
+    }
+    raw = {
+        "default_settings": settings,
+        "env_settings": {"env_path": env, "seed": seed, "num_areas": num_areas, "env_args": env_args or []},
+        "checkpoint_settings": {"run_id": "run", "results_dir": str(tmp_path / "results")},
+    }
+    return build_run_options(raw)
+
+
+def tail_mean(result: api.RunResult, n: int) -> float:
+    (behavior,) = result.behaviors.values()
+    returns = behavior.episode_returns
+    assert len(returns) >= n, f"only {len(returns)} episodes finished"
+    return float(np.mean(returns[-n:]))
+
+
+# -- GridWorld: optimal 0.98 on a 4 x 4 board, random about -0.2, about 0 without the goal signal ----------
+
+
+def gridworld_options(tmp_path: Path, *, encoder: str = "simple", show_goal: bool = True, **kwargs: Any) -> Any:
+    scale = scale_for_encoder(encoder, 4)
+    return options(
+        tmp_path,
+        "GridWorld",
+        gamma=0.9,
+        time_horizon=5,
+        env_args=["grid_size=4", f"scale={scale}", f"show_goal={str(show_goal).lower()}"],
+        num_areas=4,
+        network={"vis_encode_type": encoder, **kwargs.pop("network", {})},
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("goal_conditioning_type", ["hyper", "none"])
+def test_gridworld_learns_with_the_simple_encoder(tmp_path: Path, goal_conditioning_type: str) -> None:
+    result = run_or_skip(
+        gridworld_options(tmp_path, steps=40_000, network={"goal_conditioning_type": goal_conditioning_type})
+    )
+    mean = tail_mean(result, 300)
+    assert mean >= 0.6, f"GridWorld 4 x 4, simple encoder: mean return of the last 300 episodes {mean:.3f}"
+
+
+def test_gridworld_without_the_goal_signal_stays_near_zero(tmp_path: Path) -> None:
+    """Negative case: when the signal is hidden, reaching either goal is a coin flip (+1 or -1)."""
+    result = run_or_skip(gridworld_options(tmp_path, steps=40_000, show_goal=False))
+    mean = tail_mean(result, 300)
+    assert mean < 0.3, f"GridWorld without the goal signal: {mean:.3f}"
+
+
+def test_gridworld_learns_with_sac(tmp_path: Path) -> None:
+    result = run_or_skip(gridworld_options(tmp_path, steps=30_000, trainer="sac"))
+    mean = tail_mean(result, 300)
+    assert mean >= 0.5, f"GridWorld 4 x 4, SAC: {mean:.3f}"
+
+
+# -- Hallway: 0.95 with memory, at best 0.40 without, random about -0.19 ----------------------------------
+
+MEMORY = {"memory": {"memory_size": 32, "sequence_length": 16}}
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac"])
+def test_hallway_is_solved_with_memory(tmp_path: Path, trainer: str) -> None:
+    hp = {"beta": 0.01} if trainer == "ppo" else {}
+    result = run_or_skip(
+        options(tmp_path, "Hallway", steps=60_000, trainer=trainer, network=MEMORY, hyperparameters=hp, num_areas=2)
+    )
+    mean = tail_mean(result, 300)
+    assert mean >= 0.7, f"Hallway with memory ({trainer}): mean return of the last 300 episodes {mean:.3f}"
+
+
+def test_hallway_without_memory_cannot_beat_a_coin_flip(tmp_path: Path) -> None:
+    """Negative case (runs today): without memory the best policy guesses the goal (0.40)."""
+    result = run_or_skip(options(tmp_path, "Hallway", steps=30_000, num_areas=2))
+    mean = tail_mean(result, 300)
+    assert mean <= 0.5, f"Hallway without memory: {mean:.3f}"
+
+
+# -- Visual3DBall: 100 at best over 1000 decisions, random about 1.9 ----------------------------------------
+
+
+def test_visual3dball_learns_to_keep_the_ball_longer(tmp_path: Path) -> None:
+    opts = options(
+        tmp_path,
+        "Visual3DBall",
+        steps=60_000,
+        hyperparameters={"batch_size": 256, "buffer_size": 2560, "learning_rate": 3e-4},
+        network={"vis_encode_type": "simple", "hidden_units": 64, "num_layers": 2},
+        num_areas=2,
+    )
+    result = run_or_skip(opts)
+    mean = tail_mean(result, 48)
+    assert mean >= 6.0, f"Visual3DBall: mean return of the last 48 episodes {mean:.2f} (random 1.9)"
+
+
+def test_visual3dball_does_not_learn_without_a_learning_rate(tmp_path: Path) -> None:
+    opts = options(
+        tmp_path,
+        "Visual3DBall",
+        steps=20_000,
+        hyperparameters={"learning_rate": 1e-8},
+        network={"vis_encode_type": "simple"},
+    )
+    assert tail_mean(run_or_skip(opts), 48) < 3.0
+
+
+def test_hallway_with_the_symbol_always_in_sight_is_learned_without_memory(tmp_path: Path) -> None:
+    """Positive control (runs today): the same task and settings are learned once nothing must be remembered."""
+    opts = options(tmp_path, "Hallway", steps=30_000, num_areas=2, env_args=["cue_steps=100"])
+    mean = tail_mean(run_or_skip(opts), 300)
+    assert mean >= 0.7, f"Hallway with the symbol in sight: {mean:.3f}"
