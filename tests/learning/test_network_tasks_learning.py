@@ -176,3 +176,55 @@ def test_hallway_with_the_symbol_always_in_sight_is_learned_without_memory(tmp_p
     opts = options(tmp_path, "Hallway", steps=30_000, num_areas=2, env_args=["cue_steps=100"])
     mean = tail_mean(run_or_skip(opts), 300)
     assert mean >= 0.7, f"Hallway with the symbol in sight: {mean:.3f}"
+
+
+# -- A Gymnasium image environment: +1 for the action the image points to, 0.5 by chance -----------------
+
+
+def register_signal_image_env() -> str:
+    """A gymnasium id for a one-decision task: a white pixel in the left or right half of a 20 x 20 RGB
+    image (uint8, HWC) says which of two actions earns +1."""
+    gymnasium = pytest.importorskip("gymnasium")
+    env_id = "FledgeSignalImage-v0"
+    if env_id in gymnasium.envs.registry:
+        return env_id
+
+    class SignalImage(gymnasium.Env):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            self.observation_space = gymnasium.spaces.Box(0, 255, (20, 20, 3), np.uint8)
+            self.action_space = gymnasium.spaces.Discrete(2)
+            self.side = 0
+
+        def _obs(self) -> np.ndarray:
+            img = np.zeros((20, 20, 3), np.uint8)
+            img[self.np_random.integers(0, 20), self.np_random.integers(0, 10) + 10 * self.side] = 255
+            return img
+
+        def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+            super().reset(seed=seed)
+            self.side = int(self.np_random.integers(0, 2))
+            return self._obs(), {}
+
+        def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+            return self._obs(), float(int(action) == self.side), True, False, {}
+
+    gymnasium.register(id=env_id, entry_point=SignalImage)
+    return env_id
+
+
+@pytest.mark.parametrize(("learning_rate", "learns"), [(1e-3, True), (1e-8, False)])
+def test_gym_image_observations_train_with_a_visual_encoder(tmp_path: Path, learning_rate: float, learns: bool) -> None:
+    env_id = register_signal_image_env()
+    opts = options(
+        tmp_path,
+        f"gym:{env_id}",
+        steps=8_000,
+        time_horizon=1,
+        hyperparameters={"learning_rate": learning_rate, "batch_size": 64, "buffer_size": 512},
+        network={"vis_encode_type": "simple"},
+    )
+    mean = tail_mean(run_or_skip(opts), 500)
+    if learns:
+        assert mean >= 0.9, f"image task: {mean:.3f}"
+    else:
+        assert mean < 0.65, f"image task without a learning rate: {mean:.3f}"
