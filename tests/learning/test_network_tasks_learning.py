@@ -228,3 +228,23 @@ def test_gym_image_observations_train_with_a_visual_encoder(tmp_path: Path, lear
         assert mean >= 0.9, f"image task: {mean:.3f}"
     else:
         assert mean < 0.65, f"image task without a learning rate: {mean:.3f}"
+
+
+# -- Sorter with 2 tiles: 1.95 at best, random about -0.05 ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("learning_rate", "learns"), [(1e-3, True), (1e-8, False)])
+def test_sorter_learns_two_tiles_with_the_entity_encoder(tmp_path: Path, learning_rate: float, learns: bool) -> None:
+    opts = options(
+        tmp_path,
+        "Sorter",
+        steps=60_000,
+        hyperparameters={"learning_rate": learning_rate, "batch_size": 256, "buffer_size": 4096},
+        network={"hidden_units": 64, "num_layers": 2},
+        num_areas=2,
+    )
+    mean = tail_mean(run_or_skip(opts), 300)
+    if learns:
+        assert mean >= 1.5, f"Sorter, 2 tiles: mean return of the last 300 episodes {mean:.3f}"
+    else:
+        assert mean < 0.5, f"Sorter without a learning rate: {mean:.3f}"

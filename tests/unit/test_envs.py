@@ -101,6 +101,7 @@ def test_registered_names() -> None:
         "MaskedChoice",
         "GridWorld",
         "Hallway",
+        "Sorter",
         "Visual3DBall",
     }
     assert registry.DEFAULT_ENV == "3DBall" and registry.DEFAULT_ENV in ALL_NAMES
@@ -169,6 +170,9 @@ def test_specs_shapes_and_dtypes(name: str) -> None:
             if len(ospec.shape) == 3:  # cameras (GridWorld, Visual3DBall): channels first, values in [0, 1]
                 assert ospec.dimension_property == VISUAL_PROPERTIES and ospec.name == "CameraSensor"
                 assert obs.min() >= 0.0 and obs.max() <= 1.0
+            elif len(ospec.shape) == 2:  # entities (Sorter): absent ones are all-zero rows
+                assert ospec.dimension_property == (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE)
+                assert ospec.name == "BufferSensor"
             else:
                 assert ospec.dimension_property == (DimensionProperty.NONE,) * len(ospec.shape)
                 assert ospec.name in ("VectorSensor", "GoalSignal")

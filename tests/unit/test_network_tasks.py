@@ -1,4 +1,5 @@
-"""The built-in tasks made for visual, goal-signal and memory networks: GridWorld, Hallway, Visual3DBall.
+"""The built-in tasks made for visual, goal-signal, entity and memory networks: GridWorld, Hallway,
+Visual3DBall, Sorter.
 
 Specs, observation contents, rewards, masks, episode ends, known returns of reference policies and step
 rates. (Seeding, step semantics, frames and areas of every built-in are tested with all of them in
@@ -21,6 +22,7 @@ from fledge.envs.builtin import ball3d, gridworld, hallway
 from fledge.envs.builtin.base import VectorTaskEnv
 from fledge.envs.builtin.gridworld import GridWorldTask, scale_for_encoder
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.visual3dball import Visual3DBallTask
 from fledge.errors import ConfigError
 
@@ -398,3 +400,101 @@ def test_visual3dball_reference_returns() -> None:
 
 def test_visual3dball_steps_fast() -> None:
     assert agent_steps_per_second("Visual3DBall", 256) > 10_000  # about 60,000 on a free core
+
+
+# -- Sorter ----------------------------------------------------------------------------------------------
+
+
+def sorter_env(**kwargs: object) -> tuple[VectorTaskEnv, SorterTask]:
+    env = registry.make("Sorter", seed=0, **kwargs)
+    assert isinstance(env, VectorTaskEnv) and isinstance(env.task, SorterTask)
+    env.reset()
+    return env, env.task
+
+
+def lay_out(task: SorterTask, agent: tuple[int, int], tiles: list[tuple[int, tuple[int, int]]]) -> None:
+    """Agent 0 at `agent`, with tiles (number, cell) in rows 0, 1, ..."""
+    task._agent[0] = agent
+    task._number[0] = 0
+    task._visited[0] = False
+    task._count[0] = len(tiles)
+    for row, (number, cell) in enumerate(tiles):
+        task._number[0, row] = number
+        task._tile[0, row] = cell
+
+
+def test_sorter_spec_and_entities() -> None:
+    env, task = sorter_env(num_agents=3, num_tiles=5, min_tiles=2, board_size=7)
+    vector, entities = env.behavior_specs["Sorter"].observation_specs
+    assert vector.shape == (4,) and entities.shape == (20, 23) and entities.name == "BufferSensor"
+    assert entities.dimension_property == (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE)
+    lay_out(task, (3, 3), [(9, (0, 6)), (2, (6, 0)), (14, (3, 4))])
+    vec, ent = task.observe()
+    np.testing.assert_allclose(vec[0], [0.0, 0.0, 0.0, 3 / 20])
+    assert ent.shape == (3, 20, 23) and ent.dtype == np.float32
+    np.testing.assert_array_equal(ent[0, :3, :20].argmax(axis=1), [8, 1, 13])  # one-hot of 9, 2, 14
+    np.testing.assert_allclose(ent[0, :3, 20:22], [[-0.5, 0.5], [0.5, -0.5], [0.0, 1 / 6]])
+    assert (ent[0, 3:] == 0).all() and (ent[0, :3].sum(axis=1) > 0).all()  # absent tiles: all-zero rows
+    counts = [int((ent[i].sum(axis=1) != 0).sum()) for i in (1, 2)]
+    assert all(2 <= c <= 5 for c in counts)
+
+
+def test_sorter_tile_counts_vary_between_min_and_max() -> None:
+    _, task = sorter_env(num_agents=400, num_tiles=6, min_tiles=3)
+    counts = (task._number > 0).sum(axis=1)
+    assert set(counts.tolist()) == {3, 4, 5, 6}
+    numbers = task._number[task._number > 0]
+    assert numbers.min() >= 1 and numbers.max() <= 20
+    assert all(len(set(row[row > 0].tolist())) == len(row[row > 0]) for row in task._number)  # distinct
+    assert task.board_size == 7 and SorterTask(num_tiles=20).board_size == 11
+
+
+def test_sorter_bad_options_are_refused() -> None:
+    with pytest.raises(ConfigError, match="min_tiles <= num_tiles <= 20"):
+        registry.make("Sorter", num_tiles=21)
+    with pytest.raises(ConfigError, match="min_tiles <= num_tiles"):
+        registry.make("Sorter", num_tiles=2, min_tiles=3)
+    with pytest.raises(ConfigError, match="no room"):
+        registry.make("Sorter", num_tiles=5, board_size=2)
+
+
+def test_sorter_rewards_in_order_wrong_tile_and_visited_tiles() -> None:
+    env, task = sorter_env(num_agents=1, board_size=5)
+    rng = np.random.default_rng(0)
+    lay_out(task, (2, 2), [(7, (2, 4)), (3, (2, 3)), (11, (0, 2))])
+    right = ActionTuple(discrete=np.array([[gridworld.RIGHT]], np.int32))
+    reward, done = task.apply(right, rng)  # tile 3: the first in order
+    assert reward[0] == pytest.approx(1.0 - 0.005) and not done[0] and task._visited[0, 1]
+    assert task.observe()[0][0, 2] == pytest.approx(1 / 3)
+    reward, done = task.apply(right, rng)  # tile 7: next in order
+    assert reward[0] == pytest.approx(0.995) and not done[0]
+    left = ActionTuple(discrete=np.array([[gridworld.LEFT]], np.int32))
+    reward, done = task.apply(left, rng)  # back over visited tile 3: nothing
+    assert reward[0] == pytest.approx(-0.005) and not done[0]
+    lay_out(task, (1, 2), [(7, (2, 2)), (3, (4, 4))])
+    reward, done = task.apply(ActionTuple(discrete=np.array([[gridworld.DOWN]], np.int32)), rng)
+    assert reward[0] == -1.0 and done[0]  # 7 before 3
+    lay_out(task, (0, 0), [(5, (0, 1))])
+    np.testing.assert_array_equal(task.action_mask()[0][0], [False, True, False, True, False])
+    env.set_actions("Sorter", right)
+    env.step()
+    _, t = env.get_steps("Sorter")
+    assert list(t.agent_id) == [0] and t.reward[0] == pytest.approx(0.995) and not t.interrupted[0]
+
+
+def test_sorter_reference_returns() -> None:
+    """The breadth-first planner earns the optimal return (about 1.95 with 2 tiles); random moves about 0."""
+    env, task = sorter_env()
+
+    def plan(env: VectorTaskEnv, d: DecisionSteps, rng: np.random.Generator) -> ActionTuple:
+        return ActionTuple(discrete=task.plan())
+
+    planned = returns_of(env, plan, 150)
+    assert np.mean(planned) == pytest.approx(task.optimal_return(), abs=0.02)
+    assert task.optimal_return() == pytest.approx(1.953, abs=0.01)
+    rand = returns_of(sorter_env()[0], masked_random_policy, 1500)
+    assert -0.3 < np.mean(rand) < 0.2, np.mean(rand)
+
+
+def test_sorter_steps_fast() -> None:
+    assert agent_steps_per_second("Sorter", 512) > 30_000  # about 300,000 on a free core

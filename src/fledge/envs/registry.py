@@ -27,6 +27,7 @@ from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
 from fledge.envs.builtin.basic import BasicTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
     MoveToGoal1DContinuousTask,
@@ -295,6 +296,18 @@ register(
         "3DBall seen through a camera only: 12 agents, one (3, 24, 24) top-down image each (platform height, "
         "ball, platform), 2 continuous actions; rewards and limits as 3DBall. Needs a visual encoder; option "
         "resolution."
+    ),
+)
+
+register(
+    "Sorter",
+    SorterTask,
+    description=(
+        "16 agents on 7 x 7 boards step on numbered tiles in increasing order: vector of 4 and the tiles as "
+        "variable-length entities (20, 23) (one-hot number, relative position, visited; absent rows zero), one "
+        "discrete branch of 5 (wall moves masked); +1 per tile in order, -1 for a wrong tile (ends), -0.005 per "
+        "decision; 200 decisions. Needs the entity encoder; options num_tiles (2, up to 20), min_tiles, "
+        "board_size."
     ),
 )
 
