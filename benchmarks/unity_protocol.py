@@ -5,7 +5,9 @@ Two measurements, interleaved and repeated (medians and ranges):
   `--agents` agents each, stepped by `UnityEnvironment` with random actions (several players at once
   from a thread pool), vector observations alone and with an 84x84 PNG camera; next to the player's
   own task code (tests/unity/fake_ball.py) stepped in this process with the same actions and the same
-  observations, camera images included, without messages.
+  observations, camera images included, without messages. Also the trainer process's CPU time per round
+  trip (every thread: conversion and the gRPC server; the players' own processes excluded), which is the
+  part of the protocol's cost that stays with a real Unity player, whose side runs in C#.
 - Training: PPO (the shipped 3DBall config) on the fake player through the protocol (1 player, and 4
   players with --num-envs 4, stepped at once by one pool) next to PPO on the same task as an in-process fledge
   environment with the same number of agents; agent steps/s of the training loop (set-up excluded). The
@@ -65,8 +67,12 @@ def _free(port: int) -> bool:
     return True
 
 
-def through_protocol(players: int, agents: int, steps: int, visual: bool, log_folder: Path) -> tuple[float, float]:
-    """(round trips/s, agent steps/s) of `players` fake players stepped in lockstep for `steps` steps."""
+def through_protocol(
+    players: int, agents: int, steps: int, visual: bool, log_folder: Path
+) -> tuple[float, float, float]:
+    """(round trips/s, agent steps/s, this process's CPU ms per round trip) of `players` fake players stepped
+    in lockstep for `steps` steps. The CPU time counts every thread of the trainer's process (conversion,
+    the gRPC server), not the players' processes."""
     args = ["--agents", str(agents), "--max-steps", "0"] + (["--visual"] if visual else [])
     base = free_port_block(players)
     envs = [
@@ -98,22 +104,23 @@ def through_protocol(players: int, agents: int, steps: int, visual: bool, log_fo
 
             list(pool.map(one, range(players)))  # warm-up
             done = 0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 done += sum(pool.map(one, range(players)))
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         for env in envs:
             env.close()
-    return steps / seconds, done / seconds
+    return steps / seconds, done / seconds, 1000.0 * cpu / steps
 
 
-def in_process(agents: int, steps: int, visual: bool) -> tuple[float, float]:
-    """(steps/s, agent steps/s) of the same task for `agents` agents in this process, without messages."""
+def in_process(agents: int, steps: int, visual: bool) -> tuple[float, float, float]:
+    """(steps/s, agent steps/s, CPU ms per step) of the same task for `agents` agents in this process,
+    without messages."""
     task = BallPlatforms(agents)
     rng = np.random.default_rng(0)
     task.reset(np.arange(agents), rng)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         _, fell = task.step(rng.uniform(-1, 1, (agents, 2)).astype(np.float32))
         if fell.any():
@@ -121,8 +128,8 @@ def in_process(agents: int, steps: int, visual: bool) -> tuple[float, float]:
         task.observe()
         if visual:
             task.camera()
-    seconds = time.perf_counter() - started
-    return steps / seconds, agents * steps / seconds
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return steps / seconds, agents * steps / seconds, 1000.0 * cpu / steps
 
 
 class InProcessBall(VectorTask):
@@ -194,6 +201,10 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):>10,.0f} [{min(values):,.0f} .. {max(values):,.0f}]"
 
 
+def spread_ms(values: list[float]) -> str:
+    return f"{statistics.median(values):>10.3f} [{min(values):.3f} .. {max(values):.3f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="round trips per measurement")
@@ -207,8 +218,8 @@ def main() -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     args.log_folder.mkdir(parents=True, exist_ok=True)
     settings = [(p, v) for v in (False, True) for p in args.players]
-    proto: dict[tuple[int, bool], list[tuple[float, float]]] = {s: [] for s in settings}
-    local: dict[tuple[int, bool], list[tuple[float, float]]] = {s: [] for s in settings}
+    proto: dict[tuple[int, bool], list[tuple[float, float, float]]] = {s: [] for s in settings}
+    local: dict[tuple[int, bool], list[tuple[float, float, float]]] = {s: [] for s in settings}
     trained: dict[tuple[int, bool], list[float]] = {(p, u): [] for p in args.players for u in (True, False)}
     for rep in range(args.repeats):
         for players, visual in settings:
@@ -242,6 +253,8 @@ def main() -> None:
         print(f"    agent steps/s through the protocol   {spread(rate)}")
         print(f"    agent steps/s in-process (same task) {spread(here)}")
         print(f"    protocol's share of the time         {100 * statistics.median(share):9.1f} %")
+        print(f"    trainer's CPU ms per round trip      {spread_ms([p[2] for p in proto[players, visual]])}")
+        print(f"    CPU ms per step in-process           {spread_ms([p[2] for p in local[players, visual]])}")
     print(f"\nPPO training on the fake 3DBall (shipped 3DBall config), {args.train_steps} agent steps per run:")
     for players in args.players:
         unity, local_rate = trained[players, True], trained[players, False]

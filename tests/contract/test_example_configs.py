@@ -91,11 +91,6 @@ def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
     for name, body in merged_behaviors(raw).items():
         if body.get("threaded") is True:
             out.add((name, "threaded"))
-        net = body.get("network_settings") or {}
-        if net.get("vis_encode_type", "simple") != "simple":
-            out.add((name, "network_settings.vis_encode_type"))
-        if net.get("goal_conditioning_type", "hyper") != "hyper":
-            out.add((name, "network_settings.goal_conditioning_type"))
         hyper = body.get("hyperparameters") or {}
         if body.get("trainer_type") == "sac" and "reward_signal_steps_per_update" in hyper:
             if float(hyper["reward_signal_steps_per_update"]) != float(hyper.get("steps_per_update", 1.0)):

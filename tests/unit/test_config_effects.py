@@ -104,14 +104,6 @@ NON_DEFAULT: dict[str, tuple[dict[str, Any], str]] = {
         },
         "hyperparameters.reward_signal_steps_per_update",
     ),
-    "NetworkSettings.vis_encode_type": (
-        {"behaviors": {BEHAVIOR: {"network_settings": {"vis_encode_type": "resnet"}}}},
-        "network_settings.vis_encode_type",
-    ),
-    "NetworkSettings.goal_conditioning_type": (
-        {"behaviors": {BEHAVIOR: {"network_settings": {"goal_conditioning_type": "none"}}}},
-        "network_settings.goal_conditioning_type",
-    ),
     "ExtrinsicSettings.network_settings": (
         {"behaviors": {BEHAVIOR: {"reward_signals": {"extrinsic": {"network_settings": {"hidden_units": 8}}}}}},
         "reward_signals.extrinsic.network_settings",

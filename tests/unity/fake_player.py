@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 try:
@@ -172,11 +173,18 @@ class EngineSettings:
 
 def vector_observation(values: np.ndarray, *, name: str = "VectorSensor") -> obs_pb.ObservationProto:
     """An uncompressed observation (float_data) of any shape; dimension properties as Unity sends them."""
-    values = np.asarray(values, dtype=np.float32)
-    props = [1] if values.ndim == 1 else ([1, 2, 2] if values.ndim == 3 else [])
-    proto = obs_pb.ObservationProto(shape=list(values.shape), dimension_properties=props, name=name)
-    proto.float_data.data.extend(values.ravel().tolist())
+    proto = obs_pb.ObservationProto()
+    fill_vector_observation(proto, values, name=name)
     return proto
+
+
+def fill_vector_observation(proto: obs_pb.ObservationProto, values: np.ndarray, *, name: str = "VectorSensor") -> None:
+    """Write an uncompressed observation into `proto` (an empty ObservationProto)."""
+    values = np.asarray(values, dtype=np.float32)
+    proto.shape.extend(values.shape)
+    proto.dimension_properties.extend([1] if values.ndim == 1 else ([1, 2, 2] if values.ndim == 3 else []))
+    proto.name = name
+    proto.float_data.data.extend(values.ravel().tolist())
 
 
 def png_pages(image_hwc: np.ndarray) -> tuple[bytes, list[int]]:
@@ -221,6 +229,7 @@ class Terminal:
     interrupted: np.ndarray
     reward: np.ndarray
     observations: list[list[obs_pb.ObservationProto]]
+    group: np.ndarray  # each agent's behavior when its episode ended (an index into Player.names)
 
 
 # -- the player --------------------------------------------------------------------------------------------
@@ -232,24 +241,27 @@ class Player:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.behavior = args.behavior if "?" in args.behavior else f"{args.behavior}?team={args.team}"
+        base, _, team = self.behavior.partition("?")
+        self.names = [self.behavior, f"{base}Late?{team}"]  # --late-behavior: the upper half's behavior later
+        self.group = np.zeros(args.agents, dtype=np.int64)  # each agent's behavior: an index into names
         self.engine = EngineSettings()
         self.env_parameters: dict[str, float] = {}
         self.rng = np.random.default_rng(0)
         self.task = BallPlatforms(args.agents)
-        self.deciding: list[int] = []  # agent indexes of the last decisions sent, in order
+        self.deciding: dict[str, list[int]] = {}  # per behavior, agent indexes of the last decisions sent, in order
         self.steps = 0  # STEP commands applied
         self.episode_steps = np.zeros(args.agents, dtype=np.int64)
         self.returns = np.zeros(args.agents, dtype=np.float64)
         self.episodes = 0
-        self.announce = True  # the next output carries the brain parameters
+        self.announce = {0}  # the behaviors whose brain parameters the next output carries
         self.last_mask = np.zeros((args.agents, 6), dtype=bool)  # --discrete: the masks sent with the decisions
         self.masked_decisions = 0  # decisions sent with at least one masked turn
         self.mask_violations = 0  # actions that chose a masked turn
 
     # messages ---------------------------------------------------------------------------------------------
-    def brain_parameters(self) -> obs_pb.BrainParametersProto:
+    def brain_parameters(self, group: int = 0) -> obs_pb.BrainParametersProto:
         return obs_pb.BrainParametersProto(
-            brain_name=self.behavior,
+            brain_name=self.names[group],
             is_training=True,
             action_spec=obs_pb.ActionSpecProto(num_discrete_actions=2, discrete_branch_sizes=[3, 3])
             if self.args.discrete
@@ -297,38 +309,41 @@ class Player:
         self.last_mask = np.zeros((n, 6), dtype=bool)
         self.episode_steps = np.zeros(n, dtype=np.int64)
         self.returns = np.zeros(n, dtype=np.float64)
+        self.group = np.zeros(n, dtype=np.int64)
         self.task.reset(np.arange(n), self.rng)
 
     def reset(self) -> msg_pb.UnityMessageProto:
         self.task.reset(np.arange(self.task.n), self.rng)
         self.episode_steps[:] = 0
         self.returns[:] = 0.0
-        self.announce = True
+        self.announce = set(self.group.tolist())
         return self.output(np.zeros(self.task.n, np.float32))
 
     def step(self, rl_input: msg_pb.UnityRLInputProto) -> msg_pb.UnityMessageProto:
         actions = np.zeros((self.task.n, 2), dtype=np.float32)
-        sent = list(rl_input.agent_actions[self.behavior].value) if self.behavior in rl_input.agent_actions else []
-        if len(sent) != len(self.deciding):
-            LOG.warning("step %d: %d actions for %d deciding agents", self.steps + 1, len(sent), len(self.deciding))
-        for index, action in zip(self.deciding, sent):
-            if self.args.discrete:
-                choice = list(action.discrete_actions) or [int(v) for v in action.vector_actions_deprecated]
-                choice = (choice + [1, 1])[:2]
-                if self.last_mask[index, choice[0]] or self.last_mask[index, 3 + choice[1]]:
-                    self.mask_violations += 1
-                actions[index] = np.array(choice, dtype=np.float32) - 1.0
-                continue
-            values = list(action.continuous_actions) or list(action.vector_actions_deprecated)
-            actions[index, : min(len(values), 2)] = values[:2]
+        for name, deciding in self.deciding.items():
+            sent = list(rl_input.agent_actions[name].value) if name in rl_input.agent_actions else []
+            if len(sent) != len(deciding):
+                LOG.warning(
+                    "step %d: %s: %d actions for %d deciding agents", self.steps + 1, name, len(sent), len(deciding)
+                )
+            self.apply_actions(actions, deciding, sent)
         self.steps += 1
         reward, fell = self.task.step(actions)
         self.returns += reward
         self.episode_steps += 1
         limit = self.args.max_steps
         interrupted = ~fell & (self.episode_steps >= limit) if limit > 0 else np.zeros_like(fell)
+        moving = np.zeros_like(fell)
+        if self.args.late_behavior and self.steps == self.args.late_behavior:  # the upper half changes behavior
+            moving[self.task.n // 2 :] = True
+            interrupted |= moving & ~fell
         ended = np.flatnonzero(fell | interrupted)
-        terminal = Terminal(ended, interrupted[ended], reward[ended], self.observations(ended))
+        terminal = Terminal(ended, interrupted[ended], reward[ended], self.observations(ended), self.group[ended])
+        if moving.any():
+            self.group[moving] = 1
+            self.announce.add(1)
+            LOG.info("step %d: agents %d.. now decide for %s", self.steps, self.task.n // 2, self.names[1])
         blob = b""
         if len(ended):
             stats = [(STATS_ID, stats_message("Fake/Episode Reward", float(self.returns[i]), AVERAGE)) for i in ended]
@@ -348,19 +363,31 @@ class Player:
             os._exit(3)
         return message
 
+    def apply_actions(self, actions: np.ndarray, deciding: list[int], sent: list[obs_pb.AgentActionProto]) -> None:
+        """Write the actions sent for the agents at `deciding` (in that order) into `actions` (n, 2)."""
+        for index, action in zip(deciding, sent):
+            if self.args.discrete:
+                choice = list(action.discrete_actions) or [int(v) for v in action.vector_actions_deprecated]
+                choice = (choice + [1, 1])[:2]
+                if self.last_mask[index, choice[0]] or self.last_mask[index, 3 + choice[1]]:
+                    self.mask_violations += 1
+                actions[index] = np.array(choice, dtype=np.float32) - 1.0
+                continue
+            values = list(action.continuous_actions) or list(action.vector_actions_deprecated)
+            actions[index, : min(len(values), 2)] = values[:2]
+
     def observations(self, idx: np.ndarray) -> list[list[obs_pb.ObservationProto]]:
         """The observations of the agents at idx, one list per agent (vector, then the camera)."""
         if len(idx) == 0:
             return []
         vectors = self.task.observe()[idx]
-        cameras = self.task.camera(self.args.visual_channels)[idx] if self.args.visual else None
-        out = []
-        for k in range(len(idx)):
-            agent = [self.vector(vectors[k])]
-            if cameras is not None:
-                agent.append(png_observation(cameras[k], layout=self.args.visual_layout))
-            out.append(agent)
-        return out
+        cameras = self.cameras(idx) if self.args.visual else None
+        return [[self.vector(vectors[k])] + ([cameras[k]] if cameras else []) for k in range(len(idx))]
+
+    def cameras(self, idx: np.ndarray) -> list[obs_pb.ObservationProto]:
+        """The PNG camera observations of the agents at idx."""
+        images = self.task.camera(self.args.visual_channels)[idx]
+        return [png_observation(image, layout=self.args.visual_layout) for image in images]
 
     def output(
         self, reward: np.ndarray, terminal: Terminal | None = None, *, blob: bytes = b""
@@ -369,10 +396,16 @@ class Player:
         message = msg_pb.UnityMessageProto(header=msg_pb.HeaderProto(status=200))
         rl_output = message.unity_output.rl_output
         rl_output.side_channel = blob
-        infos = rl_output.agentInfos[self.behavior].value
+        lists: dict[int, Any] = {}  # a behavior's list of agent infos, made when its first agent is added
+
+        def infos(group: int) -> Any:
+            if group not in lists:
+                lists[group] = rl_output.agentInfos[self.names[group]].value
+            return lists[group]
+
         if terminal is not None:
             for k, index in enumerate(terminal.idx):
-                info = infos.add(
+                info = infos(int(terminal.group[k])).add(
                     reward=float(terminal.reward[k]),
                     done=True,
                     max_step_reached=bool(terminal.interrupted[k]),
@@ -383,22 +416,34 @@ class Player:
         if self.args.discrete:
             self.last_mask = self.action_masks()
             self.masked_decisions += int(self.last_mask.any(axis=1).sum())
-        for index, observations in zip(everyone, self.observations(everyone)):
-            info = infos.add(reward=float(reward[index]), id=int(index))
-            info.observations.extend(observations)
+        vectors = self.task.observe()
+        cameras = self.cameras(everyone) if self.args.visual else None
+        rewards, masks, groups = reward.tolist(), self.last_mask.tolist(), self.group.tolist()
+        self.deciding = {name: [] for name in self.names}
+        for index in range(self.task.n):
+            info = infos(groups[index]).add(reward=rewards[index], id=index)
+            self.deciding[self.names[groups[index]]].append(index)
+            # built in place: constructing each message apart and copying it in would double the player's cost
+            self.fill_vector(info.observations.add(), vectors[index])
+            if cameras is not None:
+                info.observations.append(cameras[index])
             if self.args.discrete:
-                info.action_mask.extend(self.last_mask[index].tolist())
-        self.deciding = everyone.tolist()
-        if self.announce:
-            message.unity_output.rl_initialization_output.brain_parameters.append(self.brain_parameters())
-            self.announce = False
+                info.action_mask.extend(masks[index])
+        self.deciding = {name: rows for name, rows in self.deciding.items() if rows}
+        for group in sorted(self.announce):
+            message.unity_output.rl_initialization_output.brain_parameters.append(self.brain_parameters(group))
+        self.announce = set()
         return message
 
     def vector(self, values: np.ndarray) -> obs_pb.ObservationProto:
-        proto = vector_observation(values)
+        proto = obs_pb.ObservationProto()
+        self.fill_vector(proto, values)
+        return proto
+
+    def fill_vector(self, proto: obs_pb.ObservationProto, values: np.ndarray) -> None:
+        fill_vector_observation(proto, values)
         if self.args.wrong_shapes and self.steps >= WRONG_SHAPES_AFTER:
             del proto.float_data.data[-1]  # shape [8], 7 floats
-        return proto
 
     def read_side_channels(self, blob: bytes) -> None:
         try:
@@ -455,6 +500,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--visual-layout", choices=("chw", "hwc"), default="chw")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--crash-after", type=int, default=0, metavar="STEPS")
+    parser.add_argument(
+        "--late-behavior",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="after STEPS, the upper half of the agents "
+        "end their episode (interrupted) and decide for a second behavior NAMELate, announced then",
+    )
     parser.add_argument("--never-connect", action="store_true")
     parser.add_argument("--wrong-shapes", action="store_true")
     parser.add_argument("--garbage", action="store_true")

@@ -11,6 +11,7 @@ from PIL import Image
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.envs.unity import convert
 from fledge.envs.unity.protocol import observation_pb2 as pb
+from fledge.envs.unity.protocol.unity_message_pb2 import UnityRLInputProto
 from fledge.errors import EnvironmentFault
 
 
@@ -81,6 +82,8 @@ def test_concatenated_pngs_with_a_channel_mapping() -> None:
 
 def test_actions_fill_the_new_and_the_deprecated_fields() -> None:
     action = ActionTuple(np.array([[0.5, -1.0]], np.float32), np.array([[2]], np.int32))
-    (proto,) = convert.action_protos(action)
+    target = UnityRLInputProto().agent_actions["b"].value
+    convert.add_action_protos(target, action)
+    (proto,) = target
     assert list(proto.continuous_actions) == [0.5, -1.0] and list(proto.discrete_actions) == [2]
     assert list(proto.vector_actions_deprecated) == [0.5, -1.0, 2.0]

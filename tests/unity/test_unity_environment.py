@@ -79,6 +79,31 @@ def test_the_low_level_loop_on_a_player(tmp_path: Path) -> None:
     assert (tmp_path / "run_logs" / "Player-0.log").is_file()
 
 
+def test_a_behavior_announced_mid_run_appears_with_its_agents(tmp_path: Path) -> None:
+    env = make_env(tmp_path, "--late-behavior", "3", "--max-steps", "0")
+    late = "Ball3DFakeLate?team=0"
+    try:
+        env.reset()
+        for step in range(1, 6):
+            for name, spec in env.behavior_specs.items():
+                decision, _ = env.get_steps(name)
+                env.set_actions(name, spec.action_spec.random_action(len(decision)))
+            env.step()
+            if step < 3:
+                assert list(env.behavior_specs) == [BEHAVIOR]
+            elif step == 3:  # agents 2 and 3 end their episode in the first behavior, then decide in the new one
+                assert list(env.behavior_specs) == [BEHAVIOR, late]
+                decision, terminal = env.get_steps(BEHAVIOR)
+                assert terminal.agent_id.tolist() == [2, 3] and terminal.interrupted.all()
+                assert decision.agent_id.tolist() == [0, 1]
+                assert env.get_steps(late)[0].agent_id.tolist() == [2, 3]
+                assert env.behavior_specs[late] == env.behavior_specs[BEHAVIOR]
+            else:
+                assert len(env.get_steps(late)[0]) == 2 and len(env.get_steps(BEHAVIOR)[0]) == 2
+    finally:
+        env.close()
+
+
 def test_action_masks_reach_the_policy_and_masked_turns_are_not_chosen(tmp_path: Path) -> None:
     env = make_env(tmp_path, "--discrete")
     rng = np.random.default_rng(0)

@@ -142,3 +142,32 @@ def test_ppo_respects_the_players_action_masks(tmp_path: Path) -> None:
     closing = (tmp_path / "results" / "u" / "run_logs" / "Player-0.log").read_text().splitlines()[-1]
     masked = int(re.search(r"masked decisions (\d+)", closing).group(1))  # type: ignore[union-attr]
     assert masked > 0 and "mask violations 0" in closing
+
+
+def test_a_behavior_announced_mid_run_is_trained_too(tmp_path: Path) -> None:
+    config = yaml.safe_load(write_config(tmp_path, 800).read_text())
+    late = dict(config["behaviors"][BRAIN], max_steps=300)
+    config["behaviors"][f"{BRAIN}Late"] = late
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(config))
+    base = str(free_base_port())
+    assert learn(tmp_path, path, "--base-port", base, player_args=("--late-behavior", "40")) == 0
+    run = tmp_path / "results" / "u"
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    assert {BRAIN, f"{BRAIN}Late"} <= set(status)
+    for name in (BRAIN, f"{BRAIN}Late"):
+        assert (run / name / "checkpoint.pt").is_file() and (run / f"{name}.onnx").is_file()
+    log = (run / "run_logs" / "Player-0.log").read_text()
+    assert "now decide for Ball3DFakeLate?team=0" in log
+
+
+def test_a_behavior_announced_mid_run_in_a_worker_pool_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = str(free_base_port(2))
+    flags = ("--base-port", base, "--num-envs", "2")
+    code = learn(tmp_path, write_config(tmp_path, 5000), *flags, player_args=("--late-behavior", "20"))
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "announced new behaviors after its start (new: 'Ball3DFakeLate?team=0')" in err
+    assert "--num-envs 1" in err and "Traceback" not in err

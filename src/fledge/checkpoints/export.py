@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from fledge.checkpoints.state_io import load_state
 from fledge.checkpoints.status import TrainingStatus, recorded_sha256
-from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from fledge.envs.api import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from fledge.errors import CheckpointError, RunFolderError
 from fledge.files import sha256_file
 from fledge.trainers.base import trainer_part
@@ -49,6 +50,21 @@ def find_checkpoint(run_dir: Path, checkpoint: str | None) -> list[tuple[str, Pa
     return found
 
 
+def observation_specs_of(fp: dict[str, Any]) -> list[ObservationSpec]:
+    """The observation specs a fingerprint records: shapes, and (since the encoders) dimension properties
+    and observation types; older fingerprints, of vector observations only, have shapes alone."""
+    shapes = [tuple(int(d) for d in shape) for shape in fp["observation_shapes"]]
+    kinds = fp.get("observation_kinds")
+    if not isinstance(kinds, list) or len(kinds) != len(shapes):
+        return [ObservationSpec.vector(shape[0]) if len(shape) == 1 else ObservationSpec(shape, ()) for shape in shapes]
+    return [
+        ObservationSpec(
+            shape, tuple(DimensionProperty(int(p)) for p in props), ObservationType(int(kind)), f"observation_{i}"
+        )
+        for i, (shape, (props, kind)) in enumerate(zip(shapes, kinds))
+    ]
+
+
 def rebuild_policy(run_dir: Path, behavior: str, path: Path, *, seed: int = 0) -> Policy:
     """The policy of the checkpoint's trainer type and shapes (no trainer), with the checkpoint's policy
     tensors loaded; it samples with a generator seeded by `seed`."""
@@ -66,10 +82,7 @@ def rebuild_policy(run_dir: Path, behavior: str, path: Path, *, seed: int = 0) -
     options = build_run_options(config, source=str(run_dir / "configuration.yaml"))
     settings = options.behavior_settings(behavior)
     spec = BehaviorSpec(
-        [
-            ObservationSpec.vector(int(shape[0])) if len(shape) == 1 else ObservationSpec(tuple(shape), ())
-            for shape in fp["observation_shapes"]
-        ],
+        observation_specs_of(fp),
         ActionSpec(int(fp["action_spec"][0]), tuple(int(b) for b in fp["action_spec"][1])),
     )
     policy: Policy = policy_class_of(str(fp["trainer_type"]), where=str(path)).from_settings(

@@ -140,7 +140,13 @@ def _sample_inputs(graph: ExportSource, samples: int, seed: int) -> tuple[list[n
     start = 0
     for shape in graph.observation_shapes:
         size = int(np.prod(shape))
-        obs.append(np.ascontiguousarray(flat[:, start : start + size].reshape(samples, *shape)))
+        part = np.ascontiguousarray(flat[:, start : start + size].reshape(samples, *shape))
+        if len(shape) == 2:  # variable-length entities: absent ones (all-zero rows) in every other sample
+            kept = rng.integers(0, shape[0] + 1, size=samples)
+            part[np.arange(samples) % 2 == 1] *= (np.arange(shape[0])[None, :] < kept[:, None])[
+                np.arange(samples) % 2 == 1
+            ][..., None]
+        obs.append(part)
         start += size
     masks = None
     if graph.discrete_branches:

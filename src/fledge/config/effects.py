@@ -20,8 +20,6 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from fledge.config.schema import (
-    ConditioningType,
-    EncoderType,
     NetworkSettings,
     RunOptions,
     SACSettings,
@@ -101,9 +99,9 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.normalize": _H,
         "NetworkSettings.hidden_units": _H,
         "NetworkSettings.num_layers": _H,
-        "NetworkSettings.vis_encode_type": _W,
+        "NetworkSettings.vis_encode_type": _H,  # the encoder of visual observations
         "NetworkSettings.memory": _R,
-        "NetworkSettings.goal_conditioning_type": _W,
+        "NetworkSettings.goal_conditioning_type": _H,  # hypernetwork or concatenated goals
         "NetworkSettings.deterministic": _H,
         # the extrinsic reward signal
         "ExtrinsicSettings.gamma": _H,
@@ -268,17 +266,6 @@ def _behavior_warnings(name: str, settings: TrainerSettings) -> list[str]:
         out.append(
             f"{where}threaded: true has no effect here; fledge updates each trainer in the training loop, "
             "between environment steps."
-        )
-    net = settings.network_settings
-    if net.vis_encode_type != EncoderType.SIMPLE:
-        out.append(
-            f"{where}network_settings.vis_encode_type: {_show(net.vis_encode_type)} has no effect here; this "
-            "version of fledge trains on vector observations only, so no visual encoder is built."
-        )
-    if net.goal_conditioning_type != ConditioningType.HYPER:
-        out.append(
-            f"{where}network_settings.goal_conditioning_type: {_show(net.goal_conditioning_type)} has no effect "
-            "here; this version of fledge has no goal observations to condition on."
         )
     hyper = settings.hyperparameters
     if isinstance(hyper, SACSettings) and hyper.reward_signal_steps_per_update != hyper.steps_per_update:

@@ -13,6 +13,7 @@ are accelerators derived from it and tested equal to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,15 +21,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from fledge.envs.api import ActionSpec
+from fledge.envs.api import ActionSpec, ObservationSpec
 from fledge.networks import distributions as D
 from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
-from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
+from fledge.networks.body import DenseStack, NetworkBody
 from fledge.networks.normalizer import RunningNormalizer
 
 ENV_ACTION_CLIP = 3.0
-# Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name.
-_STORED_NAMES = (("body.encoder.normalizer.", "normalizer."), ("body.dense.", "body."))
+# Checkpoint names of the state (kept from before the NetworkBody): module path -> stored name. The
+# encoder towers of non-vector bodies are stored as "towers." (before "body." so that reading back,
+# where "body." becomes "body.dense.", never sees them).
+_STORED_NAMES = (
+    ("body.towers.", "towers."),
+    ("body.encoder.normalizer.", "normalizer."),
+    ("body.dense.", "body."),
+)
 
 
 def kaiming_linear(n_in: int, n_out: int, gain: float) -> nn.Linear:
@@ -48,6 +55,8 @@ class NetworkShape:
     hidden_units: int = 128
     num_layers: int = 2
     normalize: bool = False
+    vis_encode_type: str = "simple"
+    goal_conditioning_type: str = "hyper"
 
 
 class Decision(NamedTuple):
@@ -76,12 +85,15 @@ class ActorCritic(nn.Module):
     def __init__(
         self,
         *,
-        obs_size: int,
+        obs_size: int | None = None,
         action_spec: ActionSpec,
         shape: NetworkShape,
         value_names: tuple[str, ...] = ("extrinsic",),
         shared_critic: bool = False,
+        observation_specs: Sequence[ObservationSpec] | None = None,
     ) -> None:
+        """`observation_specs` (BehaviorSpec order) choose the encoders; without them the body reads one
+        vector observation of `obs_size`."""
         super().__init__()
         self.action_spec = action_spec
         self.branches = tuple(action_spec.discrete_branches)
@@ -89,10 +101,13 @@ class ActorCritic(nn.Module):
         self.shared_critic = shared_critic
         self.body = NetworkBody(
             obs_size=obs_size,
+            observation_specs=observation_specs,
             hidden_units=shape.hidden_units,
             num_layers=shape.num_layers,
             normalize=shape.normalize,
             copies=1 if shared_critic else 2,
+            vis_encode_type=shape.vis_encode_type,
+            goal_conditioning_type=shape.goal_conditioning_type,
         )
         body_out = self.body.out_size
         cont = action_spec.continuous_size
@@ -115,7 +130,7 @@ class ActorCritic(nn.Module):
     # -- pieces -----------------------------------------------------------------------------------
     @property
     def obs_size(self) -> int:
-        return self.body.encoder.size
+        return self.body.obs_size
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
@@ -123,28 +138,29 @@ class ActorCritic(nn.Module):
 
     @property
     def dense(self) -> DenseStack:
+        """The body's dense stack (plain vector-observation bodies only: see `vector_mlp`)."""
         return self.body.dense
 
     @property
     def hidden_units(self) -> int:
-        return self.body.dense.hidden
+        return self.body.hidden_units
 
     @property
     def num_layers(self) -> int:
-        return self.body.dense.num_layers
+        return self.body.num_layers
 
     @property
     def vector_mlp(self) -> bool:
-        """True when the body is the vector encoder and a dense stack (what the accelerators cover)."""
-        return type(self.body.encoder) is VectorEncoder and type(self.body.dense) is DenseStack
+        """True when the body is the plain vector-observation MLP (what the accelerators cover)."""
+        return self.body.plain and type(self.body.dense) is DenseStack
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Encoded observations: the running normaliser applied (or the identity)."""
+        """Preprocessed observations: the running normaliser on the vector columns (or the identity)."""
         return self.body.encode(obs)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Actor and critic features (B, out) of NORMALISED observations (the same tensor when shared)."""
-        hs = self.body.dense(x)
+        hs = self.body.features(x)
         return hs[0], hs[-1]
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
@@ -155,7 +171,7 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """Gaussian mean (B, c), log-std (c,) and unmasked logits (B, sum(branches)) of raw observations."""
-        h = self.features(self.normalize(obs))[0]
+        h = self.body.features(self.normalize(obs), first_only=True)[0]
         mean = self.mu(h) if self.mu is not None else None
         logits = self.logits(h) if self.logits is not None else None
         return mean, self.log_std, logits
@@ -245,15 +261,15 @@ def actor_graph(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], .
 
 def torch_actor_source(model: ActorCritic, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
     """The policy as a torch module for the general ONNX exporter (any body)."""
-    norm = model.normalizer
+    norm = model.body.encoder.row_scale_offset()
     return TorchActorSource(
         module=model,
         observation_shapes=observation_shapes,
         continuous_size=model.action_spec.continuous_size,
         continuous_transform="clip3",
         discrete_branches=model.branches,
-        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
-        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+        norm_scale=norm[0] if norm is not None else None,
+        norm_offset=norm[1] if norm is not None else None,
     )
 
 

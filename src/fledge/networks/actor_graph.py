@@ -67,7 +67,8 @@ class TorchActorSource:
     `module.action_parameters(obs)` maps raw observations (B, obs_size), concatenated and flattened,
     to (Gaussian mean (B, c) | None, log_std ((c,) or (B, c), already clipped) | None, unmasked
     logits (B, sum(branches)) | None). The normaliser's arrays, when there is one, serve the metadata
-    and the inputs of the export check.
+    and the inputs of the export check: per column of the flat row (scale 1 and offset 0 on the columns
+    of visual and entity observations, which are not normalised).
     """
 
     module: nn.Module

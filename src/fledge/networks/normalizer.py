@@ -39,9 +39,14 @@ class RunningNormalizer(nn.Module):
     offset: torch.Tensor
     scale: torch.Tensor
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, columns: tuple[int, ...] | None = None) -> None:
+        """`columns`: the columns of the flat observation row this normaliser covers (its vector
+        observations' columns), given when the row holds other kinds too; None: the whole row."""
         super().__init__()
         self.size = size
+        if columns is not None and len(columns) != size:
+            raise ValueError(f"a normaliser of size {size} was given {len(columns)} columns")
+        self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("m2", torch.zeros(size, dtype=torch.float64))
@@ -94,8 +99,12 @@ class RunningNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, batch: np.ndarray) -> None:
-        """Fold a batch of rows (n, size) into the running statistics (in place, through `arrays`)."""
-        x = np.asarray(batch, dtype=np.float64).reshape(-1, self.size)
+        """Fold a batch of rows into the running statistics (in place, through `arrays`): rows (n, size), or
+        whole observation rows (n, row width) whose `columns` are taken when the normaliser has columns."""
+        rows = np.asarray(batch)
+        if self.columns is not None:
+            rows = rows.reshape(-1, rows.shape[-1])[:, self.columns]
+        x = np.asarray(rows, dtype=np.float64).reshape(-1, self.size)
         n_b = x.shape[0]
         if n_b == 0:
             return

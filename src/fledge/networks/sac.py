@@ -40,15 +40,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch import nn
 
+from fledge.envs.api import ObservationSpec
 from fledge.networks import distributions as D
 from fledge.networks.actor_critic import Decision
 from fledge.networks.actor_graph import ActorGraph, ExportSource, TorchActorSource
-from fledge.networks.body import DenseStack, NetworkBody, VectorEncoder
+from fledge.networks.body import DenseStack, NetworkBody, plain_body
+from fledge.networks.encoders.layout import ObservationLayout
 from fledge.networks.normalizer import RunningNormalizer
 
 LOG_STD_MIN = -20.0  # the actor's log-std output is clamped to [LOG_STD_MIN, LOG_STD_MAX]
@@ -68,6 +71,34 @@ class SACShape:
     num_layers: int = 2
     normalize: bool = False
     n_signals: int = 1
+    observations: tuple[ObservationSpec, ...] = ()  # BehaviorSpec order; () = one vector of obs_size
+    vis_encode_type: str = "simple"
+    goal_conditioning_type: str = "hyper"
+
+    @cached_property
+    def layout(self) -> ObservationLayout:
+        if not self.observations:
+            return ObservationLayout.vector(self.obs_size)
+        return ObservationLayout.of(self.observations)
+
+    @property
+    def plain(self) -> bool:
+        """Vector observations only and no hypernetwork: every network is a plain MLP."""
+        return plain_body(self.layout, num_layers=self.num_layers, goal_conditioning_type=self.goal_conditioning_type)
+
+    def body(self, *, normalize: bool, copies: int = 1, extra_inputs: int = 0) -> NetworkBody:
+        """A NetworkBody of these observations and network settings."""
+        return NetworkBody(
+            obs_size=self.obs_size,
+            observation_specs=self.observations or None,
+            hidden_units=self.hidden_units,
+            num_layers=self.num_layers,
+            normalize=normalize,
+            copies=copies,
+            vis_encode_type=self.vis_encode_type,
+            goal_conditioning_type=self.goal_conditioning_type,
+            extra_inputs=extra_inputs,
+        )
 
     @property
     def n_logits(self) -> int:
@@ -101,12 +132,7 @@ class SquashedActor(nn.Module):
         super().__init__()
         self.shape = shape
         c, k = shape.continuous_size, shape.n_logits
-        self.body = NetworkBody(
-            obs_size=shape.obs_size,
-            hidden_units=shape.hidden_units,
-            num_layers=shape.num_layers,
-            normalize=shape.normalize,
-        )
+        self.body = shape.body(normalize=shape.normalize)
         h = self.body.out_size
         w = torch.cat(
             [he_normal(h, c, MEAN_HEAD_GAIN), he_normal(h, c, LOG_STD_HEAD_GAIN), he_normal(h, k, LOGITS_HEAD_GAIN)], 1
@@ -120,8 +146,8 @@ class SquashedActor(nn.Module):
 
     @property
     def vector_mlp(self) -> bool:
-        """True when the body is the vector encoder and a dense stack (what the accelerators cover)."""
-        return type(self.body.encoder) is VectorEncoder and type(self.body.dense) is DenseStack
+        """True when the body is the plain vector-observation MLP (what the accelerators cover)."""
+        return self.body.plain and type(self.body.dense) is DenseStack
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body.encode(obs)
@@ -135,7 +161,7 @@ class SquashedActor(nn.Module):
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(mean, clamped log-std, raw logits) for normalised observations; None where the action has no such part."""
-        out = torch.addmm(self.head_b, self.body.dense(x)[0], self.head_w)
+        out = torch.addmm(self.head_b, self.body.features(x)[0], self.head_w)
         c = self.shape.continuous_size
         mean = log_std = logits = None
         if c:
@@ -147,39 +173,67 @@ class SquashedActor(nn.Module):
 
 
 class TwinQ(nn.Module):
-    """Q1 and Q2 computed together: a DenseStack with copies 2 and a batched head. forward(inp) -> (2, B, S, K)."""
+    """Q1 and Q2 computed together: a DenseStack with copies 2 and a batched head. forward(inp) -> (2, B, S, K).
+
+    For observations other than vectors (or goal conditioning) the twins are a NetworkBody of copies 2
+    (`body`: each twin its own encoders) reading the preprocessed row, with the continuous action
+    appended to the encodings; `dense` is then absent.
+    """
 
     def __init__(self, shape: SACShape) -> None:
         super().__init__()
         self.shape = shape
+        n_out = shape.n_signals * shape.q_columns
+        self.body: NetworkBody | None = None
+        if not shape.plain:
+            self.body = shape.body(normalize=False, copies=2, extra_inputs=shape.continuous_size)
+            self.head_w = nn.Parameter(xavier_uniform(2, self.body.out_size, n_out, gain=CRITIC_HEAD_GAIN))
+            self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
+            return
         self.dense = DenseStack(shape.q_input, shape.hidden_units, shape.num_layers, copies=2)
         if self.dense.num_layers:  # twin 0's first layer takes the first block of draws, twin 1's the next,
             # as two separate networks would draw them: a seed gives the weights it gave before the fusion
             w, h = self.dense.w_in, self.dense.hidden
             with torch.no_grad():
                 w.copy_(w.reshape(2, shape.q_input, h).transpose(0, 1).reshape(shape.q_input, 2 * h))
-        n_out = shape.n_signals * shape.q_columns
         self.head_w = nn.Parameter(xavier_uniform(2, self.dense.out_size, n_out, gain=CRITIC_HEAD_GAIN))
         self.head_b = nn.Parameter(torch.zeros(2, 1, n_out))
 
     def forward(self, inp: torch.Tensor, *, detached: bool = False) -> torch.Tensor:
         """Both twins on the same input (B, obs [+ c]); `detached`: no gradient reaches the weights."""
         w, b = (self.head_w.detach(), self.head_b.detach()) if detached else (self.head_w, self.head_b)
-        q = torch.baddbmm(b, self.dense(inp, detached=detached), w)
+        if self.body is not None:
+            n_obs = self.shape.obs_size
+            action = inp[:, n_obs:] if self.shape.continuous_size else None
+            features = self.body.features(inp[:, :n_obs], action, detached=detached)
+        else:
+            features = self.dense(inp, detached=detached)
+        q = torch.baddbmm(b, features, w)
         return q.view(2, inp.shape[0], self.shape.n_signals, self.shape.q_columns)
 
 
 class ValueNetwork(nn.Module):
-    """V(s) per reward signal for normalised observations: a DenseStack and a head. forward(x) -> (B, S)."""
+    """V(s) per reward signal for normalised observations: a DenseStack and a head. forward(x) -> (B, S).
+
+    For observations other than vectors (or goal conditioning), a NetworkBody (`body`, its own
+    encoders) over the preprocessed row replaces the DenseStack; `dense` is then absent.
+    """
 
     def __init__(self, shape: SACShape) -> None:
         super().__init__()
-        self.dense = DenseStack(shape.obs_size, shape.hidden_units, shape.num_layers)
-        self.head_w = nn.Parameter(xavier_uniform(self.dense.out_size, shape.n_signals, gain=CRITIC_HEAD_GAIN))
+        self.body: NetworkBody | None = None
+        if shape.plain:
+            self.dense = DenseStack(shape.obs_size, shape.hidden_units, shape.num_layers)
+            out_size = self.dense.out_size
+        else:
+            self.body = shape.body(normalize=False)
+            out_size = self.body.out_size
+        self.head_w = nn.Parameter(xavier_uniform(out_size, shape.n_signals, gain=CRITIC_HEAD_GAIN))
         self.head_b = nn.Parameter(torch.zeros(shape.n_signals))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.head_b, self.dense(x)[0], self.head_w)
+        features = self.body.features(x)[0] if self.body is not None else self.dense(x)[0]
+        return torch.addmm(self.head_b, features, self.head_w)
 
 
 class SACNetworks(nn.Module):
@@ -198,7 +252,7 @@ class SACNetworks(nn.Module):
     @property
     def vector_mlp(self) -> bool:
         """True when the actor and the value network are what the numpy actor computes."""
-        return self.policy.vector_mlp and type(self.value.dense) is DenseStack
+        return self.policy.vector_mlp and self.value.body is None and type(self.value.dense) is DenseStack
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw observations -> what every SAC network reads (the actor body's encoder)."""
@@ -282,15 +336,15 @@ def actor_graph(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ..
 
 def torch_actor_source(nets: SACNetworks, observation_shapes: tuple[tuple[int, ...], ...]) -> TorchActorSource:
     """The squashed actor as a torch module for the general ONNX exporter (any body)."""
-    norm = nets.policy.normalizer
+    norm = nets.policy.body.encoder.row_scale_offset()
     return TorchActorSource(
         module=nets.policy,
         observation_shapes=observation_shapes,
         continuous_size=nets.shape.continuous_size,
         continuous_transform="tanh",
         discrete_branches=nets.shape.branches,
-        norm_scale=norm.arrays.scale.copy() if norm is not None else None,
-        norm_offset=norm.arrays.offset.copy() if norm is not None else None,
+        norm_scale=norm[0] if norm is not None else None,
+        norm_offset=norm[1] if norm is not None else None,
     )
 
 

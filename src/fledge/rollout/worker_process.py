@@ -41,10 +41,23 @@ def write_frame(stream: IO[bytes], data: bytes) -> None:
     stream.flush()
 
 
+def check_fixed_behaviors(names: list[str], now: list[str]) -> None:
+    """Copies of an environment in a pool keep the behaviors they started with; a clear error otherwise."""
+    if now == names:
+        return
+    from fledge.errors import EnvironmentFault
+
+    added = ", ".join(f"'{n}'" for n in now if n not in names) or "none"
+    raise EnvironmentFault(
+        f"An environment copy announced new behaviors after its start (new: {added}). Runs with several copies "
+        "(--num-envs above 1) need every behavior from the first step: run with --num-envs 1, or have every "
+        "behavior's agents in the scene when it starts."
+    )
+
+
 def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
     from fledge.envs import registry
     from fledge.envs.api import ActionTuple
-    from fledge.errors import EnvironmentFault
     from fledge.rollout import wire
 
     def send_steps(env: Any, names: list[str]) -> None:
@@ -75,8 +88,7 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
             env.step()
         else:
             raise wire.ProtocolError(f"unknown command '{command}'")
-        if list(env.behavior_specs) != names:
-            raise EnvironmentFault("behaviors changed inside a worker; worker pools need a fixed set of behaviors")
+        check_fixed_behaviors(names, list(env.behavior_specs))
         send_steps(env, names)
 
 

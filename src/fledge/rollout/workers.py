@@ -42,7 +42,7 @@ from fledge.envs.api import (
 )
 from fledge.errors import ActionError, EnvironmentFault
 from fledge.rollout import wire
-from fledge.rollout.worker_process import read_frame, write_frame
+from fledge.rollout.worker_process import check_fixed_behaviors, read_frame, write_frame
 
 log = logging.getLogger("fledge")
 
@@ -110,6 +110,7 @@ class LocalCopy(_Copy):
         self._read()
 
     def _read(self) -> None:
+        check_fixed_behaviors(list(self.specs), list(self.env.behavior_specs))
         self.steps = {name: self.env.get_steps(name) for name in self.specs}
         for key, values in self.env.get_stats().items():
             self.stats.setdefault(key, []).extend(values)

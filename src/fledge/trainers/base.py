@@ -23,7 +23,7 @@ from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
 from fledge.trainers.policy import Policy, PolicySettings
-from fledge.trainers.settings import SIGNAL_STAT_NAMES, refuse_memory, reward_signals
+from fledge.trainers.settings import SIGNAL_STAT_NAMES, encoder_settings, refuse_memory, reward_signals
 
 
 @dataclass
@@ -163,6 +163,7 @@ class TrainerBase(ABC):
         self.gammas = np.array([s[1] for s in signals])
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
         net = settings.network_settings
+        vis_encode_type, goal_conditioning_type = encoder_settings(settings)
         self.policy_settings = PolicySettings(
             behavior_name=behavior_name,
             spec=spec,
@@ -171,6 +172,8 @@ class TrainerBase(ABC):
             normalize=bool(net.normalize),
             signal_names=self.signal_names,
             deterministic=deterministic or bool(net.deterministic),
+            vis_encode_type=vis_encode_type,
+            goal_conditioning_type=goal_conditioning_type,
         )
         self.step = 0
         self.episode_rewards_since_update: list[float] = []
@@ -242,9 +245,25 @@ class TrainerBase(ABC):
             "hidden_units": ps.hidden_units,
             "num_layers": ps.num_layers,
             "normalize": ps.normalize,
+            # what rebuilds the encoders (absent from older checkpoints, which only had vector observations)
+            "observation_kinds": [
+                [[int(p) for p in o.dimension_property], int(o.observation_type)] for o in self.spec.observation_specs
+            ],
+            **self.encoder_fingerprint(),
             **self.fingerprint_extras(),
             "reward_signals": list(self.signal_names),
         }
+
+    def encoder_fingerprint(self) -> dict[str, Any]:
+        """The encoder settings that shape this behavior's networks: vis_encode_type with visual
+        observations, goal_conditioning_type with goal observations (they change nothing otherwise)."""
+        ps, specs = self.policy_settings, self.spec.observation_specs
+        out: dict[str, Any] = {}
+        if any(len(o.shape) == 3 for o in specs):
+            out["vis_encode_type"] = ps.vis_encode_type
+        if any(int(o.observation_type) == 1 for o in specs):
+            out["goal_conditioning_type"] = ps.goal_conditioning_type
+        return out
 
     def fingerprint_extras(self) -> dict[str, Any]:
         """The algorithm's own entries of the fingerprint (PPO: shared_critic)."""

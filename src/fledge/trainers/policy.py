@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import torch
 
-from fledge.envs.api import ActionTuple, BehaviorSpec
+from fledge.envs.api import ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
-from fledge.trainers.settings import reward_signals, vector_observation_size
+from fledge.trainers.settings import encoder_settings, observation_size, reward_signals
 
 if TYPE_CHECKING:
     from fledge.networks.normalizer import RunningNormalizer
@@ -38,6 +38,8 @@ class PolicySettings:
     normalize: bool
     signal_names: tuple[str, ...]
     deterministic: bool = False
+    vis_encode_type: str = "simple"  # the encoder of visual observations (network_settings.vis_encode_type)
+    goal_conditioning_type: str = "hyper"  # how goal observations condition the body (hyper or none)
 
     @classmethod
     def read(
@@ -47,6 +49,7 @@ class PolicySettings:
         action instead of sampling."""
         net = settings.network_settings
         signals = reward_signals(settings, f"behaviors.{behavior_name}")
+        vis_encode_type, goal_conditioning_type = encoder_settings(settings)
         return cls(
             behavior_name=behavior_name,
             spec=spec,
@@ -55,12 +58,19 @@ class PolicySettings:
             normalize=bool(net.normalize),
             signal_names=tuple(s[0] for s in signals),
             deterministic=deterministic or bool(net.deterministic),
+            vis_encode_type=vis_encode_type,
+            goal_conditioning_type=goal_conditioning_type,
         )
 
     @property
     def obs_size(self) -> int:
-        """The total size of the vector observations (other kinds are refused with a ConfigError)."""
-        return vector_observation_size(self.spec, self.behavior_name)
+        """The width of the flat observation row: every observation flattened, in BehaviorSpec order
+        (an observation no encoder reads is refused with a ConfigError)."""
+        return observation_size(self.spec, self.behavior_name)
+
+    @property
+    def observation_specs(self) -> tuple[ObservationSpec, ...]:
+        return tuple(self.spec.observation_specs)
 
     @property
     def observation_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -76,7 +86,8 @@ class Policy(Protocol):
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
-        """The running observation normaliser (None when the network settings do not normalise)."""
+        """The running normaliser of the vector observations (None when the network settings do not normalise
+        or the behavior has no vector observation); its `update` takes whole observation rows."""
         ...
 
     def act(self, obs: np.ndarray, allowed: np.ndarray | None) -> ActOutput:

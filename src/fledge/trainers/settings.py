@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from fledge.envs.api import BehaviorSpec, DimensionProperty
+from fledge.envs.api import BehaviorSpec
 from fledge.errors import ConfigError
+from fledge.networks.encoders.layout import ObservationLayout
 
 # Stat names of reward signals keep the provider's own spelling.
 SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
@@ -48,17 +49,16 @@ def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
     return signals
 
 
-def vector_observation_size(spec: BehaviorSpec, behavior_name: str) -> int:
-    """Total size of the behavior's vector observations; other kinds are refused with a clear error."""
-    total = 0
-    for i, obs in enumerate(spec.observation_specs):
-        if len(obs.shape) != 1:
-            raise ConfigError(
-                f"Behavior '{behavior_name}': observation {i} ('{obs.name}') has shape {tuple(obs.shape)}; this "
-                "version of fledge trains on vector observations only (visual and variable-length observations "
-                "are not supported yet)."
-            )
-        if obs.dimension_property and obs.dimension_property[0] == DimensionProperty.VARIABLE_SIZE:
-            raise ConfigError(f"Behavior '{behavior_name}': variable-length observations are not supported yet.")
-        total += int(obs.shape[0])
-    return total
+def observation_size(spec: BehaviorSpec, behavior_name: str) -> int:
+    """Width of the behavior's flat observation row (every observation flattened, in BehaviorSpec order);
+    an observation no encoder reads (spec 1.1's selection table) is refused with a clear error."""
+    try:
+        return ObservationLayout.of(spec.observation_specs).size
+    except ConfigError as err:
+        raise ConfigError(f"Behavior '{behavior_name}': {err}") from None
+
+
+def encoder_settings(settings: Any) -> tuple[str, str]:
+    """(vis_encode_type, goal_conditioning_type) of a behavior's network settings, as plain strings."""
+    net = settings.network_settings
+    return str(plain(net.vis_encode_type)), str(plain(net.goal_conditioning_type))

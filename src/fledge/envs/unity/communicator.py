@@ -88,22 +88,35 @@ class _Servicer:
 
 
 class _DaemonExecutor(futures.Executor):
-    """Runs each RPC in its own daemon thread, so a program that ends without close() is not held open
-    by a request that waits for its answer (the player then sees the connection drop)."""
+    """Runs RPCs on a few long-lived daemon threads, so a program that ends without close() is not held
+    open by a request that waits for its answer (the player then sees the connection drop). The threads
+    are reused: starting one per request would cost more than the rest of a round trip's bookkeeping."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
-        future: futures.Future[Any] = futures.Future()
+    def __init__(self, threads: int = 2) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], futures.Future[Any]] | None] = queue.SimpleQueue()
+        self._threads = threads
+        for _ in range(threads):
+            threading.Thread(target=self._serve, name="fledge-unity-rpc", daemon=True).start()
 
-        def run() -> None:
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            call, future = item
             if not future.set_running_or_notify_cancel():
-                return
+                continue
             try:
-                future.set_result(fn(*args, **kwargs))
+                future.set_result(call())
             except BaseException as exc:
                 future.set_exception(exc)
 
-        threading.Thread(target=run, name="fledge-unity-rpc", daemon=True).start()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
+        self._work.put((lambda: fn(*args, **kwargs), future))
         return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Let the threads end once the requests before this call are served (they never block a program's exit)."""
+        for _ in range(self._threads):
+            self._work.put(None)
 
 
 def _closing_message() -> bytes:
@@ -125,7 +138,8 @@ class UnityCommunicator:
         self._pending = False  # a request waits for our reply
         self._closed = False
         check_port_free(port, worker_id)
-        self._server = grpc.server(_DaemonExecutor(), options=[("grpc.so_reuseport", 0)])
+        self._executor = _DaemonExecutor()
+        self._server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
         handler = grpc.unary_unary_rpc_method_handler(self._servicer.exchange)  # raw bytes both ways
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Exchange": handler}),))
         try:
@@ -183,6 +197,7 @@ class UnityCommunicator:
             time.sleep(0.05)  # let the reply leave before the server stops
         self._servicer.stopped.set()
         self._server.stop(grace=0.5).wait(2.0)
+        self._executor.shutdown()
         return told
 
     # -- internals ----------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ sends data of the wrong size gives an EnvironmentFault naming the behavior, the 
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +33,13 @@ from fledge.envs.unity.protocol.observation_pb2 import (
     ObservationProto,
 )
 from fledge.errors import EnvironmentFault
+
+
+class RepeatedActions(Protocol):
+    """The repeated AgentActionProto field of a ListAgentActionProto (`value`)."""
+
+    def add(self, **fields: Any) -> AgentActionProto: ...
+
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -147,7 +156,9 @@ def _stack_observations(
         floats.append(data)
         rows.append(row)
     if rows:
-        values = np.array(floats, dtype=np.float32).reshape((len(rows),) + shape)
+        # one pass over every float of every agent (much faster than numpy reading a list of containers)
+        flat = np.fromiter(itertools.chain.from_iterable(floats), np.float32, count=len(rows) * size)
+        values = flat.reshape((len(rows),) + shape)
         if len(rows) == len(infos):
             out = values
         else:
@@ -171,30 +182,41 @@ def _masks(spec: ActionSpec, infos: Sequence[AgentInfoProto]) -> list[np.ndarray
     return np.split(flat, np.cumsum(branches)[:-1], axis=1)
 
 
+def _scalars(infos: Sequence[AgentInfoProto]) -> np.ndarray:
+    """(n, 6) float64 columns read in one pass: reward, id, max_step_reached, group_id, group_reward, done."""
+    rows = [(i.reward, i.id, i.max_step_reached, i.group_id, i.group_reward, i.done) for i in infos]
+    return np.array(rows, np.float64).reshape(len(infos), 6)
+
+
 def steps_from_infos(
     behavior: str, spec: BehaviorSpec, infos: Sequence[AgentInfoProto], worker: str
 ) -> tuple[DecisionSteps, TerminalSteps]:
     """Split one behavior's agent infos into DecisionSteps (not done) and TerminalSteps (done)."""
-    done = np.fromiter((i.done for i in infos), bool, count=len(infos))
-    decided = [info for info, d in zip(infos, done) if not d]
-    ended = [info for info, d in zip(infos, done) if d]
+    table = _scalars(infos)
+    done = table[:, 5] != 0
+    if done.any():
+        decided = [info for info, d in zip(infos, done) if not d]
+        ended = [info for info, d in zip(infos, done) if d]
+    else:
+        decided, ended = list(infos), []
+    d_rows, t_rows = table[~done], table[done]
     obs_d = [_stack_observations(behavior, k, s, decided, worker) for k, s in enumerate(spec.observation_specs)]
     obs_t = [_stack_observations(behavior, k, s, ended, worker) for k, s in enumerate(spec.observation_specs)]
     decision = DecisionSteps(
         obs=obs_d,
-        reward=np.fromiter((i.reward for i in decided), np.float32, count=len(decided)),
-        agent_id=np.fromiter((i.id for i in decided), np.int32, count=len(decided)),
+        reward=d_rows[:, 0].astype(np.float32),
+        agent_id=d_rows[:, 1].astype(np.int32),
         action_mask=_masks(spec.action_spec, decided),
-        group_id=np.fromiter((i.group_id for i in decided), np.int32, count=len(decided)),
-        group_reward=np.fromiter((i.group_reward for i in decided), np.float32, count=len(decided)),
+        group_id=d_rows[:, 3].astype(np.int32),
+        group_reward=d_rows[:, 4].astype(np.float32),
     )
     terminal = TerminalSteps(
         obs=obs_t,
-        reward=np.fromiter((i.reward for i in ended), np.float32, count=len(ended)),
-        interrupted=np.fromiter((i.max_step_reached for i in ended), bool, count=len(ended)),
-        agent_id=np.fromiter((i.id for i in ended), np.int32, count=len(ended)),
-        group_id=np.fromiter((i.group_id for i in ended), np.int32, count=len(ended)),
-        group_reward=np.fromiter((i.group_reward for i in ended), np.float32, count=len(ended)),
+        reward=t_rows[:, 0].astype(np.float32),
+        interrupted=t_rows[:, 2] != 0,
+        agent_id=t_rows[:, 1].astype(np.int32),
+        group_id=t_rows[:, 3].astype(np.int32),
+        group_reward=t_rows[:, 4].astype(np.float32),
     )
     return decision, terminal
 
@@ -202,14 +224,10 @@ def steps_from_infos(
 # -- actions --------------------------------------------------------------------------------------
 
 
-def action_protos(action: ActionTuple) -> list[AgentActionProto]:
-    """One AgentActionProto per row; the deprecated field holds continuous then discrete values."""
+def add_action_protos(target: RepeatedActions, action: ActionTuple) -> None:
+    """Append one AgentActionProto per row to `target`; the deprecated field holds continuous then discrete values."""
     cont = np.asarray(action.continuous, np.float32)
     disc = np.asarray(action.discrete, np.int32)
-    cont_rows = cont.tolist()
-    disc_rows = disc.tolist()
     both = np.concatenate([cont, disc.astype(np.float32)], axis=1).tolist()
-    return [
-        AgentActionProto(continuous_actions=c, discrete_actions=d, vector_actions_deprecated=v)
-        for c, d, v in zip(cont_rows, disc_rows, both)
-    ]
+    for c, d, v in zip(cont.tolist(), disc.tolist(), both):
+        target.add(continuous_actions=c, discrete_actions=d, vector_actions_deprecated=v)

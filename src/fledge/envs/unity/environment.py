@@ -163,7 +163,7 @@ class UnityEnvironment(BaseEnv):
             action = self._actions.get(name)
             if action is None:
                 action = self._specs[name].action_spec.empty_action(len(decision))
-            rl_input.agent_actions[name].value.extend(convert.action_protos(action))
+            convert.add_action_protos(rl_input.agent_actions[name].value, action)
         self._actions = {}
         self._communicator.send(self._input(rl_input))
 

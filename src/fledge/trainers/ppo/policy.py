@@ -38,9 +38,14 @@ class PPOPolicy(PolicyBase):
         super().__init__(settings)
         self.model = ActorCritic(
             obs_size=settings.obs_size,
+            observation_specs=settings.observation_specs,
             action_spec=settings.spec.action_spec,
             shape=NetworkShape(
-                hidden_units=settings.hidden_units, num_layers=settings.num_layers, normalize=settings.normalize
+                hidden_units=settings.hidden_units,
+                num_layers=settings.num_layers,
+                normalize=settings.normalize,
+                vis_encode_type=settings.vis_encode_type,
+                goal_conditioning_type=settings.goal_conditioning_type,
             ),
             value_names=settings.signal_names,
             shared_critic=shared_critic,

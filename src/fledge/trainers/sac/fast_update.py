@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from fledge.networks import distributions as D
-from fledge.networks.body import DenseStack, VectorEncoder
+from fledge.networks.body import DenseStack
 from fledge.networks.sac import LOG_STD_MAX, LOG_STD_MIN, SACNetworks, SquashedActor, TwinQ, ValueNetwork
 from fledge.trainers.sac.records import Batches, SACCoefficients, UpdateStats
 
@@ -42,7 +42,9 @@ def covers(nets: SACNetworks) -> bool:
     actor = nets.policy
     return (
         type(actor) is SquashedActor
-        and type(actor.body.encoder) is VectorEncoder
+        and actor.body.plain
+        and nets.q.body is None
+        and nets.value.body is None
         and type(nets.q) is TwinQ
         and type(nets.value) is ValueNetwork
         and type(nets.target_value) is ValueNetwork

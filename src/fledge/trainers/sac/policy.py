@@ -38,6 +38,9 @@ def sac_shape(settings: PolicySettings) -> SACShape:
         num_layers=settings.num_layers,
         normalize=settings.normalize,
         n_signals=len(settings.signal_names),
+        observations=settings.observation_specs,
+        vis_encode_type=settings.vis_encode_type,
+        goal_conditioning_type=settings.goal_conditioning_type,
     )
 
 
