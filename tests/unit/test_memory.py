@@ -235,6 +235,12 @@ def test_processor_records_memory_before_each_decision_and_resets_it_at_episode_
     np.testing.assert_array_equal(proc.memories(np.array([8]), no_end.agent_id), [[0.0, 0.0]])
 
 
+def test_more_new_agents_than_free_slots_get_zero_memories() -> None:
+    proc = AgentProcessor(spec=SPEC, time_horizon=10, n_values=1, memory_size=2)
+    ids = np.arange(40)  # more than the first allocation: the memory table grows while slots are found
+    np.testing.assert_array_equal(proc.memories(ids, terminal([]).agent_id), np.zeros((40, 2)))
+
+
 # -- the trainer keeps critic memories per agent ----------------------------------------------------------
 def ppo_trainer(*, shared: bool = False, seq: int = 4) -> PPOTrainer:
     raw = {

@@ -201,7 +201,8 @@ class AgentProcessor:
     def memories(self, agent_ids: np.ndarray, ended: np.ndarray) -> np.ndarray:
         """The current memory (n, memory_size) of each deciding agent; zero for new agents and for those whose
         episode ends in this same step (`ended`: the TerminalSteps' agent ids)."""
-        memory = self.mem_now[self._slots(agent_ids, "decision")]
+        slots = self._slots(agent_ids, "decision")  # first: finding slots for new agents may grow mem_now
+        memory = self.mem_now[slots]
         if len(ended):
             memory[np.isin(agent_ids, ended)] = 0.0
         return memory
