@@ -31,7 +31,7 @@ default_settings:
 """
 
 
-def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+def start(tmp_path: Path, *extra: str, env: str = BEHAVIOR) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -39,7 +39,7 @@ def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
         "learn",
         str(tmp_path / "cfg.yaml"),
         "--env",
-        BEHAVIOR,
+        env,
         "--run-id",
         "k",
         "--results-dir",
@@ -70,11 +70,11 @@ def wait_for(proc: subprocess.Popen[str], pattern: str, timeout: float = 120.0) 
     raise AssertionError(f"'{pattern}' never appeared; output:\n{''.join(seen)}")
 
 
-def check_status(run: Path) -> list[int]:
+def check_status(run: Path, behavior: str = BEHAVIOR) -> list[int]:
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     assert "metadata" in status
     steps = []
-    for record in status.get(BEHAVIOR, {}).get("checkpoints", []):
+    for record in status.get(behavior, {}).get("checkpoints", []):
         assert Path(record["file_path"]).is_file(), record
         for aux in record["auxillary_file_paths"]:
             assert Path(aux).is_file(), record
@@ -82,20 +82,20 @@ def check_status(run: Path) -> list[int]:
     return steps
 
 
-def newest_complete_unit(run: Path) -> int:
+def newest_complete_unit(run: Path, behavior: str = BEHAVIOR) -> int:
     """The highest step whose .pt and .onnx are both on disk."""
-    folder = run / BEHAVIOR
-    steps = [int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{BEHAVIOR}-*.pt")]
-    return max(s for s in steps if (folder / f"{BEHAVIOR}-{s}.onnx").is_file())
+    folder = run / behavior
+    steps = [int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{behavior}-*.pt")]
+    return max(s for s in steps if (folder / f"{behavior}-{s}.onnx").is_file())
 
 
-def check_no_orphans(run: Path) -> None:
+def check_no_orphans(run: Path, behavior: str = BEHAVIOR) -> None:
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     named = set()
-    for record in status[BEHAVIOR]["checkpoints"]:
+    for record in status[behavior]["checkpoints"]:
         named.add(Path(record["file_path"]).name)
         named.update(Path(p).name for p in record["auxillary_file_paths"])
-    units = {p.name for p in (run / BEHAVIOR).glob(f"{BEHAVIOR}-*")}
+    units = {p.name for p in (run / behavior).glob(f"{behavior}-*")}
     assert units == named, units ^ named
     assert not list(run.rglob("*.tmp"))
 
@@ -149,3 +149,44 @@ def test_sigterm_saves_a_final_checkpoint(tmp_path: Path) -> None:
     assert (run / f"{BEHAVIOR}.onnx").is_file()
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     assert "final_checkpoint" in status[BEHAVIOR]
+
+
+NETWORKS_CONFIG = """
+behaviors:
+  GridWorld:
+    trainer_type: ppo
+    hyperparameters: {batch_size: 32, buffer_size: 256}
+    network_settings: {hidden_units: 32, num_layers: 1, vis_encode_type: simple, memory: {memory_size: 16, sequence_length: 4}}
+    max_steps: 10000000
+    time_horizon: 8
+    summary_freq: 2000
+    checkpoint_interval: 300
+    keep_checkpoints: 3
+"""
+
+
+def test_a_camera_goal_and_memory_run_killed_resumes_from_its_newest_unit(tmp_path: Path) -> None:
+    """GridWorld (camera + goal signal, visual encoder, hypernetwork) with LSTM memory, SIGKILLed twice."""
+    (tmp_path / "cfg.yaml").write_text(NETWORKS_CONFIG)
+    run = tmp_path / "results" / "k"
+    proc = start(tmp_path, env="GridWorld")
+    for _ in range(2):  # the first unit is complete once the second is being written
+        wait_for(proc, r"Exported .*\.onnx")
+    proc.kill()
+    proc.wait()
+    for _ in range(2):
+        newest = newest_complete_unit(run, "GridWorld")
+        proc = start(tmp_path, "--resume", env="GridWorld")
+        line = wait_for(proc, r"Resuming training of .* from step \d+")
+        assert int(re.search(r"from step (\d+)", line).group(1)) == newest  # type: ignore[union-attr]
+        for _ in range(2):
+            wait_for(proc, r"Exported .*\.onnx")
+        proc.kill()
+        proc.wait()
+        assert max(check_status(run, "GridWorld")) > newest
+    proc = start(tmp_path, "--resume", env="GridWorld")
+    wait_for(proc, r"Exported .*\.onnx")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    check_no_orphans(run, "GridWorld")
