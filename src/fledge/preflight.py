@@ -10,7 +10,7 @@ Two steps, in this order:
   the configuration.
 
 Building each behavior's trainer against its environment spec (api.make_trainer) comes after these
-and adds the checks that need the spec (e.g. vector observations only).
+and adds the checks that need the spec (e.g. each observation's kind and a visual encoder's minimum size).
 """
 
 from __future__ import annotations

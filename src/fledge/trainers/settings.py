@@ -32,8 +32,8 @@ def memory_settings(settings: Any) -> tuple[int, int]:
 
 
 def refuse_memory(settings: Any, where: str) -> None:
-    """A memory block is refused for the trainers that do not train recurrent networks yet (SAC), naming
-    `where` ("behaviors.3DBall")."""
+    """A memory block is refused for trainer types that do not train recurrent networks (any but those in
+    MEMORY_TRAINERS), naming `where` ("behaviors.3DBall")."""
     trainer = str(plain(getattr(settings, "trainer_type", "ppo")))
     if settings.network_settings.memory is not None and trainer not in MEMORY_TRAINERS:
         raise ConfigError(
