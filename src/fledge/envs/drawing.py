@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -270,6 +271,24 @@ def grid_shape(n: int, *, max_cols: int = 4) -> tuple[int, int, int]:
     rows = int(math.ceil(n / cols))
     cell = int(min(256, max(128, 640 // cols)))
     return cols, rows, cell
+
+
+class PanelGrid(NamedTuple):
+    """A titled canvas of square panels, one per shown agent: `n` panels in `cols` columns of `cell` pixels."""
+
+    canvas: Canvas
+    n: int
+    cols: int
+    cell: int
+
+
+def panel_grid(n_all: int, name: str, legend: str) -> PanelGrid:
+    """The canvas for `n_all` agents' panels (the first MAX_SHOWN), titled "<name>  <n> agents" with `legend`."""
+    n = shown(n_all)
+    cols, rows, cell = grid_shape(n)
+    canvas = Canvas(cols * cell, HEADER + rows * cell)
+    draw_title(canvas, f"{name}  {n_all} agents{more_text(n_all)}", legend)
+    return PanelGrid(canvas, n, cols, cell)
 
 
 def shown(n: int) -> int:

@@ -17,11 +17,7 @@ from fledge.envs.drawing import (
     PLATFORM_LOW,
     TEXT,
     WHITE,
-    Canvas,
-    draw_title,
-    grid_shape,
-    more_text,
-    shown,
+    panel_grid,
 )
 
 
@@ -41,15 +37,8 @@ def draw_ball3d(
     blue = low, light blue = high) and a white arrow points downhill (longer = steeper); the ball is an
     orange disc (red and shrinking while it falls, with a red panel border).
     """
-    n_all = len(rot_t)
-    n = shown(n_all)
-    cols, rows, cell = grid_shape(n)
-    width, height = cols * cell, HEADER + rows * cell
-    canvas = Canvas(width, height)
-    draw_title(
-        canvas,
-        f"3DBall  {n_all} agents{more_text(n_all)}",
-        "top view: platform shade = height, arrow = downhill, orange = ball",
+    canvas, n, cols, cell = panel_grid(
+        len(rot_t), "3DBall", "top view: platform shade = height, arrow = downhill, orange = ball"
     )
     ppu = cell / (2 * view)  # pixels per world unit
     coords = ((np.arange(cell, dtype=np.float64) + 0.5) / ppu - view).astype(np.float32)

@@ -14,11 +14,7 @@ from fledge.envs.drawing import (
     PANEL,
     TEXT,
     WHITE,
-    Canvas,
-    draw_title,
-    grid_shape,
-    more_text,
-    shown,
+    panel_grid,
 )
 
 _MOVES = {1: (0.0, -1.0), 2: (0.0, 1.0), 3: (-1.0, 0.0), 4: (1.0, 0.0)}  # action -> (dx, dy) on screen
@@ -43,14 +39,8 @@ def draw_gridworld(
 ) -> np.ndarray:
     """GridWorld: one panel per agent showing its camera image (red x, green plus, blue agent), the goal
     the signal names above it, and the chosen move (`actions` (n,) in 0..4) as a white arrow."""
-    n_all = len(image)
-    n = shown(n_all)
-    cols, rows, cell = grid_shape(n)
-    canvas = Canvas(cols * cell, HEADER + rows * cell)
-    draw_title(
-        canvas,
-        f"GridWorld  {n_all} agents{more_text(n_all)}",
-        "camera view: green plus, red x, blue agent; text = goal signal, arrow = move",
+    canvas, n, cols, cell = panel_grid(
+        len(image), "GridWorld", "camera view: green plus, red x, blue agent; text = goal signal, arrow = move"
     )
     side = image.shape[2]
     board = cell - _MARGIN - 8

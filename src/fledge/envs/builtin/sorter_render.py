@@ -14,11 +14,7 @@ from fledge.envs.drawing import (
     PANEL,
     TEXT,
     WHITE,
-    Canvas,
-    draw_title,
-    grid_shape,
-    more_text,
-    shown,
+    panel_grid,
 )
 
 _MOVES = {1: (0.0, -1.0), 2: (0.0, 1.0), 3: (-1.0, 0.0), 4: (1.0, 0.0)}  # action -> (dx, dy) on screen
@@ -36,14 +32,8 @@ def draw_sorter(
 ) -> np.ndarray:
     """Sorter: one panel per agent; tiles show their numbers (green = to visit, grey = visited, a yellow
     outline on the next one), blue = the agent, white arrow = its chosen move (`actions` (n,) in 0..4)."""
-    n_all = len(agent)
-    n = shown(n_all)
-    cols, rows, cell = grid_shape(n)
-    canvas = Canvas(cols * cell, HEADER + rows * cell)
-    draw_title(
-        canvas,
-        f"Sorter  {n_all} agents{more_text(n_all)}",
-        "visit the tiles in increasing order: green = to visit, grey = visited, yellow = next",
+    canvas, n, cols, cell = panel_grid(
+        len(agent), "Sorter", "visit the tiles in increasing order: green = to visit, grey = visited, yellow = next"
     )
     margin = 20
     px = (cell - margin - 8) // board_size

@@ -21,8 +21,8 @@ from fledge.envs.drawing import (
     WHITE,
     Canvas,
     draw_title,
-    grid_shape,
     more_text,
+    panel_grid,
     shown,
 )
 
@@ -86,14 +86,8 @@ def draw_move_to_goal_2d(
 ) -> np.ndarray:
     """MoveToGoal 2D: one panel per agent showing the plane; green square = goal zone (with a green
     ring to find it), blue = agent, white arrow = move, yellow ring = grabbing on this decision."""
-    n_all = len(pos)
-    n = shown(n_all)
-    cols, rows, cell = grid_shape(n)
-    canvas = Canvas(cols * cell, HEADER + rows * cell)
-    draw_title(
-        canvas,
-        f"MoveToGoal 2D  {n_all} agents{more_text(n_all)}",
-        "green = goal, blue = agent, arrow = move, yellow ring = grab",
+    canvas, n, cols, cell = panel_grid(
+        len(pos), "MoveToGoal 2D", "green = goal, blue = agent, arrow = move, yellow ring = grab"
     )
     margin = 8
     ppu = (cell - 2 * margin) / (high - low)
