@@ -72,6 +72,18 @@ VISUAL_PROPERTIES = (
 _EMPTY, _AGENT, _PLUS, _CROSS = 0, 1, 2, 3  # cell contents, index into the stamps
 
 
+def wall_moves(cells: np.ndarray, size: int) -> np.ndarray:
+    """(n, 5) bool action mask, True = masked: the moves of agents at `cells` (n, 2) (row, column) that would
+    leave a `size` x `size` board."""
+    row, col, last = cells[:, 0], cells[:, 1], size - 1
+    mask = np.zeros((len(cells), 5), dtype=bool)
+    mask[:, UP] = row == 0
+    mask[:, DOWN] = row == last
+    mask[:, LEFT] = col == 0
+    mask[:, RIGHT] = col == last
+    return mask
+
+
 def scale_for_encoder(vis_encode_type: str, grid_size: int = DEFAULT_GRID_SIZE) -> int:
     """The smallest integer upsampling of a `grid_size` board that `vis_encode_type` accepts."""
     minimum = ENCODER_MIN_RESOLUTION.get(str(vis_encode_type))
@@ -200,13 +212,7 @@ class GridWorldTask(VectorTask):
     def action_mask(self) -> list[np.ndarray] | None:
         if not self.mask_actions:
             return None
-        row, col, last = self._agent[:, 0], self._agent[:, 1], self.grid_size - 1
-        mask = np.zeros((self.num_agents, 5), dtype=bool)
-        mask[:, UP] = row == 0
-        mask[:, DOWN] = row == last
-        mask[:, LEFT] = col == 0
-        mask[:, RIGHT] = col == last
-        return [mask]
+        return [wall_moves(self._agent, self.grid_size)]
 
     def optimal_return(self) -> float:
         return expected_optimal_return(self.grid_size)

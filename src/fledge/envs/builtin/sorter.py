@@ -40,7 +40,7 @@ import numpy as np
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.base import VectorTask
-from fledge.envs.builtin.gridworld import DOWN, LEFT, MOVES, RIGHT, UP
+from fledge.envs.builtin.gridworld import DOWN, LEFT, MOVES, RIGHT, UP, wall_moves
 from fledge.errors import ConfigError
 
 MAX_TILES = 20
@@ -163,13 +163,7 @@ class SorterTask(VectorTask):
         return [vector, entities]
 
     def action_mask(self) -> list[np.ndarray]:
-        row, col, last = self._agent[:, 0], self._agent[:, 1], self.board_size - 1
-        mask = np.zeros((self.num_agents, 5), dtype=bool)
-        mask[:, UP] = row == 0
-        mask[:, DOWN] = row == last
-        mask[:, LEFT] = col == 0
-        mask[:, RIGHT] = col == last
-        return [mask]
+        return [wall_moves(self._agent, self.board_size)]
 
     def optimal_return(self) -> float:
         return planned_return(self.board_size, self.min_tiles, self.num_tiles, self.max_episode_steps)
