@@ -22,6 +22,7 @@ from fledge.envs.api import (
 )
 from fledge.envs.builtin import ball3d, basic, toys
 from fledge.envs.builtin.base import VectorTaskEnv
+from fledge.envs.builtin.gridworld import VISUAL_PROPERTIES
 from fledge.errors import ActionError, ConfigError, UnknownBehaviorError, UnknownEnvironmentError
 
 ALL_NAMES = registry.names()
@@ -98,6 +99,10 @@ def test_registered_names() -> None:
         "MoveToGoal1D-Discrete",
         "MoveToGoal2D-Hybrid",
         "MaskedChoice",
+        "GridWorld",
+        "Hallway",
+        "Sorter",
+        "Visual3DBall",
     }
     assert registry.DEFAULT_ENV == "3DBall" and registry.DEFAULT_ENV in ALL_NAMES
 
@@ -162,8 +167,15 @@ def test_specs_shapes_and_dtypes(name: str) -> None:
         validate_steps(behavior, spec, d, t)
         for obs, ospec in zip(d.obs, spec.observation_specs):
             assert obs.dtype == np.float32 and obs.shape == (len(d),) + ospec.shape
-            assert ospec.dimension_property == (DimensionProperty.NONE,) * len(ospec.shape)
-            assert ospec.name == "VectorSensor"
+            if len(ospec.shape) == 3:  # cameras (GridWorld, Visual3DBall): channels first, values in [0, 1]
+                assert ospec.dimension_property == VISUAL_PROPERTIES and ospec.name == "CameraSensor"
+                assert obs.min() >= 0.0 and obs.max() <= 1.0
+            elif len(ospec.shape) == 2:  # entities (Sorter): absent ones are all-zero rows
+                assert ospec.dimension_property == (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE)
+                assert ospec.name == "BufferSensor"
+            else:
+                assert ospec.dimension_property == (DimensionProperty.NONE,) * len(ospec.shape)
+                assert ospec.name in ("VectorSensor", "GoalSignal")
         assert d.reward.dtype == np.float32 and d.agent_id.dtype == np.int32
         assert t.interrupted.dtype == np.bool_
         if spec.action_spec.discrete_size and d.action_mask is not None:

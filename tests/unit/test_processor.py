@@ -7,7 +7,7 @@ import numpy as np
 from fledge.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from fledge.networks.numpy_actor import ActOutput
 from fledge.rollout.collector import collect_step
-from fledge.rollout.processor import AgentProcessor
+from fledge.rollout.processor import AgentProcessor, flat_observations
 
 SPEC = BehaviorSpec([ObservationSpec.vector(1)], ActionSpec(1, ()))
 
@@ -125,3 +125,13 @@ def test_next_observation_of_each_trajectory() -> None:
     out = collect_step(p, dec([1, 2], [9.0, 10.0], [0, 0]), empty, pol)
     by_id = {t.agent_id: t for t in out.trajectories}
     np.testing.assert_allclose(by_id[1].next_obs, [9.0])  # the next decision's observation
+
+
+def test_flat_observations_flattens_a_lone_camera() -> None:
+    """A behavior whose only observation is a camera (Visual3DBall) is stored flat, like any other."""
+    camera = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    np.testing.assert_array_equal(flat_observations([camera]), camera.reshape(2, 48))
+    vector = np.ones((2, 5), np.float32)
+    assert flat_observations([vector]) is vector
+    both = flat_observations([vector, camera])
+    assert both.shape == (2, 53) and (both[:, :5] == 1).all()

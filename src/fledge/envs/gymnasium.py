@@ -12,8 +12,9 @@ Spaces (see `space_to_specs`):
   `Discrete(n, start)` -> one branch of n (start is added back), `MultiDiscrete` -> one branch per
   entry, `MultiBinary(n)` -> n branches of 2; `Tuple`/`Dict` of these -> hybrid (continuous parts
   concatenated, branches appended, Dict keys in sorted order).
-- observations: `Box` -> a vector (flattened to rank 1), except uint8 (H, W, C) images that become
-  visual (C, H, W) float32 in [0, 1]; `Discrete` -> one-hot; `MultiDiscrete` -> concatenated
+- observations: `Box` -> a vector (flattened to rank 1), except images (uint8 (H, W, C), (C, H, W) or
+  (H, W); float ones bounded [0, 1] or [0, 255]; see `fledge.envs.gym_images`) that become visual
+  (C, H, W) float32 in [0, 1]; `Discrete` -> one-hot; `MultiDiscrete` -> concatenated
   one-hots; `MultiBinary` -> 0/1 vector; `Dict`/`Tuple` -> one ObservationSpec per entry (Dict
   keys sorted, nested entries flattened, named by their path "key.subkey"). Everything is float32.
 - anything else (Text, Graph, Sequence, OneOf, ...) raises ConfigError naming the space, the
@@ -72,6 +73,7 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
+from fledge.envs.gym_images import ImageLayout, image_layout
 
 __all__ = [
     "ActionDecoder",
@@ -109,10 +111,7 @@ class _ObsLeaf:
     spec: ObservationSpec
     start: np.ndarray | None = None  # Discrete/MultiDiscrete start (flattened)
     nvec: np.ndarray | None = None  # Discrete/MultiDiscrete sizes (flattened)
-
-
-def _is_image(space: spaces.Box) -> bool:
-    return space.dtype == np.uint8 and len(space.shape) == 3
+    image: ImageLayout | None = None  # images: how to bring them to (C, H, W) in [0, 1]
 
 
 def _unsupported(space: Any, where: str, env_id: str, what: str) -> ConfigError:
@@ -155,10 +154,10 @@ class ObservationConverter:
             for i, sub in enumerate(space.spaces):
                 self._collect(sub, path + (i,))
         elif isinstance(space, spaces.Box):
-            if _is_image(space):
-                h, w, c = space.shape
-                spec = ObservationSpec((c, h, w), _VISUAL_PROPS, ObservationType.DEFAULT, name)
-                self.leaves.append(_ObsLeaf(path, "image", spec))
+            layout = image_layout(tuple(space.shape), space.dtype, space.low, space.high)
+            if layout is not None:
+                spec = ObservationSpec(layout.chw, _VISUAL_PROPS, ObservationType.DEFAULT, name)
+                self.leaves.append(_ObsLeaf(path, "image", spec, image=layout))
             else:
                 self.leaves.append(_ObsLeaf(path, "vector", ObservationSpec.vector(int(np.prod(space.shape)), name)))
         elif isinstance(space, spaces.Discrete):
@@ -194,8 +193,8 @@ class ObservationConverter:
     def _leaf(leaf: _ObsLeaf, arr: np.ndarray, n: int) -> np.ndarray:
         if leaf.kind == "vector" or leaf.kind == "multibinary":
             return arr.reshape(n, -1).astype(np.float32)
-        if leaf.kind == "image":
-            return np.ascontiguousarray(arr.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
+        if leaf.image is not None:
+            return leaf.image.convert(arr)
         assert leaf.nvec is not None and leaf.start is not None
         idx = arr.reshape(n, -1).astype(np.int64) - leaf.start[None, :]
         out = np.zeros((n, int(leaf.nvec.sum())), dtype=np.float32)

@@ -25,12 +25,16 @@ from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.ball3d import Ball3DTask
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
 from fledge.envs.builtin.basic import BasicTask
+from fledge.envs.builtin.gridworld import GridWorldTask
+from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
     MoveToGoal1DContinuousTask,
     MoveToGoal1DDiscreteTask,
     MoveToGoal2DHybridTask,
 )
+from fledge.envs.builtin.visual3dball import Visual3DBallTask
 from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
 
@@ -263,6 +267,47 @@ register(
     description=(
         "Toy: one decision, pick the observed rewarded action out of 4 (+1); one other action is masked "
         "and gives -1 if picked anyway (best 1.0)."
+    ),
+)
+
+register(
+    "GridWorld",
+    GridWorldTask,
+    description=(
+        "9 agents on 5 x 5 boards reach the goal their goal signal names (green plus or red x): a top-down "
+        "camera (3, 20, 20) and a one-hot goal signal (GOAL_SIGNAL), one discrete branch of 5 (stay and 4 moves, "
+        "wall moves masked); -0.01 per decision, +1 at the named goal, -1 at the other; 100 decisions. Needs a "
+        "visual encoder (vis_encode_type); options grid_size, scale, mask_actions."
+    ),
+)
+register(
+    "Hallway",
+    HallwayTask,
+    description=(
+        "16 agents walk a corridor of 6 cells and enter the goal whose colour a symbol showed at the first "
+        "decision only: vector of 9 (cell, end flag, symbol colour), one discrete branch of 4; +1 right goal, "
+        "-0.1 wrong goal, -0.01 per decision; 100 decisions (best 0.95, 0.40 without memory). Needs memory."
+    ),
+)
+register(
+    "Visual3DBall",
+    Visual3DBallTask,
+    description=(
+        "3DBall seen through a camera only: 12 agents, one (3, 24, 24) top-down image each (platform height, "
+        "ball, platform), 2 continuous actions; rewards and limits as 3DBall. Needs a visual encoder; option "
+        "resolution."
+    ),
+)
+
+register(
+    "Sorter",
+    SorterTask,
+    description=(
+        "16 agents on 7 x 7 boards step on numbered tiles in increasing order: vector of 4 and the tiles as "
+        "variable-length entities (20, 23) (one-hot number, relative position, visited; absent rows zero), one "
+        "discrete branch of 5 (wall moves masked); +1 per tile in order, -1 for a wrong tile (ends), -0.005 per "
+        "decision; 200 decisions. Needs the entity encoder; options num_tiles (2, up to 20), min_tiles, "
+        "board_size."
     ),
 )
 

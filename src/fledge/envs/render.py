@@ -3,10 +3,10 @@
 `render_rgb(env, actions=None)` returns one (H, W, 3) uint8 frame of any fledge environment:
 
 * built-in environments (`VectorTaskEnv`): the task's own `render(actions)` method (3DBall, Basic,
-  MoveToGoal, MaskedChoice draw themselves, next to their task in `fledge.envs.builtin`, with the
-  helpers of `fledge.envs.drawing`); a task without one is drawn as bars of its observations.
-  `actions`, when given, is the ActionTuple about to be applied (one row per agent): the frame then
-  shows each agent's decision in that state (arrows, chosen boxes).
+  MoveToGoal, MaskedChoice, GridWorld, Hallway, Visual3DBall and Sorter draw themselves, next to their
+  task in `fledge.envs.builtin`, with the helpers of `fledge.envs.drawing`); a task without one is
+  drawn as bars of its observations. `actions`, when given, is the ActionTuple about to be applied
+  (one row per agent): the frame then shows each agent's decision in that state (arrows, chosen boxes).
 * Gymnasium / PettingZoo environments: the wrapped environment's `render()`, which needs the
   environment to be built with ``render_mode="rgb_array"``: build it with `make_for_rendering`.
   Vector environments give one frame per sub-environment; they are tiled into one image.

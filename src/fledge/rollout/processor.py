@@ -70,8 +70,8 @@ class StepOutcome:
 
 
 def flat_observations(obs: list[np.ndarray]) -> np.ndarray:
-    """All vector observations of a batch side by side, (n, total size)."""
-    if len(obs) == 1:
+    """All observations of a batch flattened side by side, (n, total size)."""
+    if len(obs) == 1 and obs[0].ndim == 2:  # one vector: already flat
         return obs[0]
     return np.concatenate([o.reshape(o.shape[0], -1) for o in obs], axis=1)
 

@@ -247,6 +247,10 @@ class Ball3DTask(VectorTask):
         return reward, done
 
     def observe(self) -> list[np.ndarray]:
+        return [self.vector_observation()]
+
+    def vector_observation(self) -> np.ndarray:
+        """The (n, 8) float32 vector observation (a new array); Visual3DBall draws its images from it."""
         n = self.num_agents
         out = np.empty((n, 8), dtype=np.float32)
         out[:, 0:2] = self._quat
@@ -254,7 +258,7 @@ class Ball3DTask(VectorTask):
         if self._any_falling:
             np.copyto(world, self._fall, where=self._falling[:, None, None])
         out[:, 2:8] = world.reshape(n, 6)
-        return [out]
+        return out
 
     def optimal_return(self) -> float:
         return STEP_REWARD * self.max_episode_steps
@@ -264,7 +268,7 @@ class Ball3DTask(VectorTask):
         (see `fledge.envs.builtin.ball3d_render.draw_ball3d`). Reads the state only; `actions` are not drawn."""
         from fledge.envs.builtin.ball3d_render import draw_ball3d
 
-        world = self.observe()[0][:, 2:5]
+        world = self.vector_observation()[:, 2:5]
         return draw_ball3d(
             self._rot_t.copy(),
             world,
