@@ -88,14 +88,16 @@ def real_rows(env_name: str, rows: int, **env_args: Any) -> tuple[Any, np.ndarra
     return spec, np.concatenate(obs_rows)[:rows], masks
 
 
-def update_contenders() -> dict[str, Callable[[], tuple[ActorCritic, Minibatch]]]:
+def update_contenders(goal_conditioning: str = "hyper") -> dict[str, Callable[[], tuple[ActorCritic, Minibatch]]]:
     """Encoder name -> builder of (model, minibatch of BATCH rows) at the minimum size it accepts."""
 
     def build(env_name: str, encoder: str, **env_args: Any) -> Callable[[], tuple[ActorCritic, Minibatch]]:
         def make() -> tuple[ActorCritic, Minibatch]:
             torch.manual_seed(0)
             spec, x, allowed = real_rows(env_name, BATCH, **env_args)
-            shape = NetworkShape(hidden_units=128, num_layers=2, vis_encode_type=encoder)
+            shape = NetworkShape(
+                hidden_units=128, num_layers=2, vis_encode_type=encoder, goal_conditioning_type=goal_conditioning
+            )
             model = ActorCritic(
                 action_spec=spec.action_spec, shape=shape, observation_specs=list(spec.observation_specs)
             )
@@ -176,8 +178,8 @@ def run_training(steps: int, repeats: int) -> dict[str, list[float]]:
     return rates
 
 
-def run_updates(updates: int, repeats: int, threads: list[int]) -> None:
-    contenders = update_contenders()
+def run_updates(updates: int, repeats: int, threads: list[int], goal_conditioning: str) -> None:
+    contenders = update_contenders(goal_conditioning)
     times: dict[tuple[str, int], list[float]] = {(c, t): [] for c in contenders for t in threads}
     before = torch.get_num_threads()
     try:
@@ -189,7 +191,9 @@ def run_updates(updates: int, repeats: int, threads: list[int]) -> None:
                     print(f"run {rep + 1} {name:<16} threads={t}: {n} updates in {secs:.3f} s", flush=True)
     finally:
         torch.set_num_threads(before)
-    print(f"\nUpdate time per minibatch of {BATCH} rows (ms; PPO loss + backward + Adam, 128 x 2 dense)")
+    print(
+        f"\nUpdate time per minibatch of {BATCH} rows (ms; PPO loss + backward + Adam, 128 x 2 dense, GridWorld goal conditioning {goal_conditioning})"
+    )
     for name in contenders:
         side = MIN_RESOLUTION.get(name)
         label = f"{name} (3x{5 * scale_for_encoder(name)}x{5 * scale_for_encoder(name)}, min {side})" if side else name
@@ -203,6 +207,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=30, help="timed optimiser steps per update run")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads for the update timing")
+    parser.add_argument(
+        "--goal-conditioning",
+        choices=["hyper", "none"],
+        default="hyper",
+        help="goal_conditioning_type of the update networks (GridWorld has a goal observation; hyper is the default)",
+    )
     parser.add_argument("--only", choices=["train", "update"], help="run one part only")
     args = parser.parse_args()
     logging.getLogger("fledge").setLevel(logging.WARNING)
@@ -218,7 +228,7 @@ def main() -> None:
         print(f"  GridWorld simple agent steps/s: {grid:,.0f} (goal >= {GRIDWORLD_SIMPLE_GOAL:,.0f}): {ok}")
     if args.only != "train":
         print()
-        run_updates(args.updates, args.repeats, args.threads)
+        run_updates(args.updates, args.repeats, args.threads, args.goal_conditioning)
 
 
 if __name__ == "__main__":
