@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 RUN_ID ?= 3DBall
 
-.PHONY: setup setup-dev train test clean protocol
+.PHONY: setup setup-dev train test test-slow clean protocol
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: setup-dev
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The learning runs marked slow (a minute or more each on 2 cores), which make test leaves out.
+test-slow: setup-dev
+	$(BIN)/python -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -99,7 +99,9 @@ def test_gridworld_learns_with_the_simple_encoder(tmp_path: Path) -> None:
 ENCODER_RUNS = {"fully_connected": (20_000, None), "match3": (30_000, None), "nature_cnn": (40_000, 12)}
 
 
-@pytest.mark.parametrize("encoder", list(ENCODER_RUNS))
+@pytest.mark.parametrize(
+    "encoder", [pytest.param(e, marks=[pytest.mark.slow] if e != "fully_connected" else []) for e in ENCODER_RUNS]
+)
 def test_gridworld_learns_with_the_other_visual_encoders(tmp_path: Path, encoder: str) -> None:
     steps, scale = ENCODER_RUNS[encoder]
     opts = gridworld_options(
@@ -116,6 +118,7 @@ def test_gridworld_without_the_goal_signal_stays_near_zero(tmp_path: Path) -> No
     assert mean < 0.3, f"GridWorld without the goal signal: {mean:.3f}"
 
 
+@pytest.mark.slow
 def test_gridworld_learns_with_sac(tmp_path: Path) -> None:
     """Measured: 0.41 over the last 300 episodes after 10,000 steps (110 s on 2 busy cores), above 0.5
     after 30,000; a random policy gets -0.25."""
@@ -153,6 +156,7 @@ def test_hallway_without_memory_cannot_beat_a_coin_flip(tmp_path: Path) -> None:
 # -- Visual3DBall: 100 at best over 1000 decisions, random about 1.9 ----------------------------------------
 
 
+@pytest.mark.slow
 def test_visual3dball_learns_to_keep_the_ball_longer(tmp_path: Path) -> None:
     """Measured: 18.8 over the last 48 episodes after 150,000 steps (90 s on 2 busy cores; 2.9 after 60,000)."""
     opts = options(
@@ -241,7 +245,10 @@ def test_gym_image_observations_train_with_a_visual_encoder(tmp_path: Path, lear
 # -- Sorter with 2 tiles: 1.95 at best, random about -0.05 ---------------------------------------------------
 
 
-@pytest.mark.parametrize(("learning_rate", "steps", "learns"), [(1e-3, 60_000, True), (1e-8, 15_000, False)])
+@pytest.mark.parametrize(
+    ("learning_rate", "steps", "learns"),
+    [pytest.param(1e-3, 60_000, True, marks=pytest.mark.slow), (1e-8, 15_000, False)],
+)
 def test_sorter_learns_two_tiles_with_the_entity_encoder(
     tmp_path: Path, learning_rate: float, steps: int, learns: bool
 ) -> None:
