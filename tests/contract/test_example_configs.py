@@ -95,6 +95,11 @@ def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
                 out.add((name, "hyperparameters.reward_signal_steps_per_update"))
         if ((body.get("reward_signals") or {}).get("extrinsic") or {}).get("network_settings"):
             out.add((name, "reward_signals.extrinsic.network_settings"))
+        net = body.get("network_settings") or {}  # the stand-in environments have no camera and no goal signal
+        if net.get("vis_encode_type", "simple") != "simple":
+            out.add((name, "network_settings.vis_encode_type"))
+        if net.get("goal_conditioning_type", "hyper") != "hyper":
+            out.add((name, "network_settings.goal_conditioning_type"))
     env = raw.get("env_settings") or {}
     for key, default in ENV_DEFAULTS.items():  # the run gets an environment object: no workers, no restarts
         if key in env and env[key] != default:

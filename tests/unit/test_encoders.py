@@ -5,6 +5,7 @@ anything but vector MLPs."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from fledge.checkpoints.export import observation_specs_of
+from fledge.config import build_run_options
 from fledge.envs.api import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from fledge.errors import ConfigError
 from fledge.networks.actor_critic import ActorCritic, NetworkShape
@@ -28,6 +30,7 @@ from fledge.trainers.policy import PolicySettings
 from fledge.trainers.ppo import fast_gradients
 from fledge.trainers.ppo.policy import PPOPolicy
 from fledge.trainers.sac import fast_update
+from fledge.trainers.settings import warn_unused_encoders
 
 D = DimensionProperty
 VISUAL = (D.NONE, D.TRANSLATIONAL_EQUIVARIANCE, D.TRANSLATIONAL_EQUIVARIANCE)
@@ -456,3 +459,27 @@ def test_features_of_the_actor_alone_equal_the_first_copy() -> None:
     assert both.shape == (2, 3, 16) and first.shape == (1, 3, 16)
     torch.testing.assert_close(first[0], both[0])
     assert not torch.allclose(both[0], both[1])  # the critic has its own encoders
+
+
+def test_encoder_settings_a_behavior_never_reaches_are_warned(caplog: pytest.LogCaptureFixture) -> None:
+    settings = build_run_options(
+        {"default_settings": {"network_settings": {"vis_encode_type": "resnet", "goal_conditioning_type": "none"}}}
+    ).behavior_settings("B")
+    vector_only = BehaviorSpec([ObservationSpec.vector(3)], ActionSpec(1, ()))
+    with caplog.at_level(logging.WARNING, logger="fledge"):
+        warn_unused_encoders("B", vector_only, settings)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("network_settings.vis_encode_type: 'resnet' has no effect here" in m for m in messages)
+    assert any("network_settings.goal_conditioning_type: 'none' has no effect here" in m for m in messages)
+    caplog.clear()
+    camera_and_goal = BehaviorSpec(
+        [
+            ObservationSpec((3, 20, 20), (DimensionProperty.NONE,) + (DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,) * 2,
+                            ObservationType.DEFAULT, "camera"),
+            ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.GOAL_SIGNAL, "goal"),
+        ],
+        ActionSpec(0, (5,)),
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="fledge"):
+        warn_unused_encoders("B", camera_and_goal, settings)
+    assert not caplog.records

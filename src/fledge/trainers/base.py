@@ -29,6 +29,7 @@ from fledge.trainers.settings import (
     memory_settings,
     refuse_memory,
     reward_signals,
+    warn_unused_encoders,
 )
 
 
@@ -170,6 +171,7 @@ class TrainerBase(ABC):
         self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
         net = settings.network_settings
         vis_encode_type, goal_conditioning_type = encoder_settings(settings)
+        warn_unused_encoders(behavior_name, spec, settings)
         self.policy_settings = PolicySettings(
             behavior_name=behavior_name,
             spec=spec,

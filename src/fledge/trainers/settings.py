@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from typing import Any
 
 from fledge.envs.api import BehaviorSpec
 from fledge.errors import ConfigError
 from fledge.networks.encoders.layout import ObservationLayout
+
+log = logging.getLogger("fledge")
 
 # Stat names of reward signals keep the provider's own spelling.
 SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
@@ -78,3 +81,24 @@ def encoder_settings(settings: Any) -> tuple[str, str]:
     """(vis_encode_type, goal_conditioning_type) of a behavior's network settings, as plain strings."""
     net = settings.network_settings
     return str(plain(net.vis_encode_type)), str(plain(net.goal_conditioning_type))
+
+
+def warn_unused_encoders(behavior_name: str, spec: BehaviorSpec, settings: Any) -> None:
+    """One warning per encoder setting given a value other than its default that this behavior's observations
+    never reach: vis_encode_type without a visual observation, goal_conditioning_type without a goal signal."""
+    vis_encode_type, goal_conditioning_type = encoder_settings(settings)
+    layout = ObservationLayout.of(spec.observation_specs)
+    if vis_encode_type != "simple" and not layout.of_kind("visual"):
+        log.warning(
+            "Behavior '%s': network_settings.vis_encode_type: '%s' has no effect here; the behavior has no visual "
+            "observations.",
+            behavior_name,
+            vis_encode_type,
+        )
+    if goal_conditioning_type != "hyper" and not any(slot.goal for slot in layout.slots):
+        log.warning(
+            "Behavior '%s': network_settings.goal_conditioning_type: '%s' has no effect here; the behavior has no "
+            "goal-signal observations.",
+            behavior_name,
+            goal_conditioning_type,
+        )
