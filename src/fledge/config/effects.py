@@ -70,7 +70,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "TrainerSettings.time_horizon": _H,
         "TrainerSettings.summary_freq": _H,
         "TrainerSettings.threaded": _W,
-        "TrainerSettings.self_play": _R,
+        "TrainerSettings.self_play": _H,  # the ghost trainer (trainers/ghost/)
         "TrainerSettings.behavioral_cloning": _R,
         # PPO
         "PPOSettings.batch_size": _H,
@@ -105,6 +105,14 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.deterministic": _H,
         "MemorySettings.memory_size": _H,
         "MemorySettings.sequence_length": _H,
+        # self-play (trainers/ghost/)
+        "SelfPlaySettings.save_steps": _H,
+        "SelfPlaySettings.team_change": _H,
+        "SelfPlaySettings.swap_steps": _H,
+        "SelfPlaySettings.window": _H,
+        "SelfPlaySettings.play_against_latest_model_ratio": _H,
+        "SelfPlaySettings.initial_elo": _H,
+        "SelfPlaySettings.elo_k_factor": _H,  # fledge's addition (ML-Agents: K = 1, the default)
         # the extrinsic reward signal
         "ExtrinsicSettings.gamma": _H,
         "ExtrinsicSettings.strength": _H,
