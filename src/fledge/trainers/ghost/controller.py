@@ -19,6 +19,8 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
+from fledge.errors import ConfigError
+
 log = logging.getLogger("fledge")
 
 
@@ -50,7 +52,7 @@ class TeamController:
         """A team joins: it learns if it is the first, else it waits in the queue."""
         if team in self.members:
             if self.members[team] is not member:
-                raise ValueError(
+                raise ConfigError(
                     f"Team {team} is claimed by the self-play trainers of '{self.members[team].name}' and "
                     f"'{member.name}': give each brain its own team ids (Behavior?team=N)."
                 )
