@@ -226,7 +226,8 @@ class GhostTrainer:
         if step - self.last_save > self.save_steps:
             self.pool.add(self.inner.policy.policy_state(), self.elo)
             self.last_save = step
-        if step - self.last_team_change > self.team_change:
+        # a brain that reached max_steps hands over at once, so other brains' teams keep learning
+        if step - self.last_team_change > self.team_change or not self.inner.should_train:
             self.last_team_change = step
             self.controller.change()
 
