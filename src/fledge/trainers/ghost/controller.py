@@ -18,9 +18,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from typing import Any, Protocol
-
-from fledge.errors import ConfigError
-
 log = logging.getLogger("fledge")
 
 
@@ -45,19 +42,24 @@ class TeamController:
         self.learning_team: int | None = None
         self.queue: deque[int] = deque()
         self.changes = 0  # team changes so far (identifies the controller's state)
-        self.members: dict[int, TeamMember] = {}
+        self.members: dict[int, list[TeamMember]] = {}  # per team id: the ghosts of its brains
         self._reset_requested = False
 
     def subscribe(self, team: int, member: TeamMember) -> None:
-        """A team joins: it learns if it is the first, else it waits in the queue."""
-        if team in self.members:
-            if self.members[team] is not member:
-                raise ConfigError(
-                    f"Team {team} is claimed by the self-play trainers of '{self.members[team].name}' and "
-                    f"'{member.name}': give each brain its own team ids (Behavior?team=N)."
-                )
+        """A team joins: it learns if it is the first, else it waits in the queue. Several brains may share
+        a team id (as ML-Agents allows): they learn and wait together."""
+        members = self.members.setdefault(team, [])
+        if member in members:
             return
-        self.members[team] = member
+        if members:
+            log.warning(
+                "Behavior '%s': self_play: it shares team id %d with %s, so they learn at the same time and play "
+                "against each other's learning policies; give each brain its own team (Behavior?team=N) to alternate.",
+                member.name,
+                team,
+                ", ".join(f"'{m.name}'" for m in members),
+            )
+        members.append(member)
         if self.learning_team is None:
             self.learning_team = team
         elif team != self.learning_team and team not in self.queue:
@@ -75,7 +77,7 @@ class TeamController:
         self.changes += 1
         self._reset_requested = True
         log.info("Self-play: team %d learns now (team change %d).", self.learning_team, self.changes)
-        for member in {id(m): m for m in self.members.values()}.values():
+        for member in {id(m): m for ms in self.members.values() for m in ms}.values():
             member.on_team_change(self.learning_team)
         return self.learning_team
 
@@ -86,7 +88,7 @@ class TeamController:
 
     # -- ratings across ghosts (asymmetric games have one ghost per brain) ---------------------------
     def opponents(self, team: int) -> list[tuple[int, TeamMember]]:
-        return [(t, m) for t, m in sorted(self.members.items()) if t != team]
+        return [(t, m) for t, ms in sorted(self.members.items()) if t != team for m in ms]
 
     def opponent_rating(self, team: int) -> float:
         """The mean rating of the policies the other teams play with now."""
