@@ -62,6 +62,10 @@ class TennisTask(TeamTask):
         self.hitter = np.zeros(m)  # side of the last hit (0: the serve)
         self.hits = np.zeros(m, dtype=np.int64)  # hits in the current point
 
+    def optimal_return(self) -> float:
+        """A zero-sum game: the mean return over both sides is 0 whatever the policies."""
+        return 0.0
+
     # -- VectorTask -----------------------------------------------------------------------------------
     def reset_agents(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         matches = np.unique(np.asarray(idx) // 2)
@@ -149,3 +153,9 @@ class TennisTask(TeamTask):
         reward = np.where(per_match == 0, 0.0, np.where(per_match == side, -1.0, 1.0)).astype(np.float32)
         done = per_match != 0
         return reward, done
+
+    def render(self, actions: ActionTuple | None = None) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8 of the first matches: court, net, paddles and ball."""
+        from fledge.envs.builtin.tennis_render import draw_tennis
+
+        return draw_tennis(self.paddle, self.ball, half=HALF, net=NET, reach=REACH, hits=self.hits)
