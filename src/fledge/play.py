@@ -381,10 +381,14 @@ class _Policies:
                 (self._named,) = find_checkpoint(run_dir, checkpoint)
 
     def get(self, behavior: str, spec: BehaviorSpec) -> _TorchPolicy | _OnnxPolicy:
-        policy = self._loaded.get(behavior)
+        """The policy of a behavior id: its brain's (teams `B?team=N` of a self-play run share one)."""
+        from fledge.envs.behavior_id import parse_behavior_id
+
+        brain = parse_behavior_id(behavior).brain_name
+        policy = self._loaded.get(brain)
         if policy is None:
-            policy = self._load(behavior, spec)
-            self._loaded[behavior] = policy
+            policy = self._load(brain, spec)
+            self._loaded[brain] = policy
         return policy
 
     def labels(self) -> str:
@@ -392,7 +396,9 @@ class _Policies:
 
     def end_episodes(self, behavior: str, agent_ids: np.ndarray) -> None:
         """These agents' episodes ended: their next decisions start from a zero memory."""
-        policy = self._loaded.get(behavior)
+        from fledge.envs.behavior_id import parse_behavior_id
+
+        policy = self._loaded.get(parse_behavior_id(behavior).brain_name)
         if policy is not None:
             policy.memories.forget(agent_ids)
 
@@ -680,6 +686,14 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--seed", type=int, default=0, help="environment (and torch policy sampling) seed (default 0)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many environment steps")
     parser.add_argument("--show", action="store_true", help="show the frames in a window (needs a display)")
+    parser.add_argument(
+        "--versus",
+        default=None,
+        metavar="RUN|random",
+        help="self-play games: the run's policy against another run's (a run id under --results-dir, or a run "
+        "folder) or against random actions; prints wins, draws and losses of each side (fledge.play_versus)",
+    )
+    parser.add_argument("--games", type=int, default=100, help="games to play with --versus (default 100)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -687,6 +701,10 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 def run_play(args: argparse.Namespace) -> int:
     """`fledge play` with parsed arguments; 0 on success, 130 when stopped with Ctrl-C."""
     run_dir = run_folder(args.results_dir, args.run_id)
+    if args.versus is not None:
+        from fledge.play_versus import versus_from_arguments
+
+        return versus_from_arguments(run_dir, args)
     result = play(
         run_dir,
         checkpoint=args.checkpoint,
