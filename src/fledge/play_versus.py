@@ -26,7 +26,7 @@ import numpy as np
 from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import ConfigError, RunFolderError
-from fledge.play import AgentMemories, _Policies, _default_env, read_run_config, run_folder
+from fledge.play_policies import AgentMemories, Policies, default_env, read_run_config, run_folder
 
 RANDOM = "random"
 STEPS_PER_GAME_LIMIT = 10_000  # a game that never ends stops the command with a clear error
@@ -112,15 +112,15 @@ def versus(
     if games < 1:
         raise ConfigError(f"--games must be at least 1, got {games}.")
     config = read_run_config(run_dir)
-    env_name = str((config.get("env_settings") or {}).get("env_path") or _default_env())
-    ours = _Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
+    env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
+    ours = Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
     theirs: Any
     if opponent == RANDOM:
         theirs, their_name = _RandomSide(seed + 1), RANDOM
     else:
         other = Path(opponent)
         other_dir = other if (other / "configuration.yaml").is_file() else run_folder(results_dir, opponent)
-        theirs = _Policies(other_dir, checkpoint=None, use_onnx=use_onnx, deterministic=deterministic, seed=seed + 1)
+        theirs = Policies(other_dir, checkpoint=None, use_onnx=use_onnx, deterministic=deterministic, seed=seed + 1)
         their_name = other_dir.name
     result = VersusResult()
     halves = [games - games // 2, games // 2]
@@ -137,7 +137,9 @@ def versus(
             _play_games(env, specs, ours, theirs, our_team, count, result)
         finally:
             env.close()
-    print(f"Versus on {env_name}: '{run_dir.name}' ({ours.labels()}) against '{their_name}' ({theirs.labels()})", file=out)
+    print(
+        f"Versus on {env_name}: '{run_dir.name}' ({ours.labels()}) against '{their_name}' ({theirs.labels()})", file=out
+    )
     for team, (w, d, lost) in sorted(result.by_team.items()):
         print(f"  '{run_dir.name}' as {team}: {w} wins, {d} draws, {lost} losses", file=out)
     share = 100.0 * result.wins / result.games

@@ -17,8 +17,8 @@ from fledge.config import build_run_options
 from fledge.config.effects import effect_warnings
 from fledge.envs import registry
 from fledge.envs.api import BaseEnv
-from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.builtin.base import VectorTaskEnv
+from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.layout import describe_layout
 from fledge.errors import ConfigError
 from fledge.rollout.workers import ID_STRIDE, EnvPool

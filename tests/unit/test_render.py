@@ -7,8 +7,8 @@ import pytest
 
 from fledge.envs import registry
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
-from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
+from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.render import (
     Canvas,
     caption,

@@ -27,9 +27,9 @@ from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
 from fledge.envs.builtin.basic import BasicTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 from fledge.envs.builtin.tennis import TennisTask
-from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
     MoveToGoal1DContinuousTask,

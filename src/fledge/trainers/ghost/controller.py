@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from typing import Any, Protocol
+
 log = logging.getLogger("fledge")
 
 
@@ -27,6 +28,10 @@ class TeamMember(Protocol):
     name: str
 
     def on_team_change(self, learning_team: int) -> None: ...
+
+    def is_rated(self, team: int) -> bool:
+        """Whether games against the policy team `team` plays with now change ratings."""
+        ...
 
     def opponent_rating(self, team: int) -> float:
         """The ELO of the policy that team `team` plays with now (a frozen snapshot or a latest copy)."""
@@ -89,15 +94,6 @@ class TeamController:
     # -- ratings across ghosts (asymmetric games have one ghost per brain) ---------------------------
     def opponents(self, team: int) -> list[tuple[int, TeamMember]]:
         return [(t, m) for t, ms in sorted(self.members.items()) if t != team for m in ms]
-
-    def opponent_rating(self, team: int) -> float:
-        """The mean rating of the policies the other teams play with now."""
-        others = self.opponents(team)
-        return sum(m.opponent_rating(t) for t, m in others) / len(others) if others else 0.0
-
-    def rate_opponents(self, team: int, change: float) -> None:
-        for t, m in self.opponents(team):
-            m.rate_opponent(t, change)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

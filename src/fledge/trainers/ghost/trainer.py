@@ -80,9 +80,7 @@ class TeamPolicy:
 class GhostTrainer:
     """Self-play around `inner` (see the module text); the run loop sees it as the brain's trainer."""
 
-    def __init__(
-        self, inner: TrainerBase, *, settings: Any, controller: TeamController, stats: Any, seed: int
-    ) -> None:
+    def __init__(self, inner: TrainerBase, *, settings: Any, controller: TeamController, stats: Any, seed: int) -> None:
         self.inner = inner
         self.name = inner.name
         self.controller = controller
