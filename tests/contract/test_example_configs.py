@@ -86,7 +86,7 @@ def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
 def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
     """(behavior or "", key path) of every setting the YAML gives a value that has no effect here."""
     out: set[tuple[str, str]] = set()
-    for index, (name, body) in enumerate(merged_behaviors(raw).items()):
+    for name, body in merged_behaviors(raw).items():
         if body.get("threaded") is True:
             out.add((name, "threaded"))
         hyper = body.get("hyperparameters") or {}
@@ -96,8 +96,8 @@ def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
         if ((body.get("reward_signals") or {}).get("extrinsic") or {}).get("network_settings"):
             out.add((name, "reward_signals.extrinsic.network_settings"))
         self_play = body.get("self_play")
-        if self_play and any(b.get("self_play") for b in list(merged_behaviors(raw).values())[:index]):
-            out.add((name, "self_play"))  # the stand-in behaviors have no team ids: the brains share team 0
+        if self_play:  # the stand-in behaviors have no team ids: self-play has a single team
+            out.add((name, "self_play"))
         if self_play:  # the run is capped at MAX_STEPS: a team_change above it never happens, which is warned
             team_change = self_play.get("team_change", 5 * self_play.get("save_steps", 20000))
             if team_change > MAX_STEPS:

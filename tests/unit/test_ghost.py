@@ -21,6 +21,7 @@ from fledge.trainers.ghost.pool import SnapshotPool
 from fledge.trainers.ghost.trainer import LATEST
 
 TEAM0, TEAM1 = "Tennis?team=0", "Tennis?team=1"
+TEAMS = (TEAM0, TEAM1)
 
 
 def ghost(controller: TeamController | None = None, **self_play: Any) -> GhostTrainer:
@@ -169,3 +170,12 @@ def test_state_round_trip_restores_pool_opponents_elo_and_teams() -> None:
     # the restored opponent acts exactly like the saved one
     obs = np.random.default_rng(0).normal(size=(4, 9)).astype(np.float32)
     assert np.array_equal(h.opponents[0].act(obs, None).continuous, g.opponents[0].act(obs, None).continuous)
+
+
+def test_self_play_without_teams_is_warned_as_having_no_effect() -> None:
+    from fledge.config.effects import effect_warnings
+
+    options = build_run_options({"behaviors": {"Tennis": {"trainer_type": "ppo", "self_play": {}}}})
+    assert not [w for w in effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=list(TEAMS))]
+    lines = effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=["Tennis"])
+    assert len(lines) == 1 and lines[0].startswith("Behavior 'Tennis': self_play has no effect")

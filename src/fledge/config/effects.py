@@ -26,7 +26,7 @@ from fledge.config.schema import (
     TrainerSettings,
 )
 from fledge.config.sections import EngineSettings, EnvironmentSettings
-from fledge.envs.behavior_id import behavior_ids_by_brain
+from fledge.envs.behavior_id import behavior_ids_by_brain, parse_behavior_id
 from fledge.envs.unity.launcher import EDITOR_NAME
 
 __all__ = [
@@ -323,6 +323,7 @@ def effect_warnings(
     present = behavior_ids_by_brain(behaviors)  # brain names in order; teams `B?team=N` are one brain
     for name in present:
         out.extend(_behavior_warnings(name, options.behavior_settings(name)))
+    out.extend(_self_play_warnings(options, behaviors, kind))
     missing = [name for name in options.behaviors if name not in present]
     if missing:
         listed = ", ".join(repr(n) for n in missing)
@@ -332,3 +333,19 @@ def effect_warnings(
             f"(its behaviors: {has}); they are not used. Check the behavior names."
         )
     return out
+
+
+def _self_play_warnings(options: RunOptions, behaviors: Sequence[str], kind: str) -> list[str]:
+    """Self-play needs at least two teams among the behavior ids of its brains (`B?team=N`); with one, each
+    self-play brain learns alone: no opponents, no team changes, no ELO."""
+    ids = [parse_behavior_id(b) for b in behaviors]
+    brains = [n for n in behavior_ids_by_brain(behaviors) if options.behavior_settings(n).self_play is not None]
+    teams = {i.team_id for i in ids if i.brain_name in brains}
+    if not brains or len(teams) > 1:
+        return []
+    names = ", ".join(i.behavior_id for i in ids if i.brain_name in brains)
+    return [
+        f"Behavior '{name}': self_play has no effect: {kind} gives the behaviors of self-play ({names}) a single "
+        "team, so there is no opponent to play and no ELO; self-play needs teams (Behavior?team=N)."
+        for name in brains
+    ]

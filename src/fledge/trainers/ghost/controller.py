@@ -57,7 +57,7 @@ class TeamController:
         if member in members:
             return
         if members:
-            log.warning(
+            log.info(
                 "Behavior '%s': self_play: it shares team id %d with %s, so they learn at the same time and play "
                 "against each other's learning policies; give each brain its own team (Behavior?team=N) to alternate.",
                 member.name,
