@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,7 +33,7 @@ from fledge.errors import EnvironmentFault, FledgeError, TrainingError
 from fledge.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.preflight import effective_settings
 from fledge.rollout.collector import Collector, TimedPolicy
-from fledge.rollout.processor import AgentProcessor
+from fledge.rollout.processor import AgentProcessor, StepOutcome
 from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
@@ -144,7 +144,7 @@ class TrainingSession:
         self.collector = Collector(env, self.timers)  # one processor and one policy per behavior id
         self.trainers: dict[str, Trainer] = {}  # one per brain name (a behavior id without '?team=N')
         self.brain_of: dict[str, str] = {}  # behavior id -> brain name
-        self.observers: dict[str, Any] = {}  # behavior id -> what receives its step outcomes (its seat)
+        self.observers: dict[str, Callable[[StepOutcome], None]] = {}  # behavior id -> what learns from its outcomes
         self.teams = TeamController()  # which team learns, for the self-play trainers of every brain
         self.results: dict[str, BehaviorResult] = {}  # per brain name
         self._group_reward_warned: set[str] = set()

@@ -12,16 +12,18 @@ import yaml
 from fledge import api
 from fledge.cli import main as cli_main
 from fledge.config import build_run_options
+from fledge.configs import shipped_config
 from fledge.errors import ConfigError
 from fledge.play import play
 from fledge.play_versus import versus
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ppo" / "Tennis.yaml"
+CONFIG = shipped_config("Tennis")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = tmp_path_factory.mktemp("versus")
+    assert CONFIG is not None
     raw = yaml.safe_load(CONFIG.read_text())
     b = raw["behaviors"]["Tennis"]
     b.update(max_steps=150_000, summary_freq=50_000, checkpoint_interval=150_000)

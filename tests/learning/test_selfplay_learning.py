@@ -12,11 +12,13 @@ import yaml
 
 from fledge import api
 from fledge.config import build_run_options
+from fledge.configs import shipped_config
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ppo" / "Tennis.yaml"
+CONFIG = shipped_config("Tennis")
 
 
 def run_tennis(tmp_path: Path, run_id: str, *, steps: int, learning_rate: float) -> dict[str, Any]:
+    assert CONFIG is not None
     raw = yaml.safe_load(CONFIG.read_text())
     b = raw["behaviors"]["Tennis"]
     b.update(max_steps=steps, summary_freq=10_000, checkpoint_interval=steps)

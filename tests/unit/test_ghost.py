@@ -176,6 +176,6 @@ def test_self_play_without_teams_is_warned_as_having_no_effect() -> None:
     from fledge.config.effects import effect_warnings
 
     options = build_run_options({"behaviors": {"Tennis": {"trainer_type": "ppo", "self_play": {}}}})
-    assert not [w for w in effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=list(TEAMS))]
+    assert not effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=list(TEAMS))
     lines = effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=["Tennis"])
     assert len(lines) == 1 and lines[0].startswith("Behavior 'Tennis': self_play has no effect")
