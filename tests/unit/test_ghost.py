@@ -179,3 +179,16 @@ def test_self_play_without_teams_is_warned_as_having_no_effect() -> None:
     assert not effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=list(TEAMS))
     lines = effect_warnings(options, env_name="Tennis", worker_processes=False, behaviors=["Tennis"])
     assert len(lines) == 1 and lines[0].startswith("Behavior 'Tennis': self_play has no effect")
+
+
+def test_a_smaller_window_on_resume_keeps_the_newest_snapshots() -> None:
+    pool = SnapshotPool(3)
+    for i in range(5):  # slots hold 3, 4, 2 (next slot 2 is the oldest)
+        pool.add({"w": torch.tensor([float(i)])}, 1000.0 + i)
+    assert [float(s["w"]) for s in pool.snapshots] == [3.0, 4.0, 2.0] and pool.next_slot == 2
+    smaller = SnapshotPool(2)
+    slots = smaller.load(pool.tensors(), pool.meta())
+    assert [float(s["w"]) for s in smaller.snapshots] == [3.0, 4.0] and smaller.elos == [1003.0, 1004.0]
+    assert slots == {0: 0, 1: 1}  # slot 2 (the oldest) is gone
+    same = SnapshotPool(3)
+    assert same.load(pool.tensors(), pool.meta()) == {0: 0, 1: 1, 2: 2} and same.next_slot == 2

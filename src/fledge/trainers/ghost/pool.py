@@ -45,7 +45,11 @@ class SnapshotPool:
     def meta(self) -> dict[str, Any]:
         return {"window": self.window, "elos": list(self.elos), "next_slot": self.next_slot}
 
-    def load(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    def load(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[int, int]:
+        """Restore a saved pool; returns each kept slot's new index (the same slots unless `window` changed).
+
+        When the run's `window` differs from the saved one, the snapshots are put in the order they were
+        taken and the newest `window` are kept."""
         elos = [float(e) for e in meta["elos"]]
         snapshots: list[dict[str, torch.Tensor]] = [{} for _ in elos]
         for name, value in tensors.items():
@@ -53,5 +57,14 @@ class SnapshotPool:
                 continue
             slot, _, key = name[len(SNAPSHOT_PREFIX) :].partition(".")
             snapshots[int(slot)][key] = value.clone()
-        self.snapshots, self.elos = snapshots, elos
-        self.next_slot = int(meta["next_slot"]) % max(1, self.window)
+        saved_window, next_slot = int(meta["window"]), int(meta["next_slot"])
+        if saved_window == self.window:
+            self.snapshots, self.elos, self.next_slot = snapshots, elos, next_slot % max(1, self.window)
+            return {i: i for i in range(len(elos))}
+        full = len(elos) == saved_window
+        order = list(range(next_slot, len(elos))) + list(range(next_slot)) if full else list(range(len(elos)))
+        kept = order[-self.window :]
+        self.snapshots = [snapshots[i] for i in kept]
+        self.elos = [elos[i] for i in kept]
+        self.next_slot = 0
+        return {old: new for new, old in enumerate(kept)}

@@ -298,7 +298,15 @@ class GhostTrainer:
             raise CheckpointError(f"the self-play state of '{self.name}' is incomplete or invalid ({exc!r})") from None
 
     def _load_ghost(self, ghost: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        self.pool.load({k: v for k, v in tensors.items() if k.startswith(SNAPSHOT_PREFIX)}, ghost["pool"])
+        slots = self.pool.load({k: v for k, v in tensors.items() if k.startswith(SNAPSHOT_PREFIX)}, ghost["pool"])
+        if len(slots) != len(ghost["pool"]["elos"]) or int(ghost["pool"]["window"]) != self.pool.window:
+            log.warning(
+                "Behavior '%s': self_play.window is %d, the checkpoint's pool was %d; the newest %d snapshots are kept.",
+                self.name,
+                self.pool.window,
+                int(ghost["pool"]["window"]),
+                len(self.pool),
+            )
         self.elo = float(ghost["elo"])
         self.ghost_step = int(ghost["ghost_step"])
         self.last_save = int(ghost["last_save"])
@@ -318,7 +326,8 @@ class GhostTrainer:
                 if k.startswith(f"{OPPONENT_PREFIX}{team}.")
             }
             policy.load_policy_state(weights)
-            self.chosen[team] = int(slot)
+            # an opponent whose snapshot left a smaller window plays on, unrated until the next swap
+            self.chosen[team] = LATEST if int(slot) == LATEST else slots.get(int(slot), LATEST)
             rng_state = ghost["opponent_rngs"].get(key)
             if rng_state is not None:
                 set_generator_state(policy.rng, rng_state)
