@@ -33,8 +33,8 @@ def run_tennis(tmp_path: Path, run_id: str, *, steps: int, learning_rate: float)
 
 
 def test_tennis_elo_rises_with_learning_and_not_without(tmp_path: Path) -> None:
-    learned = run_tennis(tmp_path, "learn", steps=60_000, learning_rate=3.0e-3)
-    frozen = run_tennis(tmp_path, "frozen", steps=60_000, learning_rate=1.0e-9)
+    learned = run_tennis(tmp_path, "learn", steps=90_000, learning_rate=3.0e-3)
+    frozen = run_tennis(tmp_path, "frozen", steps=90_000, learning_rate=1.0e-9)
     assert learned["elo"] > 1200.0 + 150.0, learned["elo"]
     assert abs(frozen["elo"] - 1200.0) < 100.0, frozen["elo"]
 
