@@ -1,5 +1,5 @@
 """Self-play learns: on Tennis the learner's ELO rises over a short run (PPO with the ghost trainer);
-with a learning rate of ~0 it does not (the ELO only wanders around its start); the same seed gives the
+with a learning rate of ~0 it does not (the ELO only wanders, by chance, around its start); the same seed gives the
 same ELO and snapshot schedule."""
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def test_tennis_elo_rises_with_learning_and_not_without(tmp_path: Path) -> None:
     learned = run_tennis(tmp_path, "learn", steps=90_000, learning_rate=3.0e-3)
     frozen = run_tennis(tmp_path, "frozen", steps=90_000, learning_rate=1.0e-9)
     assert learned["elo"] > 1200.0 + 150.0, learned["elo"]
-    assert abs(frozen["elo"] - 1200.0) < 100.0, frozen["elo"]
+    # without learning the ELO only wanders (every snapshot is the same policy): it does not rise by 100
+    assert frozen["elo"] < 1200.0 + 100.0, frozen["elo"]
+    assert learned["elo"] - frozen["elo"] > 200.0
 
 
 def test_tennis_self_play_is_deterministic(tmp_path: Path) -> None:
