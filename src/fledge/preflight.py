@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fledge.config import RunOptions, TrainerSettings
 
 #: TrainerSettings sections of features not built yet.
-REFUSED_FEATURES = ("self_play", "behavioral_cloning")
+REFUSED_FEATURES = ("behavioral_cloning",)
 
 
 def check_behavior(where: str, settings: TrainerSettings) -> None:

@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,10 +33,12 @@ from fledge.errors import EnvironmentFault, FledgeError, TrainingError
 from fledge.files import DISK_ERRNOS, atomic_write_text, write_error
 from fledge.preflight import effective_settings
 from fledge.rollout.collector import Collector, TimedPolicy
-from fledge.rollout.processor import AgentProcessor
+from fledge.rollout.processor import AgentProcessor, StepOutcome
 from fledge.stats import HYPERPARAMETERS, Aggregation, ConsoleWriter, CSVWriter, StatsReporter, TensorboardWriter
 from fledge.stats.progress import DisplayMode, ProgressDisplay
 from fledge.stats.timers import Timers
+from fledge.trainers.ghost import TeamController, with_self_play
+from fledge.trainers.seats import seat_of
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
@@ -142,6 +144,8 @@ class TrainingSession:
         self.collector = Collector(env, self.timers)  # one processor and one policy per behavior id
         self.trainers: dict[str, Trainer] = {}  # one per brain name (a behavior id without '?team=N')
         self.brain_of: dict[str, str] = {}  # behavior id -> brain name
+        self.observers: dict[str, Callable[[StepOutcome], None]] = {}  # behavior id -> what learns from its outcomes
+        self.teams = TeamController()  # which team learns, for the self-play trainers of every brain
         self.results: dict[str, BehaviorResult] = {}  # per brain name
         self._group_reward_warned: set[str] = set()
         self.reporting = False  # hyperparameters of new behaviors are reported from train() on
@@ -157,8 +161,14 @@ class TrainingSession:
             brain = parse_behavior_id(behavior_id).brain_name
             trainer = self.trainers.get(brain)
             if trainer is None:
-                trainer = self.make_trainer(
-                    self.options, brain, self.env, self.stats, self.seed + len(self.trainers), self.timers
+                seed = self.seed + len(self.trainers)
+                trainer = self.make_trainer(self.options, brain, self.env, self.stats, seed, self.timers)
+                trainer = with_self_play(
+                    trainer,
+                    settings=self.options.behavior_settings(brain),
+                    controller=self.teams,
+                    stats=self.stats,
+                    seed=seed,
                 )
                 self.trainers[brain] = trainer
                 self.results[brain] = BehaviorResult(name=brain, steps=0)
@@ -177,7 +187,9 @@ class TrainingSession:
                 memory_size=trainer.policy.memory_size,
                 source=behavior_id,
             )
-            self.collector.add(behavior_id, processor=processor, policy=TimedPolicy(trainer.policy, self.timers))
+            seat = seat_of(trainer, behavior_id)  # self-play seats teams with the learner or a frozen opponent
+            self.observers[behavior_id] = seat.observe
+            self.collector.add(behavior_id, processor=processor, policy=TimedPolicy(seat.policy, self.timers))
             log.info("Connected new behavior: %s (%s)", behavior_id, spec.action_spec)
         return added
 
@@ -189,11 +201,11 @@ class TrainingSession:
                 f"Behaviors '{teams[0]}' and '{behavior_id}' are teams of the brain '{brain}' but have different "
                 "observation or action specs; teams of one brain share one trainer and need the same spec."
             )
-        if len(teams) == 1:
+        if len(teams) == 1 and self.options.behavior_settings(brain).self_play is None:
             log.warning(
                 "The environment has several teams of '%s' (%s, %s): without self-play, one %s trainer acts for all "
-                "teams and learns from all of them, which does not train adversarial games (self-play is not "
-                "available in this version of fledge).",
+                "teams and learns from all of them, which does not train adversarial games (add a self_play "
+                "section to its settings for self-play).",
                 brain,
                 teams[0],
                 behavior_id,
@@ -272,12 +284,15 @@ class TrainingSession:
                             continue
                         consistent = False
                         with observe_block:
-                            trainer.observe(outcome)
+                            self.observers[behavior_id](outcome)
                         consistent = True
                         progress.update(name, trainer.step, outcome.episode_returns)
                         if life.checkpoint_due(trainer):
                             self.save_checkpoint(trainer)
                             life.schedule_checkpoint(trainer)
+                    if self.teams.take_reset_request():  # a self-play team change: fresh games for the new roles
+                        collector.reset()
+                        continue
                     custom = collector.step()
                     if custom:
                         self._record_environment_stats(custom)

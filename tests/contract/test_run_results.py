@@ -149,7 +149,6 @@ def test_unsupported_setting_is_refused_before_anything_is_written(tmp_path: Pat
     ("extra", "match"),
     [
         ({"environment_parameters": {"gravity": 9.81}}, "environment_parameters"),
-        ({"default_settings": {"trainer_type": "ppo", "self_play": {}}}, "self_play"),
         (
             {"default_settings": {"trainer_type": "ppo", "behavioral_cloning": {"demo_path": "x.demo"}}},
             "behavioral_cloning",

@@ -130,6 +130,8 @@ class CheckpointManager:
         while keep_checkpoints > 0 and len(records) > keep_checkpoints:
             removed.append(records.pop(0))
         self.status.set_checkpoints(behavior, records)
+        for key, value in state.meta.get("status_entries", {}).items():  # e.g. the self-play ELO ("elo")
+            self.status.set_entry(behavior, key, value)
         if final:
             final_path = self.run_dir / f"{behavior}.onnx"
             copy_file_atomic(onnx_path, final_path)

@@ -174,6 +174,10 @@ class TrainingStatus:
     def set_final(self, behavior: str, record: CheckpointRecord) -> None:
         self.data.setdefault(behavior, {})["final_checkpoint"] = record.to_dict()
 
+    def set_entry(self, behavior: str, key: str, value: Any) -> None:
+        """A plain value of a behavior's entry (the self-play ELO: "elo", as ML-Agents writes it)."""
+        self.data.setdefault(behavior, {})[key] = value
+
     def set_checksum(self, behavior: str, name: str, digest: str) -> bool:
         """Record a new digest for every record of `behavior` that names the file `name`; True if any did."""
         entry = self.data.get(behavior, {})

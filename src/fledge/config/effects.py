@@ -26,7 +26,7 @@ from fledge.config.schema import (
     TrainerSettings,
 )
 from fledge.config.sections import EngineSettings, EnvironmentSettings
-from fledge.envs.behavior_id import behavior_ids_by_brain
+from fledge.envs.behavior_id import behavior_ids_by_brain, parse_behavior_id
 from fledge.envs.unity.launcher import EDITOR_NAME
 
 __all__ = [
@@ -70,7 +70,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "TrainerSettings.time_horizon": _H,
         "TrainerSettings.summary_freq": _H,
         "TrainerSettings.threaded": _W,
-        "TrainerSettings.self_play": _R,
+        "TrainerSettings.self_play": _H,  # the ghost trainer (trainers/ghost/)
         "TrainerSettings.behavioral_cloning": _R,
         # PPO
         "PPOSettings.batch_size": _H,
@@ -105,6 +105,14 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.deterministic": _H,
         "MemorySettings.memory_size": _H,
         "MemorySettings.sequence_length": _H,
+        # self-play (trainers/ghost/)
+        "SelfPlaySettings.save_steps": _H,
+        "SelfPlaySettings.team_change": _H,
+        "SelfPlaySettings.swap_steps": _H,
+        "SelfPlaySettings.window": _H,
+        "SelfPlaySettings.play_against_latest_model_ratio": _H,
+        "SelfPlaySettings.initial_elo": _H,
+        "SelfPlaySettings.elo_k_factor": _H,  # fledge's addition (ML-Agents: K = 1, the default)
         # the extrinsic reward signal
         "ExtrinsicSettings.gamma": _H,
         "ExtrinsicSettings.strength": _H,
@@ -315,6 +323,7 @@ def effect_warnings(
     present = behavior_ids_by_brain(behaviors)  # brain names in order; teams `B?team=N` are one brain
     for name in present:
         out.extend(_behavior_warnings(name, options.behavior_settings(name)))
+    out.extend(_self_play_warnings(options, behaviors, kind))
     missing = [name for name in options.behaviors if name not in present]
     if missing:
         listed = ", ".join(repr(n) for n in missing)
@@ -324,3 +333,19 @@ def effect_warnings(
             f"(its behaviors: {has}); they are not used. Check the behavior names."
         )
     return out
+
+
+def _self_play_warnings(options: RunOptions, behaviors: Sequence[str], kind: str) -> list[str]:
+    """Self-play needs at least two teams among the behavior ids of its brains (`B?team=N`); with one, each
+    self-play brain learns alone: no opponents, no team changes, no ELO."""
+    ids = [parse_behavior_id(b) for b in behaviors]
+    brains = [n for n in behavior_ids_by_brain(behaviors) if options.behavior_settings(n).self_play is not None]
+    teams = {i.team_id for i in ids if i.brain_name in brains}
+    if not brains or len(teams) > 1:
+        return []
+    names = ", ".join(i.behavior_id for i in ids if i.brain_name in brains)
+    return [
+        f"Behavior '{name}': self_play has no effect: {kind} gives the behaviors of self-play ({names}) a single "
+        "team, so there is no opponent to play and no ELO; self-play needs teams (Behavior?team=N)."
+        for name in brains
+    ]

@@ -257,6 +257,8 @@ class SelfPlaySettings(StrictModel):
     window: Int = Field(default=10, ge=1)
     play_against_latest_model_ratio: Float = 0.5
     initial_elo: Float = 1200.0
+    elo_k_factor: Float = Field(default=1.0, gt=0.0)
+    """fledge's addition: the ELO K-factor (1 as ML-Agents 1.1.0, which has no such key; 16 or 32 are common)."""
 
     @model_validator(mode="after")
     def _derived(self) -> SelfPlaySettings:

@@ -28,6 +28,8 @@ from fledge.envs.builtin.basic import BasicTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.hallway import HallwayTask
 from fledge.envs.builtin.sorter import SorterTask
+from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
+from fledge.envs.builtin.tennis import TennisTask
 from fledge.envs.builtin.toys import (
     MaskedChoiceTask,
     MoveToGoal1DContinuousTask,
@@ -126,7 +128,10 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
         maker, _ = _prefix_entry(name, prefix)
         return maker(rest, seed=seed, num_agents=num_agents, **kwargs)
     areas = check_count(name, "num_areas", num_areas)
-    return VectorTaskEnv(_make_task(name, num_agents, kwargs, num_areas=areas), seed=seed, num_areas=areas)
+    task = _make_task(name, num_agents, kwargs, num_areas=areas)
+    if isinstance(task, TeamTask):  # agents of several behavior ids (teams)
+        return TeamTaskEnv(task, seed=seed, num_areas=areas)
+    return VectorTaskEnv(task, seed=seed, num_areas=areas)
 
 
 def describe(name: str) -> EnvironmentInfo:
@@ -146,7 +151,7 @@ def describe(name: str) -> EnvironmentInfo:
     return EnvironmentInfo(
         name=name,
         description=_BUILTINS[name].description,
-        behavior_specs=_specs_text({task.behavior_name: task.spec}),
+        behavior_specs=_specs_text(task.specs if isinstance(task, TeamTask) else {task.behavior_name: task.spec}),
         num_agents=task.num_agents,
         max_episode_steps=task.max_episode_steps,
         optimal_return=task.optimal_return(),
@@ -308,6 +313,17 @@ register(
         "discrete branch of 5 (wall moves masked); +1 per tile in order, -1 for a wrong tile (ends), -0.005 per "
         "decision; 200 decisions. Needs the entity encoder; options num_tiles (2, up to 20), min_tiles, "
         "board_size."
+    ),
+)
+
+register(
+    "Tennis",
+    TennisTask,
+    description=(
+        "Two agents per match (teams Tennis?team=0 and Tennis?team=1 of one behavior) hit a ball over a net in "
+        "a 2-D side view, for self-play: vector of 9 (own paddle, ball, opponent, in the agent's own frame), 3 "
+        "continuous actions (move, paddle height, hit angle); +1 to the winner of a point, -1 to the loser; a "
+        "point is an episode, 100 decisions at most. Option num_agents (2 per match)."
     ),
 )
 

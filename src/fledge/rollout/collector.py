@@ -122,6 +122,13 @@ class Collector:
                 env.set_actions(behavior_id, policy.env_actions(outcome.actions))
         return outcome
 
+    def reset(self) -> None:
+        """Reset the environment and forget every agent's partial trajectory (self-play team changes)."""
+        with self._env_block:
+            self.env.reset()
+        for processor in self.processors.values():
+            processor.reset()
+
     def step(self) -> dict[str, list[tuple[float, Any]]]:
         """Step the environment; forget the agents of restarted workers; return the environment's custom stats."""
         with self._env_block:
