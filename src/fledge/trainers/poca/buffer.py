@@ -11,7 +11,8 @@ import numpy as np
 MEMBER_FIELDS = ("members", "members_mask", "others", "others_mask")
 
 
-def _pad_members(arr: np.ndarray, width: int) -> np.ndarray:
+def pad_members(arr: np.ndarray, width: int) -> np.ndarray:
+    """Absent members (zeros) appended on axis 1 up to `width`."""
     if arr.shape[1] == width:
         return arr
     pad = [(0, 0)] * arr.ndim
@@ -36,7 +37,7 @@ class GroupBuffer:
             parts = [c[key] for c in self.chunks]
             if key in MEMBER_FIELDS:
                 w = width if key.startswith("members") else max(width - 1, 0)
-                parts = [_pad_members(p, w) for p in parts]
+                parts = [pad_members(p, w) for p in parts]
             out[key] = np.concatenate(parts)
         return out
 

@@ -29,14 +29,14 @@ import torch
 from fledge.errors import ConfigError
 from fledge.networks.device import to_device
 from fledge.networks.group_critic import GroupCritic
-from fledge.rollout.groups import GroupAssembler
+from fledge.rollout.groups import GroupAssembler, GroupContext
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerBase, TrainerState
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.poca import losses as L
-from fledge.trainers.poca.buffer import GroupBuffer
+from fledge.trainers.poca.buffer import GroupBuffer, pad_members
 from fledge.trainers.poca.policy import POCAPolicy
 from fledge.trainers.ppo import losses as P
 from fledge.trainers.ppo.trainer import PPOHyper
@@ -102,8 +102,7 @@ class POCATrainer(TrainerBase):
         normalizer = self.policy.normalizer
         if normalizer is not None:
             normalizer.update(np.concatenate([t.obs for t in trajectories]))
-        for traj in trajectories:
-            self._add_trajectory(traj)
+        self._add_trajectories(trajectories)
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
@@ -117,26 +116,47 @@ class POCATrainer(TrainerBase):
         obs = self._normalized(others[..., : self.policy_settings.obs_size])
         return torch.cat([obs, to_device(np.ascontiguousarray(others[..., obs.shape[-1] :]), self.device)], dim=-1)
 
-    def _add_trajectory(self, traj: Trajectory) -> None:
-        self._summary_before(traj)
-        if traj.steps is None:
-            raise RuntimeError(
-                f"Behavior '{self.name}' (POCA) got a trajectory without group rows: its processor is not in "
-                "group mode."
-            )
-        ctx = self.assembler.context(traj)
-        if ctx is None:
-            self.dropped += 1
-            log.debug("POCA '%s': a trajectory of agent %d left out (its group rows are gone)", self.name, traj.agent_id)
+    def _add_trajectories(self, trajectories: list[Trajectory]) -> None:
+        """Group contexts of the step's trajectories, the critic run once over all of them, then each
+        trajectory's targets and advantages into the buffer."""
+        kept: list[tuple[Trajectory, GroupContext]] = []
+        for traj in trajectories:
+            if traj.steps is None:
+                raise RuntimeError(
+                    f"Behavior '{self.name}' (POCA) got a trajectory without group rows: its processor is not in "
+                    "group mode."
+                )
+            ctx = self.assembler.context(traj)
+            if ctx is None:
+                self.dropped += 1
+                log.debug("POCA '%s': a trajectory of agent %d left out (its group rows are gone)", self.name, traj.agent_id)
+                continue
+            kept.append((traj, ctx))
+        if not kept:
             return
-        n = len(traj)
-        self.critic.see_width(ctx.members.shape[1])
+        width = max(c.members.shape[1] for _, c in kept)
+        self.critic.see_width(width)
+        members = np.concatenate([pad_members(c.members, width) for _, c in kept])
+        members_mask = np.concatenate([pad_members(c.members_mask, width) for _, c in kept])
+        others = np.concatenate([pad_members(c.others, width - 1) for _, c in kept])
+        others_mask = np.concatenate([pad_members(c.others_mask, width - 1) for _, c in kept])
+        own = np.concatenate([t.obs for t, _ in kept])
         with torch.no_grad():
-            values = self.critic.value(self._normalized(ctx.members), to_device(ctx.members_mask, self.device))
-            own = self._normalized(traj.obs)
-            baselines = self.critic.baseline(own, self._others(ctx.others), to_device(ctx.others_mask, self.device))
-        v = values.cpu().numpy()
-        b = baselines.cpu().numpy()
+            values = self.critic.value(self._normalized(members), to_device(members_mask, self.device)).cpu().numpy()
+            baselines = self.critic.baseline(
+                self._normalized(own), self._others(others), to_device(others_mask, self.device)
+            ).cpu().numpy()
+        v_at = b_at = 0
+        for traj, ctx in kept:
+            n = len(traj)
+            self._add_trajectory(traj, ctx, values[v_at : v_at + n + 1], baselines[b_at : b_at + n])
+            v_at += n + 1
+            b_at += n
+
+    def _add_trajectory(self, traj: Trajectory, ctx: GroupContext, v: np.ndarray, b: np.ndarray) -> None:
+        """One trajectory with its group values v (T + 1, S) and baselines b (T, S)."""
+        self._summary_before(traj)
+        n = len(traj)
         next_values = v[1:].copy()
         if ctx.group_done:
             next_values[-1] = 0.0
