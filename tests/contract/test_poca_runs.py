@@ -60,3 +60,58 @@ def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path) -> None:
     assert status["Tennis"]["elo"] != 1200.0
     rows = list(csv.DictReader((tmp_path / "ghost" / "run_logs" / "Tennis.csv").open()))
     assert "Losses/Baseline Loss" in rows[-1] and "Policy/Extrinsic Baseline Estimate" in rows[-1]
+
+
+class KilledAfter:
+    """DungeonEscape, stopping the run abruptly (no final checkpoint) after some environment steps."""
+
+    def __init__(self, env_steps: int) -> None:
+        from fledge.envs import registry
+
+        self.env = registry.make("DungeonEscape", seed=5, num_areas=4)
+        self.left = env_steps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        self.env.step()
+
+
+def dungeon_options(tmp_path: Path, run_id: str, max_steps: int, **checkpoint: Any) -> Any:
+    settings = poca_settings(max_steps=max_steps, checkpoint_interval=1000)
+    settings["hyperparameters"]["learning_rate_schedule"] = "linear"
+    return build_run_options(
+        {
+            "behaviors": {"DungeonEscape": settings},
+            "env_settings": {"env_path": "DungeonEscape", "num_areas": 4, "seed": 5},
+            "checkpoint_settings": {"run_id": run_id, "results_dir": str(tmp_path), **checkpoint},
+        }
+    )
+
+
+def test_poca_resumes_after_a_hard_stop_and_its_onnx_plays(tmp_path: Path) -> None:
+    from fledge.checkpoints.state_io import load_state
+    from fledge.play import play
+
+    n = 4000
+    first = api.run(dungeon_options(tmp_path, "split", n), env=KilledAfter(250), display="none")  # type: ignore[arg-type]
+    assert first.interrupted
+    mid, _ = load_state(tmp_path / "split" / "DungeonEscape" / "checkpoint.pt")
+    assert any(k.startswith("critic.") for k in mid.tensors)  # the group critic is saved with the actor
+    assert mid.meta["fingerprint"]["trainer_type"] == "poca"
+    api.run(dungeon_options(tmp_path, "split", n, resume=True), display="none")
+    end, _ = load_state(tmp_path / "split" / "DungeonEscape" / "checkpoint.pt")
+    assert end.meta["step"] >= n
+    assert end.meta["update_count"] >= mid.meta["update_count"] + (n - mid.meta["step"]) // 512 - 1
+    assert end.meta["optimizer"]["param_groups"][0]["lr"] < 0.5e-3  # the linear decay went on from the checkpoint
+    rows = list(csv.DictReader((tmp_path / "split" / "run_logs" / "DungeonEscape.csv").open()))
+    assert {"Losses/Baseline Loss", "Policy/Extrinsic Baseline Estimate", "Environment/Group Cumulative Reward"} <= set(
+        rows[-1]
+    )
+    # the actor-only ONNX (same contract as PPO's) plays the environment
+    result = play(tmp_path / "split", use_onnx=True, episodes=2, max_steps=200, out=open(tmp_path / "play.txt", "w"))
+    assert result.steps > 0
