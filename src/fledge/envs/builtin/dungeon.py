@@ -55,7 +55,7 @@ class DungeonEscapeTask(GroupTask):
             raise ConfigError(f"Environment '{BEHAVIOR}': grid_size {grid_size} is too small; use 3 or more.")
         self.max_episode_steps = check_count(BEHAVIOR, "max_episode_steps", max_episode_steps)
         self.spec = BehaviorSpec(
-            observation_specs=(ObservationSpec.vector(OBS_SIZE, "DungeonEscape"),),
+            observation_specs=(ObservationSpec.vector(OBS_SIZE, "VectorSensor"),),
             action_spec=ActionSpec.create_discrete((5,)),
         )
         a = n // GROUP_SIZE
