@@ -16,7 +16,9 @@ STAY, UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3, 4
 
 def act(env: GroupTaskEnv, moves: dict[int, int]) -> None:
     d, _ = env.get_steps("DungeonEscape")
-    env.set_actions("DungeonEscape", ActionTuple(discrete=np.array([[moves.get(a, STAY)] for a in d.agent_id.tolist()])))
+    env.set_actions(
+        "DungeonEscape", ActionTuple(discrete=np.array([[moves.get(a, STAY)] for a in d.agent_id.tolist()]))
+    )
     env.step()
 
 

@@ -13,7 +13,9 @@ from fledge.rollout.processor import AgentProcessor, StepOutcome, Trajectory
 SPEC = BehaviorSpec(observation_specs=(ObservationSpec.vector(2),), action_spec=ActionSpec.create_discrete((3,)))
 
 
-def decide(ids: list[int], groups: list[int], *, reward: list[float] | None = None, grew: list[float] | None = None) -> DecisionSteps:
+def decide(
+    ids: list[int], groups: list[int], *, reward: list[float] | None = None, grew: list[float] | None = None
+) -> DecisionSteps:
     n = len(ids)
     return DecisionSteps(
         obs=[np.array([[float(a), 1.0] for a in ids], np.float32).reshape(n, 2)],
@@ -25,7 +27,9 @@ def decide(ids: list[int], groups: list[int], *, reward: list[float] | None = No
     )
 
 
-def end(ids: list[int], groups: list[int], *, reward: list[float], grew: list[float], interrupted: bool = False) -> TerminalSteps:
+def end(
+    ids: list[int], groups: list[int], *, reward: list[float], grew: list[float], interrupted: bool = False
+) -> TerminalSteps:
     n = len(ids)
     return TerminalSteps(
         obs=[np.array([[float(a), 9.0] for a in ids], np.float32).reshape(n, 2)],
@@ -58,7 +62,9 @@ def step(proc: AgentProcessor, d: DecisionSteps, t: TerminalSteps) -> StepOutcom
     )
 
 
-def run(steps: list[tuple[DecisionSteps, TerminalSteps]], horizon: int = 10) -> tuple[GroupAssembler, list[Trajectory], list[float]]:
+def run(
+    steps: list[tuple[DecisionSteps, TerminalSteps]], horizon: int = 10
+) -> tuple[GroupAssembler, list[Trajectory], list[float]]:
     proc = AgentProcessor(spec=SPEC, time_horizon=horizon, n_values=1, groups=True, source="B")
     asm = GroupAssembler(obs_size=2, act_size=3, keep=50)
     trajs: list[Trajectory] = []

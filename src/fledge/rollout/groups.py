@@ -74,9 +74,7 @@ def _split(keys: np.ndarray, *arrays: np.ndarray) -> dict[int, tuple[np.ndarray,
     order = np.argsort(keys, kind="stable")
     uniq, starts = np.unique(keys[order], return_index=True)
     bounds = list(starts[1:]) + [len(keys)]
-    return {
-        int(k): tuple(a[order[s:e]] for a in arrays) for k, s, e in zip(uniq.tolist(), starts.tolist(), bounds)
-    }
+    return {int(k): tuple(a[order[s:e]] for a in arrays) for k, s, e in zip(uniq.tolist(), starts.tolist(), bounds)}
 
 
 def _keys(groups: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -118,7 +116,7 @@ class GroupAssembler:
             if k >= 0:  # the group reward once per call (every member receives the same)
                 shared = float(grew[int(np.argmax(np.abs(grew)))])
                 self._returns[(step.source, k)] = self._returns.get((step.source, k), 0.0) + float(rew.sum()) + shared
-        for k, (ids, _) in rows.ended.items():
+        for k in rows.ended:
             if k < 0 or self._continuing(rows, k) is not None:
                 continue
             finished.append(self._returns.pop((step.source, k), 0.0))

@@ -126,6 +126,8 @@ class AgentProcessor:
     ep_length: np.ndarray
     mem: np.ndarray
     mem_now: np.ndarray
+    grp: np.ndarray  # (slot, h) group ids (group mode; else (slot, 0))
+    stepi: np.ndarray  # (slot, h) processor call of each row (group mode; else (slot, 0))
 
     def __init__(
         self,

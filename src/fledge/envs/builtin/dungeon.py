@@ -49,13 +49,15 @@ class DungeonEscapeTask(GroupTask):
     ) -> None:
         n = check_count(BEHAVIOR, "num_agents", num_agents)
         if n % GROUP_SIZE:
-            raise ConfigError(f"Environment '{BEHAVIOR}': num_agents {n} is not a multiple of {GROUP_SIZE} (one group each).")
+            raise ConfigError(
+                f"Environment '{BEHAVIOR}': num_agents {n} is not a multiple of {GROUP_SIZE} (one group each)."
+            )
         self.size = check_count(BEHAVIOR, "grid_size", grid_size)
         if self.size < 3:
             raise ConfigError(f"Environment '{BEHAVIOR}': grid_size {grid_size} is too small; use 3 or more.")
         self.max_episode_steps = check_count(BEHAVIOR, "max_episode_steps", max_episode_steps)
         self.spec = BehaviorSpec(
-            observation_specs=(ObservationSpec.vector(OBS_SIZE, "VectorSensor"),),
+            observation_specs=[ObservationSpec.vector(OBS_SIZE, "VectorSensor")],
             action_spec=ActionSpec.create_discrete((5,)),
         )
         a = n // GROUP_SIZE
@@ -88,7 +90,9 @@ class DungeonEscapeTask(GroupTask):
         return [self._observe()]
 
     def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        ended, self.group_reward, self.interrupted = self._advance(actions.discrete[:, 0].reshape(self.areas, GROUP_SIZE))
+        ended, self.group_reward, self.interrupted = self._advance(
+            actions.discrete[:, 0].reshape(self.areas, GROUP_SIZE)
+        )
         return np.zeros(self.num_agents, np.float32), ended
 
     def optimal_return(self) -> float | None:

@@ -129,7 +129,9 @@ class POCATrainer(TrainerBase):
             ctx = self.assembler.context(traj)
             if ctx is None:
                 self.dropped += 1
-                log.debug("POCA '%s': a trajectory of agent %d left out (its group rows are gone)", self.name, traj.agent_id)
+                log.debug(
+                    "POCA '%s': a trajectory of agent %d left out (its group rows are gone)", self.name, traj.agent_id
+                )
                 continue
             kept.append((traj, ctx))
         if not kept:
@@ -143,9 +145,11 @@ class POCATrainer(TrainerBase):
         own = np.concatenate([t.obs for t, _ in kept])
         with torch.no_grad():
             values = self.critic.value(self._normalized(members), to_device(members_mask, self.device)).cpu().numpy()
-            baselines = self.critic.baseline(
-                self._normalized(own), self._others(others), to_device(others_mask, self.device)
-            ).cpu().numpy()
+            baselines = (
+                self.critic.baseline(self._normalized(own), self._others(others), to_device(others_mask, self.device))
+                .cpu()
+                .numpy()
+            )
         v_at = b_at = 0
         for traj, ctx in kept:
             n = len(traj)
