@@ -389,7 +389,6 @@ class PettingZooEnv(BaseEnv):
         for group, rows in _by_behavior(decision, self).items():
             b = self._behaviors[group]
             ids = np.array([self._ids[r.name] for r in rows], dtype=np.int32)
-            n = len(rows)
             masks = None
             if any(r.mask is not None for r in rows):
                 branches = b.spec.action_spec.discrete_branches
@@ -406,7 +405,6 @@ class PettingZooEnv(BaseEnv):
             )
             self._decision_names[group] = [r.name for r in rows]
         for group, rows in _by_behavior(terminal, self).items():
-            n = len(rows)
             self._terminal[group] = TerminalSteps(
                 obs=[np.concatenate(parts) for parts in zip(*(r.obs for r in rows))],
                 reward=np.array([r.reward for r in rows], dtype=np.float32),
