@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from fledge import api
 from fledge.config import build_run_options
 from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.builtin.tennis import TennisTask
+from fledge.errors import ConfigError
 
 
 class GroupedTennis(TennisTask):
@@ -115,3 +117,15 @@ def test_poca_resumes_after_a_hard_stop_and_its_onnx_plays(tmp_path: Path) -> No
     # the actor-only ONNX (same contract as PPO's) plays the environment
     result = play(tmp_path / "split", use_onnx=True, episodes=2, max_steps=200, out=open(tmp_path / "play.txt", "w"))
     assert result.steps > 0
+
+
+def test_poca_refuses_cameras_clearly(tmp_path: Path) -> None:
+    options = build_run_options(
+        {
+            "behaviors": {"GridWorld": poca_settings(max_steps=100)},
+            "env_settings": {"env_path": "GridWorld", "seed": 1},
+            "checkpoint_settings": {"run_id": "visual", "results_dir": str(tmp_path)},
+        }
+    )
+    with pytest.raises(ConfigError, match="vector observations only"):
+        api.run(options, display="none")
