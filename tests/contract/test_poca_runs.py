@@ -129,3 +129,17 @@ def test_poca_refuses_cameras_clearly(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="vector observations only"):
         api.run(options, display="none")
+
+
+def test_poca_is_deterministic(tmp_path: Path) -> None:
+    from fledge.checkpoints.state_io import load_state
+
+    states = []
+    for run_id in ("a", "b"):
+        api.run(dungeon_options(tmp_path, run_id, 1500), display="none")
+        state, _ = load_state(tmp_path / run_id / "DungeonEscape" / "checkpoint.pt")
+        states.append(state)
+    a, b = states
+    assert a.meta["update_count"] >= 2 and a.tensors.keys() == b.tensors.keys()
+    for key in a.tensors:
+        assert np.array_equal(np.asarray(a.tensors[key]), np.asarray(b.tensors[key])), key

@@ -49,4 +49,5 @@ def test_poca_escapes_and_independent_ppo_does_not(tmp_path: Path) -> None:
 def test_poca_beats_ppo_over_three_seeds(tmp_path: Path, seed: int) -> None:
     poca = escape_rate(tmp_path, "poca", steps=100_000, seed=seed)
     ppo = escape_rate(tmp_path, "ppo", steps=100_000, seed=seed)
+    print(f"DungeonEscape seed {seed}: POCA escapes {poca:.3f}, PPO {ppo:.3f}")
     assert poca > 0.9 and poca - ppo > 0.4, (seed, poca, ppo)
