@@ -41,3 +41,22 @@ def test_total_loss_weights() -> None:
     p, v, b, e = (torch.tensor(x) for x in (0.3, 2.0, 4.0, 1.5))
     # 0.3 + 0.5 * (2 + 0.5 * 4) - 0.01 * 1.5 = 0.3 + 2 - 0.015
     assert float(L.total_loss(p, v, b, e, 0.01)) == pytest.approx(2.285)
+
+
+def test_one_pass_of_value_and_baseline_equals_the_two_passes() -> None:
+    from fledge.networks.group_critic import GroupCritic
+
+    torch.manual_seed(0)
+    critic = GroupCritic(obs_size=4, act_size=3, hidden_units=16, num_layers=2, n_values=2)
+    critic.see_width(3)
+    members = torch.randn(5, 3, 4)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 0, 1]], dtype=torch.float32)
+    others = torch.randn(5, 2, 7)
+    others_mask = mask[:, 1:]
+    v, b = critic.value_and_baseline(members, mask, members[:, 0], others, others_mask)
+    torch.testing.assert_close(v, critic.value(members, mask))
+    torch.testing.assert_close(b, critic.baseline(members[:, 0], others, others_mask))
+    # an absent member changes nothing: its padding values are ignored
+    noisy = members.clone()
+    noisy[1, 2] = 100.0
+    torch.testing.assert_close(critic.value(noisy, mask)[1], critic.value(members, mask)[1])

@@ -64,6 +64,30 @@ class GroupCritic(nn.Module):
         act_entities = torch.cat([others * ones, ones], dim=2)
         return self._value_of(own_entity, act_entities, 1.0 + others_mask.sum(dim=1))
 
+    def value_and_baseline(
+        self,
+        members: torch.Tensor,
+        mask: torch.Tensor,
+        own: torch.Tensor,
+        others: torch.Tensor,
+        others_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`value(members, mask)` and `baseline(own, others, others_mask)` of the same B rows in one pass of the
+        attention (the value rows get no observation-action entities, the baseline rows only their own
+        observation entity; the missing ones are absent rows, masked out exactly as padding is)."""
+        b = members.shape[0]
+        ones = mask[:, :, None]
+        value_obs = torch.cat([members * ones, ones], dim=2)
+        base_obs = torch.zeros_like(value_obs)
+        base_obs[:, 0, : self.obs_size] = own
+        base_obs[:, 0, self.obs_size] = 1.0
+        act_ones = others_mask[:, :, None]
+        base_act = torch.cat([others * act_ones, act_ones], dim=2)
+        value_act = torch.zeros_like(base_act)
+        present = torch.cat([mask.sum(dim=1), 1.0 + others_mask.sum(dim=1)])
+        out = self._value_of(torch.cat([value_obs, base_obs]), torch.cat([value_act, base_act]), present)
+        return out[:b], out[b:]
+
     def see_width(self, width: int) -> None:
         """Remember the widest group seen (the member count's scale)."""
         if width > float(self.widest):

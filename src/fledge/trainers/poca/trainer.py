@@ -256,8 +256,9 @@ class POCATrainer(TrainerBase):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         log_prob, entropy, _ = self.model.evaluate(mb["x"], mb.get("continuous"), mb.get("discrete"), mb.get("allowed"))
         p_loss = P.policy_loss(log_prob, mb["log_prob"], mb["advantages"], epsilon)
-        values = self.critic.value(mb["members"], mb["members_mask"])
-        baselines = self.critic.baseline(mb["x"], mb["others"], mb["others_mask"])
+        values, baselines = self.critic.value_and_baseline(
+            mb["members"], mb["members_mask"], mb["x"], mb["others"], mb["others_mask"]
+        )
         v_loss = P.value_loss(values, mb["old_values"], mb["returns"], epsilon)
         b_loss = P.value_loss(baselines, mb["old_baselines"], mb["returns"], epsilon)
         total = L.total_loss(p_loss, v_loss, b_loss, entropy.mean(), beta)
