@@ -159,3 +159,10 @@ def test_processor_without_groups_records_nothing_more() -> None:
     out = step(proc, decide([], []), end([0, 1], [2, 2], reward=[1.0, 1.0], grew=[0.5, 0.5]))
     assert all(t.groups is None and t.steps is None for t in out.trajectories)
     np.testing.assert_allclose(out.trajectories[0].rewards, [1.5])  # own + group reward, as before
+
+
+def test_worker_copies_make_group_ids_global_and_keep_no_group() -> None:
+    from fledge.rollout.workers import ID_STRIDE, _global_groups
+
+    merged = _global_groups([np.array([1, 1, 0], np.int32), np.array([1, 2, 0], np.int32)])
+    assert merged.tolist() == [1, 1, 0, 1 + ID_STRIDE, 2 + ID_STRIDE, 0]
