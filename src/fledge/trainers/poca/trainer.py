@@ -35,6 +35,7 @@ from fledge.stats import Aggregation
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerBase, TrainerState
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
+from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.poca import losses as L
 from fledge.trainers.poca.buffer import GroupBuffer, pad_members
 from fledge.trainers.poca.policy import POCAPolicy
@@ -75,8 +76,11 @@ class POCATrainer(TrainerBase):
                 n_values=len(self.signal_names),
             ).to(self.device)
         self.model = self.policy.model
-        self.parameters = list(self.model.parameters()) + list(self.critic.parameters())
-        self.optimizer = torch.optim.Adam(self.parameters, lr=self.hp.learning_rate)
+        # the actor's own value head is never trained (the group critic gives the values): left out of Adam
+        actor = [p for name, p in self.model.named_parameters() if not name.startswith("value_head.")]
+        self.parameters = actor + list(self.critic.parameters())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=self.hp.learning_rate, **fused_if_possible())
+        self.adam = AdamStepper(self.optimizer)
         self.assembler = GroupAssembler(obs_size=ps.obs_size, act_size=self.act_size, keep=4 * self.time_horizon + 8)
         self.buffer = GroupBuffer()
         self.update_count = 0
@@ -232,7 +236,7 @@ class POCATrainer(TrainerBase):
                 p_loss, v_loss, b_loss, total = self._loss(mb, epsilon=eps, beta=beta)
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                self.optimizer.step()
+                self.adam.step()
                 losses["policy"].append(p_loss.detach())
                 losses["value"].append(v_loss.detach())
                 losses["baseline"].append(b_loss.detach())
@@ -274,6 +278,9 @@ class POCATrainer(TrainerBase):
         if not problems:
             return
         before.restore()
+        if len(before.live) == len(self.parameters):  # Adam's state was created by this update
+            self.optimizer.state.clear()
+        self.adam.reset()
         raise diverged(
             behavior=self.name,
             trainer="POCA",
@@ -313,6 +320,7 @@ class POCATrainer(TrainerBase):
         if not weights_only:
             S.load_module("critic.", self.critic, state.tensors)
             S.load_optimizer("optimizer.", self.optimizer, state.tensors, state.meta["optimizer"])
+            self.adam.reset()
             self.step = int(state.meta["step"])
             self.update_count = int(state.meta["update_count"])
             S.set_generator_state(self.rng, state.meta["rng"])
