@@ -60,3 +60,10 @@ def test_one_pass_of_value_and_baseline_equals_the_two_passes() -> None:
     noisy = members.clone()
     noisy[1, 2] = 100.0
     torch.testing.assert_close(critic.value(noisy, mask)[1], critic.value(members, mask)[1])
+
+
+def test_group_bootstrap_rule() -> None:
+    after = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    np.testing.assert_array_equal(L.group_bootstrap(after, group_done=True), [[1.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(L.group_bootstrap(after, group_done=False), after)  # the group goes on
+    assert after[1, 0] == 3.0  # the input is left alone

@@ -33,6 +33,15 @@ def lambda_returns(rewards: np.ndarray, next_values: np.ndarray, *, gamma: float
     return out
 
 
+def group_bootstrap(next_values: np.ndarray, *, group_done: bool) -> np.ndarray:
+    """The values after each step (T, S) with the group bootstrap rule applied to the last: 0 only when the
+    whole group is done and the end was not an interruption (`group_done`), else the group's value."""
+    out = np.array(next_values, dtype=np.float32, copy=True)
+    if group_done:
+        out[-1] = 0.0
+    return out
+
+
 def team_rewards(own_and_group: np.ndarray, groupmates: np.ndarray) -> np.ndarray:
     """The extrinsic reward POCA learns from: (own reward + group reward) + groupmates' rewards."""
     return (own_and_group + groupmates).astype(np.float32)

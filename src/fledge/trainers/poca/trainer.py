@@ -165,9 +165,7 @@ class POCATrainer(TrainerBase):
         """One trajectory with its group values v (T + 1, S) and baselines b (T, S)."""
         self._summary_before(traj)
         n = len(traj)
-        next_values = v[1:].copy()
-        if ctx.group_done:
-            next_values[-1] = 0.0
+        next_values = L.group_bootstrap(v[1:], group_done=ctx.group_done)
         rewards = L.team_rewards(traj.rewards, ctx.mate_rewards)
         returns = np.empty((n, len(self.signal_names)), dtype=np.float32)
         for i, sig in enumerate(self.signal_names):
