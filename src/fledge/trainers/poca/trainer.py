@@ -133,9 +133,15 @@ class POCATrainer(TrainerBase):
             ctx = self.assembler.context(traj)
             if ctx is None:
                 self.dropped += 1
-                log.debug(
-                    "POCA '%s': a trajectory of agent %d left out (its group rows are gone)", self.name, traj.agent_id
-                )
+                if self.dropped == 1:
+                    log.warning(
+                        "POCA '%s': a trajectory of agent %d was left out: its group rows are no longer kept (its "
+                        "steps span more than %d environment steps, e.g. a long decision period). Later ones are "
+                        "counted in silence.",
+                        self.name,
+                        traj.agent_id,
+                        self.assembler.keep,
+                    )
                 continue
             kept.append((traj, ctx))
         if not kept:
