@@ -179,13 +179,15 @@ class TrainingSession:
             else:
                 self._join_team(behavior_id, brain, spec, trainer)
             self.brain_of[behavior_id] = brain
+            groups = bool(getattr(trainer, "uses_groups", False))  # POCA: group rows for its critic
             processor = AgentProcessor(
                 spec=spec,
                 time_horizon=self.options.behavior_settings(brain).time_horizon,
                 n_values=len(trainer.signal_names),
-                on_group_reward=partial(self._warn_group_reward, brain),
+                on_group_reward=None if groups else partial(self._warn_group_reward, brain),
                 memory_size=trainer.policy.memory_size,
                 source=behavior_id,
+                groups=groups,
             )
             seat = seat_of(trainer, behavior_id)  # self-play seats teams with the learner or a frozen opponent
             self.observers[behavior_id] = seat.observe
@@ -219,8 +221,7 @@ class TrainingSession:
         trainer_type = str(self.trainers[brain].trainer_type).upper()
         log.warning(
             "Behavior '%s' receives group rewards. The %s trainer adds them to each agent's own reward but does not "
-            "learn as a group; group rewards are meant for the POCA trainer, which this version of fledge does not "
-            "have.",
+            "learn as a group; group rewards are meant for the POCA trainer (trainer_type: poca).",
             brain,
             trainer_type,
         )

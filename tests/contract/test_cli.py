@@ -121,7 +121,10 @@ def in_process(
 REFUSED = [
     ("environment_parameters:\n  gravity: 9.81\n", "environment_parameters"),
     ("  Basic:\n    trainer_type: ppo\n    behavioral_cloning: {demo_path: x.demo}\n", "behavioral_cloning"),
-    ("  Basic:\n    trainer_type: poca\n", "'poca' is not available"),
+    (
+        "  Basic:\n    trainer_type: poca\n    network_settings: {memory: {memory_size: 16}}\n",
+        "network_settings.memory",
+    ),
     ("  Basic:\n    trainer_type: ppo\n    reward_signals: {rnd: {strength: 0.1}}\n", "reward_signals.rnd"),
     ("  Basic:\n    trainer_type: ppo\n    reward_signals: {}\n", "no reward signal"),
 ]

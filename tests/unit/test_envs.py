@@ -98,6 +98,7 @@ def test_registered_names() -> None:
     assert set(ALL_NAMES) == {
         "3DBall",
         "Basic",
+        "DungeonEscape",
         "MoveToGoal1D-Continuous",
         "MoveToGoal1D-Discrete",
         "MoveToGoal2D-Hybrid",

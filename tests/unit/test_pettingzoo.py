@@ -21,7 +21,7 @@ from pettingzoo.utils.conversions import parallel_to_aec_wrapper  # noqa: E402
 from fledge.envs import registry  # noqa: E402
 from fledge.envs.api import ActionSpec, ActionTuple, BaseEnv, validate_steps  # noqa: E402
 from fledge.envs.pettingzoo import PettingZooEnv, behavior_group, make_pettingzoo  # noqa: E402
-from fledge.errors import ActionError, ConfigError, UnknownEnvironmentError  # noqa: E402
+from fledge.errors import ActionError, ConfigError, EnvironmentFault, UnknownEnvironmentError  # noqa: E402
 
 RUNNER_OBS = spaces.Dict(
     {"observation": spaces.Box(-100, 100, (3,), np.float32), "action_mask": spaces.Box(0, 1, (3,), np.int8)}
@@ -360,3 +360,31 @@ def test_real_pettingzoo_rock_paper_scissors(monkeypatch: pytest.MonkeyPatch, na
         env.step()
     assert ended == [True] * 4  # two episodes of 3 cycles, both players truncated
     env.close()
+
+
+class GroupedArena(Arena):
+    """The Arena whose runners report a group reward, and whose scout_0 says it is in group 9."""
+
+    def _info(self, agent: str) -> dict[str, Any]:
+        info = super()._info(agent)
+        if agent.startswith("runner"):
+            info["group_reward"] = 0.5
+        if agent == "scout_0":
+            info["group_id"] = 9
+        return info
+
+
+def test_groups_per_behavior_and_from_infos() -> None:
+    env = PettingZooEnv(GroupedArena(), seed=0)
+    env.reset()
+    steps = _steps(env)
+    runners, scouts = steps["runner"][0], steps["scout"][0]
+    assert runners.group_id.tolist() == [1, 1]  # the agents of one behavior form one group: runner -> 1
+    assert scouts.group_id.tolist() == [9]  # infos[agent]["group_id"] moves an agent
+    _act_all(env)
+    env.step()
+    np.testing.assert_array_equal(_steps(env)["runner"][0].group_reward, [0.5, 0.5])
+    bad = PettingZooEnv(GroupedArena(), seed=0)
+    bad.env._info = lambda agent: {"group_id": "red"}  # type: ignore[method-assign]
+    with pytest.raises(EnvironmentFault, match="group_id"):
+        bad.reset()

@@ -58,7 +58,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "RunOptions.torch_settings": _H,
         "RunOptions.debug": _H,  # `fledge learn`: debug logging, errors with their traceback (as --debug)
         # one behavior
-        "TrainerSettings.trainer_type": _H,  # poca is refused by api.make_trainer
+        "TrainerSettings.trainer_type": _H,  # ppo, sac, poca (trainers/registry.py)
         "TrainerSettings.hyperparameters": _H,
         "TrainerSettings.network_settings": _H,
         "TrainerSettings.reward_signals": _H,  # extrinsic only; the others are refused by the trainers
@@ -84,6 +84,16 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "PPOSettings.lambd": _H,
         "PPOSettings.num_epoch": _H,
         "PPOSettings.shared_critic": _H,
+        "POCASettings.batch_size": _H,
+        "POCASettings.buffer_size": _H,
+        "POCASettings.learning_rate": _H,
+        "POCASettings.learning_rate_schedule": _H,
+        "POCASettings.beta": _H,
+        "POCASettings.beta_schedule": _H,
+        "POCASettings.epsilon": _H,
+        "POCASettings.epsilon_schedule": _H,
+        "POCASettings.lambd": _H,
+        "POCASettings.num_epoch": _H,
         # SAC
         "SACSettings.batch_size": _H,
         "SACSettings.buffer_size": _H,
@@ -157,7 +167,6 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
 
 REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
     {
-        "POCASettings": "trainer_type: poca is refused (api.make_trainer)",
         "CuriositySettings": "the curiosity reward signal is refused (trainers.settings.reward_signals)",
         "GAILSettings": "the gail reward signal is refused (trainers.settings.reward_signals)",
         "RNDSettings": "the rnd reward signal is refused (trainers.settings.reward_signals)",

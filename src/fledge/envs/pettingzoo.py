@@ -15,6 +15,12 @@ have equal observation and action spaces, else ConfigError naming the agents and
 map as in `fledge.envs.gymnasium`. Behaviors are known from `possible_agents` when the environment
 has it; otherwise `behavior_specs` grows as new kinds of agents appear.
 
+Groups (for POCA): the agents of one behavior form one group, id 1 + the behavior's index in the order
+behaviors were first seen (so teams named by prefix, "adversary_*" and "agent_*", are separate groups);
+an agent's `infos[agent]["group_id"]` (an int, 0 = no group) puts it in another group, and
+`infos[agent]["group_reward"]` (a float) is its group reward for that step. Without these keys no group
+reward is given, and PPO and SAC ignore group ids.
+
 Action masks: an observation space `Dict` with the keys "observation" and "action_mask" (the
 PettingZoo convention) uses "observation" as the observation and turns the mask (1 = allowed)
 into DecisionSteps.action_mask (True = unavailable), split over the discrete branches. A mask given
@@ -103,6 +109,8 @@ class _Row:
     reward: float
     interrupted: bool = False
     mask: np.ndarray | None = None  # flat, True = unavailable
+    group: int = 0  # group id (see the module text)
+    group_reward: float = 0.0
 
 
 def _is_masked_space(space: spaces.Space) -> bool:
@@ -330,7 +338,26 @@ class PettingZooEnv(BaseEnv):
                 f"PettingZoo environment '{self.name}': agent {agent!r} gave an action_mask of size {mask.size}, "
                 f"expected {sum(branches)} (branches {branches})."
             )
-        return _Row(agent, b.obs.convert_one(raw), float(reward), interrupted, mask)
+        group, group_reward = self._group_of(b.name, agent, info)
+        return _Row(agent, b.obs.convert_one(raw), float(reward), interrupted, mask, group, group_reward)
+
+    def _group_of(self, behavior: str, agent: Any, info: Any) -> tuple[int, float]:
+        """The agent's group id and group reward: `infos[agent]["group_id"]` / `["group_reward"]` when given,
+        else the group of its behavior (1 + the behavior's index) and no group reward."""
+        group = 1 + list(self._behaviors).index(behavior)
+        reward = 0.0
+        if isinstance(info, dict):
+            if "group_id" in info:
+                given = info["group_id"]
+                if not isinstance(given, (int, np.integer)) or isinstance(given, bool) or int(given) < 0:
+                    raise EnvironmentFault(
+                        f"PettingZoo environment '{self.name}': infos[{agent!r}]['group_id'] is {given!r}; a group id "
+                        "is an int >= 0 (0 = no group)."
+                    )
+                group = int(given)
+            if "group_reward" in info:
+                reward = float(info["group_reward"])
+        return group, reward
 
     def _acting_agents(self) -> list[Any]:
         agents = list(self._live)
@@ -362,7 +389,6 @@ class PettingZooEnv(BaseEnv):
         for group, rows in _by_behavior(decision, self).items():
             b = self._behaviors[group]
             ids = np.array([self._ids[r.name] for r in rows], dtype=np.int32)
-            n = len(rows)
             masks = None
             if any(r.mask is not None for r in rows):
                 branches = b.spec.action_spec.discrete_branches
@@ -374,19 +400,18 @@ class PettingZooEnv(BaseEnv):
                 reward=np.array([r.reward for r in rows], dtype=np.float32),
                 agent_id=ids,
                 action_mask=masks,
-                group_id=np.zeros(n, np.int32),
-                group_reward=np.zeros(n, np.float32),
+                group_id=np.array([r.group for r in rows], dtype=np.int32),
+                group_reward=np.array([r.group_reward for r in rows], dtype=np.float32),
             )
             self._decision_names[group] = [r.name for r in rows]
         for group, rows in _by_behavior(terminal, self).items():
-            n = len(rows)
             self._terminal[group] = TerminalSteps(
                 obs=[np.concatenate(parts) for parts in zip(*(r.obs for r in rows))],
                 reward=np.array([r.reward for r in rows], dtype=np.float32),
                 interrupted=np.array([r.interrupted for r in rows], dtype=bool),
                 agent_id=np.array([self._ids[r.name] for r in rows], dtype=np.int32),
-                group_id=np.zeros(n, np.int32),
-                group_reward=np.zeros(n, np.float32),
+                group_id=np.array([r.group for r in rows], dtype=np.int32),
+                group_reward=np.array([r.group_reward for r in rows], dtype=np.float32),
             )
 
 

@@ -25,7 +25,9 @@ from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.ball3d import Ball3DTask
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
 from fledge.envs.builtin.basic import BasicTask
+from fledge.envs.builtin.dungeon import DungeonEscapeTask
 from fledge.envs.builtin.gridworld import GridWorldTask
+from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
@@ -131,6 +133,8 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
     task = _make_task(name, num_agents, kwargs, num_areas=areas)
     if isinstance(task, TeamTask):  # agents of several behavior ids (teams)
         return TeamTaskEnv(task, seed=seed, num_areas=areas)
+    if isinstance(task, GroupTask):  # agents in groups that leave their episode one by one
+        return GroupTaskEnv(task, seed=seed, num_areas=areas)
     return VectorTaskEnv(task, seed=seed, num_areas=areas)
 
 
@@ -324,6 +328,17 @@ register(
         "a 2-D side view, for self-play: vector of 9 (own paddle, ball, opponent, in the agent's own frame), 3 "
         "continuous actions (move, paddle height, hit angle); +1 to the winner of a point, -1 to the loser; a "
         "point is an episode, 100 decisions at most. Option num_agents (2 per match)."
+    ),
+)
+
+register(
+    "DungeonEscape",
+    DungeonEscapeTask,
+    description=(
+        "Three agents per area form one group on a 5 x 5 board: one must step onto the guard (it leaves the "
+        "board, the guard drops a key) so that another can carry the key to the door, which gives every agent "
+        "still on the board the group reward +1 (individual rewards are always 0); for POCA: vector of 16, one "
+        "discrete branch of 5 moves, 40 decisions at most. Options num_agents (3 per group), grid_size."
     ),
 )
 

@@ -15,6 +15,10 @@ hands it to the policy, zero for a new episode) and every step records the memor
 an agent's memory is reset to zero when its episode ends or its slot is released.
 Group rewards are added to each agent's own reward (as ML-Agents' extrinsic signal does); the first
 non-zero one is reported once through `on_group_reward`.
+With `groups=True` (POCA only: the non-group path does no more work) every trajectory row also records
+its group id and the processor call it was decided in (`steps`), and every StepOutcome carries the
+call's raw rows (`group_step`: who decided with which observation and action, who ended, what rewards
+arrived), from which rollout/groups.py assembles what the group's critic needs.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class Trajectory:
     ends_episode: bool
     memory: np.ndarray | None = None  # (T, memory_size) float32: the actor's memory before each decision
     source: str = ""  # the behavior id whose agent it is (teams of one trainer may reuse agent ids)
+    groups: np.ndarray | None = None  # (T,) int64 group id of each row (group mode only; 0 = no group)
+    steps: np.ndarray | None = None  # (T,) int64 processor call of each decision (group mode only)
+    end_call: int = -1  # the processor call that emitted the trajectory (group mode only)
 
     @property
     def agent_key(self) -> tuple[str, int]:
@@ -57,11 +64,32 @@ class Trajectory:
 
 
 @dataclass
+class GroupStep:
+    """One processor call's raw rows, for the group assembler (group mode only)."""
+
+    source: str  # the behavior id
+    call: int
+    decision_ids: np.ndarray  # (n,) agents that decided
+    decision_groups: np.ndarray  # (n,) their group ids
+    obs: np.ndarray  # (n, obs_size) their flat observations
+    actions: np.ndarray  # (n, c + sum(branches)) their actions: continuous samples then one-hot branches
+    reward_ids: np.ndarray  # (k,) agents whose reward arrived (deciding and terminal)
+    reward_groups: np.ndarray  # (k,)
+    rewards: np.ndarray  # (k,) their individual rewards
+    group_rewards: np.ndarray  # (k,) their group rewards
+    terminal_ids: np.ndarray  # (m,) agents whose episode ended
+    terminal_groups: np.ndarray  # (m,)
+    terminal_obs: np.ndarray  # (m, obs_size)
+    interrupted: np.ndarray  # (m,) bool
+
+
+@dataclass
 class StepOutcome:
     actions: ActOutput | None  # the decision for the agents of the DecisionSteps, in their row order
     trajectories: list[Trajectory]
     episode_returns: np.ndarray  # sum of individual rewards of each episode that finished this step
     episode_lengths: np.ndarray  # number of decisions in each of those episodes
+    group_step: GroupStep | None = None  # the call's raw rows (group mode only)
 
     @property
     def decisions(self) -> int:
@@ -98,6 +126,8 @@ class AgentProcessor:
     ep_length: np.ndarray
     mem: np.ndarray
     mem_now: np.ndarray
+    grp: np.ndarray  # (slot, h) group ids (group mode; else (slot, 0))
+    stepi: np.ndarray  # (slot, h) processor call of each row (group mode; else (slot, 0))
 
     def __init__(
         self,
@@ -109,10 +139,14 @@ class AgentProcessor:
         on_group_reward: Callable[[], None] | None = None,
         memory_size: int = 0,
         source: str = "",
+        groups: bool = False,
     ) -> None:
         """`on_group_reward` is called once, the first time a step carries a non-zero group reward;
         `memory_size`: the policy's memory vector (0: not recurrent); `source`: the behavior id, carried by
-        the trajectories."""
+        the trajectories; `groups`: record group rows (POCA)."""
+        self.groups = bool(groups)
+        self.calls = 0
+        self.branches = tuple(int(b) for b in spec.action_spec.discrete_branches)
         self.memory_size = int(memory_size)
         self.source = source
         self.spec = spec
@@ -157,6 +191,9 @@ class AgentProcessor:
         m = self.memory_size
         self.mem = grown(None if first else self.mem, (h, m) if m else (0,), np.float32)
         self.mem_now = grown(None if first else self.mem_now, (m,), np.float32)
+        g = h if self.groups else 0
+        self.grp = grown(None if first else self.grp, (g,), np.int64)
+        self.stepi = grown(None if first else self.stepi, (g,), np.int64)
         self._free.extend(range(capacity - 1, old - 1, -1))
         self._capacity = capacity
 
@@ -196,6 +233,9 @@ class AgentProcessor:
             ends_episode=ends,
             memory=self.mem[slot, :n].copy() if self.memory_size else None,
             source=self.source,
+            groups=self.grp[slot, :n].copy() if self.groups else None,
+            steps=self.stepi[slot, :n].copy() if self.groups else None,
+            end_call=self.calls if self.groups else -1,
         )
 
     def memories(self, agent_ids: np.ndarray, ended: np.ndarray) -> np.ndarray:
@@ -257,6 +297,8 @@ class AgentProcessor:
         if self._on_group_reward is not None and (decision.group_reward.any() or terminal.group_reward.any()):
             self._on_group_reward()
             self._on_group_reward = None
+        self.calls += 1
+        group_step = self._group_step(decision, terminal, obs, out, terminal_obs) if self.groups else None
         trajectories: list[Trajectory] = []
         ep_returns = np.zeros(0)
         ep_lengths = np.zeros(0, dtype=np.int64)
@@ -265,14 +307,59 @@ class AgentProcessor:
             ep_returns, ep_lengths = self._end_episodes(terminal, terminal_obs, bootstrap, trajectories)
             self._release_gone(terminal.agent_id, decision.agent_id)
         if out is None or len(decision.agent_id) == 0:
-            return StepOutcome(None, trajectories, ep_returns, ep_lengths)
+            return StepOutcome(None, trajectories, ep_returns, ep_lengths, group_step)
         assert obs is not None
         d_slots = self._slots(decision.agent_id, "decision")
         p_slots, p_rows = self._reward_pending(decision, d_slots)
         if len(p_slots):
             self._cut_full(decision.agent_id, d_slots, p_slots, p_rows, obs, out.values, trajectories)
         self._record_decisions(d_slots, obs, allowed, out, memory)
-        return StepOutcome(out, trajectories, ep_returns, ep_lengths)
+        if self.groups:
+            self.grp[d_slots, self.length[d_slots] - 1] = decision.group_id
+            self.stepi[d_slots, self.length[d_slots] - 1] = self.calls
+        return StepOutcome(out, trajectories, ep_returns, ep_lengths, group_step)
+
+    def _group_step(
+        self,
+        decision: DecisionSteps,
+        terminal: TerminalSteps,
+        obs: np.ndarray | None,
+        out: ActOutput | None,
+        terminal_obs: np.ndarray | None,
+    ) -> GroupStep:
+        """The call's raw rows for the group assembler (only agents with a pending experience get a reward)."""
+        n = len(decision.agent_id) if out is not None else 0
+        actions = np.zeros((n, self.n_cont + sum(self.branches)), dtype=np.float32)
+        if n and self.n_cont:
+            actions[:, : self.n_cont] = out.continuous  # type: ignore[union-attr]
+        col = self.n_cont
+        for b, size in enumerate(self.branches):
+            if n:
+                actions[np.arange(n), col + out.discrete[:, b]] = 1.0  # type: ignore[union-attr]
+            col += size
+        d_pending = np.zeros(0, dtype=bool)
+        if n:
+            slots = self._slots(decision.agent_id, "decision")  # first: finding slots may grow the arrays
+            d_pending = self.pending[slots]
+        if n and len(terminal.agent_id):  # an agent that ended and restarts in this call got its reward as terminal
+            d_pending = d_pending & ~np.isin(decision.agent_id, terminal.agent_id)
+        t_pending = self.has_pending(terminal.agent_id) if len(terminal.agent_id) else np.zeros(0, dtype=bool)
+        return GroupStep(
+            source=self.source,
+            call=self.calls,
+            decision_ids=decision.agent_id[:n].copy(),
+            decision_groups=decision.group_id[:n].copy(),
+            obs=np.zeros((0, self.obs_size), np.float32) if obs is None or not n else obs.copy(),
+            actions=actions,
+            reward_ids=np.concatenate([terminal.agent_id[t_pending], decision.agent_id[:n][d_pending]]),
+            reward_groups=np.concatenate([terminal.group_id[t_pending], decision.group_id[:n][d_pending]]),
+            rewards=np.concatenate([terminal.reward[t_pending], decision.reward[:n][d_pending]]),
+            group_rewards=np.concatenate([terminal.group_reward[t_pending], decision.group_reward[:n][d_pending]]),
+            terminal_ids=terminal.agent_id.copy(),
+            terminal_groups=terminal.group_id.copy(),
+            terminal_obs=np.zeros((0, self.obs_size), np.float32) if terminal_obs is None else terminal_obs.copy(),
+            interrupted=terminal.interrupted.copy(),
+        )
 
     def _end_episodes(
         self, terminal: TerminalSteps, terminal_obs: np.ndarray, bootstrap: np.ndarray, trajectories: list[Trajectory]

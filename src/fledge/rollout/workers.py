@@ -393,6 +393,11 @@ def _global_ids(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([p.astype(np.int64) + i * ID_STRIDE for i, p in enumerate(parts)])
 
 
+def _global_groups(parts: list[np.ndarray]) -> np.ndarray:
+    """Group ids made global as agent ids are (0, no group, stays 0): copies' groups never merge."""
+    return np.concatenate([np.where(p != 0, p.astype(np.int64) + i * ID_STRIDE, 0) for i, p in enumerate(parts)])
+
+
 def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
     masks = None
     if any(p.action_mask is not None for p in parts):
@@ -412,7 +417,7 @@ def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
         reward=np.concatenate([p.reward for p in parts]),
         agent_id=_global_ids([p.agent_id for p in parts]),
         action_mask=masks,
-        group_id=np.concatenate([p.group_id for p in parts]),
+        group_id=_global_groups([p.group_id for p in parts]),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )
 
@@ -423,6 +428,6 @@ def _concat_terminals(parts: list[TerminalSteps]) -> TerminalSteps:
         reward=np.concatenate([p.reward for p in parts]),
         interrupted=np.concatenate([p.interrupted for p in parts]),
         agent_id=_global_ids([p.agent_id for p in parts]),
-        group_id=np.concatenate([p.group_id for p in parts]),
+        group_id=_global_groups([p.group_id for p in parts]),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )

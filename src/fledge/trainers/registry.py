@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 TRAINER_CLASSES = {
     "ppo": ("fledge.trainers.ppo.trainer", "PPOTrainer"),
     "sac": ("fledge.trainers.sac.trainer", "SACTrainer"),
+    "poca": ("fledge.trainers.poca.trainer", "POCATrainer"),
 }
 
 #: trainer_type -> (module, class) of their policies (what acts; usable without a trainer).
 POLICY_CLASSES = {
     "ppo": ("fledge.trainers.ppo.policy", "PPOPolicy"),
     "sac": ("fledge.trainers.sac.policy", "SACPolicy"),
+    "poca": ("fledge.trainers.poca.policy", "POCAPolicy"),
 }
 
 

@@ -54,6 +54,7 @@ class VectorTask(abc.ABC):
         """Advance one decision for all agents. Returns (reward float32 (n,), done bool (n,))."""
 
     stats: EnvironmentStats | None = None  # set by VectorTaskEnv: tasks may record custom stats here
+    group_ids: np.ndarray | None = None  # (num_agents,) int group of each agent (0 = none); None: no groups
 
     def action_mask(self) -> list[np.ndarray] | None:
         """Masks per discrete branch, bool (num_agents, branch_size), True = not available; None = all allowed."""
@@ -87,6 +88,7 @@ class VectorTaskEnv(BaseEnv):
         self._agent_ids = np.arange(n, dtype=np.int32)
         self._episode_steps = np.zeros(n, dtype=np.int64)
         self._zeros_i = np.zeros(n, dtype=np.int32)
+        self._groups = self._zeros_i if task.group_ids is None else np.asarray(task.group_ids, dtype=np.int32)
         self._zeros_f = np.zeros(n, dtype=np.float32)
         self._pending: ActionTuple | None = None
         self._decision: DecisionSteps | None = None
@@ -139,7 +141,7 @@ class VectorTaskEnv(BaseEnv):
                 reward=reward[idx].astype(np.float32, copy=False),
                 interrupted=interrupted[idx],
                 agent_id=self._agent_ids[idx],
-                group_id=self._zeros_i[idx],
+                group_id=self._groups[idx],
                 group_reward=self._zeros_f[idx],
             )
             task.reset_agents(idx, self._rng)
@@ -181,6 +183,6 @@ class VectorTaskEnv(BaseEnv):
             reward=reward,
             agent_id=self._agent_ids,
             action_mask=self.task.action_mask(),
-            group_id=self._zeros_i,
+            group_id=self._groups,
             group_reward=self._zeros_f,
         )

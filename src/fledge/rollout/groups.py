@@ -1,0 +1,208 @@
+"""Assembles what a group's centralised critic needs (POCA) from the processor's per-call group rows.
+
+A processor in group mode (rollout/processor.py, `groups=True`) records, for each trajectory row, the
+agent's group id and the processor call it decided in, and hands every call's raw rows over as a
+`GroupStep`. The assembler keeps the last `keep` calls per behavior id and answers, for a trajectory:
+
+- for each row: the observations of every group member that decided in the same call (the agent
+  itself first; absent members are padding with mask 0) and the observations + actions of its
+  groupmates (for the agent's baseline);
+- for each row: the individual rewards its groupmates received for the same step (POCA's extrinsic
+  reward is own reward + groupmates' rewards + group reward, spec 8.5);
+- the group after the last row, for the bootstrap: the members still playing at the call that
+  emitted the trajectory. An agent whose episode ended while its groupmates play on is bootstrapped
+  with the value of the group that continues without it, so an agent that dies early keeps learning
+  from the group reward that comes later. The bootstrap is 0 only when the whole group is done (no
+  member continues) and the end was not an interruption; after an interruption it is the value of
+  the group's terminal observations.
+
+An agent without a group (group id 0) is a group of one. Groups are keyed by (behavior id, group id):
+teams never share groups, and worker copies make group ids global (rollout/workers.py).
+`Environment/Group Cumulative Reward` is each finished group's sum of its members' individual rewards
+plus its group reward (counted once per call).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fledge.rollout.processor import GroupStep, Trajectory
+
+
+class _Gone(Exception):
+    """The rows a trajectory needs are no longer kept."""
+
+
+def _gone() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    raise _Gone
+
+
+def group_key(group: int, agent: int) -> int:
+    """A group's key: its id, or for an agent without a group (0) a key of its own (negative)."""
+    return int(group) if group != 0 else -(int(agent) + 1)
+
+
+@dataclass
+class CallRows:
+    """One call's rows, by group key."""
+
+    decided: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, obs, act
+    ended: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, terminal obs
+    rewards: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, individual rewards
+    terminal_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class GroupContext:
+    """What the critic needs for one trajectory of T rows (M: the widest group so far)."""
+
+    members: np.ndarray  # (T + 1, M, obs) members' observations (self first), row T: the group after the last row
+    members_mask: np.ndarray  # (T + 1, M) 1.0 present
+    others: np.ndarray  # (T, M - 1, obs + act) groupmates' observations and actions
+    others_mask: np.ndarray  # (T, M - 1)
+    mate_rewards: np.ndarray  # (T,) groupmates' individual rewards for each step
+    group_done: bool  # the whole group ended for real after the last row: bootstrap 0
+
+
+def _split(keys: np.ndarray, *arrays: np.ndarray) -> dict[int, tuple[np.ndarray, ...]]:
+    """Rows grouped by key, in their original order within a key."""
+    if not len(keys):
+        return {}
+    order = np.argsort(keys, kind="stable")
+    uniq, starts = np.unique(keys[order], return_index=True)
+    bounds = list(starts[1:]) + [len(keys)]
+    return {int(k): tuple(a[order[s:e]] for a in arrays) for k, s, e in zip(uniq.tolist(), starts.tolist(), bounds)}
+
+
+def _keys(groups: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return np.where(groups != 0, groups.astype(np.int64), -(ids.astype(np.int64) + 1))
+
+
+class GroupAssembler:
+    def __init__(self, *, obs_size: int, act_size: int, keep: int) -> None:
+        self.obs_size = obs_size
+        self.act_size = act_size
+        self.keep = max(int(keep), 2)
+        self.width = 1  # the widest group seen (M)
+        self.calls: dict[tuple[str, int], CallRows] = {}
+        self._order: dict[str, deque[int]] = {}
+        self._returns: dict[tuple[str, int], float] = {}
+
+    def record(self, step: GroupStep) -> list[float]:
+        """Keep a call's rows; returns the cumulative rewards of the groups that finished in it."""
+        rows = CallRows()
+        d_keys = _keys(step.decision_groups, step.decision_ids)
+        rows.decided = _split(d_keys, step.decision_ids, step.obs, step.actions)  # type: ignore[assignment]
+        rows.ended = _split(_keys(step.terminal_groups, step.terminal_ids), step.terminal_ids, step.terminal_obs)  # type: ignore[assignment]
+        r_keys = _keys(step.reward_groups, step.reward_ids)
+        rows.rewards = _split(r_keys, step.reward_ids, step.rewards)  # type: ignore[assignment]
+        rows.terminal_ids = set(step.terminal_ids.tolist())
+        if rows.decided:
+            self.width = max(self.width, max(len(v[0]) for v in rows.decided.values()))
+        key = (step.source, step.call)
+        self.calls[key] = rows
+        order = self._order.setdefault(step.source, deque())
+        order.append(step.call)
+        while len(order) > self.keep:
+            self.calls.pop((step.source, order.popleft()), None)
+        return self._group_returns(step, rows, r_keys)
+
+    def _group_returns(self, step: GroupStep, rows: CallRows, r_keys: np.ndarray) -> list[float]:
+        finished: list[float] = []
+        for k, (rew, grew) in _split(r_keys, step.rewards, step.group_rewards).items():
+            if k >= 0:  # the group reward once per call (every member receives the same)
+                shared = float(grew[int(np.argmax(np.abs(grew)))])
+                self._returns[(step.source, k)] = self._returns.get((step.source, k), 0.0) + float(rew.sum()) + shared
+        for k in rows.ended:
+            if k < 0 or self._continuing(rows, k) is not None:
+                continue
+            finished.append(self._returns.pop((step.source, k), 0.0))
+        return finished
+
+    @staticmethod
+    def _continuing(rows: CallRows, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The members of group k that decided in this call without ending in it (ids, obs), or None."""
+        decided = rows.decided.get(k)
+        if decided is None:
+            return None
+        on = np.array([a not in rows.terminal_ids for a in decided[0].tolist()], dtype=bool)
+        return (decided[0][on], decided[1][on]) if on.any() else None
+
+    def forget(self) -> None:
+        """Drop every kept call (after an environment reset)."""
+        self.calls.clear()
+        self._order.clear()
+        self._returns.clear()
+
+    # -- one trajectory -----------------------------------------------------------------------------
+    def context(self, traj: Trajectory) -> GroupContext | None:
+        """The trajectory's group context; None when some of its calls are no longer kept (an agent whose
+        trajectory spans more calls than `keep`, or one that began before the assembler started)."""
+        try:
+            return self._context(traj)
+        except _Gone:
+            return None
+
+    def _context(self, traj: Trajectory) -> GroupContext:
+        if traj.groups is None or traj.steps is None:
+            raise ValueError("a trajectory without group rows: its processor was not in group mode")
+        n, m, agent = len(traj), self.width, traj.agent_id
+        members = np.zeros((n + 1, m, self.obs_size), dtype=np.float32)
+        members_mask = np.zeros((n + 1, m), dtype=np.float32)
+        others = np.zeros((n, max(m - 1, 0), self.obs_size + self.act_size), dtype=np.float32)
+        others_mask = np.zeros((n, max(m - 1, 0)), dtype=np.float32)
+        mate_rewards = np.zeros(n, dtype=np.float32)
+        steps = traj.steps.tolist()
+        for t, (call, g) in enumerate(zip(steps, traj.groups.tolist())):
+            k = group_key(g, agent)
+            rows = self._rows(traj.source, call)
+            ids, obs, act = rows.decided.get(k) or _gone()
+            mine = ids == agent
+            mates = ~mine
+            members[t, 0] = obs[mine][0]
+            members[t, 1 : 1 + int(mates.sum())] = obs[mates]
+            members_mask[t, : 1 + int(mates.sum())] = 1.0
+            j = int(mates.sum())
+            if j:
+                others[t, :j, : self.obs_size] = obs[mates]
+                others[t, :j, self.obs_size :] = act[mates]
+                others_mask[t, :j] = 1.0
+            arrival = steps[t + 1] if t + 1 < n else traj.end_call
+            paid = self._rows(traj.source, arrival).rewards.get(k)
+            if paid is not None:
+                mate_rewards[t] = float(paid[1][paid[0] != agent].sum())
+        group_done = self._bootstrap_group(traj, members, members_mask)
+        return GroupContext(members, members_mask, others, others_mask, mate_rewards, group_done)
+
+    def _bootstrap_group(self, traj: Trajectory, members: np.ndarray, mask: np.ndarray) -> bool:
+        """Fill row T with the group after the last row; True when the bootstrap is 0 (the group is done)."""
+        assert traj.groups is not None
+        k = group_key(int(traj.groups[-1]), traj.agent_id)
+        rows = self._rows(traj.source, traj.end_call)
+        if not traj.ends_episode:
+            ids, obs, _ = rows.decided.get(k) or _gone()
+            order = np.argsort(ids != traj.agent_id, kind="stable")  # self first
+            members[-1, : len(ids)] = obs[order]
+            mask[-1, : len(ids)] = 1.0
+            return False
+        on = self._continuing(rows, k)
+        if on is not None:
+            members[-1, : len(on[0])] = on[1]
+            mask[-1, : len(on[0])] = 1.0
+            return False
+        if traj.terminal:
+            return True
+        ended = rows.ended.get(k) or _gone()
+        order = np.argsort(ended[0] != traj.agent_id, kind="stable")
+        members[-1, : len(ended[0])] = ended[1][order]
+        mask[-1, : len(ended[0])] = 1.0
+        return False
+
+    def _rows(self, source: str, call: int) -> CallRows:
+        rows = self.calls.get((source, call))
+        if rows is None:
+            raise _Gone
+        return rows

@@ -1,0 +1,334 @@
+"""POCA, read top to bottom: PPO's actor with a centralised group critic (spec 8.5).
+
+One trainer per behavior (its teams share it). The processors of a POCA behavior run in group mode
+(rollout/processor.py): each step the trainer hands the call's group rows to the group assembler
+(rollout/groups.py), then takes the finished trajectories. For each trajectory the assembler gives the
+members' observations at every step, the groupmates' observations and actions, their rewards and the
+group after the last step; the trainer then computes, with the current critic:
+- V(group) after every step (the bootstrap: 0 only when the whole group is done for real),
+- b_i, the agent's baseline, at every step,
+- TD(lambda) targets G of the team reward (own + groupmates' + group reward) per reward signal,
+- the advantage G - b (mean over signals),
+and keeps the rows until `buffer_size` experiences are held. The update then runs `num_epoch` epochs of
+shuffled minibatches of `batch_size` over the whole buffer with one Adam over the actor and the critic:
+loss = PPO's clipped surrogate + 0.5 * (clipped value loss + 0.5 * clipped baseline loss) - beta * entropy
+(trainers/poca/losses.py), with PPO's schedules of learning rate, beta and epsilon.
+
+Not available with POCA in this version: memory (refused by trainers/settings.refuse_memory) and
+observations other than vectors (refused here: the group critic reads flat vector rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from fledge.errors import ConfigError
+from fledge.networks.device import to_device
+from fledge.networks.group_critic import GroupCritic
+from fledge.rollout.groups import GroupAssembler, GroupContext
+from fledge.rollout.processor import StepOutcome, Trajectory
+from fledge.stats import Aggregation
+from fledge.trainers import state as S
+from fledge.trainers.base import TrainerBase, TrainerState
+from fledge.trainers.divergence import Snapshot, diverged, non_finite
+from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
+from fledge.trainers.poca import losses as L
+from fledge.trainers.poca.buffer import GroupBuffer, pad_members
+from fledge.trainers.poca.policy import POCAPolicy
+from fledge.trainers.ppo import losses as P
+from fledge.trainers.ppo.trainer import PPOHyper
+from fledge.trainers.settings import SIGNAL_STAT_NAMES
+
+log = logging.getLogger("fledge")
+
+
+class POCATrainer(TrainerBase):
+    trainer_type = "poca"
+    display_name = "POCA"
+    uses_groups = True  # the session runs this behavior's processors in group mode
+    hp: PPOHyper
+    policy: POCAPolicy
+
+    def build(self) -> None:
+        self.hp = PPOHyper.read(self.settings.hyperparameters)
+        spec, ps = self.spec, self.policy_settings
+        odd = [tuple(o.shape) for o in spec.observation_specs if len(o.shape) != 1]
+        if odd:
+            raise ConfigError(
+                f"behaviors.{self.name}: trainer_type poca takes vector observations only in this version of "
+                f"fledge; this behavior also has observations of shape {odd}. Use trainer_type: ppo."
+            )
+        aspec = spec.action_spec
+        self.act_size = aspec.continuous_size + int(sum(aspec.discrete_branches))
+        size = self.size_networks(n_in=ps.obs_size, n_out=self.act_size + len(self.signal_names), copies=2)
+        with size.building():
+            self.policy = POCAPolicy.build(ps, self.settings.hyperparameters, seed=0, device=self.device)
+            self.policy.rng = np.random.default_rng(self.rng.integers(2**63))
+            self.critic = GroupCritic(
+                obs_size=ps.obs_size,
+                act_size=self.act_size,
+                hidden_units=ps.hidden_units,
+                num_layers=ps.num_layers,
+                n_values=len(self.signal_names),
+            ).to(self.device)
+        self.model = self.policy.model
+        # the actor's own value head is never trained (the group critic gives the values): left out of Adam
+        actor = [p for name, p in self.model.named_parameters() if not name.startswith("value_head.")]
+        self.parameters = actor + list(self.critic.parameters())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=self.hp.learning_rate, **fused_if_possible())
+        self.adam = AdamStepper(self.optimizer)
+        self.assembler = GroupAssembler(obs_size=ps.obs_size, act_size=self.act_size, keep=4 * self.time_horizon + 8)
+        self.buffer = GroupBuffer()
+        self.update_count = 0
+        self.rewards_before_update: list[float] = []
+        self.dropped = 0  # trajectories whose group rows were no longer kept
+
+    @property
+    def mean_reward_since_update(self) -> float | None:
+        rewards = self.episode_rewards_since_update or self.rewards_before_update
+        return float(np.mean(rewards)) if rewards else None
+
+    # -- observing --------------------------------------------------------------------------------
+    def observe(self, outcome: StepOutcome) -> None:
+        if outcome.group_step is not None:
+            finished = self.assembler.record(outcome.group_step)
+            if finished:
+                self.stats.add_stats(
+                    self.name, "Environment/Group Cumulative Reward", np.asarray(finished), Aggregation.HISTOGRAM
+                )
+        super().observe(outcome)
+
+    def learn(self, trajectories: list[Trajectory]) -> None:
+        normalizer = self.policy.normalizer
+        if normalizer is not None:
+            normalizer.update(np.concatenate([t.obs for t in trajectories]))
+        self._add_trajectories(trajectories)
+        if self.buffer.count >= self.hp.buffer_size and self.should_train:
+            with self.timers.block("update_policy"):
+                self._update()
+
+    def _normalized(self, x: np.ndarray) -> torch.Tensor:
+        """Raw observations (..., obs) normalised by the actor's normaliser, as a tensor of the same shape."""
+        flat = to_device(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), self.device)
+        return self.model.normalize(flat).reshape(x.shape)
+
+    def _others(self, others: np.ndarray) -> torch.Tensor:
+        obs = self._normalized(others[..., : self.policy_settings.obs_size])
+        return torch.cat([obs, to_device(np.ascontiguousarray(others[..., obs.shape[-1] :]), self.device)], dim=-1)
+
+    def _add_trajectories(self, trajectories: list[Trajectory]) -> None:
+        """Group contexts of the step's trajectories, the critic run once over all of them, then each
+        trajectory's targets and advantages into the buffer."""
+        kept: list[tuple[Trajectory, GroupContext]] = []
+        for traj in trajectories:
+            if traj.steps is None:
+                raise RuntimeError(
+                    f"Behavior '{self.name}' (POCA) got a trajectory without group rows: its processor is not in "
+                    "group mode."
+                )
+            ctx = self.assembler.context(traj)
+            if ctx is None:
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning(
+                        "POCA '%s': a trajectory of agent %d was left out: its group rows are no longer kept (its "
+                        "steps span more than %d environment steps, e.g. a long decision period). Later ones are "
+                        "counted in silence.",
+                        self.name,
+                        traj.agent_id,
+                        self.assembler.keep,
+                    )
+                continue
+            kept.append((traj, ctx))
+        if not kept:
+            return
+        width = max(c.members.shape[1] for _, c in kept)
+        self.critic.see_width(width)
+        members = np.concatenate([pad_members(c.members, width) for _, c in kept])
+        members_mask = np.concatenate([pad_members(c.members_mask, width) for _, c in kept])
+        others = np.concatenate([pad_members(c.others, width - 1) for _, c in kept])
+        others_mask = np.concatenate([pad_members(c.others_mask, width - 1) for _, c in kept])
+        own = np.concatenate([t.obs for t, _ in kept])
+        with torch.no_grad():
+            values = self.critic.value(self._normalized(members), to_device(members_mask, self.device)).cpu().numpy()
+            baselines = (
+                self.critic.baseline(self._normalized(own), self._others(others), to_device(others_mask, self.device))
+                .cpu()
+                .numpy()
+            )
+        v_at = b_at = 0
+        for traj, ctx in kept:
+            n = len(traj)
+            self._add_trajectory(traj, ctx, values[v_at : v_at + n + 1], baselines[b_at : b_at + n])
+            v_at += n + 1
+            b_at += n
+
+    def _add_trajectory(self, traj: Trajectory, ctx: GroupContext, v: np.ndarray, b: np.ndarray) -> None:
+        """One trajectory with its group values v (T + 1, S) and baselines b (T, S)."""
+        self._summary_before(traj)
+        n = len(traj)
+        next_values = L.group_bootstrap(v[1:], group_done=ctx.group_done)
+        rewards = L.team_rewards(traj.rewards, ctx.mate_rewards)
+        returns = np.empty((n, len(self.signal_names)), dtype=np.float32)
+        for i, sig in enumerate(self.signal_names):
+            returns[:, i] = L.lambda_returns(
+                rewards * self.strengths[i], next_values[:, i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
+            )
+            label = SIGNAL_STAT_NAMES[sig]
+            self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(v[:-1, i].mean()))
+            self.stats.add_stat(self.name, f"Policy/{label} Baseline Estimate", float(b[:, i].mean()))
+        self.buffer.append(
+            obs=traj.obs,
+            continuous=traj.continuous,
+            discrete=traj.discrete,
+            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            log_prob=traj.log_prob,
+            old_values=v[:-1],
+            old_baselines=b,
+            returns=returns,
+            advantages=L.advantages(returns, b),
+            members=ctx.members[:-1],
+            members_mask=ctx.members_mask[:-1],
+            others=ctx.others,
+            others_mask=ctx.others_mask,
+        )
+        self.step += n
+
+    # -- updating ---------------------------------------------------------------------------------
+    def schedules(self) -> tuple[float, float, float]:
+        hp, step, max_steps = self.hp, self.step, self.max_steps
+        lr = P.decayed(hp.learning_rate, P.LEARNING_RATE_FLOOR, step, max_steps, hp.learning_rate_schedule)
+        beta = P.decayed(hp.beta, P.BETA_FLOOR, step, max_steps, hp.beta_schedule)
+        eps = P.decayed(hp.epsilon, P.EPSILON_FLOOR, step, max_steps, hp.epsilon_schedule)
+        return lr, beta, eps
+
+    def _update(self) -> None:
+        hp = self.hp
+        lr, beta, eps = self.schedules()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        data = self.buffer.view()
+        count = len(data["log_prob"])
+        device = self.device
+        with torch.no_grad():
+            t = {
+                "x": self._normalized(data["obs"]),
+                "members": self._normalized(data["members"]),
+                "others": self._others(data["others"]),
+            }
+        for key in ("log_prob", "old_values", "old_baselines", "returns", "members_mask", "others_mask"):
+            t[key] = to_device(data[key], device)
+        t["advantages"] = to_device(P.normalize_advantages(data["advantages"]), device)
+        aspec = self.spec.action_spec
+        if aspec.continuous_size:
+            t["continuous"] = to_device(data["continuous"], device)
+        if aspec.discrete_size:
+            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
+            t["allowed"] = to_device(data["allowed"], device)
+        size = min(hp.batch_size, count)
+        losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
+        before = Snapshot(self.parameters + self._adam_tensors())
+        for _ in range(hp.num_epoch):
+            perm = to_device(self.rng.permutation(count), device)
+            for start in range(0, count - size + 1, size):
+                idx = perm[start : start + size]
+                mb = {k: v.index_select(0, idx) for k, v in t.items()}
+                p_loss, v_loss, b_loss, total = self._loss(mb, epsilon=eps, beta=beta)
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                self.adam.step()
+                losses["policy"].append(p_loss.detach())
+                losses["value"].append(v_loss.detach())
+                losses["baseline"].append(b_loss.detach())
+        means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
+        self._check_finite(before, means)
+        self.buffer.clear()
+        self.update_count += 1
+        self.policy.sync()
+        name = self.name
+        self.stats.add_stat(name, "Losses/Policy Loss", abs(means["policy"]))
+        self.stats.add_stat(name, "Losses/Value Loss", means["value"])
+        self.stats.add_stat(name, "Losses/Baseline Loss", means["baseline"])
+        self.stats.add_stat(name, "Policy/Learning Rate", lr)
+        self.stats.add_stat(name, "Policy/Epsilon", eps)
+        self.stats.add_stat(name, "Policy/Beta", beta)
+        self.rewards_before_update = self.episode_rewards_since_update
+        self.episode_rewards_since_update = []
+
+    def _loss(
+        self, mb: dict[str, torch.Tensor], *, epsilon: float, beta: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_prob, entropy, _ = self.model.evaluate(mb["x"], mb.get("continuous"), mb.get("discrete"), mb.get("allowed"))
+        p_loss = P.policy_loss(log_prob, mb["log_prob"], mb["advantages"], epsilon)
+        values, baselines = self.critic.value_and_baseline(
+            mb["members"], mb["members_mask"], mb["x"], mb["others"], mb["others_mask"]
+        )
+        v_loss = P.value_loss(values, mb["old_values"], mb["returns"], epsilon)
+        b_loss = P.value_loss(baselines, mb["old_baselines"], mb["returns"], epsilon)
+        total = L.total_loss(p_loss, v_loss, b_loss, entropy.mean(), beta)
+        return p_loss, v_loss, b_loss, total
+
+    def _adam_tensors(self) -> list[torch.Tensor]:
+        state = self.optimizer.state
+        return [x for p in self.parameters if p in state for x in state[p].values() if isinstance(x, torch.Tensor)]
+
+    def _check_finite(self, before: Snapshot, losses: dict[str, float]) -> None:
+        named = list(self.model.named_parameters()) + [(f"critic.{k}", v) for k, v in self.critic.named_parameters()]
+        problems = non_finite(losses, named)
+        if not problems:
+            return
+        before.restore()
+        if len(before.live) == len(self.parameters):  # Adam's state was created by this update
+            self.optimizer.state.clear()
+        self.adam.reset()
+        raise diverged(
+            behavior=self.name,
+            trainer="POCA",
+            step=self.step,
+            problems=problems,
+            learning_rate=self.hp.learning_rate,
+            restored=True,
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def get_state(self) -> TrainerState:
+        tensors = self.policy.policy_state()
+        tensors.update(S.module_tensors("critic.", self.critic))
+        opt_tensors, opt_meta = S.optimizer_entries("optimizer.", self.optimizer)
+        tensors.update(opt_tensors)
+        meta: dict[str, Any] = {
+            "fingerprint": self.fingerprint(),
+            "step": self.step,
+            "update_count": self.update_count,
+            "optimizer": opt_meta,
+            "rng": S.generator_state(self.rng),
+            "actor_rng": S.generator_state(self.policy.rng),
+            "episode_rewards_since_update": list(self.episode_rewards_since_update),
+        }
+        return TrainerState(tensors=tensors, meta=meta)
+
+    def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
+        problems = self.policy.check_policy_state(state.tensors)
+        if not weights_only:
+            problems += S.check_module("critic.", self.critic, state.tensors)
+            problems += S.check_optimizer("optimizer.", self.optimizer, state.tensors)
+            for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
+                if key not in state.meta:
+                    problems.append(f"the metadata has no '{key}'")
+        S.require_fit(state, self.fingerprint(), problems, what=f"behavior '{self.name}' (POCA)")
+        self.policy.load_policy_state(state.tensors)
+        if not weights_only:
+            S.load_module("critic.", self.critic, state.tensors)
+            S.load_optimizer("optimizer.", self.optimizer, state.tensors, state.meta["optimizer"])
+            self.adam.reset()
+            self.step = int(state.meta["step"])
+            self.update_count = int(state.meta["update_count"])
+            S.set_generator_state(self.rng, state.meta["rng"])
+            S.set_generator_state(self.policy.rng, state.meta["actor_rng"])
+            self.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
+        self.buffer.clear()
+        self.assembler.forget()

@@ -1,0 +1,145 @@
+"""POCA runs end to end: wrapped by the self-play (ghost) trainer on a team game whose teams have groups;
+on the built-in DungeonEscape it reports its stats, writes an actor-only ONNX that plays, and resumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fledge import api
+from fledge.config import build_run_options
+from fledge.envs.builtin.teams import TeamTaskEnv
+from fledge.envs.builtin.tennis import TennisTask
+from fledge.errors import ConfigError
+
+
+class GroupedTennis(TennisTask):
+    """Tennis whose two matches side by side form groups: the left players of matches 2k and 2k + 1 are one group
+    (team 0), the right players another (team 1); group ids differ across teams."""
+
+    def __init__(self, num_agents: int = 8) -> None:
+        super().__init__(num_agents=num_agents)
+        agent = np.arange(num_agents)
+        match, side = agent // 2, agent % 2
+        self.group_ids = ((match // 2) * 2 + side + 1).astype(np.int32)
+
+
+def poca_settings(**extra: Any) -> dict[str, Any]:
+    return {
+        "trainer_type": "poca",
+        "hyperparameters": {"batch_size": 64, "buffer_size": 512, "learning_rate": 1e-3},
+        "network_settings": {"hidden_units": 16, "num_layers": 1},
+        "time_horizon": 32,
+        "summary_freq": 1000,
+        **extra,
+    }
+
+
+def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path) -> None:
+    settings = poca_settings(
+        max_steps=3000, self_play={"save_steps": 400, "team_change": 1000, "swap_steps": 300, "elo_k_factor": 16.0}
+    )
+    options = build_run_options(
+        {
+            "behaviors": {"Tennis": settings},
+            "checkpoint_settings": {"run_id": "ghost", "results_dir": str(tmp_path)},
+        }
+    )
+    env = TeamTaskEnv(GroupedTennis(num_agents=16), seed=3)
+    try:
+        decision, _ = env.get_steps("Tennis?team=0")
+        assert set(decision.group_id.tolist()) == {1, 3, 5, 7}  # team 0's groups; team 1 has 2, 4, 6, 8
+        result = api.run(options, env=env, display="none")
+    finally:
+        env.close()
+    assert result.behaviors["Tennis"].steps >= 3000
+    status = json.loads((tmp_path / "ghost" / "run_logs" / "training_status.json").read_text())
+    assert status["Tennis"]["elo"] != 1200.0
+    rows = list(csv.DictReader((tmp_path / "ghost" / "run_logs" / "Tennis.csv").open()))
+    assert "Losses/Baseline Loss" in rows[-1] and "Policy/Extrinsic Baseline Estimate" in rows[-1]
+
+
+class KilledAfter:
+    """DungeonEscape, stopping the run abruptly (no final checkpoint) after some environment steps."""
+
+    def __init__(self, env_steps: int) -> None:
+        from fledge.envs import registry
+
+        self.env = registry.make("DungeonEscape", seed=5, num_areas=4)
+        self.left = env_steps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        self.env.step()
+
+
+def dungeon_options(tmp_path: Path, run_id: str, max_steps: int, **checkpoint: Any) -> Any:
+    settings = poca_settings(max_steps=max_steps, checkpoint_interval=1000)
+    settings["hyperparameters"]["learning_rate_schedule"] = "linear"
+    return build_run_options(
+        {
+            "behaviors": {"DungeonEscape": settings},
+            "env_settings": {"env_path": "DungeonEscape", "num_areas": 4, "seed": 5},
+            "checkpoint_settings": {"run_id": run_id, "results_dir": str(tmp_path), **checkpoint},
+        }
+    )
+
+
+def test_poca_resumes_after_a_hard_stop_and_its_onnx_plays(tmp_path: Path) -> None:
+    from fledge.checkpoints.state_io import load_state
+    from fledge.play import play
+
+    n = 4000
+    first = api.run(dungeon_options(tmp_path, "split", n), env=KilledAfter(250), display="none")  # type: ignore[arg-type]
+    assert first.interrupted
+    mid, _ = load_state(tmp_path / "split" / "DungeonEscape" / "checkpoint.pt")
+    assert any(k.startswith("critic.") for k in mid.tensors)  # the group critic is saved with the actor
+    assert mid.meta["fingerprint"]["trainer_type"] == "poca"
+    api.run(dungeon_options(tmp_path, "split", n, resume=True), display="none")
+    end, _ = load_state(tmp_path / "split" / "DungeonEscape" / "checkpoint.pt")
+    assert end.meta["step"] >= n
+    assert end.meta["update_count"] >= mid.meta["update_count"] + (n - mid.meta["step"]) // 512 - 1
+    assert end.meta["optimizer"]["param_groups"][0]["lr"] < 0.5e-3  # the linear decay went on from the checkpoint
+    rows = list(csv.DictReader((tmp_path / "split" / "run_logs" / "DungeonEscape.csv").open()))
+    assert {"Losses/Baseline Loss", "Policy/Extrinsic Baseline Estimate", "Environment/Group Cumulative Reward"} <= set(
+        rows[-1]
+    )
+    # the actor-only ONNX (same contract as PPO's) plays the environment
+    result = play(tmp_path / "split", use_onnx=True, episodes=2, max_steps=200, out=open(tmp_path / "play.txt", "w"))
+    assert result.steps > 0
+
+
+def test_poca_refuses_cameras_clearly(tmp_path: Path) -> None:
+    options = build_run_options(
+        {
+            "behaviors": {"GridWorld": poca_settings(max_steps=100)},
+            "env_settings": {"env_path": "GridWorld", "seed": 1},
+            "checkpoint_settings": {"run_id": "visual", "results_dir": str(tmp_path)},
+        }
+    )
+    with pytest.raises(ConfigError, match="vector observations only"):
+        api.run(options, display="none")
+
+
+def test_poca_is_deterministic(tmp_path: Path) -> None:
+    from fledge.checkpoints.state_io import load_state
+
+    states = []
+    for run_id in ("a", "b"):
+        api.run(dungeon_options(tmp_path, run_id, 1500), display="none")
+        state, _ = load_state(tmp_path / run_id / "DungeonEscape" / "checkpoint.pt")
+        states.append(state)
+    a, b = states
+    assert a.meta["update_count"] >= 2 and a.tensors.keys() == b.tensors.keys()
+    for key in a.tensors:
+        assert np.array_equal(np.asarray(a.tensors[key]), np.asarray(b.tensors[key])), key

@@ -1,0 +1,69 @@
+"""POCA's formulas (trainers/poca/losses.py) against hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fledge.trainers.poca import losses as L
+
+
+def test_lambda_returns_by_hand() -> None:
+    r = np.array([1.0, 0.0, 2.0], np.float32)
+    v_next = np.array([0.5, 1.0, 3.0], np.float32)  # V after each step; the last: the bootstrap
+    g, lam = 0.9, 0.8
+    g2 = 2.0 + 0.9 * 3.0  # 4.7
+    g1 = 0.0 + 0.9 * (0.2 * 1.0 + 0.8 * g2)  # 0.9 * 3.96 = 3.564
+    g0 = 1.0 + 0.9 * (0.2 * 0.5 + 0.8 * g1)  # 1 + 0.9 * 2.9512 = 3.65608
+    out = L.lambda_returns(r, v_next, gamma=g, lambd=lam)
+    np.testing.assert_allclose(out, [g0, g1, g2], rtol=1e-6)
+
+
+def test_lambda_returns_group_done_bootstrap_zero_and_td0() -> None:
+    r = np.array([0.0, 1.0], np.float32)
+    # the whole group is done: the bootstrap is 0
+    np.testing.assert_allclose(L.lambda_returns(r, np.array([2.0, 0.0]), gamma=0.5, lambd=1.0), [0.5, 1.0])
+    # lambda 0: one-step TD targets r + gamma V'
+    np.testing.assert_allclose(L.lambda_returns(r, np.array([2.0, 4.0]), gamma=0.5, lambd=0.0), [1.0, 3.0])
+
+
+def test_team_rewards_and_advantages() -> None:
+    own_and_group = np.array([1.0, 0.5], np.float32)  # own + group reward, as the processor stores them
+    mates = np.array([0.25, -1.0], np.float32)
+    np.testing.assert_allclose(L.team_rewards(own_and_group, mates), [1.25, -0.5])
+    returns = np.array([[3.0, 1.0], [0.0, 2.0]], np.float32)
+    baselines = np.array([[1.0, 0.0], [1.0, 1.0]], np.float32)
+    np.testing.assert_allclose(L.advantages(returns, baselines), [1.5, 0.0])  # mean over signals of G - b
+
+
+def test_total_loss_weights() -> None:
+    p, v, b, e = (torch.tensor(x) for x in (0.3, 2.0, 4.0, 1.5))
+    # 0.3 + 0.5 * (2 + 0.5 * 4) - 0.01 * 1.5 = 0.3 + 2 - 0.015
+    assert float(L.total_loss(p, v, b, e, 0.01)) == pytest.approx(2.285)
+
+
+def test_one_pass_of_value_and_baseline_equals_the_two_passes() -> None:
+    from fledge.networks.group_critic import GroupCritic
+
+    torch.manual_seed(0)
+    critic = GroupCritic(obs_size=4, act_size=3, hidden_units=16, num_layers=2, n_values=2)
+    critic.see_width(3)
+    members = torch.randn(5, 3, 4)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 0, 1]], dtype=torch.float32)
+    others = torch.randn(5, 2, 7)
+    others_mask = mask[:, 1:]
+    v, b = critic.value_and_baseline(members, mask, members[:, 0], others, others_mask)
+    torch.testing.assert_close(v, critic.value(members, mask))
+    torch.testing.assert_close(b, critic.baseline(members[:, 0], others, others_mask))
+    # an absent member changes nothing: its padding values are ignored
+    noisy = members.clone()
+    noisy[1, 2] = 100.0
+    torch.testing.assert_close(critic.value(noisy, mask)[1], critic.value(members, mask)[1])
+
+
+def test_group_bootstrap_rule() -> None:
+    after = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    np.testing.assert_array_equal(L.group_bootstrap(after, group_done=True), [[1.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(L.group_bootstrap(after, group_done=False), after)  # the group goes on
+    assert after[1, 0] == 3.0  # the input is left alone
