@@ -61,7 +61,9 @@ def loop_seconds(timers: dict[str, Any]) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return f"median {statistics.median(values):>9,.0f} (range {min(values):,.0f} - {max(values):,.0f}, {len(values)} runs)"
+    return (
+        f"median {statistics.median(values):>9,.0f} (range {min(values):,.0f} - {max(values):,.0f}, {len(values)} runs)"
+    )
 
 
 def env_rate(steps: int, num_areas: int) -> float:
@@ -125,7 +127,9 @@ def main() -> None:
             print(f"  {contender:<26} unavailable (goal for POCA: >= {POCA_GOAL:.0%})")
             continue
         ratio = statistics.median(rates[contender]) / base
-        goal = f" (goal >= {POCA_GOAL:.0%}: {'met' if ratio >= POCA_GOAL else 'NOT met'})" if "POCA" in contender else ""
+        goal = (
+            f" (goal >= {POCA_GOAL:.0%}: {'met' if ratio >= POCA_GOAL else 'NOT met'})" if "POCA" in contender else ""
+        )
         print(f"  {contender:<26} {ratio:.0%}{goal}")
     env_rates = [env_rate(args.env_steps, 16) for _ in range(args.repeats)]
     print(f"\nSoccerTwos environment alone, 16 matches (64 agents), random actions: agent steps/s {summary(env_rates)}")

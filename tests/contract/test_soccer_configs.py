@@ -63,8 +63,11 @@ def test_shipped_config_runs(trainer: str, env: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("relative", "env"),
-    [("ppo/StrikersVsGoalie.yaml", "StrikersVsGoalie"), ("poca/SoccerTwos.yaml", "SoccerTwos"),
-     ("poca/StrikersVsGoalie.yaml", "StrikersVsGoalie")],
+    [
+        ("ppo/StrikersVsGoalie.yaml", "StrikersVsGoalie"),
+        ("poca/SoccerTwos.yaml", "SoccerTwos"),
+        ("poca/StrikersVsGoalie.yaml", "StrikersVsGoalie"),
+    ],
 )
 def test_ml_agents_config_runs_on_the_built_in(relative: str, env: str, tmp_path: Path) -> None:
     path = shared_configs_dir() / relative

@@ -267,9 +267,7 @@ class SoccerTwosTask(SoccerField):
         per_agent = np.repeat(scored, 4)  # +1: team 0 scored
         scorer = np.where(per_agent == 0, -1, np.where(per_agent > 0, 0, 1))  # the scoring team, -1: none
         team_win = np.repeat(win, 4)
-        self._group_reward = np.where(
-            scorer < 0, 0.0, np.where(self.team == scorer, team_win, -1.0)
-        ).astype(np.float32)
+        self._group_reward = np.where(scorer < 0, 0.0, np.where(self.team == scorer, team_win, -1.0)).astype(np.float32)
         done = per_agent != 0
         if self.stats is not None and (scored != 0).any():
             for steps in self.steps[scored != 0].tolist():
