@@ -65,6 +65,11 @@ _SIDE = np.array([0.0, SIDE, -SIDE])
 _TURN = np.array([0.0, TURN, -TURN])
 
 
+def _complex(xy: np.ndarray) -> np.ndarray:
+    """A (k,) complex view of a C-contiguous (k, 2) float64 array of points (x + iy): writes go through."""
+    return xy.view(np.complex128)[:, 0]
+
+
 def obs_size(others: int) -> int:
     """Observation size of an agent that sees `others` other agents."""
     return 10 + 2 * others + 4
@@ -95,6 +100,18 @@ class SoccerField(TeamTask):
         self.mirror = np.where(self.team == 0, 1.0, -1.0)  # world -> team frame (a half turn for team 1)
         self.others = match[:, None] * k + np.asarray(self.other_slots)[slot]  # (n, others)
         self._group_ids = (1 + 2 * match + self.team).astype(np.int32)
+        self._match = match
+        self._half_turn = np.where(self.team == 0, 0.0, np.pi)
+        self._own_goal = -self.mirror * HALF_LENGTH  # x of the own goal's centre (y = 0)
+        k_others = self.others.shape[1]
+        self._scale = np.array(
+            [1 / MAX_BALL_SPEED] * 2
+            + [1.0] * 2
+            + [1 / HALF_LENGTH, 1 / HALF_WIDTH]
+            + [1 / HALF_LENGTH] * 2
+            + [1 / MAX_BALL_SPEED] * 2
+            + [1 / HALF_LENGTH] * (2 * k_others + 4)
+        )
         size = obs_size(self.others.shape[1])
         self.spec = BehaviorSpec(observation_specs=[ObservationSpec.vector(size)], action_spec=ActionSpec(0, BRANCHES))
         self.pos = np.zeros((n, 2))
@@ -118,30 +135,20 @@ class SoccerField(TeamTask):
         return None
 
     def observe(self) -> list[np.ndarray]:
-        n = self.num_agents
-        match = np.arange(n) // self.per_match
-        c, s = np.cos(self.heading), np.sin(self.heading)
-
-        def ego(v: np.ndarray) -> np.ndarray:  # world vectors (n, 2) -> the agent's frame
-            return np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], axis=1)
-
-        ball = self.ball[match]
         k = self.others.shape[1]
-        obs = np.empty((n, obs_size(k)), dtype=np.float32)
-        obs[:, 0:2] = ego(self.vel) / MAX_BALL_SPEED
-        team_heading = self.heading + np.where(self.team == 0, 0.0, np.pi)
-        obs[:, 2] = np.cos(team_heading)
-        obs[:, 3] = np.sin(team_heading)
-        obs[:, 4] = self.mirror * self.pos[:, 0] / HALF_LENGTH
-        obs[:, 5] = self.mirror * self.pos[:, 1] / HALF_WIDTH
-        obs[:, 6:8] = ego(ball[:, :2] - self.pos) / HALF_LENGTH
-        obs[:, 8:10] = ego(ball[:, 2:] - self.vel) / MAX_BALL_SPEED
-        for j in range(k):
-            obs[:, 10 + 2 * j : 12 + 2 * j] = ego(self.pos[self.others[:, j]] - self.pos) / HALF_LENGTH
-        own_goal = np.stack([-self.mirror * HALF_LENGTH, np.zeros(n)], axis=1)
-        obs[:, 10 + 2 * k : 12 + 2 * k] = ego(own_goal - self.pos) / HALF_LENGTH
-        obs[:, 12 + 2 * k : 14 + 2 * k] = ego(-own_goal - self.pos) / HALF_LENGTH
-        return [obs]
+        pos, vel = _complex(self.pos), _complex(self.vel)
+        ball = self.ball.view(np.complex128)[self._match]  # (n, 2): position, velocity
+        rot = np.exp(-1j * self.heading)  # world -> the agent's frame
+        z = np.empty((self.num_agents, 7 + k), dtype=np.complex128)  # one (x, y) pair per column
+        z[:, 0] = vel * rot
+        z[:, 1] = np.exp(1j * (self.heading + self._half_turn))
+        z[:, 2] = pos * self.mirror
+        z[:, 3] = (ball[:, 0] - pos) * rot
+        z[:, 4] = (ball[:, 1] - vel) * rot
+        z[:, 5 : 5 + k] = (pos[self.others] - pos[:, None]) * rot[:, None]
+        z[:, 5 + k] = (self._own_goal - pos) * rot
+        z[:, 6 + k] = (-self._own_goal - pos) * rot
+        return [(z.view(np.float64) * self._scale).astype(np.float32)]
 
     # -- physics ---------------------------------------------------------------------------------------
     def _place(self, matches: np.ndarray, rng: np.random.Generator, starts: np.ndarray, ball_x: float) -> None:
@@ -161,46 +168,46 @@ class SoccerField(TeamTask):
     def _move_agents(self, actions: ActionTuple) -> None:
         a = np.clip(actions.discrete, 0, 2)
         self.heading = (self.heading + _TURN[a[:, 2]] + np.pi) % (2.0 * np.pi) - np.pi
-        fwd, side = _FWD[a[:, 0]], _SIDE[a[:, 1]]
-        c, s = np.cos(self.heading), np.sin(self.heading)
-        self.vel = np.stack([c * fwd - s * side, s * fwd + c * side], axis=1)
-        self.pos += self.vel * DT
-        k = self.per_match
-        pos = self.pos.reshape(self.matches, k, 2)
+        pos_c, vel_c = _complex(self.pos), _complex(self.vel)
+        vel_c[:] = np.exp(1j * self.heading) * (_FWD[a[:, 0]] + 1j * _SIDE[a[:, 1]])
+        pos_c += vel_c * DT
+        pos = pos_c.reshape(self.matches, self.per_match)
         for a_slot, b_slot in self._pairs:  # push overlapping agents apart, half each
             d = pos[:, a_slot] - pos[:, b_slot]
-            dist = np.sqrt((d * d).sum(axis=1))
+            dist = np.abs(d)
             overlap = np.maximum(2.0 * AGENT_RADIUS - dist, 0.0)
             if overlap.any():
-                unit = np.where(dist[:, None] > 1e-9, d / np.maximum(dist, 1e-9)[:, None], [1.0, 0.0])
-                pos[:, a_slot] += 0.5 * overlap[:, None] * unit
-                pos[:, b_slot] -= 0.5 * overlap[:, None] * unit
+                unit = np.where(dist > 1e-9, d / np.maximum(dist, 1e-9), 1.0)
+                pos[:, a_slot] += 0.5 * overlap * unit
+                pos[:, b_slot] -= 0.5 * overlap * unit
         lim = np.array([HALF_LENGTH - AGENT_RADIUS, HALF_WIDTH - AGENT_RADIUS])
         np.clip(self.pos, -lim, lim, out=self.pos)
 
     def _move_ball(self) -> np.ndarray:
         """Roll, kick and bounce the ball; returns per match the goal scored: +1 at x = +L (team 0 scored),
         -1 at x = -L (team 1 scored), 0 none."""
-        b, k = self.ball, self.per_match
-        b[:, :2] += b[:, 2:] * DT
-        b[:, 2:] *= FRICTION
-        pos = self.pos.reshape(self.matches, k, 2)
-        vel = self.vel.reshape(self.matches, k, 2)
+        b = self.ball
+        ball = b.view(np.complex128)
+        bp, bv = ball[:, 0], ball[:, 1]  # views: position, velocity
+        bp += bv * DT
+        bv *= FRICTION
+        pos = _complex(self.pos).reshape(self.matches, self.per_match)
+        vel = _complex(self.vel).reshape(self.matches, self.per_match)
         reach = AGENT_RADIUS + BALL_RADIUS
-        for slot in range(k):  # kicks
-            d = b[:, :2] - pos[:, slot]
-            dist = np.sqrt((d * d).sum(axis=1))
+        for slot in range(self.per_match):  # kicks
+            d = bp - pos[:, slot]
+            dist = np.abs(d)
             touch = dist < reach
             if not touch.any():
                 continue
-            unit = np.where(dist[:, None] > 1e-9, d / np.maximum(dist, 1e-9)[:, None], [1.0, 0.0])
-            push = (vel[:, slot] * unit).sum(axis=1) + KICK - (b[:, 2:] * unit).sum(axis=1)
-            push = np.where(touch, np.maximum(push, 0.0), 0.0)
-            b[:, 2:] += push[:, None] * unit
-            b[:, :2] = np.where(touch[:, None], pos[:, slot] + reach * unit, b[:, :2])
+            unit = np.where(dist > 1e-9, d / np.maximum(dist, 1e-9), 1.0)
+            along = unit.conj()  # (v * conj(u)).real is the dot product of v and u
+            push = (vel[:, slot] * along).real + KICK - (bv * along).real
+            bv += np.where(touch, np.maximum(push, 0.0), 0.0) * unit
+            bp[:] = np.where(touch, pos[:, slot] + reach * unit, bp)
             self.kicks += touch
-        speed = np.sqrt((b[:, 2:] ** 2).sum(axis=1))
-        b[:, 2:] *= np.minimum(1.0, MAX_BALL_SPEED / np.maximum(speed, 1e-9))[:, None]
+        speed = np.abs(bv)
+        bv *= np.minimum(1.0, MAX_BALL_SPEED / np.maximum(speed, 1e-9))
         # side walls
         wall_y = HALF_WIDTH - BALL_RADIUS
         over = np.abs(b[:, 1]) > wall_y
