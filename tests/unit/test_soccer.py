@@ -214,7 +214,7 @@ def goals_for_and_against(name: str, scripted: str | None, *, seed: int, decisio
 
 def test_a_chase_and_kick_team_beats_a_random_team() -> None:
     scored, conceded = goals_for_and_against("SoccerTwos", SOCCER_TEAMS[0], seed=2, decisions=600)
-    assert scored > 3 * max(conceded, 1) and scored > 200, (scored, conceded)  # about 300 to 86
+    assert scored > 3 * max(conceded, 1) and scored > 200, (scored, conceded)  # about 420 to 118
     # both teams random: no side is favoured
     a, b = goals_for_and_against("SoccerTwos", None, seed=2, decisions=600)
     assert abs(a - b) < 0.5 * (a + b), (a, b)
@@ -226,7 +226,7 @@ def test_a_chase_and_kick_team_beats_a_random_team() -> None:
 def test_chasing_strikers_score_far_more_than_random_ones() -> None:
     scripted, _ = goals_for_and_against("StrikersVsGoalie", STRIKERS_VS_GOALIE[0], seed=3, decisions=600)
     random_goals, _ = goals_for_and_against("StrikersVsGoalie", None, seed=3, decisions=600)
-    assert scripted > 3 * max(random_goals, 1), (scripted, random_goals)  # about 180 to 36
+    assert scripted > 3 * max(random_goals, 1), (scripted, random_goals)  # about 240 to 52
     # a chasing goalie (it runs at the ball) concedes fewer goals to chasing strikers than a random one
     env = registry.make("StrikersVsGoalie", seed=3, num_areas=32)
     assert isinstance(env, TeamTaskEnv)

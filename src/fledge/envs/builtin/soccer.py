@@ -1,8 +1,8 @@
 """Soccer on a 2-D field, one physics module for two games: `SoccerTwos` (2 v 2, symmetric self-play) and
 `StrikersVsGoalie` (two strikers against a goalie, asymmetric self-play), simulated for many matches at once.
 
-The field (seen from above) spans x in [-4.5, 4.5] and y in [-3, 3], walled all round except the goal
-mouths: |y| < 1.1 on the line x = -4.5 (team 0's goal) and on x = 4.5 (team 1's goal). Team 0 attacks +x, team 1
+The field (seen from above) spans x in [-3.5, 3.5] and y in [-2.5, 2.5], walled all round except the goal
+mouths: |y| < 1 on the line x = -3.5 (team 0's goal) and on x = 3.5 (team 1's goal). Team 0 attacks +x, team 1
 attacks -x. Agents are discs of radius 0.4 with a heading; the ball is a disc of radius 0.25. Every
 decision lasts 0.1 s: agents turn (0.35 rad), then move (forward 3, back, sideways 2 units/s) and are kept
 inside the field and apart from each other; the ball rolls with friction (its speed x 0.96 per decision),
@@ -14,10 +14,10 @@ Actions (both games): 3 discrete branches of 3: forward/back (none, forward, bac
 right), rotation (none, left = counter-clockwise, right).
 
 Observations, egocentric (relative vectors in the agent's own frame: x ahead, y to its left, positions
-divided by 4.5, velocities by 9) and mirrored per team (the own position and heading are in the team's
+divided by 3.5, velocities by 9) and mirrored per team (the own position and heading are in the team's
 frame, where the team attacks +x), so both teams see the game the same way:
   0-1 own velocity; 2-3 cos and sin of the own heading (team frame); 4-5 own position (team frame,
-  x / 4.5, y / 3); 6-7 ball position; 8-9 ball velocity relative to the agent's; then one (x, y) position per
+  x / 3.5, y / 2.5); 6-7 ball position; 8-9 ball velocity relative to the agent's; then one (x, y) position per
   other agent; then the own goal's centre and the opponents' goal's centre.
 Other agents, in order: SoccerTwos (20 values): teammate, the two opponents. StrikersVsGoalie (18 values):
 a striker sees the other striker then the goalie; the goalie sees the two strikers.
@@ -27,7 +27,7 @@ SoccerTwos rewards (ML-Agents' SoccerTwos): group rewards only, 1 - (decisions s
 to the scoring team and -1 to the conceding team; a goal ends the episode of all four agents, which
 are interrupted after `max_episode_steps` (300) decisions.
 StrikersVsGoalie rewards (ML-Agents' StrikersVsGoalie): strikers +1 (group reward) on a goal and -0.001
-per decision; the goalie -1 (group reward) on a goal and +0.001 per decision. Only team 1's goal (x = 4.5)
+per decision; the goalie -1 (group reward) on a goal and +0.001 per decision. Only team 1's goal (x = 3.5)
 is open; the strikers have `shot_clock` (200) decisions to score, after which the episode ends (a real
 end, not an interruption: the goalie has won the game).
 """
@@ -41,9 +41,9 @@ from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask
 from fledge.errors import ConfigError
 
-HALF_LENGTH = 4.5
-HALF_WIDTH = 3.0
-GOAL_HALF_WIDTH = 1.1
+HALF_LENGTH = 3.5
+HALF_WIDTH = 2.5
+GOAL_HALF_WIDTH = 1.0
 AGENT_RADIUS = 0.4
 BALL_RADIUS = 0.25
 DT = 0.1
@@ -249,7 +249,7 @@ class SoccerTwosTask(SoccerField):
     team_slots = (0, 0, 1, 1)
     other_slots = ((1, 2, 3), (0, 2, 3), (3, 0, 1), (2, 0, 1))
     open_goals = (True, True)
-    STARTS = np.array([[-2.0, 1.2, 0.0], [-2.0, -1.2, 0.0], [2.0, -1.2, np.pi], [2.0, 1.2, np.pi]])
+    STARTS = np.array([[-1.6, 1.0, 0.0], [-1.6, -1.0, 0.0], [1.6, -1.0, np.pi], [1.6, 1.0, np.pi]])
 
     def __init__(self, *, num_agents: int = 4, max_episode_steps: int = SOCCER_MAX_STEPS) -> None:
         super().__init__(num_agents=num_agents, name="SoccerTwos")
