@@ -1,6 +1,12 @@
-"""Self-play learns SoccerTwos: with PPO and the ghost trainer (configs/ppo/SoccerTwos.yaml, a smaller
-network and buffer) the learner's ELO rises by well over 100 in 300,000 steps; with a learning rate of ~0
-it does not (every snapshot is the same policy, the ELO only wanders)."""
+"""PPO self-play on SoccerTwos (configs/ppo/SoccerTwos.yaml with a smaller network and buffer): the run goes
+through teams, snapshots and rated games, and the same seed gives the same ELO.
+
+What this does NOT show: that the ELO rises with learning. Over 300,000 steps (16 matches, K = 16) the
+learner's ELO ended at about 1435, 1205 and 1165 for seeds 1, 2, 3, and a run that cannot learn
+(learning rate 1e-9, seed 1) ended at about 1406: at this length the ELO of this game wanders by as much as
+any rise, so an "ELO rises" test here would only pick a lucky seed. The learning signal of the game
+itself is shown by a scripted team beating random play (tests/unit/test_soccer.py).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from fledge import api
 from fledge.config import build_run_options
 from fledge.configs import shipped_config
 
-STEPS = 300_000  # about 25 s each on a quiet 2-core machine
+STEPS = 40_000
 
 
 def run_soccer(tmp_path: Path, run_id: str, *, learning_rate: float) -> float:
@@ -22,7 +28,7 @@ def run_soccer(tmp_path: Path, run_id: str, *, learning_rate: float) -> float:
     assert config is not None
     raw: dict[str, Any] = yaml.safe_load(config.read_text())
     b = raw["behaviors"]["SoccerTwos"]
-    b.update(max_steps=STEPS, summary_freq=100_000, checkpoint_interval=STEPS)
+    b.update(max_steps=STEPS, summary_freq=20_000, checkpoint_interval=STEPS)
     b["hyperparameters"].update(batch_size=512, buffer_size=4096, learning_rate=learning_rate)
     b["network_settings"].update(hidden_units=64)
     b["self_play"].update(save_steps=2000, team_change=6000, swap_steps=1000)
@@ -33,11 +39,7 @@ def run_soccer(tmp_path: Path, run_id: str, *, learning_rate: float) -> float:
     return float(status["SoccerTwos"]["elo"])
 
 
-def test_soccer_elo_rises_with_learning(tmp_path: Path) -> None:
-    elo = run_soccer(tmp_path, "learn", learning_rate=1.0e-3)
-    assert elo > 1200.0 + 150.0, elo  # about 1460
-
-
-def test_soccer_elo_does_not_rise_without_learning(tmp_path: Path) -> None:
-    elo = run_soccer(tmp_path, "frozen", learning_rate=1.0e-9)
-    assert elo < 1200.0 + 100.0, elo
+def test_soccer_self_play_rates_games_and_repeats(tmp_path: Path) -> None:
+    a = run_soccer(tmp_path, "a", learning_rate=1.0e-3)
+    b = run_soccer(tmp_path, "b", learning_rate=1.0e-3)
+    assert a == b and a != 1200.0
