@@ -4,7 +4,9 @@ through teams, snapshots and rated games, and the same seed gives the same ELO.
 What this does NOT show: that the ELO rises with learning. Over 300,000 steps (16 matches, K = 16) the
 learner's ELO ended at about 1435, 1205 and 1165 for seeds 1, 2, 3, and a run that cannot learn
 (learning rate 1e-9, seed 1) ended at about 1406: at this length the ELO of this game wanders by as much as
-any rise, so an "ELO rises" test here would only pick a lucky seed. The learning signal of the game
+any rise, so an "ELO rises" test here would only pick a lucky seed. Learning itself is real but slow:
+after 1,000,000 steps (seed 1, about 2 minutes) the policy beat random actions 111 to 14 in 200 games
+(75 draws) while its ELO ended at about 1045; after 300,000 steps only 85 to 61. The learning signal of the game
 itself is shown by a scripted team beating random play (tests/unit/test_soccer.py).
 """
 
