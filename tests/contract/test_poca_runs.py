@@ -26,7 +26,10 @@ class GroupedTennis(TennisTask):
         super().__init__(num_agents=num_agents)
         agent = np.arange(num_agents)
         match, side = agent // 2, agent % 2
-        self.group_ids = ((match // 2) * 2 + side + 1).astype(np.int32)
+        self._groups = ((match // 2) * 2 + side + 1).astype(np.int32)
+
+    def group_ids(self) -> np.ndarray:
+        return self._groups
 
 
 def poca_settings(**extra: Any) -> dict[str, Any]:

@@ -166,3 +166,18 @@ def test_worker_copies_make_group_ids_global_and_keep_no_group() -> None:
 
     merged = _global_groups([np.array([1, 1, 0], np.int32), np.array([1, 2, 0], np.int32)])
     assert merged.tolist() == [1, 1, 0, 1 + ID_STRIDE, 2 + ID_STRIDE, 0]
+
+
+def test_a_group_that_restarts_in_the_step_it_ends_is_done_for_the_trajectories_that_end_it() -> None:
+    """As Unity agents (and the early-dead agent re-enabled at the group's reset) do: the members that decide in
+    the step the group ends start the new episode; they do not keep the old one going."""
+    steps = [
+        (decide([0, 1, 2], [7, 7, 7]), NONE),
+        (decide([1, 2], [7, 7]), end([0], [7], reward=[0.0], grew=[0.0])),
+        (decide([0, 1, 2], [7, 7, 7]), end([1, 2], [7, 7], reward=[0.0, 0.0], grew=[1.0, 1.0])),
+    ]
+    asm, trajs, _ = run(steps)
+    last = [t for t in trajs if t.agent_id == 2][-1]
+    ctx = asm.context(last)
+    assert ctx is not None
+    assert ctx.group_done  # bootstrap 0: the whole group ended for real

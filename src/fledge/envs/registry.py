@@ -29,6 +29,7 @@ from fledge.envs.builtin.dungeon import DungeonEscapeTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.soccer import SoccerTwosTask, StrikersVsGoalieTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 from fledge.envs.builtin.tennis import TennisTask
@@ -328,6 +329,27 @@ register(
         "a 2-D side view, for self-play: vector of 9 (own paddle, ball, opponent, in the agent's own frame), 3 "
         "continuous actions (move, paddle height, hit angle); +1 to the winner of a point, -1 to the loser; a "
         "point is an episode, 100 decisions at most. Option num_agents (2 per match)."
+    ),
+)
+register(
+    "SoccerTwos",
+    SoccerTwosTask,
+    description=(
+        "2 v 2 soccer on a walled 2-D field (teams SoccerTwos?team=0 and SoccerTwos?team=1 of one behavior), for "
+        "self-play with groups: egocentric vector of 20 (own motion, ball, teammate, opponents, both goals, "
+        "mirrored per team), 3 discrete branches of 3 (forward/back, sideways, rotation); group rewards "
+        "1 - time penalty to the scorers and -1 to the conceders; a goal ends the episode of all four, 300 "
+        "decisions at most. Option num_agents (4 per match)."
+    ),
+)
+register(
+    "StrikersVsGoalie",
+    StrikersVsGoalieTask,
+    description=(
+        "Two strikers (Striker?team=0, one group) against a goalie (Goalie?team=1) on SoccerTwos' field with one "
+        "open goal, for asymmetric self-play: egocentric vector of 18, 3 discrete branches of 3; strikers +1 group "
+        "reward on a goal and -0.001 per decision, the goalie -1 and +0.001; the game ends at a goal or after "
+        "the shot clock (200 decisions). Options num_agents (3 per match), shot_clock."
     ),
 )
 

@@ -53,6 +53,7 @@ class CallRows:
     ended: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, terminal obs
     rewards: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, individual rewards
     terminal_ids: set[int] = field(default_factory=set)
+    continuing_ids: set[int] = field(default_factory=set)  # deciders already in their episode before this call
 
 
 @dataclass
@@ -90,6 +91,7 @@ class GroupAssembler:
         self.calls: dict[tuple[str, int], CallRows] = {}
         self._order: dict[str, deque[int]] = {}
         self._returns: dict[tuple[str, int], float] = {}
+        self._playing: dict[str, set[int]] = {}  # per behavior id: the agents in an episode after the last call
 
     def record(self, step: GroupStep) -> list[float]:
         """Keep a call's rows; returns the cumulative rewards of the groups that finished in it."""
@@ -100,6 +102,13 @@ class GroupAssembler:
         r_keys = _keys(step.reward_groups, step.reward_ids)
         rows.rewards = _split(r_keys, step.reward_ids, step.rewards)  # type: ignore[assignment]
         rows.terminal_ids = set(step.terminal_ids.tolist())
+        # a member that decides in the call its group ends starts the next episode (a group restarted at once, or
+        # an early-dead agent re-enabled with it): only agents already playing before this call continue one
+        playing = self._playing.setdefault(step.source, set())
+        deciders = set(step.decision_ids.tolist())
+        rows.continuing_ids = (deciders & playing) - rows.terminal_ids
+        playing.difference_update(rows.terminal_ids)
+        playing.update(deciders)
         if rows.decided:
             self.width = max(self.width, max(len(v[0]) for v in rows.decided.values()))
         key = (step.source, step.call)
@@ -124,11 +133,12 @@ class GroupAssembler:
 
     @staticmethod
     def _continuing(rows: CallRows, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The members of group k that decided in this call without ending in it (ids, obs), or None."""
+        """The members of group k that decided in this call and continue the episode they were playing (ids, obs),
+        or None."""
         decided = rows.decided.get(k)
         if decided is None:
             return None
-        on = np.array([a not in rows.terminal_ids for a in decided[0].tolist()], dtype=bool)
+        on = np.array([a in rows.continuing_ids for a in decided[0].tolist()], dtype=bool)
         return (decided[0][on], decided[1][on]) if on.any() else None
 
     def forget(self) -> None:
@@ -136,6 +146,7 @@ class GroupAssembler:
         self.calls.clear()
         self._order.clear()
         self._returns.clear()
+        self._playing.clear()
 
     # -- one trajectory -----------------------------------------------------------------------------
     def context(self, traj: Trajectory) -> GroupContext | None:

@@ -54,10 +54,17 @@ class VectorTask(abc.ABC):
         """Advance one decision for all agents. Returns (reward float32 (n,), done bool (n,))."""
 
     stats: EnvironmentStats | None = None  # set by VectorTaskEnv: tasks may record custom stats here
-    group_ids: np.ndarray | None = None  # (num_agents,) int group of each agent (0 = none); None: no groups
 
     def action_mask(self) -> list[np.ndarray] | None:
         """Masks per discrete branch, bool (num_agents, branch_size), True = not available; None = all allowed."""
+        return None
+
+    def group_ids(self) -> np.ndarray | None:
+        """Group id of each agent, int32 (num_agents,) (0 = no group), or None when no agent has a group."""
+        return None
+
+    def group_rewards(self) -> np.ndarray | None:
+        """Group reward of each agent from the last `apply`, float32 (num_agents,), or None (all zero)."""
         return None
 
     def optimal_return(self) -> float | None:
@@ -88,7 +95,6 @@ class VectorTaskEnv(BaseEnv):
         self._agent_ids = np.arange(n, dtype=np.int32)
         self._episode_steps = np.zeros(n, dtype=np.int64)
         self._zeros_i = np.zeros(n, dtype=np.int32)
-        self._groups = self._zeros_i if task.group_ids is None else np.asarray(task.group_ids, dtype=np.int32)
         self._zeros_f = np.zeros(n, dtype=np.float32)
         self._pending: ActionTuple | None = None
         self._decision: DecisionSteps | None = None
@@ -119,7 +125,7 @@ class VectorTaskEnv(BaseEnv):
         self._episode_steps[:] = 0
         self._pending = None
         self._terminal = self._no_terminal
-        self._decision = self._decision_steps(self._zeros_f)
+        self._decision = self._decision_steps(self._zeros_f, self._zeros_f)
 
     def step(self) -> None:
         if self._decision is None:
@@ -129,6 +135,9 @@ class VectorTaskEnv(BaseEnv):
         actions = self._pending if self._pending is not None else task.spec.action_spec.empty_action(task.num_agents)
         self._pending = None
         reward, done = task.apply(actions, self._rng)
+        group_reward = task.group_rewards()
+        group_reward = self._zeros_f if group_reward is None else group_reward.astype(np.float32, copy=False)
+        group_id = self._group_id()
         self._episode_steps += 1
         limit = task.max_episode_steps
         interrupted = (~done & (self._episode_steps >= limit)) if limit > 0 else np.zeros_like(done)
@@ -141,15 +150,16 @@ class VectorTaskEnv(BaseEnv):
                 reward=reward[idx].astype(np.float32, copy=False),
                 interrupted=interrupted[idx],
                 agent_id=self._agent_ids[idx],
-                group_id=self._groups[idx],
-                group_reward=self._zeros_f[idx],
+                group_id=group_id[idx],
+                group_reward=group_reward[idx],
             )
             task.reset_agents(idx, self._rng)
             self._episode_steps[idx] = 0
             reward = np.where(ended, np.float32(0.0), reward).astype(np.float32, copy=False)
+            group_reward = np.where(ended, np.float32(0.0), group_reward).astype(np.float32, copy=False)
         else:
             self._terminal = self._no_terminal
-        self._decision = self._decision_steps(reward.astype(np.float32, copy=False))
+        self._decision = self._decision_steps(reward.astype(np.float32, copy=False), group_reward)
 
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
         require_behavior(self._specs, behavior_name)
@@ -177,12 +187,16 @@ class VectorTaskEnv(BaseEnv):
         self._pending.discrete[row] = action.discrete[0]
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _decision_steps(self, reward: np.ndarray) -> DecisionSteps:
+    def _group_id(self) -> np.ndarray:
+        ids = self.task.group_ids()
+        return self._zeros_i if ids is None else ids.astype(np.int32, copy=False)
+
+    def _decision_steps(self, reward: np.ndarray, group_reward: np.ndarray) -> DecisionSteps:
         return DecisionSteps(
             obs=self.task.observe(),
             reward=reward,
             agent_id=self._agent_ids,
             action_mask=self.task.action_mask(),
-            group_id=self._groups,
-            group_reward=self._zeros_f,
+            group_id=self._group_id(),
+            group_reward=group_reward,
         )

@@ -63,7 +63,7 @@ class DungeonEscapeTask(GroupTask):
         a = n // GROUP_SIZE
         self.areas = a
         self.num_agents = n
-        self.group_ids = (np.arange(n) // GROUP_SIZE + 1).astype(np.int32)
+        self.agent_groups = (np.arange(n) // GROUP_SIZE + 1).astype(np.int32)
         self.pos = np.zeros((a, GROUP_SIZE, 2), dtype=np.int64)
         self.on_board = np.zeros((a, GROUP_SIZE), dtype=bool)
         self.guard = np.zeros((a, 2), dtype=np.int64)

@@ -1,6 +1,6 @@
 """Built-in tasks whose agents play in groups (cooperative games for POCA).
 
-A `GroupTask` is a `VectorTask` that also says, for every agent, its group id (`group_ids`, 0 = no
+A `GroupTask` is a `VectorTask` that also says, for every agent, its group id (`agent_groups`, 0 = no
 group), which agents decide now (`deciding`: an agent that left its group's episode early waits off
 the board), the group reward and interruption of each agent after `apply`, and which agents wait for
 their group's restart (`waiting`). `GroupTaskEnv` steps it:
@@ -22,9 +22,15 @@ from fledge.errors import ActionError
 
 
 class GroupTask(VectorTask):
-    group_ids: np.ndarray  # (num_agents,) int32, 0 = no group
+    agent_groups: np.ndarray  # (num_agents,) int32, 0 = no group
     group_reward: np.ndarray  # (num_agents,) float32, set by apply
     interrupted: np.ndarray  # (num_agents,) bool, set by apply: the agent's episode was cut by a limit
+
+    def group_ids(self) -> np.ndarray:
+        return self.agent_groups
+
+    def group_rewards(self) -> np.ndarray:
+        return self.group_reward
 
     @abc.abstractmethod
     def deciding(self) -> np.ndarray:
@@ -64,7 +70,7 @@ class GroupTaskEnv(VectorTaskEnv):
                 reward=reward[idx].astype(np.float32, copy=False),
                 interrupted=task.interrupted[idx],
                 agent_id=self._agent_ids[idx],
-                group_id=task.group_ids[idx],
+                group_id=task.agent_groups[idx],
                 group_reward=task.group_reward[idx].astype(np.float32, copy=False),
             )
         else:
@@ -83,7 +89,7 @@ class GroupTaskEnv(VectorTaskEnv):
             reward=np.zeros(len(rows), np.float32) if reward is None else reward[rows],
             agent_id=self._agent_ids[rows],
             action_mask=None if mask is None else [m[rows] for m in mask],
-            group_id=task.group_ids[rows],
+            group_id=task.agent_groups[rows],
             group_reward=np.zeros(len(rows), np.float32),
         )
 
