@@ -111,8 +111,10 @@ def test_gridworld_learns_with_the_other_visual_encoders(tmp_path: Path, encoder
     assert mean >= 0.3, f"GridWorld 4 x 4, {encoder} encoder: mean return of the last 300 episodes {mean:.3f}"
 
 
+@pytest.mark.slow
 def test_gridworld_without_the_goal_signal_stays_near_zero(tmp_path: Path) -> None:
-    """Negative case: when the signal is hidden, reaching either goal is a coin flip (+1 or -1)."""
+    """Negative case: when the signal is hidden, reaching either goal is a coin flip (+1 or -1). Slow (30 s); the
+    suite's fast negative case of goal conditioning is tests/learning/test_goal_learning.py."""
     result = api.run(gridworld_options(tmp_path, steps=40_000, show_goal=False))
     mean = tail_mean(result, 300)
     assert mean < 0.3, f"GridWorld without the goal signal: {mean:.3f}"

@@ -22,7 +22,7 @@ from fledge import api
 from fledge.config import build_run_options
 from fledge.configs import shipped_config
 
-STEPS = 40_000
+STEPS = 20_000
 
 
 def run_soccer(tmp_path: Path, run_id: str, *, learning_rate: float) -> float:
