@@ -150,3 +150,59 @@ def require_fit(state: TrainerState, expected: dict[str, Any], problems: list[st
             problems.insert(0, f"{key} is {stored[key]!r} in the checkpoint but not set in this run")
     if problems:
         raise CheckpointError(f"The checkpoint does not fit {what}:\n  " + "\n  ".join(problems))
+
+
+# -- the state of a trainer with one policy and one Adam optimiser (PPO, POCA) ----------------------------------
+
+
+def policy_optimizer_state(trainer: Any, modules: dict[str, torch.nn.Module] | None = None) -> TrainerState:
+    """The policy, any further `modules` (prefix -> module), the optimiser, counters and generators of `trainer`."""
+    tensors = trainer.policy.policy_state()
+    for prefix, module in (modules or {}).items():
+        tensors.update(module_tensors(prefix, module))
+    opt_tensors, opt_meta = optimizer_entries("optimizer.", trainer.optimizer)
+    tensors.update(opt_tensors)
+    meta: dict[str, Any] = {
+        "fingerprint": trainer.fingerprint(),
+        "step": trainer.step,
+        "update_count": trainer.update_count,
+        "optimizer": opt_meta,
+        "rng": generator_state(trainer.rng),
+        "actor_rng": generator_state(trainer.policy.rng),
+        "episode_rewards_since_update": list(trainer.episode_rewards_since_update),
+    }
+    return TrainerState(tensors=tensors, meta=meta)
+
+
+def load_policy_optimizer_state(
+    trainer: Any,
+    state: TrainerState,
+    *,
+    weights_only: bool,
+    label: str,
+    modules: dict[str, torch.nn.Module] | None = None,
+) -> None:
+    """Check `state` against `trainer` (naming every problem, `label` says whose) and load what
+    `policy_optimizer_state` saved; with `weights_only` the policy alone. The rollout buffer is cleared."""
+    modules = modules or {}
+    problems = trainer.policy.check_policy_state(state.tensors)
+    if not weights_only:
+        for prefix, module in modules.items():
+            problems += check_module(prefix, module, state.tensors)
+        problems += check_optimizer("optimizer.", trainer.optimizer, state.tensors)
+        for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
+            if key not in state.meta:
+                problems.append(f"the metadata has no '{key}'")
+    require_fit(state, trainer.fingerprint(), problems, what=label)
+    trainer.policy.load_policy_state(state.tensors)
+    if not weights_only:
+        for prefix, module in modules.items():
+            load_module(prefix, module, state.tensors)
+        load_optimizer("optimizer.", trainer.optimizer, state.tensors, state.meta["optimizer"])
+        trainer.adam.reset()
+        trainer.step = int(state.meta["step"])
+        trainer.update_count = int(state.meta["update_count"])
+        set_generator_state(trainer.rng, state.meta["rng"])
+        set_generator_state(trainer.policy.rng, state.meta["actor_rng"])
+        trainer.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
+    trainer.buffer.clear()

@@ -21,7 +21,6 @@ observations other than vectors (refused here: the group critic reads flat vecto
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import torch
@@ -296,39 +295,14 @@ class POCATrainer(TrainerBase):
 
     # -- checkpoints ------------------------------------------------------------------------------
     def get_state(self) -> TrainerState:
-        tensors = self.policy.policy_state()
-        tensors.update(S.module_tensors("critic.", self.critic))
-        opt_tensors, opt_meta = S.optimizer_entries("optimizer.", self.optimizer)
-        tensors.update(opt_tensors)
-        meta: dict[str, Any] = {
-            "fingerprint": self.fingerprint(),
-            "step": self.step,
-            "update_count": self.update_count,
-            "optimizer": opt_meta,
-            "rng": S.generator_state(self.rng),
-            "actor_rng": S.generator_state(self.policy.rng),
-            "episode_rewards_since_update": list(self.episode_rewards_since_update),
-        }
-        return TrainerState(tensors=tensors, meta=meta)
+        return S.policy_optimizer_state(self, {"critic.": self.critic})
 
     def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
-        problems = self.policy.check_policy_state(state.tensors)
-        if not weights_only:
-            problems += S.check_module("critic.", self.critic, state.tensors)
-            problems += S.check_optimizer("optimizer.", self.optimizer, state.tensors)
-            for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
-                if key not in state.meta:
-                    problems.append(f"the metadata has no '{key}'")
-        S.require_fit(state, self.fingerprint(), problems, what=f"behavior '{self.name}' (POCA)")
-        self.policy.load_policy_state(state.tensors)
-        if not weights_only:
-            S.load_module("critic.", self.critic, state.tensors)
-            S.load_optimizer("optimizer.", self.optimizer, state.tensors, state.meta["optimizer"])
-            self.adam.reset()
-            self.step = int(state.meta["step"])
-            self.update_count = int(state.meta["update_count"])
-            S.set_generator_state(self.rng, state.meta["rng"])
-            S.set_generator_state(self.policy.rng, state.meta["actor_rng"])
-            self.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
-        self.buffer.clear()
+        S.load_policy_optimizer_state(
+            self,
+            state,
+            weights_only=weights_only,
+            label=f"behavior '{self.name}' (POCA)",
+            modules={"critic.": self.critic},
+        )
         self.assembler.forget()

@@ -98,38 +98,10 @@ class PPOTrainer(OnPolicyTrainer):
         return {"shared_critic": self.hp.shared_critic}
 
     def get_state(self) -> TrainerState:
-        tensors = self.policy.policy_state()
-        opt_tensors, opt_meta = S.optimizer_entries("optimizer.", self.optimizer)
-        tensors.update(opt_tensors)
-        meta = {
-            "fingerprint": self.fingerprint(),
-            "step": self.step,
-            "update_count": self.update_count,
-            "optimizer": opt_meta,
-            "rng": S.generator_state(self.rng),
-            "actor_rng": S.generator_state(self.policy.rng),
-            "episode_rewards_since_update": list(self.episode_rewards_since_update),
-        }
-        return TrainerState(tensors=tensors, meta=meta)
+        return S.policy_optimizer_state(self)
 
     def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
-        problems = self.policy.check_policy_state(state.tensors)
-        if not weights_only:
-            problems += S.check_optimizer("optimizer.", self.optimizer, state.tensors)
-            for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
-                if key not in state.meta:
-                    problems.append(f"the metadata has no '{key}'")
-        S.require_fit(state, self.fingerprint(), problems, what=f"behavior '{self.name}' (PPO)")
-        self.policy.load_policy_state(state.tensors)
-        if not weights_only:
-            S.load_optimizer("optimizer.", self.optimizer, state.tensors, state.meta["optimizer"])
-            self.adam.reset()
-            self.step = int(state.meta["step"])
-            self.update_count = int(state.meta["update_count"])
-            S.set_generator_state(self.rng, state.meta["rng"])
-            S.set_generator_state(self.policy.rng, state.meta["actor_rng"])
-            self.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
-        self.buffer.clear()
+        S.load_policy_optimizer_state(self, state, weights_only=weights_only, label=f"behavior '{self.name}' (PPO)")
 
     # -- memory -----------------------------------------------------------------------------------
     @torch.no_grad()
