@@ -181,7 +181,7 @@ class VectorTaskEnv(BaseEnv):
             )
         action = validate_actions(behavior_name, spec.action_spec, action, 1)
         if self._pending is None:
-            self._pending = spec.action_spec.empty_action(self.task.num_agents)
+            self._pending = spec.action_spec.empty_action(len(self._decision.agent_id))
         row = self._decision.agent_id_to_index[int(agent_id)]
         self._pending.continuous[row] = action.continuous[0]
         self._pending.discrete[row] = action.discrete[0]

@@ -16,9 +16,8 @@ import abc
 
 import numpy as np
 
-from fledge.envs.api import ActionTuple, AgentId, DecisionSteps, TerminalSteps, require_behavior, validate_actions
+from fledge.envs.api import DecisionSteps, TerminalSteps
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
-from fledge.errors import ActionError
 
 
 class GroupTask(VectorTask):
@@ -92,16 +91,3 @@ class GroupTaskEnv(VectorTaskEnv):
             group_id=task.agent_groups[rows],
             group_reward=np.zeros(len(rows), np.float32),
         )
-
-    def set_action_for_agent(self, behavior_name: str, agent_id: AgentId, action: ActionTuple) -> None:
-        spec = require_behavior(self._specs, behavior_name)
-        if self._decision is None or int(agent_id) not in self._decision.agent_id_to_index:
-            raise ActionError(
-                f"Behavior '{behavior_name}': agent {agent_id} did not request a decision in the last step."
-            )
-        action = validate_actions(behavior_name, spec.action_spec, action, 1)
-        if self._pending is None:
-            self._pending = spec.action_spec.empty_action(len(self._decision.agent_id))
-        row = self._decision.agent_id_to_index[int(agent_id)]
-        self._pending.continuous[row] = action.continuous[0]
-        self._pending.discrete[row] = action.discrete[0]
