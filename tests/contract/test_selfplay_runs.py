@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_configs_dir
 from fledge import api
 from fledge.config import build_run_options
 
@@ -50,7 +51,6 @@ def test_sac_with_self_play_on_tennis(tmp_path: Path, caplog: pytest.LogCaptureF
 
 def test_ml_agents_tennis_config_runs_on_the_built_in_tennis(tmp_path: Path) -> None:
     """ML-Agents' ppo/Tennis.yaml, unchanged but for max_steps, buffer and intervals, on fledge's Tennis."""
-    from conftest import shared_configs_dir
     from fledge.config import load_config_file
 
     path = shared_configs_dir() / "ppo" / "Tennis.yaml"

@@ -86,9 +86,9 @@ def play_returns(run_dir: Path, *, use_onnx: bool, forgetful: bool = False) -> l
     for 60 steps; `forgetful` wipes each agent's memory before every decision."""
     import io
 
-    from fledge import play
+    from fledge import play, play_policies
 
-    policies = play._Policies(run_dir, checkpoint=None, use_onnx=use_onnx, deterministic=True, seed=0)
+    policies = play_policies.Policies(run_dir, checkpoint=None, use_onnx=use_onnx, deterministic=True, seed=0)
     env = cue_env(seed=9)
     env.reset()
     policy = policies.get("CueMemory", env.behavior_specs["CueMemory"])

@@ -122,5 +122,5 @@ def test_policy_tensors_of_other_networks_are_refused_and_change_nothing(trainer
 def test_the_registry_names_each_trainer_and_its_policy() -> None:
     assert trainer_class_of("ppo") is PPOTrainer and policy_class_of("ppo") is PPOPolicy
     assert trainer_class_of("sac") is SACTrainer and policy_class_of("sac") is SACPolicy
-    with pytest.raises(ConfigError, match="'poca' is not available"):
-        policy_class_of("poca", where="behaviors.B")
+    with pytest.raises(ConfigError, match="'ppo2' is not available"):
+        policy_class_of("ppo2", where="behaviors.B")

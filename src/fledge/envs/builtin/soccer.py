@@ -38,14 +38,10 @@ import numpy as np
 
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.envs.builtin._common import check_count
+from fledge.envs.builtin.soccer_field import AGENT_RADIUS, BALL_RADIUS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH
 from fledge.envs.builtin.teams import TeamTask
 from fledge.errors import ConfigError
 
-HALF_LENGTH = 3.5
-HALF_WIDTH = 2.5
-GOAL_HALF_WIDTH = 1.0
-AGENT_RADIUS = 0.4
-BALL_RADIUS = 0.25
 DT = 0.1
 FORWARD, BACK, SIDE = 3.0, 2.0, 2.0  # agent speeds, units/s
 TURN = 0.35  # rad per decision

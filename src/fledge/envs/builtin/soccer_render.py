@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fledge.envs.builtin.soccer import AGENT_RADIUS, BALL_RADIUS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH
+from fledge.envs.builtin.soccer_field import AGENT_RADIUS, BALL_RADIUS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH
 from fledge.envs.drawing import AGENT, BALL, GOAL, GRID, HEADER, HIGHLIGHT, PAD, PANEL, TEXT, WHITE, Canvas, draw_title
 
 MAX_MATCHES = 4
