@@ -311,32 +311,6 @@ def test_hyper_layer_matches_a_hand_computation() -> None:
     np.testing.assert_allclose(layer(x, g).detach().numpy(), want, rtol=1e-4, atol=1e-5)
 
 
-def test_hyper_layer_shares_the_weights_of_repeated_goals_in_gradient_passes_only() -> None:
-    """Updates make the weights once per distinct goal: same outputs and gradients as per sample; acting (no
-    gradient) keeps the per-sample graph bit for bit, which is what the exported model computes."""
-    torch.manual_seed(4)
-    layer = HyperLayer(8, 6, 3, 16)
-    x = torch.randn(40, 8)
-    goal = torch.eye(3)[torch.randint(0, 3, (40,))]
-
-    def run(share: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        layer.share_goals = share
-        y = layer(x, goal)
-        grads = torch.autograd.grad(y.square().sum(), list(layer.parameters()))
-        return y.detach(), list(grads)
-
-    y_shared, g_shared = run(True)
-    y_plain, g_plain = run(False)
-    torch.testing.assert_close(y_shared, y_plain, rtol=1e-5, atol=1e-6)
-    for a, b in zip(g_shared, g_plain):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    layer.share_goals = True
-    with torch.no_grad():
-        acted = layer(x, goal)
-        per_sample = torch.bmm(x.unsqueeze(1), layer.weights(goal)).squeeze(1) + layer.bias
-    assert torch.equal(acted, per_sample)
-
-
 # -- the normaliser ----------------------------------------------------------------------------------
 def test_the_normaliser_covers_vector_columns_only() -> None:
     specs = [ObservationSpec.vector(2), visual(1, 20, 20), ObservationSpec.vector(3)]

@@ -35,7 +35,6 @@ class HyperLayer(nn.Module):
             self.hyper_out.weight.uniform_(-bound, bound)
             self.hyper_out.bias.zero_()
         self.bias = nn.Parameter(torch.zeros(n_out))
-        self.share_goals = True  # make the weights once per distinct goal in gradient passes (see forward)
 
     def weights(self, goal: torch.Tensor) -> torch.Tensor:
         """The per-sample weight matrices (B, n_in, n_out)."""
@@ -44,21 +43,7 @@ class HyperLayer(nn.Module):
         return self.hyper_out(h).view(goal.shape[0], self.n_in, self.n_out)
 
     def forward(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        if self.share_goals and _shareable(goal):
-            # Goals repeat across a minibatch (GridWorld has two): the weights of each distinct goal are made
-            # once and gathered per sample, the same values as making them per sample, at a fraction of the cost.
-            distinct, which = torch.unique(goal, dim=0, return_inverse=True)
-            if 4 * len(distinct) <= len(goal):
-                every = torch.matmul(x.unsqueeze(0), self.weights(distinct))  # (goals, B, n_out): x under each goal
-                return every[which, torch.arange(len(goal))] + self.bias
         return torch.bmm(x.unsqueeze(1), self.weights(goal)).squeeze(1) + self.bias
-
-
-def _shareable(goal: torch.Tensor) -> bool:
-    """Whether a forward pass may make the weights once per distinct goal: only in gradient passes (updates),
-    where the per-sample weight matrices dominate the cost. Acting, value passes and export keep the plain
-    graph, so the exported model and the parity check compute exactly what acting computes."""
-    return torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
 
 
 class ConditionedStack(nn.Module):
