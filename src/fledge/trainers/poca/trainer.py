@@ -40,6 +40,7 @@ from fledge.trainers.poca.buffer import GroupBuffer, pad_members
 from fledge.trainers.poca.policy import POCAPolicy
 from fledge.trainers.ppo import losses as P
 from fledge.trainers.ppo.trainer import PPOHyper
+from fledge.trainers.schedules import ppo_schedules
 from fledge.trainers.settings import SIGNAL_STAT_NAMES
 
 log = logging.getLogger("fledge")
@@ -199,11 +200,7 @@ class POCATrainer(TrainerBase):
 
     # -- updating ---------------------------------------------------------------------------------
     def schedules(self) -> tuple[float, float, float]:
-        hp, step, max_steps = self.hp, self.step, self.max_steps
-        lr = P.decayed(hp.learning_rate, P.LEARNING_RATE_FLOOR, step, max_steps, hp.learning_rate_schedule)
-        beta = P.decayed(hp.beta, P.BETA_FLOOR, step, max_steps, hp.beta_schedule)
-        eps = P.decayed(hp.epsilon, P.EPSILON_FLOOR, step, max_steps, hp.epsilon_schedule)
-        return lr, beta, eps
+        return ppo_schedules(self.hp, self.step, self.max_steps)
 
     def _update(self) -> None:
         hp = self.hp

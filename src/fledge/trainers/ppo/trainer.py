@@ -28,6 +28,7 @@ from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.losses import Minibatch
 from fledge.trainers.ppo.policy import PPOPolicy
 from fledge.trainers.ppo.update import ppo_gradients
+from fledge.trainers.schedules import ppo_schedules
 from fledge.trainers.settings import plain
 
 log = logging.getLogger("fledge")
@@ -132,11 +133,7 @@ class PPOTrainer(OnPolicyTrainer):
 
     # -- updating ---------------------------------------------------------------------------------
     def schedules(self) -> tuple[float, float, float]:
-        hp, step, max_steps = self.hp, self.step, self.max_steps
-        lr = L.decayed(hp.learning_rate, L.LEARNING_RATE_FLOOR, step, max_steps, hp.learning_rate_schedule)
-        beta = L.decayed(hp.beta, L.BETA_FLOOR, step, max_steps, hp.beta_schedule)
-        eps = L.decayed(hp.epsilon, L.EPSILON_FLOOR, step, max_steps, hp.epsilon_schedule)
-        return lr, beta, eps
+        return ppo_schedules(self.hp, self.step, self.max_steps)
 
     def _update(self) -> None:
         hp = self.hp
