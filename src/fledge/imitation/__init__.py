@@ -1,0 +1,1 @@
+"""Learning from demonstrations: the `.demo` format (read and write) and behavioral cloning."""
