@@ -9,6 +9,12 @@ Each behavior acts with its policy:
 * `--onnx`: the exported model run by onnxruntime: `<B>/<B>-<step>.onnx` with `--checkpoint`, else the
   final `<run>/<B>.onnx`, else the newest `<B>/<B>-<step>.onnx`.
 
+* `--heuristic ENV` (no run): the built-in task ENV's scripted policy (fledge.envs.builtin.heuristics).
+
+With `--record-demo PATH.demo` the followed behavior's decisions (all its agents) are written to an
+ML-Agents demonstration file when play ends (fledge.imitation.record); `--record-demo-steps N` plays
+until N decisions are recorded instead of `--episodes`.
+
 Actions are sampled from the policy unless `--deterministic` (or, for torch, the run's
 `network_settings.deterministic`) asks for the most likely action.
 
@@ -29,17 +35,17 @@ centiseconds (--fps 20 gives 5/100 s); MP4 needs the imageio-ffmpeg package (its
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from fledge.envs.api import ActionTuple, BaseEnv, DecisionSteps
 from fledge.errors import ConfigError, RunFolderError
+from fledge.play_frames import FrameRecorder, _check_record_path, _Window
 from fledge.play_policies import Policies, default_env, find_onnx, read_run_config, run_folder
 
 __all__ = [
@@ -51,170 +57,6 @@ __all__ = [
     "play",
     "run_play",
 ]
-
-VIDEO_EXTENSIONS = (".gif", ".mp4")
-
-
-# ----------------------------------------------------------------------------------------------
-# Recording
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_record_path(path: Path) -> str:
-    ext = path.suffix.lower()
-    if ext not in VIDEO_EXTENSIONS:
-        raise ConfigError(
-            f"--record {path}: unknown video extension '{path.suffix or '(none)'}'; use a .gif or .mp4 file name."
-        )
-    try:
-        import imageio  # noqa: F401
-        from PIL import Image  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            f"Recording a video needs the 'imageio' package (and Pillow): pip install 'imageio>=2.30,<3' ({exc})."
-        ) from exc
-    if ext == ".mp4":
-        try:
-            import imageio_ffmpeg
-
-            imageio_ffmpeg.get_ffmpeg_exe()
-        except (ImportError, RuntimeError) as exc:
-            raise ConfigError(
-                "Recording an .mp4 needs ffmpeg, which the 'imageio-ffmpeg' package ships: "
-                f"pip install imageio-ffmpeg (or record a .gif instead) ({exc})."
-            ) from exc
-    return ext
-
-
-class _GifStream:
-    """An animated GIF written frame by frame (constant memory; every frame kept, none merged)."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        from PIL import GifImagePlugin, Image
-
-        self._image = Image
-        self._getdata = GifImagePlugin.getdata
-        self.delay_ms = 10 * max(2, int(round(100.0 / fps)))  # GIF delays are centiseconds, >= 2
-        self._file: BinaryIO = open(path, "wb")
-        self._size: tuple[int, int] | None = None
-
-    def add(self, frame: np.ndarray) -> None:
-        h, w = frame.shape[:2]
-        if self._size is None:
-            self._size = (w, h)
-            header = b"GIF89a" + w.to_bytes(2, "little") + h.to_bytes(2, "little")
-            header += bytes([0x80, 0, 0]) + bytes(6)  # a 2-colour global table (each frame has its own)
-            header += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
-            self._file.write(header)
-        Image = self._image
-        im = Image.fromarray(frame).quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-        for chunk in self._getdata(im, offset=(0, 0), duration=self.delay_ms, include_color_table=True):
-            self._file.write(chunk)
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.write(b";")
-            self._file.close()
-
-
-class _Mp4Stream:
-    def __init__(self, path: Path, fps: float) -> None:
-        import imageio.v2 as iio
-
-        self._writer = iio.get_writer(
-            str(path),
-            format="FFMPEG",
-            mode="I",
-            fps=fps,
-            codec="libx264",
-            pixelformat="yuv420p",
-            macro_block_size=1,
-            quality=8,
-            ffmpeg_log_level="error",
-        )
-
-    def add(self, frame: np.ndarray) -> None:
-        h, w = frame.shape[:2]
-        if h % 2 or w % 2:  # yuv420p needs even sizes
-            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        self._writer.append_data(frame)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class FrameRecorder:
-    """Writes RGB frames to a .gif or .mp4 as they come; all frames get the first frame's size."""
-
-    def __init__(self, path: str | Path, fps: float = 20.0) -> None:
-        self.path = Path(path)
-        if not fps > 0 or not math.isfinite(fps):
-            raise ConfigError(f"--fps must be a positive number, got {fps}.")
-        ext = _check_record_path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps = float(fps)
-        self.frames = 0
-        self._shape: tuple[int, ...] | None = None
-        self._stream: _GifStream | _Mp4Stream = (
-            _GifStream(self.path, fps) if ext == ".gif" else _Mp4Stream(self.path, fps)
-        )
-
-    def add(self, frame: np.ndarray) -> None:
-        if self._shape is None:
-            self._shape = frame.shape
-        elif frame.shape != self._shape:  # pad or crop to the first frame's size
-            h, w = self._shape[:2]
-            fixed = np.zeros(self._shape, dtype=np.uint8)
-            fixed[: min(h, frame.shape[0]), : min(w, frame.shape[1])] = frame[:h, :w]
-            frame = fixed
-        self._stream.add(np.ascontiguousarray(frame, dtype=np.uint8))
-        self.frames += 1
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def __enter__(self) -> FrameRecorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Window:
-    """A live matplotlib window showing the frames (needs a display)."""
-
-    def __init__(self, fps: float) -> None:
-        try:
-            import matplotlib
-            import matplotlib.pyplot as plt
-        except ImportError as exc:
-            raise ConfigError("--show needs matplotlib: pip install 'matplotlib>=3.7,<4'.") from exc
-        backend = str(matplotlib.get_backend()).lower()
-        if backend in ("agg", "pdf", "ps", "svg", "pgf", "cairo", "template") or "inline" in backend:
-            raise ConfigError(
-                f"--show needs a display (matplotlib's backend is '{backend}'); use --record out.gif instead."
-            )
-        self._plt = plt
-        self._pause = 1.0 / fps
-        self._image: Any = None
-        self._fig: Any = None
-
-    def add(self, frame: np.ndarray) -> None:
-        plt = self._plt
-        if self._image is None:
-            self._fig, ax = plt.subplots(figsize=(frame.shape[1] / 100, frame.shape[0] / 100), dpi=100)
-            self._fig.subplots_adjust(0, 0, 1, 1)
-            ax.set_axis_off()
-            self._image = ax.imshow(frame)
-            plt.show(block=False)
-        else:
-            self._image.set_data(frame)
-        plt.pause(self._pause)
-
-    def close(self) -> None:
-        if self._fig is not None:
-            self._plt.close(self._fig)
-
 
 # ----------------------------------------------------------------------------------------------
 # Playing
@@ -239,33 +81,53 @@ class PlayResult:
 
 
 def play(
-    run_dir: str | Path,
+    run_dir: str | Path | None,
     *,
     checkpoint: str | None = None,
     use_onnx: bool = False,
-    episodes: int = 3,
+    episodes: int | None = 3,
     record: str | Path | None = None,
     fps: float = 20.0,
     deterministic: bool = False,
     seed: int = 0,
     max_steps: int | None = None,
     show: bool = False,
+    heuristic: str | None = None,
+    record_demo: str | Path | None = None,
+    record_demo_steps: int | None = None,
     out: TextIO | None = None,
 ) -> PlayResult:
-    """Play a run's policy in its environment; see the module docstring. Prints to `out` (stdout)."""
+    """Play a run's policy (or with `heuristic`, a built-in task's scripted policy and no run) in its
+    environment; see the module docstring. Prints to `out` (stdout)."""
     out = out if out is not None else sys.stdout
-    run_dir = Path(run_dir)
+    if episodes is None:  # until --record-demo-steps decisions are recorded, else 3 episodes
+        episodes = sys.maxsize if record_demo_steps is not None else 3
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}.")
     if max_steps is not None and max_steps < 0:
         raise ConfigError(f"--max-steps must be 0 or more, got {max_steps}.")
     if record is not None:
         _check_record_path(Path(record))
-    if not run_dir.is_dir():
-        raise RunFolderError(f"No run folder at {run_dir}.")
-    config = read_run_config(run_dir)
-    env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
-    policies = Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
+    if record_demo is not None:
+        from fledge.imitation.record import check_demo_path
+
+        check_demo_path(record_demo, record_demo_steps)
+    elif record_demo_steps is not None:
+        raise ConfigError("--record-demo-steps needs --record-demo PATH.demo.")
+    if heuristic is not None:
+        env_name, label = heuristic, f"the {heuristic} heuristic"
+    else:
+        if run_dir is None:
+            raise ConfigError("fledge play needs a run to play, or --heuristic ENV for a built-in scripted policy.")
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise RunFolderError(f"No run folder at {run_dir}.")
+        config = read_run_config(run_dir)
+        env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
+        policies: Any = Policies(
+            run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed
+        )
+        label = f"run '{run_dir.name}'"
 
     window = _Window(fps) if show else None  # checks for a display; opens on the first frame
 
@@ -274,19 +136,29 @@ def play(
     env = make_for_rendering(env_name, seed=seed)
     sinks: list[FrameRecorder | _Window] = []
     result = PlayResult(behavior=None, agent_id=None)
+    recorder = None
     try:
+        if heuristic is not None:
+            from fledge.imitation.record import HeuristicPolicies
+
+            policies = HeuristicPolicies(heuristic, env)
         env.reset()
         for behavior, spec in env.behavior_specs.items():
             policies.get(behavior, spec)  # load (and check) before the first frame
+        if record_demo is not None:
+            from fledge.imitation.record import DemoRecorder
+
+            recorder = DemoRecorder(record_demo, env.behavior_specs, steps=record_demo_steps)
         if window is not None:
             sinks.append(window)
         if record is not None:
             sinks.append(FrameRecorder(record, fps))
         mode = "deterministic" if deterministic else "sampled"
-        print(
-            f"Playing run '{run_dir.name}' on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out
+        print(f"Playing {label} on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out)
+        name = run_dir.name if heuristic is None and run_dir is not None else f"{heuristic} heuristic"
+        _loop(
+            env, env_name, name, policies, result, episodes, max_steps, sinks, out, render_rgb, caption, recorder=recorder
         )
-        _loop(env, env_name, run_dir.name, policies, result, episodes, max_steps, sinks, out, render_rgb, caption)
     finally:
         for sink in sinks:
             sink.close()
@@ -295,6 +167,8 @@ def play(
     for sink in sinks:
         if isinstance(sink, FrameRecorder):
             print(f"Recorded {sink.frames} frames to {sink.path} ({sink.fps:g} fps).", file=out)
+    if recorder is not None:
+        print(recorder.close(), file=out)
     return result
 
 
@@ -310,7 +184,11 @@ def _loop(
     out: TextIO,
     render_rgb: Callable[..., np.ndarray],
     caption: Callable[..., np.ndarray],
+    *,
+    recorder: Any = None,
 ) -> None:
+    """Play until `episodes` of the followed agent, `max_steps` steps, Ctrl-C or a full `recorder`
+    (a DemoRecorder: it sees every behavior's terminal steps, then its decisions with their actions)."""
     returns: dict[tuple[str, int], float] = {}
     lengths: dict[tuple[str, int], int] = {}
     followed: tuple[str, int] | None = None
@@ -336,6 +214,8 @@ def _loop(
             for behavior in sorted(env.behavior_specs):
                 decision, terminal = env.get_steps(behavior)
                 policies.end_episodes(behavior, terminal.agent_id)
+                if recorder is not None:
+                    recorder.terminal(behavior, terminal)
                 for i, agent in enumerate(terminal.agent_id.tolist()):
                     key = (behavior, int(agent))
                     total = returns.pop(key, 0.0) + float(terminal.reward[i])
@@ -361,10 +241,14 @@ def _loop(
                 print(f"Following agent {followed[1]} of behavior '{followed[0]}'.", file=out)
             if len(result.returns) >= episodes or (max_steps is not None and result.steps >= max_steps):
                 break
+            if recorder is not None and recorder.full():
+                break
             actions: dict[str, ActionTuple] = {}
             for behavior, decision in decisions.items():
                 actions[behavior] = policies.get(behavior, env.behavior_specs[behavior]).decide(decision)
                 env.set_actions(behavior, actions[behavior])
+                if recorder is not None:
+                    recorder.decided(behavior, decision, actions[behavior])
             emit(actions)
             env.step()
             result.steps += 1
@@ -415,7 +299,7 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "Watch a trained policy: play episodes in the run's environment, print their returns, and record "
         "them to a GIF or MP4. Episodes are those of the followed agent (agent 0)."
     )
-    parser.add_argument("run_id", help="the run to play (a folder under --results-dir)")
+    parser.add_argument("run_id", nargs="?", default=None, help="the run to play (a folder under --results-dir)")
     parser.add_argument("--results-dir", default="results", help="base folder of the runs (default: results)")
     parser.add_argument(
         "--checkpoint",
@@ -428,7 +312,12 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         action="store_true",
         help="run the exported ONNX model with onnxruntime instead of the torch checkpoint",
     )
-    parser.add_argument("--episodes", type=int, default=3, help="episodes of the followed agent to play (default 3)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes of the followed agent to play (default 3; unlimited with --record-demo-steps)",
+    )
     parser.add_argument(
         "--record",
         default=None,
@@ -448,14 +337,39 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "folder) or against random actions; prints wins, draws and losses of each side (fledge.play_versus)",
     )
     parser.add_argument("--games", type=int, default=100, help="games to play with --versus (default 100)")
+    parser.add_argument(
+        "--heuristic",
+        default=None,
+        metavar="ENV",
+        help="play a built-in task's scripted policy instead of a run (e.g. Basic, 3DBall, Hallway)",
+    )
+    parser.add_argument(
+        "--record-demo",
+        default=None,
+        metavar="PATH.demo",
+        help="record the followed behavior's decisions to an ML-Agents .demo file (for behavioral cloning, GAIL)",
+    )
+    parser.add_argument(
+        "--record-demo-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --record-demo: stop once N decisions are recorded",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
 def run_play(args: argparse.Namespace) -> int:
     """`fledge play` with parsed arguments; 0 on success, 130 when stopped with Ctrl-C."""
-    run_dir = run_folder(args.results_dir, args.run_id)
+    if args.run_id is None and args.heuristic is None:
+        raise ConfigError("fledge play: name a run to play, or --heuristic ENV for a built-in task's scripted policy.")
+    if args.run_id is not None and args.heuristic is not None:
+        raise ConfigError(f"fledge play: --heuristic {args.heuristic} plays no run; drop the run '{args.run_id}'.")
+    run_dir = run_folder(args.results_dir, args.run_id) if args.run_id is not None else None
     if args.versus is not None:
+        if run_dir is None:
+            raise ConfigError("fledge play --versus needs a run.")
         from fledge.play_versus import versus_from_arguments
 
         return versus_from_arguments(run_dir, args)
@@ -470,6 +384,9 @@ def run_play(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_steps=args.max_steps,
         show=args.show,
+        heuristic=args.heuristic,
+        record_demo=args.record_demo,
+        record_demo_steps=args.record_demo_steps,
     )
     return 130 if result.interrupted else 0
 
