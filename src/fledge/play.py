@@ -85,7 +85,7 @@ def play(
     *,
     checkpoint: str | None = None,
     use_onnx: bool = False,
-    episodes: int | None = 3,
+    episodes: int | None = None,
     record: str | Path | None = None,
     fps: float = 20.0,
     deterministic: bool = False,

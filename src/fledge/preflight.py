@@ -23,11 +23,14 @@ from fledge.errors import ConfigError
 from fledge.trainers.registry import trainer_class
 from fledge.trainers.settings import refuse_memory, reward_signals
 
+#: Trainers that honour a behavioral_cloning block.
+BC_TRAINERS = ("ppo",)
+
 if TYPE_CHECKING:
     from fledge.config import RunOptions, TrainerSettings
 
 #: TrainerSettings sections of features not built yet.
-REFUSED_FEATURES = ("behavioral_cloning",)
+REFUSED_FEATURES: tuple[str, ...] = ()
 
 
 def check_behavior(where: str, settings: TrainerSettings) -> None:
@@ -38,6 +41,23 @@ def check_behavior(where: str, settings: TrainerSettings) -> None:
     trainer_class(where, settings)
     refuse_memory(settings, where)
     reward_signals(settings, where)
+    check_behavioral_cloning(where, settings)
+
+
+def check_behavioral_cloning(where: str, settings: TrainerSettings) -> None:
+    """A behavioral_cloning block: for a trainer that clones (PPO, SAC), with readable demonstrations."""
+    block = getattr(settings, "behavioral_cloning", None)
+    if block is None:
+        return
+    trainer = str(getattr(settings.trainer_type, "value", settings.trainer_type))
+    if trainer not in BC_TRAINERS:
+        raise ConfigError(
+            f"{where}.behavioral_cloning: behavioral cloning is available for {', '.join(BC_TRAINERS)} only, not "
+            f"for trainer_type '{trainer}'; remove the block or change the trainer."
+        )
+    from fledge.imitation.demo_reader import check_demonstrations
+
+    check_demonstrations(block.demo_path, f"{where}.behavioral_cloning.demo_path")
 
 
 def check_run(options: RunOptions) -> None:

@@ -71,7 +71,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "TrainerSettings.summary_freq": _H,
         "TrainerSettings.threaded": _W,
         "TrainerSettings.self_play": _H,  # the ghost trainer (trainers/ghost/)
-        "TrainerSettings.behavioral_cloning": _R,
+        "TrainerSettings.behavioral_cloning": _H,  # PPO (imitation/bc.py); preflight checks the demos
         # PPO
         "PPOSettings.batch_size": _H,
         "PPOSettings.buffer_size": _H,
@@ -123,6 +123,13 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "SelfPlaySettings.play_against_latest_model_ratio": _H,
         "SelfPlaySettings.initial_elo": _H,
         "SelfPlaySettings.elo_k_factor": _H,  # fledge's addition (ML-Agents: K = 1, the default)
+        # behavioral cloning (imitation/bc.py)
+        "BehavioralCloningSettings.demo_path": _H,
+        "BehavioralCloningSettings.steps": _H,
+        "BehavioralCloningSettings.strength": _H,
+        "BehavioralCloningSettings.samples_per_update": _H,
+        "BehavioralCloningSettings.num_epoch": _H,
+        "BehavioralCloningSettings.batch_size": _H,
         # the extrinsic reward signal
         "ExtrinsicSettings.gamma": _H,
         "ExtrinsicSettings.strength": _H,

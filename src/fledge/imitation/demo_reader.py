@@ -14,6 +14,7 @@ differs from the behavior's, naming both.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +27,35 @@ from fledge.envs.unity.protocol.observation_pb2 import PNG
 from fledge.imitation.demo_file import DemoFile, DemoFileError, demo_paths, read_demo_file
 from fledge.imitation.expert import ExpertData
 
-__all__ = ["demo_spec", "describe_spec", "expert_from_demo", "load_demonstrations", "specs_match"]
+__all__ = [
+    "SHIPPED_DEMOS",
+    "check_demonstrations",
+    "demo_spec",
+    "describe_spec",
+    "expert_from_demo",
+    "load_demonstrations",
+    "resolve_demo_path",
+    "specs_match",
+]
+
+log = logging.getLogger("fledge")
+
+#: Demonstrations of built-in tasks shipped with fledge (src/fledge/configs/demos/).
+SHIPPED_DEMOS = Path(__file__).resolve().parents[1] / "configs" / "demos"
+
+
+def resolve_demo_path(path: str | Path, where: str) -> Path:
+    """`path` itself when it exists; else, when fledge ships a demonstration of the same file name (ML-Agents'
+    example configs name `Project/Assets/ML-Agents/Examples/<Env>/Demos/<File>.demo`), that one, with a
+    warning; else `path` (the reader then says it is missing)."""
+    path = Path(path)
+    if path.exists():
+        return path
+    shipped = SHIPPED_DEMOS / path.name
+    if path.suffix == ".demo" and shipped.is_file():
+        log.warning("%s: %s does not exist; using fledge's shipped demonstration %s.", where, path, shipped)
+        return shipped
+    return path
 
 
 def demo_spec(demo: DemoFile, where: str) -> BehaviorSpec:
@@ -152,7 +181,7 @@ def load_demonstrations(path: str | Path, spec: BehaviorSpec | None, where: str)
     """
     parts: list[ExpertData] = []
     first: tuple[Path, BehaviorSpec] | None = None
-    for file in demo_paths(path, where):
+    for file in demo_paths(resolve_demo_path(path, where), where):
         label = f"{where}: {file}"
         demo = read_demo_file(file, label)
         found = demo_spec(demo, label)
@@ -174,3 +203,11 @@ def load_demonstrations(path: str | Path, spec: BehaviorSpec | None, where: str)
     if data.steps == 0:
         raise DemoFileError(f"{where}: {path} holds no complete decision step; record a longer demonstration.")
     return data
+
+
+def check_demonstrations(path: str | Path, where: str) -> None:
+    """Refuse, before a run builds anything, a demo_path that is missing, empty, damaged or not a demonstration
+    (the behavior's spec is checked when its trainer is built)."""
+    for file in demo_paths(resolve_demo_path(path, where), where):
+        label = f"{where}: {file}"
+        demo_spec(read_demo_file(file, label), label)

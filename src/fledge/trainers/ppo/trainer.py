@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.imitation.bc import BehavioralCloning, make_behavioral_cloning
+from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
 from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
@@ -91,6 +93,18 @@ class PPOTrainer(OnPolicyTrainer):
         self.adam = AdamStepper(self.optimizer)
         self.start_rollouts()
         self.update_count = 0
+        self.bc: BehavioralCloning | None = make_behavioral_cloning(
+            settings=self.settings,
+            behavior=self.name,
+            spec=self.spec,
+            actor=self.model.action_parameters,
+            to_env=_bc_env_action,
+            parameters=self.model.parameters(),
+            learning_rate=self.hp.learning_rate,
+            batch_size=self.hp.batch_size,
+            seed=int(self.rng.integers(2**62)),
+            device=self.device,
+        )
         # the critic memory each agent's next trajectory starts from (separate critics with memory)
         self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -99,10 +113,16 @@ class PPOTrainer(OnPolicyTrainer):
         return {"shared_critic": self.hp.shared_critic}
 
     def get_state(self) -> TrainerState:
-        return S.policy_optimizer_state(self)
+        state = S.policy_optimizer_state(self)
+        if self.bc is not None:
+            self.bc.save_into(state)
+        return state
 
     def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
-        S.load_policy_optimizer_state(self, state, weights_only=weights_only, label=f"behavior '{self.name}' (PPO)")
+        label = f"behavior '{self.name}' (PPO)"
+        S.load_policy_optimizer_state(self, state, weights_only=weights_only, label=label)
+        if self.bc is not None and not weights_only:
+            self.bc.load_from(state, label)
 
     # -- memory -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -210,6 +230,10 @@ class PPOTrainer(OnPolicyTrainer):
         self.stats.add_stat(name, "Policy/Learning Rate", lr)
         self.stats.add_stat(name, "Policy/Epsilon", eps)
         self.stats.add_stat(name, "Policy/Beta", beta)
+        if self.bc is not None:
+            for key, value in self.bc.update(self.step).items():
+                self.stats.add_stat(name, key, value)
+            self.policy.sync()
         self.rewards_before_update = self.episode_rewards_since_update
         self.episode_rewards_since_update = []
 
@@ -237,3 +261,9 @@ class PPOTrainer(OnPolicyTrainer):
             learning_rate=self.hp.learning_rate,
             restored=True,
         )
+
+
+def _bc_env_action(raw: torch.Tensor) -> torch.Tensor:
+    """A raw Gaussian sample in the environment's units for behavioral cloning: a / 3, without the clamp (so
+    that a sample beyond the range still has a gradient towards the expert)."""
+    return raw / ENV_ACTION_CLIP

@@ -1,0 +1,177 @@
+"""The `.demo` format: a golden file built by hand from the spec's layout, read and written byte for byte;
+bad files refused with messages that say what, where and what to do; a recorded heuristic demo."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fledge.envs import registry
+from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from fledge.imitation.demo_file import (
+    BODY_OFFSET,
+    DemoFileError,
+    decode_demo,
+    encode_demo,
+    encode_varint,
+    make_meta,
+    read_demo_file,
+)
+from fledge.imitation.demo_reader import load_demonstrations
+from fledge.imitation.demo_writer import DemoWriter
+from fledge.play import play
+
+GOLDEN = Path(__file__).parent / "golden" / "golden.demo"
+SPEC = BehaviorSpec([ObservationSpec.vector(3, "VectorSensor")], ActionSpec.create_hybrid(1, (3,)))
+
+
+def _maker() -> object:
+    spec = importlib.util.spec_from_file_location("make_golden_demo", GOLDEN.with_name("make_golden_demo.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_golden_file_is_what_the_spec_layout_gives() -> None:
+    assert GOLDEN.read_bytes() == _maker().golden_bytes()  # type: ignore[attr-defined]
+
+
+def test_varint_matches_the_hand_encoding() -> None:
+    maker = _maker()
+    for n in (0, 1, 127, 128, 300, 16383, 16384, 2**31 - 1):
+        assert encode_varint(n) == maker.varint(n)  # type: ignore[attr-defined]
+    assert encode_varint(300) == b"\xac\x02"
+
+
+def test_reader_gives_the_golden_rows() -> None:
+    data = load_demonstrations(GOLDEN, SPEC, "test")
+    assert data.steps == 2 and data.episodes == 1
+    np.testing.assert_array_equal(data.obs[0], [[1.0, 0.0, -1.0], [0.25, 2.0, 0.0]])
+    np.testing.assert_array_equal(data.continuous_actions, [[0.5], [-0.75]])
+    np.testing.assert_array_equal(data.discrete_actions, [[1], [0]])
+    np.testing.assert_array_equal(data.rewards, [0.5, 1.0])  # the reward each action led to
+    np.testing.assert_array_equal(data.done, [False, True])
+    np.testing.assert_array_equal(data.action_masks, [[True, True, True], [True, True, False]])  # True = allowed
+    demo = read_demo_file(GOLDEN)
+    assert demo.meta.number_steps == 2 and demo.meta.number_episodes == 1 and demo.meta.mean_reward == 1.5
+    assert demo.brain.brain_name == "Golden"
+
+
+def test_round_trip_is_byte_for_byte() -> None:
+    raw = GOLDEN.read_bytes()
+    assert encode_demo(decode_demo(raw, "golden")) == raw
+
+
+def test_writer_output_equals_the_golden_file(tmp_path: Path) -> None:
+    writer = DemoWriter(tmp_path / "golden.demo", "Golden", SPEC)
+
+    def decision(obs: list[float], reward: float, mask: list[bool]) -> DecisionSteps:
+        return DecisionSteps(
+            obs=[np.array([obs], np.float32)],
+            reward=np.array([reward], np.float32),
+            agent_id=np.array([5], np.int32),
+            action_mask=[np.array([mask])],
+            group_id=np.zeros(1, np.int32),
+            group_reward=np.zeros(1, np.float32),
+        )
+
+    def action(c: float, d: int) -> ActionTuple:
+        return ActionTuple(np.array([[c]], np.float32), np.array([[d]], np.int32))
+
+    writer.decided(decision([1.0, 0.0, -1.0], 0.0, [False, False, False]), action(0.5, 1))
+    writer.decided(decision([0.25, 2.0, 0.0], 0.5, [False, False, True]), action(-0.75, 0))
+    writer.terminal(
+        TerminalSteps(
+            obs=[np.array([[0.0, 0.0, 4.0]], np.float32)],
+            reward=np.array([1.0], np.float32),
+            interrupted=np.array([False]),
+            agent_id=np.array([5], np.int32),
+            group_id=np.zeros(1, np.int32),
+            group_reward=np.zeros(1, np.float32),
+        )
+    )
+    path = writer.close()
+    assert path.read_bytes() == GOLDEN.read_bytes()
+
+
+def test_long_names_are_shortened_to_fit_the_header() -> None:
+    meta = make_meta("x" * 100, 10**6, 10**4, -123.5)
+    assert len(encode_varint(meta.ByteSize())) + meta.ByteSize() <= BODY_OFFSET
+    assert meta.demonstration_name.startswith("xxx")
+
+
+# -- refusals ---------------------------------------------------------------------------------------
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    raw = GOLDEN.read_bytes()
+    cut = tmp_path / "cut.demo"
+    cut.write_bytes(raw[:-10])
+    with pytest.raises(DemoFileError, match=r"cut.demo.*truncated.*record the demonstration again"):
+        load_demonstrations(cut, SPEC, "behavior 'Golden'")
+    cut.write_bytes(raw[:20])
+    with pytest.raises(DemoFileError, match="too short"):
+        load_demonstrations(cut, SPEC, "x")
+
+
+def test_a_file_that_is_not_a_demo_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "config.demo"
+    bogus.write_text("behaviors:\n  Basic:\n    trainer_type: ppo\n    max_steps: 500000\n" * 3)
+    with pytest.raises(DemoFileError, match=r"config.demo.*not (an ML-Agents )?.?\.?demo|config.demo.*not a"):
+        load_demonstrations(bogus, None, "test")
+
+
+def test_a_demo_of_another_spec_names_both_specs(tmp_path: Path) -> None:
+    basic = BehaviorSpec([ObservationSpec.vector(20)], ActionSpec.create_discrete((3,)))
+    with pytest.raises(DemoFileError) as info:
+        load_demonstrations(GOLDEN, basic, "behavior 'Basic': behavioral_cloning.demo_path")
+    text = str(info.value)
+    assert "behavior 'Basic': behavioral_cloning.demo_path" in text
+    assert "observations [(3,)]" in text and "observations [(20,)]" in text
+    assert "Discrete: (3,)" in text and "Continuous: 1" in text
+
+
+def test_empty_and_missing_folders_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DemoFileError, match="holds no .demo file"):
+        load_demonstrations(tmp_path, SPEC, "test")
+    with pytest.raises(DemoFileError, match="no demonstration at .*record one with"):
+        load_demonstrations(tmp_path / "nothing.demo", SPEC, "test")
+
+
+def test_a_folder_loads_every_demo(tmp_path: Path) -> None:
+    for name in ("a.demo", "b.demo"):
+        (tmp_path / name).write_bytes(GOLDEN.read_bytes())
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert load_demonstrations(tmp_path, SPEC, "test").steps == 4
+
+
+# -- recording ----------------------------------------------------------------------------------------
+
+
+def test_recorded_basic_heuristic_demo_reaches_the_heuristic_return(tmp_path: Path) -> None:
+    path = tmp_path / "ExpertBasic.demo"
+    out = io.StringIO()
+    play(None, heuristic="Basic", record_demo=path, record_demo_steps=70, out=out)
+    assert "Recorded a demonstration of 'Basic'" in out.getvalue()
+    spec = registry.make("Basic").behavior_specs["Basic"]
+    data = load_demonstrations(path, spec, "test")
+    assert data.steps >= 63 and data.episodes >= 9
+    returns = np.add.reduceat(data.rewards, np.r_[0, np.flatnonzero(data.done)[:-1] + 1])
+    np.testing.assert_allclose(returns, 0.93, atol=1e-5)  # every recorded episode: the optimal return
+    assert (data.discrete_actions == 2).all()
+    meta = read_demo_file(path).meta
+    assert meta.number_episodes == data.episodes and meta.mean_reward == pytest.approx(0.93, abs=1e-5)
+
+
+def test_recorded_demo_reads_back_in_any_agent_interleaving(tmp_path: Path) -> None:
+    path = tmp_path / "ExpertHallway.demo"
+    play(None, heuristic="Hallway", record_demo=path, record_demo_steps=200, out=io.StringIO())
+    data = load_demonstrations(path, registry.make("Hallway").behavior_specs["Hallway"], "test")
+    # 16 agents interleave; each episode is 6 decisions ending at the right goal (+1)
+    assert data.episodes >= 16
+    assert np.isclose(data.rewards[data.done], 1.0).all()
