@@ -24,7 +24,7 @@ from fledge.trainers.registry import trainer_class
 from fledge.trainers.settings import refuse_memory, reward_signals
 
 #: Trainers that honour a behavioral_cloning block.
-BC_TRAINERS = ("ppo",)
+BC_TRAINERS = ("ppo", "sac")
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions, TrainerSettings

@@ -71,7 +71,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "TrainerSettings.summary_freq": _H,
         "TrainerSettings.threaded": _W,
         "TrainerSettings.self_play": _H,  # the ghost trainer (trainers/ghost/)
-        "TrainerSettings.behavioral_cloning": _H,  # PPO (imitation/bc.py); preflight checks the demos
+        "TrainerSettings.behavioral_cloning": _H,  # PPO and SAC (imitation/bc.py); preflight checks the demos
         # PPO
         "PPOSettings.batch_size": _H,
         "PPOSettings.buffer_size": _H,

@@ -134,6 +134,7 @@ class BehavioralCloning:
                 loss.backward()
                 self.optimizer.step()
                 losses.append(loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)  # the trainer's own update finds no gradient of BC's
         return {PRETRAINING_LOSS: float(torch.stack(losses).mean())}
 
     # -- checkpoints ------------------------------------------------------------------------------
@@ -143,9 +144,14 @@ class BehavioralCloning:
         state.tensors.update(tensors)
         state.meta["behavioral_cloning"] = {
             "optimizer": meta,
-            "rng": S.generator_state(self.rng),
+            "rng": S.generator_state(self.rng, as_text=True),
             "torch_rng": S.torch_generator_state(self.generator),
         }
+
+    @staticmethod
+    def strip(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state's tensors without BC's (for trainers that check their own names strictly)."""
+        return {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
 
     def load_from(self, state: Any, label: str) -> None:
         """Restore what `save_into` wrote; a checkpoint from a run without BC starts BC afresh."""

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.imitation.bc import BehavioralCloning, make_behavioral_cloning
 from fledge.networks.device import to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.memory import carry_through
@@ -126,6 +127,18 @@ class SACTrainer(OffPolicyTrainer):
             )
         self.torch_generator = torch.Generator().manual_seed(int(generator_seed))
         self.start_replay()
+        self.bc: BehavioralCloning | None = make_behavioral_cloning(
+            settings=self.settings,
+            behavior=self.name,
+            spec=self.spec,
+            actor=self.nets.policy.action_parameters,
+            to_env=torch.tanh,
+            parameters=self.nets.policy.parameters(),
+            learning_rate=self.hp.learning_rate,
+            batch_size=self.hp.batch_size,
+            seed=int(self.rng.integers(2**62)),
+            device=self.device,
+        )
         # the value network's memory each agent's next trajectory starts from (memory only)
         self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -163,8 +176,11 @@ class SACTrainer(OffPolicyTrainer):
                 k = min(UPDATE_CHUNK, n - start)
                 batches = self.sample_batches(k)
                 results.extend(self.updater.update(batches.get(i)) for i in range(k))
+            bc_stats = self.bc.update(self.step) if self.bc is not None else {}
             self.policy.sync()  # the numpy actor copies the weights when they live on another device
             self._report_update(results, lr)
+            for key, value in bc_stats.items():
+                self.stats.add_stat(self.name, key, value)
 
     def sample_batches(self, n: int) -> Batches:
         """n minibatches of batch_size rows for one update loop, sampled and prepared in one go."""
@@ -291,7 +307,10 @@ class SACTrainer(OffPolicyTrainer):
             "torch_generator": S.torch_generator_state(self.torch_generator),
             "episode_rewards_since_update": [float(r) for r in self.episode_rewards_since_update],
         }
-        return TrainerState(tensors=tensors, meta=meta)
+        state = TrainerState(tensors=tensors, meta=meta)
+        if self.bc is not None:
+            self.bc.save_into(state)
+        return state
 
     def set_state(self, state: TrainerState, *, weights_only: bool = False) -> None:
         """Restore everything (resume), or with weights_only (initialize-from) the whole learned agent: actor
@@ -300,7 +319,7 @@ class SACTrainer(OffPolicyTrainer):
 
         Every name and shape is checked before anything is changed; a mismatch raises CheckpointError.
         """
-        live, given = self._live_tensors(), dict(state.tensors)
+        live, given = self._live_tensors(), BehavioralCloning.strip(dict(state.tensors))
         if weights_only:
             live, given = parts(live, WEIGHT_PARTS), parts(given, WEIGHT_PARTS)
         copy_checked(live, given, behavior=self.name)
@@ -323,3 +342,5 @@ class SACTrainer(OffPolicyTrainer):
         if "torch_generator" in meta:
             S.set_torch_generator_state(self.torch_generator, meta["torch_generator"])
         self.episode_rewards_since_update = [float(r) for r in meta.get("episode_rewards_since_update", [])]
+        if self.bc is not None:
+            self.bc.load_from(state, f"behavior '{self.name}' (SAC)")
