@@ -175,3 +175,29 @@ def test_recorded_demo_reads_back_in_any_agent_interleaving(tmp_path: Path) -> N
     # 16 agents interleave; each episode is 6 decisions ending at the right goal (+1)
     assert data.episodes >= 16
     assert np.isclose(data.rewards[data.done], 1.0).all()
+
+
+def test_fledge_play_records_a_demo_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fledge.play import command
+
+    path = tmp_path / "demos" / "ExpertMaskedChoice.demo"
+    assert command(["--heuristic", "MaskedChoice", "--record-demo", str(path), "--record-demo-steps", "40"]) == 0
+    assert "Recorded a demonstration of 'MaskedChoice'" in capsys.readouterr().out
+    spec = registry.make("MaskedChoice").behavior_specs["MaskedChoice"]
+    data = load_demonstrations(path, spec, "test")
+    assert data.steps >= 40 - 4 and np.isclose(data.rewards, 1.0).all()
+    assert not data.action_masks.all()  # the task's masks are kept (one action masked per decision)
+
+
+def test_fledge_play_refuses_what_it_cannot_record(tmp_path: Path) -> None:
+    from fledge.errors import ConfigError
+    from fledge.play import command
+
+    with pytest.raises(ConfigError, match="name a run to play, or --heuristic ENV"):
+        command([])
+    with pytest.raises(ConfigError, match="no scripted policy for this environment; the built-in tasks with one are"):
+        command(["--heuristic", "SoccerTwos", "--max-steps", "1"])
+    with pytest.raises(ConfigError, match="must end in .demo"):
+        command(["--heuristic", "Basic", "--record-demo", str(tmp_path / "x.txt")])
+    with pytest.raises(ConfigError, match="--record-demo-steps needs --record-demo"):
+        command(["--heuristic", "Basic", "--record-demo-steps", "5"])
