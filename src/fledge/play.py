@@ -109,13 +109,17 @@ def play(
     if record is not None:
         _check_record_path(Path(record))
     if record_demo is not None:
+        from fledge.imitation.protocol import require_protocol
+
+        require_protocol(f"--record-demo {record_demo}")
         from fledge.imitation.record import check_demo_path
 
         check_demo_path(record_demo, record_demo_steps)
     elif record_demo_steps is not None:
         raise ConfigError("--record-demo-steps needs --record-demo PATH.demo.")
+    policies: Any = None
     if heuristic is not None:
-        env_name, label = heuristic, f"the {heuristic} heuristic"
+        env_name, label, name = heuristic, f"the {heuristic} heuristic", f"{heuristic} heuristic"
     else:
         if run_dir is None:
             raise ConfigError("fledge play needs a run to play, or --heuristic ENV for a built-in scripted policy.")
@@ -124,10 +128,8 @@ def play(
             raise RunFolderError(f"No run folder at {run_dir}.")
         config = read_run_config(run_dir)
         env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
-        policies: Any = Policies(
-            run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed
-        )
-        label = f"run '{run_dir.name}'"
+        policies = Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
+        label, name = f"run '{run_dir.name}'", run_dir.name
 
     window = _Window(fps) if show else None  # checks for a display; opens on the first frame
 
@@ -155,9 +157,19 @@ def play(
             sinks.append(FrameRecorder(record, fps))
         mode = "deterministic" if deterministic else "sampled"
         print(f"Playing {label} on {env_name} (seed {seed}, {mode} actions): {policies.labels()}", file=out)
-        name = run_dir.name if heuristic is None and run_dir is not None else f"{heuristic} heuristic"
         _loop(
-            env, env_name, name, policies, result, episodes, max_steps, sinks, out, render_rgb, caption, recorder=recorder
+            env,
+            env_name,
+            name,
+            policies,
+            result,
+            episodes,
+            max_steps,
+            sinks,
+            out,
+            render_rgb,
+            caption,
+            recorder=recorder,
         )
     finally:
         for sink in sinks:

@@ -55,6 +55,9 @@ def check_behavioral_cloning(where: str, settings: TrainerSettings) -> None:
             f"{where}.behavioral_cloning: behavioral cloning is available for {', '.join(BC_TRAINERS)} only, not "
             f"for trainer_type '{trainer}'; remove the block or change the trainer."
         )
+    from fledge.imitation.protocol import require_protocol
+
+    require_protocol(f"{where}.behavioral_cloning.demo_path")
     from fledge.imitation.demo_reader import check_demonstrations
 
     check_demonstrations(block.demo_path, f"{where}.behavioral_cloning.demo_path")

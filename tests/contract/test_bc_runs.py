@@ -21,7 +21,7 @@ from fledge.errors import ConfigError
 from fledge.imitation.demo_reader import SHIPPED_DEMOS
 from fledge.play import play
 from fledge.stats import StatsReporter
-from fledge.stats.reporter import StatsWriter, StatSummary
+from fledge.stats.reporter import StatSummary, StatsWriter
 from fledge.trainers.ppo.trainer import PPOTrainer
 
 
@@ -121,7 +121,9 @@ def test_a_demo_of_another_behavior_is_refused_before_training(tmp_path: Path) -
         api.run(opts, display="none")
     text = str(info.value)
     assert "behaviors.Basic.behavioral_cloning.demo_path" in text
-    assert "observations [(8,)], actions (Continuous: 2" in text and "observations [(20,)], actions (Continuous: 0" in text
+    assert (
+        "observations [(8,)], actions (Continuous: 2" in text and "observations [(20,)], actions (Continuous: 0" in text
+    )
     run = tmp_path / "results" / "run"
     assert not list(run.glob("**/*.pt")) and not list(run.glob("**/*.onnx"))
     assert not list(run.glob("**/events.out.tfevents*"))

@@ -27,8 +27,8 @@ import torch
 from fledge.envs.api import BehaviorSpec
 from fledge.errors import CheckpointError
 from fledge.imitation import losses as L
-from fledge.imitation.demo_reader import load_demonstrations
 from fledge.imitation.expert import ExpertData
+from fledge.imitation.protocol import require_protocol
 from fledge.networks.device import to_device
 from fledge.rollout.processor import flat_observations
 from fledge.trainers import state as S
@@ -186,6 +186,9 @@ def make_behavioral_cloning(
         return None
     bc_settings = BCSettings.read(block, batch_size)
     where = f"behaviors.{behavior}.behavioral_cloning.demo_path"
+    require_protocol(where)
+    from fledge.imitation.demo_reader import load_demonstrations  # protobuf: imported once it is known to load
+
     expert = load_demonstrations(bc_settings.demo_path, spec, where)
     return BehavioralCloning(
         expert=expert,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
 
 from fledge.envs.unity.protocol.demonstration_pb2 import AgentInfoActionPairProto, DemonstrationMetaProto
 from fledge.envs.unity.protocol.observation_pb2 import BrainParametersProto
@@ -89,7 +89,9 @@ def _read_varint(data: bytes, pos: int, where: str) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 63:
-            raise DemoFileError(f"{where}: byte {start} does not start a valid record length; this is not a .demo file.")
+            raise DemoFileError(
+                f"{where}: byte {start} does not start a valid record length; this is not a .demo file."
+            )
 
 
 def _read_record(data: bytes, pos: int, message: Message, what: str, where: str) -> int:

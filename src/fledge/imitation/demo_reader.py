@@ -78,7 +78,9 @@ def specs_match(a: BehaviorSpec, b: BehaviorSpec) -> bool:
     )
 
 
-def _observation(pair: AgentInfoActionPairProto, index: int, shape: tuple[int, ...], where: str, row: int) -> np.ndarray:
+def _observation(
+    pair: AgentInfoActionPairProto, index: int, shape: tuple[int, ...], where: str, row: int
+) -> np.ndarray:
     infos = pair.agent_info.observations
     if len(infos) <= index:
         raise DemoFileError(

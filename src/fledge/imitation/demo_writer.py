@@ -46,7 +46,7 @@ def observation_proto(spec_index: int, spec: BehaviorSpec, value: np.ndarray) ->
     proto = ObservationProto(
         shape=[int(d) for d in ospec.shape],
         dimension_properties=[int(p) for p in ospec.dimension_property],
-        observation_type=int(ospec.observation_type),
+        observation_type=int(ospec.observation_type),  # type: ignore[arg-type]  # the enum's number
         name=ospec.name,
     )
     proto.float_data.data.extend(np.asarray(value, np.float32).ravel().tolist())

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, TerminalSteps
 from fledge.envs.builtin.heuristics import ScriptedPolicy, make_heuristic
 from fledge.errors import ConfigError
-from fledge.imitation.demo_writer import DemoWriter
+
+if TYPE_CHECKING:
+    from fledge.imitation.demo_writer import DemoWriter
 
 __all__ = ["DemoRecorder", "HeuristicPolicies", "check_demo_path"]
 
@@ -43,6 +46,8 @@ class DemoRecorder:
 
     def _writer_for(self, behavior: str) -> DemoWriter | None:
         if self.writer is None:
+            from fledge.imitation.demo_writer import DemoWriter  # protobuf, checked by play before it starts
+
             self.writer = DemoWriter(self.path, behavior, self._specs[behavior])
         return self.writer if self.writer.behavior == behavior else None
 

@@ -42,7 +42,9 @@ def pair(
     reward: float, done: bool, values: list[float], cont: float, disc: int, mask: list[bool]
 ) -> AgentInfoActionPairProto:
     info = AgentInfoProto(reward=reward, done=done, id=5, action_mask=mask, observations=[obs(values)])
-    action = AgentActionProto(continuous_actions=[cont], discrete_actions=[disc], vector_actions_deprecated=[cont, disc])
+    action = AgentActionProto(
+        continuous_actions=[cont], discrete_actions=[disc], vector_actions_deprecated=[cont, disc]
+    )
     return AgentInfoActionPairProto(agent_info=info, action_info=action)
 
 
