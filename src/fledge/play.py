@@ -9,7 +9,9 @@ Each behavior acts with its policy:
 * `--onnx`: the exported model run by onnxruntime: `<B>/<B>-<step>.onnx` with `--checkpoint`, else the
   final `<run>/<B>.onnx`, else the newest `<B>/<B>-<step>.onnx`.
 
-* `--heuristic ENV` (no run): the built-in task ENV's scripted policy (fledge.envs.builtin.heuristics).
+* `--heuristic ENV` (no run): the built-in task ENV's scripted policy (fledge.envs.builtin.heuristics);
+* `--keyboard ENV` (no run): a person's keys, one line per decision, on ENV built with one agent
+  (fledge.play_keyboard).
 
 With `--record-demo PATH.demo` the followed behavior's decisions (all its agents) are written to an
 ML-Agents demonstration file when play ends (fledge.imitation.record); `--record-demo-steps N` plays
@@ -93,6 +95,7 @@ def play(
     max_steps: int | None = None,
     show: bool = False,
     heuristic: str | None = None,
+    keyboard: str | None = None,
     record_demo: str | Path | None = None,
     record_demo_steps: int | None = None,
     out: TextIO | None = None,
@@ -118,8 +121,16 @@ def play(
     elif record_demo_steps is not None:
         raise ConfigError("--record-demo-steps needs --record-demo PATH.demo.")
     policies: Any = None
+    env_kwargs: dict[str, Any] = {}
+    if heuristic is not None and keyboard is not None:
+        raise ConfigError("fledge play: choose --heuristic or --keyboard, not both.")
     if heuristic is not None:
         env_name, label, name = heuristic, f"the {heuristic} heuristic", f"{heuristic} heuristic"
+    elif keyboard is not None:
+        from fledge.play_keyboard import KeyboardPolicies
+
+        policies = KeyboardPolicies(keyboard, prompt=out)
+        env_name, label, name, env_kwargs = keyboard, "the keyboard", "keyboard", {"num_agents": 1}
     else:
         if run_dir is None:
             raise ConfigError("fledge play needs a run to play, or --heuristic ENV for a built-in scripted policy.")
@@ -135,7 +146,7 @@ def play(
 
     from fledge.envs.render import caption, make_for_rendering, render_rgb
 
-    env = make_for_rendering(env_name, seed=seed)
+    env = make_for_rendering(env_name, seed=seed, **env_kwargs)
     sinks: list[FrameRecorder | _Window] = []
     result = PlayResult(behavior=None, agent_id=None)
     recorder = None
@@ -356,6 +367,12 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="play a built-in task's scripted policy instead of a run (e.g. Basic, 3DBall, Hallway)",
     )
     parser.add_argument(
+        "--keyboard",
+        default=None,
+        metavar="ENV",
+        help="choose a built-in task's actions with keys, one line per decision (Basic, Hallway, GridWorld, ...)",
+    )
+    parser.add_argument(
         "--record-demo",
         default=None,
         metavar="PATH.demo",
@@ -374,10 +391,13 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def run_play(args: argparse.Namespace) -> int:
     """`fledge play` with parsed arguments; 0 on success, 130 when stopped with Ctrl-C."""
-    if args.run_id is None and args.heuristic is None:
-        raise ConfigError("fledge play: name a run to play, or --heuristic ENV for a built-in task's scripted policy.")
-    if args.run_id is not None and args.heuristic is not None:
-        raise ConfigError(f"fledge play: --heuristic {args.heuristic} plays no run; drop the run '{args.run_id}'.")
+    scripted = args.heuristic if args.heuristic is not None else args.keyboard
+    if args.run_id is None and scripted is None:
+        raise ConfigError(
+            "fledge play: name a run to play, or --heuristic ENV (a built-in task's scripted policy) or --keyboard ENV."
+        )
+    if args.run_id is not None and scripted is not None:
+        raise ConfigError(f"fledge play: --heuristic/--keyboard {scripted} plays no run; drop the run '{args.run_id}'.")
     run_dir = run_folder(args.results_dir, args.run_id) if args.run_id is not None else None
     if args.versus is not None:
         if run_dir is None:
@@ -397,6 +417,7 @@ def run_play(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         show=args.show,
         heuristic=args.heuristic,
+        keyboard=args.keyboard,
         record_demo=args.record_demo,
         record_demo_steps=args.record_demo_steps,
     )

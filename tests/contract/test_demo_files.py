@@ -262,3 +262,23 @@ def test_every_heuristic_acts_through_the_common_interface(env: str) -> None:
     optimum = built.task.optimal_return() if hasattr(built, "task") else None
     if returns and optimum is not None:
         assert np.mean(returns) >= 0.9 * optimum - 0.05, (env, np.mean(returns), optimum)
+
+
+def test_keyboard_play_records_what_the_keys_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7 x right (an empty line repeats it) reaches the large goal: return 0.93; then an unknown key, then stop
+    monkeypatch.setattr("sys.stdin", io.StringIO("d\n" + "\n" * 6 + "z\nd\nq\n"))
+    path = tmp_path / "keys.demo"
+    out = io.StringIO()
+    result = play(None, keyboard="Basic", record_demo=path, episodes=5, out=out)
+    assert result.interrupted and result.returns == pytest.approx([0.93])
+    assert "unknown key 'z'" in out.getvalue() and "Recorded a demonstration of 'Basic'" in out.getvalue()
+    data = load_demonstrations(path, registry.make("Basic").behavior_specs["Basic"], "test")
+    assert data.discrete_actions[:, 0].tolist() == [2] * 7  # the 8th decision has no outcome yet: no row
+    assert data.episodes == 1
+
+
+def test_keyboard_play_refuses_tasks_without_a_key_map() -> None:
+    from fledge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--keyboard 3DBall: no key map for this environment"):
+        play(None, keyboard="3DBall", out=io.StringIO())
