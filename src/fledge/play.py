@@ -402,6 +402,8 @@ def run_play(args: argparse.Namespace) -> int:
     if args.versus is not None:
         if run_dir is None:
             raise ConfigError("fledge play --versus needs a run.")
+        if args.record_demo is not None:
+            raise ConfigError("fledge play --versus records no demonstration; drop --record-demo.")
         from fledge.play_versus import versus_from_arguments
 
         return versus_from_arguments(run_dir, args)
