@@ -282,3 +282,12 @@ def test_keyboard_play_refuses_tasks_without_a_key_map() -> None:
 
     with pytest.raises(ConfigError, match="--keyboard 3DBall: no key map for this environment"):
         play(None, keyboard="3DBall", out=io.StringIO())
+
+
+def test_random_bytes_are_not_a_demo(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        junk = tmp_path / f"junk{i}.demo"
+        junk.write_bytes(rng.integers(0, 256, size=int(rng.integers(40, 400)), dtype=np.uint8).tobytes())
+        with pytest.raises(DemoFileError, match=r"junk\d+\.demo"):
+            load_demonstrations(junk, None, "test")

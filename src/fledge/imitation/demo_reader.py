@@ -61,7 +61,13 @@ def resolve_demo_path(path: str | Path, where: str) -> Path:
 def demo_spec(demo: DemoFile, where: str) -> BehaviorSpec:
     if not demo.pairs:
         raise DemoFileError(f"{where}: the demonstration holds no recorded step; record a longer demonstration.")
-    return behavior_spec_from_proto(demo.brain, demo.pairs[0].agent_info)
+    spec = behavior_spec_from_proto(demo.brain, demo.pairs[0].agent_info)
+    if not spec.observation_specs or (spec.action_spec.continuous_size == 0 and not spec.action_spec.discrete_branches):
+        raise DemoFileError(
+            f"{where}: the records parse, but name no actions or no observations ({describe_spec(spec)}); this is "
+            "not an ML-Agents .demo file or it is damaged."
+        )
+    return spec
 
 
 def describe_spec(spec: BehaviorSpec) -> str:
