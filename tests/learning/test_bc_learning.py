@@ -32,7 +32,7 @@ def tail(result: api.RunResult, n: int = 20) -> float:
     return float(np.mean(behavior.episode_returns[-n:]))
 
 
-def ppo(tmp_path: Path, env: str, steps: int, demo: Path | None) -> Any:
+def ppo(tmp_path: Path, env: str, steps: int, demo: Path | None, seed: int = 1) -> Any:
     extra: dict[str, Any] = {"reward_signals": {"extrinsic": {"gamma": 0.99, "strength": 0.0}}}
     if demo is not None:
         extra["behavioral_cloning"] = {"demo_path": str(demo), "strength": 1.0}
@@ -41,6 +41,7 @@ def ppo(tmp_path: Path, env: str, steps: int, demo: Path | None) -> Any:
         tmp_path / name,
         env,
         steps=steps,
+        seed=seed,
         extra=extra,
         hyperparameters={"buffer_size": 256, "batch_size": 64, "learning_rate": 3e-3},
     )
@@ -57,6 +58,15 @@ def test_ppo_bc_alone_reaches_most_of_the_demo_return(tmp_path: Path, env: str, 
     plain = tail(api.run(ppo(tmp_path, env, steps, None), display="none"))
     assert cloned >= 0.8 * demo_return, (cloned, demo_return)
     assert plain < 0.5 * demo_return, plain  # nothing else teaches it: extrinsic strength 0
+
+
+@pytest.mark.slow  # three seeds of both tasks, about 30 s
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_ppo_bc_alone_holds_over_seeds(tmp_path: Path, seed: int) -> None:
+    for env, demo_steps, steps in (("Basic", 300, 2000), ("MoveToGoal1D-Continuous", 400, 3000)):
+        demo, demo_return = record(tmp_path / env, env, demo_steps)
+        cloned = tail(api.run(ppo(tmp_path / env, env, steps, demo, seed=seed), display="none"))
+        assert cloned >= 0.8 * demo_return, (env, seed, cloned, demo_return)
 
 
 @pytest.mark.slow  # about 20 s on 2 busy cores: one BC call per SAC update loop, and Basic's loops are many
