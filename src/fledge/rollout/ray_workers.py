@@ -1,0 +1,373 @@
+"""Environment copies in Ray actors, stepped in lockstep like the worker processes (`workers: ray`).
+
+`make_ray_pool` connects to Ray (a local instance started for the run, or a running cluster at `address`:
+"auto" or "host:port"), checks that the cluster has the CPUs the actors ask for, and returns an `EnvPool`
+whose copies are `RayCopy` objects: copy i is one actor (`EnvHost`) that builds the environment by name
+with seed + i, like a worker process, and places on any node of the cluster (Ray's SPREAD strategy,
+`num_cpus` reserved per actor). Every environment kind a worker process hosts works here (built-in,
+`gym:`, `pettingzoo:`, Unity players): the actor builds it through the registry where it runs.
+
+What moves: the environment's name, seed and keyword arguments as one JSON string at start; then per
+step the command and the actions as numpy arrays, and back a JSON header (stats, specs at start) with
+the steps as numpy arrays, through Ray's object store. No object of the run's state is sent, and what
+comes back is checked like the worker wire format (plain numeric dtypes only).
+
+Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
+their steps at the same time; the answers are read in copy order, which keeps a seeded run the same
+as with worker processes. A failed actor (killed, node lost, environment error, no answer within
+`timeout_wait`) is an EnvironmentFault for the pool, which restarts the copy as a new actor within the
+run's restart budget, drops its agents' partial trajectories and counts them in the stat
+"Environment/Lost Trajectories".
+
+Ray is imported only here, and only when a run asks for Ray workers (`pip install fledge[ray]`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fledge.envs.api import ActionTuple, StatsAggregationMethod
+from fledge.errors import ConfigError, EnvironmentFault
+from fledge.rollout import wire
+from fledge.rollout.workers import EnvPool, RestartBudget, _Copy
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+log = logging.getLogger("fledge")
+
+INSTALL_HINT = "pip install 'fledge[ray]'"
+CONNECT_TIMEOUT_S = 10.0
+Arrays = dict[str, np.ndarray]
+
+
+def require_ray() -> ModuleType:
+    """The ray module, or a ConfigError that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            f"Ray workers (env_settings.workers: ray, --workers ray, fledge sweep) need Ray, which is not "
+            f"installed: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+# ----------------------------------------------------------------------------------------------
+# Connecting
+# ----------------------------------------------------------------------------------------------
+
+
+class RayConnection:
+    """The run's link to Ray: `close` shuts down what `connect` started (nothing when Ray was already up)."""
+
+    def __init__(self, *, ray: ModuleType, owned: bool, address: str | None) -> None:
+        self.ray = ray
+        self.owned = owned
+        self.address = address
+
+    def close(self) -> None:
+        if self.owned and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.owned = False
+
+
+def _check_reachable(address: str) -> None:
+    """A plain "host:port" address must accept a TCP connection, checked in seconds (Ray would wait longer)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and the like: ray.init says what is wrong
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise EnvironmentFault(
+            f"env_settings.ray_address: the Ray cluster at {address} cannot be reached ({exc}). Start its head "
+            "node with 'ray start --head' and pass the address it prints (host:port of the GCS, port 6379 by "
+            "default), use --ray-address auto on a node of the cluster, or leave ray_address unset to start a "
+            "local Ray instance."
+        ) from None
+
+
+def connect(address: str | None, *, cpus_needed: float) -> RayConnection:
+    """Join Ray: a running cluster at `address`, or a new local instance (address None) big enough for the
+    actors; the session of a caller that already started Ray is used as it is. Errors before anything starts."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return RayConnection(ray=ray, owned=False, address=address)
+    common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address is None:
+        # logical CPUs only: actors that mostly wait for a slow simulation may share cores
+        cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+        ray.init(num_cpus=cpus, **common)
+        log.info("Started a local Ray instance with %d CPUs for the environment actors", cpus)
+    else:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            raise EnvironmentFault(
+                f"env_settings.ray_address: cannot join the Ray cluster at '{address}': {exc}. Start one with "
+                "'ray start --head' (and 'ray start --address=HEAD:6379' on the other nodes), or leave ray_address "
+                "unset to start a local Ray instance."
+            ) from None
+        log.info("Joined the Ray cluster at %s", address)
+    connection = RayConnection(ray=ray, owned=True, address=address)
+    try:
+        check_capacity(ray, cpus_needed)
+    except Exception:
+        connection.close()
+        raise
+    return connection
+
+
+def check_capacity(ray: ModuleType, cpus_needed: float) -> None:
+    """Actors that the cluster cannot place would wait forever: say so before the run starts."""
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    if cpus_needed > total + 1e-9:
+        raise ConfigError(
+            f"env_settings.workers: ray needs {cpus_needed:g} CPUs for its environment actors (num_envs x "
+            f"ray_num_cpus), and the Ray cluster has {total:g}. Lower env_settings.ray_num_cpus (--ray-num-cpus, "
+            "e.g. 0.5), use fewer copies, or add nodes."
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The actor (runs wherever Ray places it)
+# ----------------------------------------------------------------------------------------------
+
+
+class EnvHost:
+    """One environment copy inside a Ray actor: built from a JSON config, stepped by command."""
+
+    def __init__(self, config: str) -> None:
+        from fledge.envs import registry
+
+        values = json.loads(config)
+        self.env = registry.make(values["env_name"], seed=int(values["seed"]), **values.get("env_kwargs", {}))
+        self.delay = float(values.get("step_delay_s", 0.0))
+        self.env.reset()
+        self.names = list(self.env.behavior_specs)
+
+    def start(self) -> tuple[str, Arrays]:
+        """The specs, where the actor runs, and the first steps."""
+        import ray
+
+        header, arrays = self._steps()
+        values = json.loads(header)
+        values["specs"] = wire.specs_to_json(dict(self.env.behavior_specs))
+        values["num_areas"] = getattr(self.env, "num_areas", None)
+        values["node_id"] = ray.get_runtime_context().get_node_id()
+        values["pid"] = os.getpid()
+        return json.dumps(values), arrays
+
+    def step(self, command: str, actions: Arrays) -> tuple[str, Arrays]:
+        from fledge.rollout.worker_process import check_fixed_behaviors
+
+        if command == "reset":
+            self.env.reset()
+        elif command == "step":
+            for i, name in enumerate(self.names):
+                if f"{i}.c" in actions:
+                    self.env.set_actions(name, ActionTuple(actions[f"{i}.c"], actions[f"{i}.d"]))
+            self.env.step()
+            if self.delay:
+                time.sleep(self.delay)
+        else:
+            raise wire.ProtocolError(f"unknown command '{command}'")
+        check_fixed_behaviors(self.names, list(self.env.behavior_specs))
+        return self._steps()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def _steps(self) -> tuple[str, Arrays]:
+        arrays: Arrays = {}
+        for i, name in enumerate(self.names):
+            arrays.update(wire.steps_to_arrays(i, *self.env.get_steps(name)))
+        stats = [[k, v, int(m)] for k, values in self.env.get_stats().items() for v, m in values]
+        return json.dumps({"stats": stats}), arrays
+
+
+# ----------------------------------------------------------------------------------------------
+# The pool's side
+# ----------------------------------------------------------------------------------------------
+
+
+def checked_arrays(arrays: object, label: str) -> Arrays:
+    """What an actor sent back must be a dict of plain numeric numpy arrays (the wire format's rule)."""
+    if not isinstance(arrays, dict):
+        raise wire.ProtocolError(f"{label} sent {type(arrays).__name__} instead of a dict of arrays")
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not isinstance(value, np.ndarray):
+            raise wire.ProtocolError(f"{label} sent '{key}' as {type(value).__name__}, not a numpy array")
+        if value.dtype.name not in wire.ALLOWED_DTYPES:
+            raise wire.ProtocolError(f"{label}: array '{key}' has dtype {value.dtype}, which is not allowed")
+    return arrays
+
+
+class RayCopy(_Copy):
+    """A copy in a Ray actor: `begin` sends the step, `finish` waits for its answer (`timeout` seconds)."""
+
+    def __init__(self, *, actor_class: Any, ray: ModuleType, config: str, num_cpus: float, timeout: float, label: str):
+        self.ray = ray
+        self.timeout = timeout
+        self.label = label
+        self.stats = {}
+        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
+            config
+        )
+        self._ref: Any = self.actor.start.remote()
+        header, arrays = self._wait("start")
+        values = json.loads(header)
+        self.specs = wire.specs_from_json(values["specs"])
+        self.num_areas = values.get("num_areas")
+        self.node_id = str(values.get("node_id"))
+        self.pid = int(values.get("pid", -1))
+        self.names = list(self.specs)
+        self._read(values, arrays)
+
+    def _wait(self, what: str) -> tuple[str, Arrays]:
+        ray = self.ray
+        try:
+            header, arrays = ray.get(self._ref, timeout=self.timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise EnvironmentFault(
+                f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
+                "on a cluster, check that its nodes have the CPUs the actors ask for (ray status)"
+            ) from None
+        except ray.exceptions.RayActorError as exc:
+            raise EnvironmentFault(f"{self.label} (Ray actor) died: {str(exc).splitlines()[0]}") from None
+        except ray.exceptions.RayError as exc:
+            raise EnvironmentFault(f"{self.label} failed:\n{exc}") from None
+        finally:
+            self._ref = None
+        if not isinstance(header, str):
+            raise wire.ProtocolError(f"{self.label} sent a header of type {type(header).__name__}")
+        return header, checked_arrays(arrays, self.label)
+
+    def _read(self, values: dict[str, Any], arrays: Arrays) -> None:
+        self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
+        for key, value, method in values.get("stats", []):
+            self.stats.setdefault(str(key), []).append((float(value), StatsAggregationMethod(int(method))))
+
+    def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        arrays: Arrays = {}
+        for i, name in enumerate(self.names):
+            if name in actions:
+                arrays[f"{i}.c"] = np.ascontiguousarray(actions[name].continuous)
+                arrays[f"{i}.d"] = np.ascontiguousarray(actions[name].discrete)
+        try:
+            self._ref = self.actor.step.remote(command, arrays)
+        except self.ray.exceptions.RayError as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+
+    def finish(self) -> None:
+        header, arrays = self._wait("step")
+        self._read(json.loads(header), arrays)
+
+    def close(self) -> None:
+        try:
+            self.ray.get(self.actor.close.remote(), timeout=5.0)
+        except Exception:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """End the actor at once (what a lost node looks like; tests use it)."""
+        try:
+            self.ray.kill(self.actor, no_restart=True)
+        except Exception:
+            pass
+
+
+class RayCopies:
+    """The pool's factory of copies: copy i with its seed and keyword arguments as a new actor."""
+
+    def __init__(
+        self, *, ray: ModuleType, env_name: str, num_cpus: float, timeout: float, step_delay_s: float = 0.0
+    ) -> None:
+        self.ray = ray
+        self.env_name = env_name
+        self.num_cpus = float(num_cpus)
+        self.timeout = float(timeout)
+        self.step_delay_s = float(step_delay_s)
+        self.actor_class = ray.remote(EnvHost)
+
+    def __call__(self, index: int, seed: int, env_kwargs: dict[str, Any]) -> RayCopy:
+        config = {"env_name": self.env_name, "seed": seed, "env_kwargs": env_kwargs, "step_delay_s": self.step_delay_s}
+        try:
+            text = json.dumps(config)
+        except TypeError as exc:
+            raise ConfigError(f"env_settings.env_args must be plain values for Ray workers: {exc}") from None
+        return RayCopy(
+            actor_class=self.actor_class,
+            ray=self.ray,
+            config=text,
+            num_cpus=self.num_cpus,
+            timeout=self.timeout,
+            label=f"environment worker {index}",
+        )
+
+
+class RayEnvPool(EnvPool):
+    """An EnvPool of Ray actors that also ends its link to Ray when it closes."""
+
+    def __init__(self, *, connection: RayConnection, **pool: Any) -> None:
+        self.connection = connection
+        super().__init__(**pool)
+
+    def nodes(self) -> list[str]:
+        """The Ray node of each copy, in copy order."""
+        return [c.node_id for c in self.copies if isinstance(c, RayCopy)]
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.connection.close()
+
+
+def make_ray_pool(
+    *,
+    env_name: str,
+    copies: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    address: str | None = None,
+    num_cpus: float = 1.0,
+    timeout: float = 60.0,
+    budget: RestartBudget | None = None,
+    worker_ids: bool = False,
+    step_delay_s: float = 0.0,
+) -> RayEnvPool:
+    """`copies` environment copies in Ray actors, one per copy, seeded seed + i (see the module's text)."""
+    connection = connect(address, cpus_needed=copies * num_cpus)
+    factory = RayCopies(
+        ray=connection.ray, env_name=env_name, num_cpus=num_cpus, timeout=timeout, step_delay_s=step_delay_s
+    )
+    try:
+        return RayEnvPool(
+            connection=connection,
+            env_name=env_name,
+            copies=copies,
+            seed=seed,
+            processes=False,
+            env_kwargs=env_kwargs,
+            timeout=timeout,
+            budget=budget,
+            worker_ids=worker_ids,
+            remote=factory,
+            step_delay_s=step_delay_s,
+        )
+    except BaseException:
+        connection.close()
+        raise
