@@ -108,7 +108,7 @@ def connect(address: str | None, *, cpus_needed: float) -> RayConnection:
         # logical CPUs only: actors that mostly wait for a slow simulation may share cores
         cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
         ray.init(num_cpus=cpus, **common)
-        log.info("Started a local Ray instance with %d CPUs for the environment actors", cpus)
+        log.info("Started a local Ray instance with %d CPUs", cpus)
     else:
         _check_reachable(address)
         try:
@@ -222,9 +222,7 @@ class RayCopy(_Copy):
         self.timeout = timeout
         self.label = label
         self.stats = {}
-        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
-            config
-        )
+        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(config)
         self._ref: Any = self.actor.start.remote()
         header, arrays = self._wait("start")
         values = json.loads(header)

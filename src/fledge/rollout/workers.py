@@ -310,7 +310,9 @@ class EnvPool(BaseEnv):
             )
         from fledge.envs import registry
 
-        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **kwargs), step_delay_s=self.step_delay_s)
+        return LocalCopy(
+            registry.make(self.env_name, seed=self.seed_base + i, **kwargs), step_delay_s=self.step_delay_s
+        )
 
     @property
     def num_copies(self) -> int:
