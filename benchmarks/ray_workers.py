@@ -82,8 +82,10 @@ def main() -> None:
         for pool in pools.values():
             pool.close()
 
-    print(f"\n3DBall (12 agents per copy), every step {args.delay_ms:g} ms slower; agent steps/s over {args.steps} "
-          f"lockstep steps, median [min .. max] of {args.repeats} interleaved repeats")
+    print(
+        f"\n3DBall (12 agents per copy), every step {args.delay_ms:g} ms slower; agent steps/s over {args.steps} "
+        f"lockstep steps, median [min .. max] of {args.repeats} interleaved repeats"
+    )
     print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1")
     for kind in kinds:
         base = statistics.median(rates[(kind, args.workers[0])])

@@ -114,20 +114,21 @@ def final_rewards(run_dir: Path) -> dict[str, dict[str, float]]:
 
 def rows_of(trial: Trial, record: dict[str, Any]) -> list[TrialRow]:
     status = "ok" if record["returncode"] == 0 else f"exit {record['returncode']}"
-    common = {
-        "trial": trial.index,
-        "point": trial.point,
-        "run_id": trial.run_id,
-        "seed": trial.seed,
-        "status": status,
-        "elapsed_s": round(float(record["elapsed_s"]), 2),
-        "node": str(record.get("node", "")),
-    }
-    behaviors = record.get("behaviors") or {}
-    if not behaviors:
-        return [TrialRow(behavior="", final_reward=float("nan"), step=0, **common)]
+    elapsed, node = round(float(record["elapsed_s"]), 2), str(record.get("node", ""))
+    behaviors: dict[str, dict[str, float]] = record.get("behaviors") or {"": {"reward": float("nan"), "step": 0.0}}
     return [
-        TrialRow(behavior=name, final_reward=float(v["reward"]), step=int(v["step"]), **common)
+        TrialRow(
+            trial=trial.index,
+            point=trial.point,
+            run_id=trial.run_id,
+            seed=trial.seed,
+            behavior=name,
+            final_reward=float(v["reward"]),
+            step=int(v["step"]),
+            status=status,
+            elapsed_s=elapsed,
+            node=node,
+        )
         for name, v in behaviors.items()
     ]
 
