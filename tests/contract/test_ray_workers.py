@@ -116,9 +116,9 @@ def test_a_seeded_run_with_ray_workers_equals_one_with_worker_processes(tmp_path
 
     a = torch.load(tmp_path / "ray" / ENV / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "processes" / ENV / "checkpoint.pt", weights_only=True)
-    for key, value in a.items():
-        if isinstance(value, torch.Tensor) and key.startswith("policy."):
-            assert torch.equal(value, b[key]), key
+    a, b = a["tensors"], b["tensors"]  # every tensor of the checkpoint: weights, optimiser, normaliser
+    assert any(k.startswith("policy.") for k in a) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
 @pytest.mark.slow
@@ -163,10 +163,11 @@ def test_unreachable_cluster_and_missing_ray_are_clear_errors_and_ray_is_importe
         "from fledge.cli import main\n"
         "sys.modules['ray'] = None  # as if Ray were not installed\n"
         f"assert main([{learn}]) == 1\n"
+        "assert main(['sweep', 'missing.yaml', '--seeds', '2']) == 1\n"
         "del sys.modules['ray']\n"
         f"sys.exit(main([{learn}, '--ray-address', '127.0.0.1:9']))\n"
     )
     assert done.returncode == 1, done.stderr
     assert "Ray cluster at 127.0.0.1:9 cannot be reached" in done.stderr and "ray start --head" in done.stderr
-    assert "pip install 'fledge[ray]'" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("pip install 'fledge[ray]'") == 2 and "Traceback" not in done.stderr  # learn, sweep
     assert not (tmp_path / "r").exists()  # nothing was written

@@ -78,8 +78,9 @@ def test_a_seeded_run_on_the_cluster_equals_the_same_run_with_worker_processes(c
 
     a = torch.load(tmp_path / "cluster" / "3DBall" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "local" / "3DBall" / "checkpoint.pt", weights_only=True)
-    weights = [k for k, v in a.items() if isinstance(v, torch.Tensor) and k.startswith("policy.")]
-    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    a, b = a["tensors"], b["tensors"]  # every tensor of the checkpoint: weights, optimiser, normaliser
+    assert any(k.startswith("policy.") for k in a) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
 def test_sweep_of_3_seeds_by_2_learning_rates_writes_6_runs_and_a_summary(cluster: Any, tmp_path: Path) -> None:
