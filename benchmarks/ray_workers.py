@@ -32,17 +32,17 @@ ENV = "3DBall"
 RAY_CPUS = 0.5  # per actor: a sleeping environment needs little CPU
 
 
-def rollout(pool: Any, steps: int) -> tuple[int, float]:
-    """(agent steps, seconds) of `steps` lockstep steps of the pool with the heuristic policy."""
+def rollout(pool: Any, steps: int) -> tuple[int, float, float]:
+    """(agent steps, seconds, CPU seconds of this process) of `steps` lockstep steps with the heuristic policy."""
     pool.reset()
     agents = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         d, _ = pool.get_steps(ENV)
         agents += len(d)
         pool.set_actions(ENV, ActionTuple(continuous=ball3d.heuristic(d.obs[0])))
         pool.step()
-    return agents, time.perf_counter() - start
+    return agents, time.perf_counter() - start, time.process_time() - cpu
 
 
 def make_pool(kind: str, n: int, delay_s: float) -> Any:
@@ -70,13 +70,15 @@ def main() -> None:
     settings = [(kind, n) for n in args.workers for kind in kinds]
     pools = {s: make_pool(s[0], s[1], delay) for s in settings}
     rates: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
+    driver_ms: dict[tuple[str, int], list[float]] = {s: [] for s in settings}  # trainer-side CPU per step
     try:
         for s in settings:
             rollout(pools[s], 20)  # warm-up
         for r in range(args.repeats):
             for s in settings:
-                agents, seconds = rollout(pools[s], args.steps)
+                agents, seconds, cpu = rollout(pools[s], args.steps)
                 rates[s].append(agents / seconds)
+                driver_ms[s].append(1000 * cpu / args.steps)
             print(f"repeat {r + 1}: " + ", ".join(f"{k} x{n} {rates[(k, n)][-1]:.0f}" for k, n in settings), flush=True)
     finally:
         for pool in pools.values():
@@ -86,12 +88,16 @@ def main() -> None:
         f"\n3DBall (12 agents per copy), every step {args.delay_ms:g} ms slower; agent steps/s over {args.steps} "
         f"lockstep steps, median [min .. max] of {args.repeats} interleaved repeats"
     )
-    print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1")
+    print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1   trainer-side CPU per lockstep step")
     for kind in kinds:
         base = statistics.median(rates[(kind, args.workers[0])])
         for n in args.workers:
             values = rates[(kind, n)]
-            print(f"{kind + ' x' + str(n):<14}{median_range(values)}   {statistics.median(values) / base:.2f}x")
+            cpu = statistics.median(driver_ms[(kind, n)])
+            print(
+                f"{kind + ' x' + str(n):<14}{median_range(values)}   {statistics.median(values) / base:>13.2f}x   "
+                f"{cpu:.2f} ms"
+            )
 
     # the round trip of one lockstep step, no delay: where the transport's cost sits
     print("\nOne lockstep step of one copy, no delay (median of 3 x 500 steps):")

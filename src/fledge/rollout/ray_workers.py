@@ -8,9 +8,10 @@ with seed + i, like a worker process, and places on any node of the cluster (Ray
 `gym:`, `pettingzoo:`, Unity players): the actor builds it through the registry where it runs.
 
 What moves: the environment's name, seed and keyword arguments as one JSON string at start; then per
-step the command and the actions as numpy arrays, and back a JSON header (stats, specs at start) with
-the steps as numpy arrays, through Ray's object store. No object of the run's state is sent, and what
-comes back is checked like the worker wire format (plain numeric dtypes only).
+step one message of the worker wire format (wire.py: a JSON header and raw array bytes) each way,
+as a plain `bytes` object through Ray: the command and the actions out, the steps and the stats back.
+No object of the run's state is sent, and what comes back is decoded like a worker process's answer
+(plain numeric dtypes only), so Ray's own serialisation only ever carries bytes.
 
 Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
 their steps at the same time; the answers are read in copy order, which keeps a seeded run the same
@@ -146,7 +147,7 @@ def check_capacity(ray: ModuleType, cpus_needed: float) -> None:
 
 
 class EnvHost:
-    """One environment copy inside a Ray actor: built from a JSON config, stepped by command."""
+    """One environment copy inside a Ray actor: built from a JSON config, stepped by wire messages (bytes)."""
 
     def __init__(self, config: str) -> None:
         from fledge.envs import registry
@@ -157,21 +158,22 @@ class EnvHost:
         self.env.reset()
         self.names = list(self.env.behavior_specs)
 
-    def start(self) -> tuple[str, Arrays]:
+    def start(self) -> bytes:
         """The specs, where the actor runs, and the first steps."""
         import ray
 
-        header, arrays = self._steps()
-        values = json.loads(header)
-        values["specs"] = wire.specs_to_json(dict(self.env.behavior_specs))
-        values["num_areas"] = getattr(self.env, "num_areas", None)
-        values["node_id"] = ray.get_runtime_context().get_node_id()
-        values["pid"] = os.getpid()
-        return json.dumps(values), arrays
+        extra = {
+            "specs": wire.specs_to_json(dict(self.env.behavior_specs)),
+            "num_areas": getattr(self.env, "num_areas", None),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+        }
+        return self._steps("specs", extra)
 
-    def step(self, command: str, actions: Arrays) -> tuple[str, Arrays]:
+    def step(self, message: bytes) -> bytes:
         from fledge.rollout.worker_process import check_fixed_behaviors
 
+        command, _, actions = wire.decode(message)
         if command == "reset":
             self.env.reset()
         elif command == "step":
@@ -184,34 +186,22 @@ class EnvHost:
         else:
             raise wire.ProtocolError(f"unknown command '{command}'")
         check_fixed_behaviors(self.names, list(self.env.behavior_specs))
-        return self._steps()
+        return self._steps("steps", {})
 
     def close(self) -> None:
         self.env.close()
 
-    def _steps(self) -> tuple[str, Arrays]:
+    def _steps(self, command: str, values: dict[str, Any]) -> bytes:
         arrays: Arrays = {}
         for i, name in enumerate(self.names):
             arrays.update(wire.steps_to_arrays(i, *self.env.get_steps(name)))
         stats = [[k, v, int(m)] for k, values in self.env.get_stats().items() for v, m in values]
-        return json.dumps({"stats": stats}), arrays
+        return wire.encode(command, {**values, "stats": stats}, arrays)
 
 
 # ----------------------------------------------------------------------------------------------
 # The pool's side
 # ----------------------------------------------------------------------------------------------
-
-
-def checked_arrays(arrays: object, label: str) -> Arrays:
-    """What an actor sent back must be a dict of plain numeric numpy arrays (the wire format's rule)."""
-    if not isinstance(arrays, dict):
-        raise wire.ProtocolError(f"{label} sent {type(arrays).__name__} instead of a dict of arrays")
-    for key, value in arrays.items():
-        if not isinstance(key, str) or not isinstance(value, np.ndarray):
-            raise wire.ProtocolError(f"{label} sent '{key}' as {type(value).__name__}, not a numpy array")
-        if value.dtype.name not in wire.ALLOWED_DTYPES:
-            raise wire.ProtocolError(f"{label}: array '{key}' has dtype {value.dtype}, which is not allowed")
-    return arrays
 
 
 class RayCopy(_Copy):
@@ -222,10 +212,11 @@ class RayCopy(_Copy):
         self.timeout = timeout
         self.label = label
         self.stats = {}
-        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(config)
+        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
+            config
+        )
         self._ref: Any = self.actor.start.remote()
-        header, arrays = self._wait("start")
-        values = json.loads(header)
+        values, arrays = self._wait("start", "specs")
         self.specs = wire.specs_from_json(values["specs"])
         self.num_areas = values.get("num_areas")
         self.node_id = str(values.get("node_id"))
@@ -233,10 +224,10 @@ class RayCopy(_Copy):
         self.names = list(self.specs)
         self._read(values, arrays)
 
-    def _wait(self, what: str) -> tuple[str, Arrays]:
+    def _wait(self, what: str, expected: str) -> tuple[dict[str, Any], Arrays]:
         ray = self.ray
         try:
-            header, arrays = ray.get(self._ref, timeout=self.timeout)
+            message = ray.get(self._ref, timeout=self.timeout)
         except ray.exceptions.GetTimeoutError:
             raise EnvironmentFault(
                 f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
@@ -248,9 +239,12 @@ class RayCopy(_Copy):
             raise EnvironmentFault(f"{self.label} failed:\n{exc}") from None
         finally:
             self._ref = None
-        if not isinstance(header, str):
-            raise wire.ProtocolError(f"{self.label} sent a header of type {type(header).__name__}")
-        return header, checked_arrays(arrays, self.label)
+        if not isinstance(message, bytes):
+            raise wire.ProtocolError(f"{self.label} sent {type(message).__name__} instead of a wire message")
+        command, values, arrays = wire.decode(message)  # plain numeric arrays only
+        if command != expected:
+            raise wire.ProtocolError(f"{self.label}: expected {expected}, got '{command}'")
+        return values, arrays
 
     def _read(self, values: dict[str, Any], arrays: Arrays) -> None:
         self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
@@ -261,16 +255,16 @@ class RayCopy(_Copy):
         arrays: Arrays = {}
         for i, name in enumerate(self.names):
             if name in actions:
-                arrays[f"{i}.c"] = np.ascontiguousarray(actions[name].continuous)
-                arrays[f"{i}.d"] = np.ascontiguousarray(actions[name].discrete)
+                arrays[f"{i}.c"] = actions[name].continuous
+                arrays[f"{i}.d"] = actions[name].discrete
         try:
-            self._ref = self.actor.step.remote(command, arrays)
+            self._ref = self.actor.step.remote(wire.encode(command, {}, arrays))
         except self.ray.exceptions.RayError as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
 
     def finish(self) -> None:
-        header, arrays = self._wait("step")
-        self._read(json.loads(header), arrays)
+        values, arrays = self._wait("step", "steps")
+        self._read(values, arrays)
 
     def close(self) -> None:
         try:
