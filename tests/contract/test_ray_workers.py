@@ -51,14 +51,17 @@ def random_rollout(pool: Any, steps: int) -> list[np.ndarray]:
 
 
 @pytest.mark.usefixtures("local_ray")
-def test_ray_copies_step_identically_to_in_process_copies() -> None:
-    local = EnvPool(env_name=ENV, copies=2, seed=4, processes=False)
-    remote = make_ray_pool(env_name=ENV, copies=2, seed=4, num_cpus=0.5)
+@pytest.mark.parametrize("per_actor", [1, 2])
+def test_ray_copies_step_identically_to_in_process_copies(per_actor: int) -> None:
+    """4 copies: 4 actors, or 2 actors of 2 copies each, step as 4 in-process copies (seeds, agent ids)."""
+    local = EnvPool(env_name=ENV, copies=4, seed=4, processes=False)
+    remote = make_ray_pool(env_name=ENV, copies=4, seed=4, num_cpus=0.5, envs_per_worker=per_actor)
     try:
+        assert len(remote.copies) == 4 // per_actor
         a, b = random_rollout(local, 40), random_rollout(remote, 40)
         assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
         d, _ = remote.get_steps(ENV)
-        assert set((d.agent_id // ID_STRIDE).tolist()) == {0, 1}
+        assert set((d.agent_id // ID_STRIDE).tolist()) == {0, 1, 2, 3}
         assert all(c.pid != os.getpid() for c in remote.copies)  # type: ignore[attr-defined]  # the actors' processes
     finally:
         local.close()

@@ -9,8 +9,14 @@ from fledge.errors import ConfigError
 
 
 def test_ray_flags_set_their_env_settings_keys() -> None:
-    args = parse_learn_args(["--workers", "ray", "--ray-address", "auto", "--ray-num-cpus", "0.5"])
-    assert args.overrides["env_settings"] == {"workers": "ray", "ray_address": "auto", "ray_num_cpus": 0.5}
+    argv = ["--workers", "ray", "--ray-address", "auto", "--ray-num-cpus", "0.5", "--ray-envs-per-worker", "1"]
+    args = parse_learn_args(argv)
+    assert args.overrides["env_settings"] == {
+        "workers": "ray",
+        "ray_address": "auto",
+        "ray_num_cpus": 0.5,
+        "ray_envs_per_worker": 1,
+    }
     es = resolve_run_options(args).env_settings
     assert (es.workers, es.ray_address, es.ray_num_cpus) == ("ray", "auto", 0.5)
     defaults = resolve_run_options(parse_learn_args([])).env_settings

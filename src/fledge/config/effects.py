@@ -142,6 +142,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "EnvironmentSettings.workers": _H,  # fledge's: local, processes or ray (rollout/ray_workers.py)
         "EnvironmentSettings.ray_address": _C,  # with workers: ray
         "EnvironmentSettings.ray_num_cpus": _C,  # with workers: ray
+        "EnvironmentSettings.ray_envs_per_worker": _C,  # with workers: ray
         # engine_settings: Unity players only (the Editor: through the engine configuration channel)
         "EngineSettings.width": _C,
         "EngineSettings.height": _C,
@@ -180,7 +181,7 @@ REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
 UNITY_ONLY = "it applies to Unity players only (--env path/to/player or --env unity-editor)"
 RESTART_KEYS = ("max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")
 UNITY_ENV_KEYS = ("base_port",)
-RAY_KEYS = ("ray_address", "ray_num_cpus")
+RAY_KEYS = ("ray_address", "ray_num_cpus", "ray_envs_per_worker")
 
 
 def is_unity_environment(env_name: str | None) -> bool:

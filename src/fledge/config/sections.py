@@ -63,6 +63,8 @@ class EnvironmentSettings(StrictModel):
     """fledge, with workers: ray: null starts a local Ray instance; "auto" or "host:port" joins a running cluster."""
     ray_num_cpus: Float = Field(default=1.0, ge=0.0)
     """fledge, with workers: ray: CPUs Ray reserves for each environment actor (placement across nodes)."""
+    ray_envs_per_worker: Int = Field(default=1, ge=1)
+    """fledge, with workers: ray: environment copies each actor hosts (num_envs / this many actors)."""
 
     @model_validator(mode="after")
     def _workers_agree(self) -> EnvironmentSettings:
@@ -72,6 +74,11 @@ class EnvironmentSettings(StrictModel):
                     f"workers: {self.workers} and worker_processes: {str(self.worker_processes).lower()} disagree; "
                     "set only workers (local, processes or ray)"
                 )
+        if self.workers == "ray" and self.num_envs % self.ray_envs_per_worker:
+            raise ValueError(
+                f"ray_envs_per_worker {self.ray_envs_per_worker} must divide num_envs {self.num_envs} (every Ray "
+                "actor hosts as many environment copies)"
+            )
         if self.ray_address is not None and not self.ray_address.strip():
             raise ValueError("ray_address must not be empty (null starts a local Ray instance)")
         return self

@@ -2,10 +2,12 @@
 
 `make_ray_pool` connects to Ray (a local instance started for the run, or a running cluster at `address`:
 "auto" or "host:port"), checks that the cluster has the CPUs the actors ask for, and returns an `EnvPool`
-whose copies are `RayCopy` objects: copy i is one actor (`EnvHost`) that builds the environment by name
-with seed + i, like a worker process, and places on any node of the cluster (Ray's SPREAD strategy,
-`num_cpus` reserved per actor). Every environment kind a worker process hosts works here (built-in,
-`gym:`, `pettingzoo:`, Unity players): the actor builds it through the registry where it runs.
+whose copies are `RayCopy` objects, each one actor (`EnvHost`) placed on any node of the cluster (Ray's
+SPREAD strategy, `num_cpus` reserved per actor). An actor hosts one environment copy, or with
+`envs_per_worker` k the copies i*k .. i*k + k - 1 stepped together inside it; either way copy c is
+seeded seed + c and its agents have the ids of copy c, as with worker processes. Every environment
+kind a worker process hosts works here (built-in, `gym:`, `pettingzoo:`, Unity players, one per actor):
+the actor builds it through the registry where it runs.
 
 What moves: the environment's name, seed and keyword arguments as one JSON string at start; then per
 step one message of the worker wire format (wire.py: a JSON header and raw array bytes) each way,
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fledge.envs.api import ActionTuple, StatsAggregationMethod
+from fledge.envs.api import ActionTuple, BaseEnv, StatsAggregationMethod
 from fledge.errors import ConfigError, EnvironmentFault
 from fledge.rollout import wire
 from fledge.rollout.workers import EnvPool, RestartBudget, _Copy
@@ -147,15 +149,22 @@ def check_capacity(ray: ModuleType, cpus_needed: float) -> None:
 
 
 class EnvHost:
-    """One environment copy inside a Ray actor: built from a JSON config, stepped by wire messages (bytes)."""
+    """The environment copies of one Ray actor, built from a JSON config and stepped by wire messages (bytes):
+    one environment, or with "copies" k > 1 an in-process pool of k copies seeded seed .. seed + k - 1."""
 
     def __init__(self, config: str) -> None:
         from fledge.envs import registry
 
         values = json.loads(config)
-        self.env = registry.make(values["env_name"], seed=int(values["seed"]), **values.get("env_kwargs", {}))
+        name, seed, kwargs = values["env_name"], int(values["seed"]), values.get("env_kwargs", {})
+        copies = int(values.get("copies", 1))
+        self.env: BaseEnv
+        if copies > 1:  # its copies are reset as they start, as a pool's in-process copies are
+            self.env = EnvPool(env_name=name, copies=copies, seed=seed, processes=False, env_kwargs=kwargs)
+        else:
+            self.env = registry.make(name, seed=seed, **kwargs)
+            self.env.reset()
         self.delay = float(values.get("step_delay_s", 0.0))
-        self.env.reset()
         self.names = list(self.env.behavior_specs)
 
     def start(self) -> bytes:
@@ -191,6 +200,9 @@ class EnvHost:
     def close(self) -> None:
         self.env.close()
 
+    def ping(self) -> bytes:
+        return b""
+
     def _steps(self, command: str, values: dict[str, Any]) -> bytes:
         arrays: Arrays = {}
         for i, name in enumerate(self.names):
@@ -212,9 +224,7 @@ class RayCopy(_Copy):
         self.timeout = timeout
         self.label = label
         self.stats = {}
-        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(
-            config
-        )
+        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(config)
         self._ref: Any = self.actor.start.remote()
         values, arrays = self._wait("start", "specs")
         self.specs = wire.specs_from_json(values["specs"])
@@ -274,20 +284,41 @@ class RayCopy(_Copy):
         self.kill()
 
     def kill(self) -> None:
-        """End the actor at once (what a lost node looks like; tests use it)."""
+        """End the actor at once (what a lost node looks like; tests use it). ray.kill only asks; this waits
+        (5 s at most) until the actor answers no more, so that no step sent after it can still succeed."""
+        ray = self.ray
         try:
-            self.ray.kill(self.actor, no_restart=True)
+            ray.kill(self.actor, no_restart=True)
         except Exception:
-            pass
+            return
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self.actor.ping.remote(), timeout=1.0)
+            except ray.exceptions.RayActorError:
+                return
+            except Exception:
+                pass
+            time.sleep(0.01)
 
 
 class RayCopies:
     """The pool's factory of copies: copy i with its seed and keyword arguments as a new actor."""
 
     def __init__(
-        self, *, ray: ModuleType, env_name: str, num_cpus: float, timeout: float, step_delay_s: float = 0.0
+        self,
+        *,
+        ray: ModuleType,
+        env_name: str,
+        num_cpus: float,
+        timeout: float,
+        seed: int,
+        per_actor: int = 1,
+        step_delay_s: float = 0.0,
     ) -> None:
         self.ray = ray
+        self.seed = int(seed)
+        self.per_actor = int(per_actor)
         self.env_name = env_name
         self.num_cpus = float(num_cpus)
         self.timeout = float(timeout)
@@ -295,7 +326,15 @@ class RayCopies:
         self.actor_class = ray.remote(EnvHost)
 
     def __call__(self, index: int, seed: int, env_kwargs: dict[str, Any]) -> RayCopy:
-        config = {"env_name": self.env_name, "seed": seed, "env_kwargs": env_kwargs, "step_delay_s": self.step_delay_s}
+        """Actor `index`; it hosts the copies index * k .. index * k + k - 1, seeded as those copies would be
+        (the pool's own seed + index is right only for k = 1)."""
+        config = {
+            "env_name": self.env_name,
+            "seed": self.seed + index * self.per_actor,
+            "copies": self.per_actor,
+            "env_kwargs": env_kwargs,
+            "step_delay_s": self.step_delay_s,
+        }
         try:
             text = json.dumps(config)
         except TypeError as exc:
@@ -340,17 +379,38 @@ def make_ray_pool(
     budget: RestartBudget | None = None,
     worker_ids: bool = False,
     step_delay_s: float = 0.0,
+    envs_per_worker: int = 1,
 ) -> RayEnvPool:
-    """`copies` environment copies in Ray actors, one per copy, seeded seed + i (see the module's text)."""
-    connection = connect(address, cpus_needed=copies * num_cpus)
+    """`copies` environment copies in Ray actors, `envs_per_worker` of them in each, copy i seeded seed + i
+    (see the module's text). The agent ids are those of `copies` separate copies, so a seeded run is the
+    same whatever the number of copies per actor."""
+    k = int(envs_per_worker)
+    if k < 1 or copies % k:
+        raise ConfigError(
+            f"env_settings.ray_envs_per_worker: {k} must divide num_envs ({copies}) so that every Ray actor hosts "
+            "as many copies; choose a divisor of num_envs."
+        )
+    if k > 1 and worker_ids:
+        raise ConfigError(
+            "env_settings.ray_envs_per_worker: Unity players need one actor each (each player has its own port); "
+            "set ray_envs_per_worker to 1."
+        )
+    actors = copies // k
+    connection = connect(address, cpus_needed=actors * num_cpus)
     factory = RayCopies(
-        ray=connection.ray, env_name=env_name, num_cpus=num_cpus, timeout=timeout, step_delay_s=step_delay_s
+        ray=connection.ray,
+        env_name=env_name,
+        num_cpus=num_cpus,
+        timeout=timeout,
+        seed=seed,
+        per_actor=k,
+        step_delay_s=step_delay_s,
     )
     try:
         return RayEnvPool(
             connection=connection,
             env_name=env_name,
-            copies=copies,
+            copies=actors,
             seed=seed,
             processes=False,
             env_kwargs=env_kwargs,
@@ -359,6 +419,7 @@ def make_ray_pool(
             worker_ids=worker_ids,
             remote=factory,
             step_delay_s=step_delay_s,
+            copies_per_remote=k,
         )
     except BaseException:
         connection.close()

@@ -264,6 +264,7 @@ class EnvPool(BaseEnv):
         worker_ids: bool = False,
         remote: CopyFactory | None = None,
         step_delay_s: float = 0.0,
+        copies_per_remote: int = 1,
     ) -> None:
         self.env_name = env_name
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
@@ -271,6 +272,9 @@ class EnvPool(BaseEnv):
         self.seed_base = int(seed)
         self.processes = processes
         self.remote = remote  # when given, it starts every copy (and `processes` is not used)
+        # a remote copy that is itself a pool of k copies (a Ray actor hosting k environments) takes the ids
+        # of k copies: copy i's agents get ids from i * k * ID_STRIDE, as k separate copies would
+        self.id_stride = ID_STRIDE * int(copies_per_remote)
         self.step_delay_s = float(step_delay_s)  # benchmarks: every step of every copy made this much slower
         self.lost_trajectories = 0  # over the pool's life; the stat reports them per summary period
         self._lost_unreported = 0
@@ -410,7 +414,7 @@ class EnvPool(BaseEnv):
         log.warning("Restarting environment worker %d after: %s", i, str(exc).splitlines()[0])
         lost = 0
         for name, (decision, terminal) in old.steps.items():
-            ids = np.concatenate([decision.agent_id, terminal.agent_id]).astype(np.int64) + i * ID_STRIDE
+            ids = np.concatenate([decision.agent_id, terminal.agent_id]).astype(np.int64) + i * self.id_stride
             self._dropped.setdefault(name, []).append(ids)
             lost += len(decision.agent_id)  # each agent that was deciding had a trajectory under way
         self.lost_trajectories += lost
@@ -430,22 +434,22 @@ class EnvPool(BaseEnv):
         for name in self._specs:
             parts = [c.steps[name] for c in self.copies]
             merged[name] = (
-                _concat_decisions([p[0] for p in parts]),
-                _concat_terminals([p[1] for p in parts]),
+                _concat_decisions([p[0] for p in parts], self.id_stride),
+                _concat_terminals([p[1] for p in parts], self.id_stride),
             )
         self._merged = merged
 
 
-def _global_ids(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([p.astype(np.int64) + i * ID_STRIDE for i, p in enumerate(parts)])
+def _global_ids(parts: list[np.ndarray], stride: int) -> np.ndarray:
+    return np.concatenate([p.astype(np.int64) + i * stride for i, p in enumerate(parts)])
 
 
-def _global_groups(parts: list[np.ndarray]) -> np.ndarray:
+def _global_groups(parts: list[np.ndarray], stride: int) -> np.ndarray:
     """Group ids made global as agent ids are (0, no group, stays 0): copies' groups never merge."""
-    return np.concatenate([np.where(p != 0, p.astype(np.int64) + i * ID_STRIDE, 0) for i, p in enumerate(parts)])
+    return np.concatenate([np.where(p != 0, p.astype(np.int64) + i * stride, 0) for i, p in enumerate(parts)])
 
 
-def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
+def _concat_decisions(parts: list[DecisionSteps], stride: int = ID_STRIDE) -> DecisionSteps:
     masks = None
     if any(p.action_mask is not None for p in parts):
         n_branches = max(len(p.action_mask) for p in parts if p.action_mask is not None)
@@ -462,19 +466,19 @@ def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
     return DecisionSteps(
         obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
         reward=np.concatenate([p.reward for p in parts]),
-        agent_id=_global_ids([p.agent_id for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts], stride),
         action_mask=masks,
-        group_id=_global_groups([p.group_id for p in parts]),
+        group_id=_global_groups([p.group_id for p in parts], stride),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )
 
 
-def _concat_terminals(parts: list[TerminalSteps]) -> TerminalSteps:
+def _concat_terminals(parts: list[TerminalSteps], stride: int = ID_STRIDE) -> TerminalSteps:
     return TerminalSteps(
         obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
         reward=np.concatenate([p.reward for p in parts]),
         interrupted=np.concatenate([p.interrupted for p in parts]),
-        agent_id=_global_ids([p.agent_id for p in parts]),
-        group_id=_global_groups([p.group_id for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts], stride),
+        group_id=_global_groups([p.group_id for p in parts], stride),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )
