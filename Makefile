@@ -15,8 +15,9 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# The tests also cover the optional extras: Ray workers and fledge sweep need fledge[ray].
 setup-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,ray]"
 
 # Train the built-in 3DBall with its shipped PPO config; results in results/$(RUN_ID)/.
 train: setup

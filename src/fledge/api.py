@@ -82,9 +82,10 @@ def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True
             )
     if ":" not in env_name:
         kwargs["num_areas"] = int(es.num_areas)  # other environments have no areas: config.effects warns
-    if es.num_envs <= 1:
+    from fledge.config.effects import uses_copy_pool, uses_ray_workers
+
+    if es.num_envs <= 1 and not uses_ray_workers(es):
         return registry.make(env_name, seed=seed, **kwargs)
-    from fledge.config.effects import uses_copy_pool
 
     if ":" not in env_name:
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
@@ -94,11 +95,32 @@ def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True
 
 
 def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, Any], *, worker_ids: bool) -> BaseEnv:
-    """`num_envs` copies in an EnvPool that restarts failed copies within the run's restart budget."""
-    from fledge.config.effects import uses_worker_processes
+    """`num_envs` copies in an EnvPool that restarts failed copies within the run's restart budget: in this
+    process, in worker processes, or in Ray actors (`workers: ray`, rollout/ray_workers.py)."""
+    from fledge.config.effects import uses_ray_workers, uses_worker_processes
     from fledge.rollout.workers import EnvPool, RestartBudget
 
     es = options.env_settings
+    budget = RestartBudget(
+        max_lifetime_restarts=es.max_lifetime_restarts,
+        rate_limit_n=es.restarts_rate_limit_n,
+        rate_limit_period_s=float(es.restarts_rate_limit_period_s),
+    )
+    if uses_ray_workers(es):
+        from fledge.rollout.ray_workers import make_ray_pool
+
+        return make_ray_pool(
+            env_name=env_name,
+            copies=es.num_envs,
+            seed=seed,
+            env_kwargs=kwargs,
+            address=es.ray_address,
+            num_cpus=float(es.ray_num_cpus),
+            envs_per_worker=int(es.ray_envs_per_worker),
+            timeout=float(es.timeout_wait),
+            budget=budget,
+            worker_ids=worker_ids,
+        )
     return EnvPool(
         env_name=env_name,
         copies=es.num_envs,
@@ -106,11 +128,7 @@ def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, 
         processes=uses_worker_processes(es),
         env_kwargs=kwargs,
         timeout=float(es.timeout_wait),
-        budget=RestartBudget(
-            max_lifetime_restarts=es.max_lifetime_restarts,
-            rate_limit_n=es.restarts_rate_limit_n,
-            rate_limit_period_s=float(es.restarts_rate_limit_period_s),
-        ),
+        budget=budget,
         worker_ids=worker_ids,
     )
 
@@ -138,7 +156,9 @@ def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: b
 
     es = options.env_settings
     kwargs = unity_kwargs(options, player_logs=player_logs)
-    if es.num_envs <= 1:
+    from fledge.config.effects import uses_ray_workers
+
+    if es.num_envs <= 1 and not uses_ray_workers(es):
         return registry.make(env_name, seed=seed, **kwargs)
     if env_name == EDITOR_NAME:
         raise ConfigError(
@@ -195,12 +215,13 @@ def configure_torch(options: RunOptions, threads: int) -> torch.device:
 def report_effects(options: RunOptions, env: BaseEnv | None, *, own_env: bool) -> list[str]:
     """Log (once, at start-up) every setting that is accepted but has no effect in this run; without `env`
     (fledge check with no environment), the behaviors listed in the configuration are checked."""
-    from fledge.config.effects import effect_warnings, uses_worker_processes
+    from fledge.config.effects import effect_warnings, uses_ray_workers, uses_worker_processes
 
+    es = options.env_settings
     lines = effect_warnings(
         options,
-        env_name=options.env_settings.environment_name if own_env else None,
-        worker_processes=own_env and uses_worker_processes(options.env_settings),
+        env_name=es.environment_name if own_env else None,
+        worker_processes=own_env and (uses_worker_processes(es) or uses_ray_workers(es)),
         behaviors=list(env.behavior_specs) if env is not None else None,
     )
     for line in lines:

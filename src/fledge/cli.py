@@ -23,6 +23,7 @@ commands:
   export RUN [--checkpoint B-<step>] write the ONNX model of a run's checkpoints again
   play RUN [--onnx] [--record out.gif]  watch a trained policy, print its returns, record a GIF/MP4
   plot RUN [RUN ...] [--output p.png]   training curves of runs in one PNG (seed runs grouped)
+  sweep CONFIG --seeds N [--space S]    many learn runs (seeds x search space) as Ray tasks, then a summary
 """
 
 
@@ -152,6 +153,12 @@ def cmd_plot(argv: Sequence[str]) -> int:
     return command(argv)
 
 
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from fledge.sweep.runner import command
+
+    return command(argv)
+
+
 COMMANDS = {
     "learn": cmd_learn,
     "envs": cmd_envs,
@@ -159,6 +166,7 @@ COMMANDS = {
     "check": cmd_check,
     "play": cmd_play,
     "plot": cmd_plot,
+    "sweep": cmd_sweep,
 }
 
 

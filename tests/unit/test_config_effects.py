@@ -127,6 +127,12 @@ NON_DEFAULT: dict[str, tuple[dict[str, Any], str]] = {
         {"env_settings": {"worker_processes": True}},
         "env_settings.worker_processes",
     ),
+    "EnvironmentSettings.ray_address": ({"env_settings": {"ray_address": "auto"}}, "env_settings.ray_address"),
+    "EnvironmentSettings.ray_num_cpus": ({"env_settings": {"ray_num_cpus": 0.5}}, "env_settings.ray_num_cpus"),
+    "EnvironmentSettings.ray_envs_per_worker": (
+        {"env_settings": {"ray_envs_per_worker": 2}},
+        "env_settings.ray_envs_per_worker",
+    ),
     "EngineSettings.width": ({"engine_settings": {"width": 100}}, "engine_settings.width"),
     "EngineSettings.height": ({"engine_settings": {"height": 100}}, "engine_settings.height"),
     "EngineSettings.quality_level": ({"engine_settings": {"quality_level": 1}}, "engine_settings.quality_level"),
@@ -246,6 +252,31 @@ def test_worker_keys_are_honoured_where_they_apply() -> None:
         )
         == []
     )
+
+
+def test_ray_workers_honour_the_worker_and_ray_keys_even_with_one_copy() -> None:
+    from fledge.config.effects import uses_ray_workers
+
+    keys = {"timeout_wait": 5, "max_lifetime_restarts": 3, "ray_address": "auto", "ray_num_cpus": 0.5}
+    options = build_run_options({"env_settings": {"workers": "ray", "num_envs": 4, "ray_envs_per_worker": 2, **keys}})
+    assert uses_ray_workers(options.env_settings) and uses_copy_pool(options.env_settings)
+    assert not uses_worker_processes(options.env_settings)
+    assert effect_warnings(options, env_name="3DBall", worker_processes=True) == []
+    processes = build_run_options({"env_settings": {"workers": "processes", "num_envs": 2}}).env_settings
+    assert uses_worker_processes(processes) and not uses_ray_workers(processes)
+    local = build_run_options({"env_settings": {"workers": "local", "num_envs": 2}}).env_settings
+    assert not uses_worker_processes(local) and uses_copy_pool(local)
+
+
+def test_workers_and_worker_processes_must_agree() -> None:
+    from fledge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="disagree"):
+        build_run_options({"env_settings": {"workers": "ray", "worker_processes": True}})
+    with pytest.raises(ConfigError, match="ray_envs_per_worker 2 must divide num_envs 3"):
+        build_run_options({"env_settings": {"workers": "ray", "num_envs": 3, "ray_envs_per_worker": 2}})
+    agreed = build_run_options({"env_settings": {"workers": "processes", "worker_processes": True, "num_envs": 2}})
+    assert uses_worker_processes(agreed.env_settings)
 
 
 def test_the_worker_decisions_match_the_environment_the_run_builds(tmp_path: Path) -> None:

@@ -146,6 +146,10 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "EnvironmentSettings.restarts_rate_limit_n": _C,  # with num_envs copies fledge restarts
         "EnvironmentSettings.restarts_rate_limit_period_s": _C,  # with num_envs copies fledge restarts
         "EnvironmentSettings.worker_processes": _C,  # with num_envs > 1
+        "EnvironmentSettings.workers": _H,  # fledge's: local, processes or ray (rollout/ray_workers.py)
+        "EnvironmentSettings.ray_address": _C,  # with workers: ray
+        "EnvironmentSettings.ray_num_cpus": _C,  # with workers: ray
+        "EnvironmentSettings.ray_envs_per_worker": _C,  # with workers: ray
         # engine_settings: Unity players only (the Editor: through the engine configuration channel)
         "EngineSettings.width": _C,
         "EngineSettings.height": _C,
@@ -184,6 +188,7 @@ REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
 UNITY_ONLY = "it applies to Unity players only (--env path/to/player or --env unity-editor)"
 RESTART_KEYS = ("max_lifetime_restarts", "restarts_rate_limit_n", "restarts_rate_limit_period_s")
 UNITY_ENV_KEYS = ("base_port",)
+RAY_KEYS = ("ray_address", "ray_num_cpus", "ray_envs_per_worker")
 
 
 def is_unity_environment(env_name: str | None) -> bool:
@@ -204,10 +209,17 @@ def environment_kind(env_name: str) -> str:
     return f"the built-in environment {env_name}"
 
 
+def uses_ray_workers(env: EnvironmentSettings) -> bool:
+    """Whether a run steps its environment copies in Ray actors (`workers: ray`, even with num_envs 1)."""
+    return env.workers == "ray"
+
+
 def uses_worker_processes(env: EnvironmentSettings) -> bool:
     """Whether a run steps its environment copies in worker processes (api.make_environment decides so)."""
     if env.num_envs <= 1:
         return False
+    if env.workers is not None:
+        return env.workers == "processes"
     if env.worker_processes is not None:
         return bool(env.worker_processes)
     return env.environment_name.startswith("pettingzoo:")  # built-in and Gymnasium copies are cheap
@@ -216,8 +228,11 @@ def uses_worker_processes(env: EnvironmentSettings) -> bool:
 def uses_copy_pool(env: EnvironmentSettings) -> bool:
     """Whether a run steps `num_envs` copies through a pool that restarts failed copies (rollout.workers.EnvPool).
 
-    In-process Gymnasium copies are one Gymnasium vector environment instead, without restarts.
+    In-process Gymnasium copies are one Gymnasium vector environment instead, without restarts. Ray actors
+    are always a pool, even of one copy.
     """
+    if uses_ray_workers(env):
+        return True
     if env.num_envs <= 1:
         return False
     return uses_worker_processes(env) or not env.environment_name.startswith("gym:")
@@ -269,6 +284,14 @@ def _environment_warnings(
             "env_settings.worker_processes: true has no effect with num_envs 1; one environment is stepped in "
             "this process (set num_envs > 1 to step copies in worker processes)."
         )
+    if not uses_ray_workers(env):
+        for key in RAY_KEYS:
+            value = getattr(env, key)
+            if value != _default(EnvironmentSettings, key):
+                out.append(
+                    f"env_settings.{key}: {_show(value)} has no effect here; it applies to Ray environment workers "
+                    "only (env_settings.workers: ray, --workers ray)."
+                )
     for key in EngineSettings.model_fields:
         value = getattr(options.engine_settings, key)
         if value != _default(EngineSettings, key) and not unity:

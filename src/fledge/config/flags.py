@@ -80,6 +80,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _workers_kind(text: str) -> str:
+    if text not in WORKER_KINDS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(WORKER_KINDS)}, got {text!r}")
+    return text
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
 def _run_name(text: str) -> str:
     try:
         check_run_name(text, "the run name")
@@ -106,6 +122,7 @@ class _Flag:
 
 
 UNITY = "Unity players only"
+WORKER_KINDS = ("local", "processes", "ray")
 WORKERS = "worker processes and Unity players"
 COPIES = "with --num-envs > 1 (copies that fail are restarted; not in-process Gymnasium copies)"
 
@@ -141,6 +158,17 @@ _FLAGS: tuple[_Flag, ...] = (
           help=f"{UNITY}: first port of the Unity workers (worker i uses base-port + i)"),
     _Flag(option="--num-envs", section="env_settings", key="num_envs", convert=_int_arg(minimum=1),
           help="copies of the environment, stepped in lockstep"),
+    _Flag(option="--workers", section="env_settings", key="workers", convert=_workers_kind, metavar="KIND",
+          help="fledge: where environment copies step: local (this process), processes (worker processes) or ray "
+               "(Ray actors, local or on a cluster; pip install fledge[ray]); default: as env_settings.worker_processes"),
+    _Flag(option="--ray-address", section="env_settings", key="ray_address", convert=_non_empty, metavar="ADDRESS",
+          help="fledge, with --workers ray: 'auto' or host:port joins a running Ray cluster; default: a local Ray "
+               "instance started for the run"),
+    _Flag(option="--ray-num-cpus", section="env_settings", key="ray_num_cpus", convert=_non_negative_float,
+          metavar="CPUS", help="fledge, with --workers ray: CPUs reserved for each environment actor (default 1)"),
+    _Flag(option="--ray-envs-per-worker", section="env_settings", key="ray_envs_per_worker",
+          convert=_int_arg(minimum=1), metavar="K",
+          help="fledge, with --workers ray: environment copies each actor hosts (a divisor of --num-envs; default 1)"),
     _Flag(option="--num-areas", section="env_settings", key="num_areas", convert=_int_arg(minimum=1),
           help="training areas per environment (built-in environments: multiplies the agents)"),
     _Flag(option="--max-lifetime-restarts", section="env_settings", key="max_lifetime_restarts",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import overload
+from typing import Literal, overload
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -55,6 +55,33 @@ class EnvironmentSettings(StrictModel):
     worker_processes: bool | None = None
     """fledge: with num_envs > 1, step the copies in worker processes (true) or in this process (false);
     null chooses: in-process for built-in environments (cheap), processes for Gymnasium/PettingZoo ones."""
+    workers: Literal["local", "processes", "ray"] | None = None
+    """fledge: where environment copies are stepped: "local" (this process), "processes" (worker processes),
+    "ray" (Ray actors, locally or on a cluster; needs `pip install fledge[ray]`); null: as worker_processes says.
+    With "ray", even one copy (num_envs 1) runs in an actor."""
+    ray_address: str | None = None
+    """fledge, with workers: ray: null starts a local Ray instance; "auto" or "host:port" joins a running cluster."""
+    ray_num_cpus: Float = Field(default=1.0, ge=0.0)
+    """fledge, with workers: ray: CPUs Ray reserves for each environment actor (placement across nodes)."""
+    ray_envs_per_worker: Int = Field(default=1, ge=1)
+    """fledge, with workers: ray: environment copies each actor hosts (num_envs / this many actors)."""
+
+    @model_validator(mode="after")
+    def _workers_agree(self) -> EnvironmentSettings:
+        if self.workers is not None and self.worker_processes is not None:
+            if self.worker_processes != (self.workers == "processes"):
+                raise ValueError(
+                    f"workers: {self.workers} and worker_processes: {str(self.worker_processes).lower()} disagree; "
+                    "set only workers (local, processes or ray)"
+                )
+        if self.workers == "ray" and self.num_envs % self.ray_envs_per_worker:
+            raise ValueError(
+                f"ray_envs_per_worker {self.ray_envs_per_worker} must divide num_envs {self.num_envs} (every Ray "
+                "actor hosts as many environment copies)"
+            )
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ValueError("ray_address must not be empty (null starts a local Ray instance)")
+        return self
 
     @property
     def environment_name(self) -> str:

@@ -1,6 +1,7 @@
 """An environment worker process: `python -m fledge.rollout.worker_process '<json>'`.
 
-The JSON argument names the environment, its seed and keyword arguments. The worker talks to its
+The JSON argument names the environment, its seed and keyword arguments (and `step_delay_s`, seconds of
+sleep added to every step: a slow environment for benchmarks, 0 by default). The worker talks to its
 parent over its stdin/stdout with length-prefixed messages (wire.py); anything the environment
 prints goes to stderr. Nothing is pickled in either direction.
 """
@@ -11,6 +12,7 @@ import json
 import os
 import struct
 import sys
+import time
 import traceback
 from typing import IO, Any, BinaryIO
 
@@ -68,6 +70,7 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
         write_frame(out, wire.encode("steps", {"behaviors": names, "stats": stats}, arrays))
 
     env = registry.make(config["env_name"], seed=int(config["seed"]), **config.get("env_kwargs", {}))
+    delay = float(config.get("step_delay_s", 0.0))
     env.reset()
     names = list(env.behavior_specs)
     areas = getattr(env, "num_areas", None)
@@ -86,6 +89,8 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
                 if f"{i}.c" in arrays:
                     env.set_actions(name, ActionTuple(arrays[f"{i}.c"], arrays[f"{i}.d"]))
             env.step()
+            if delay:
+                time.sleep(delay)
         else:
             raise wire.ProtocolError(f"unknown command '{command}'")
         check_fixed_behaviors(names, list(env.behavior_specs))

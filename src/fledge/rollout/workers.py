@@ -13,7 +13,11 @@ JSON-able keyword arguments, and exchange only JSON headers and raw arrays over 
 that dies, fails or stops answering within `timeout_wait` seconds is restarted while its restart
 budget allows (`max_lifetime_restarts` over the run, `restarts_rate_limit_n` within
 `restarts_rate_limit_period_s`; -1 = unlimited); its agents' partial trajectories are dropped
-(`take_dropped_agents`). Beyond the budget a WorkerCrashError stops the run.
+(`take_dropped_agents`) and counted in the custom stat "Environment/Lost Trajectories" (summed over a
+summary period). Beyond the budget a WorkerCrashError stops the run.
+
+Other kinds of remote copies (Ray actors, rollout/ray_workers.py) plug in through `remote`, a factory
+that the pool calls for copy i with its seed and keyword arguments, at start and after each failure.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +51,8 @@ from fledge.rollout.worker_process import check_fixed_behaviors, read_frame, wri
 log = logging.getLogger("fledge")
 
 ID_STRIDE = 1 << 32
+LOST_TRAJECTORIES = "Environment/Lost Trajectories"
+"""Custom stat (summed): partial trajectories dropped because their environment copy failed and was restarted."""
 
 
 class WorkerCrashError(EnvironmentFault):
@@ -98,10 +104,18 @@ class _Copy:
     def close(self) -> None:
         raise NotImplementedError
 
+    def kill(self) -> None:
+        """Stop a remote copy at once (before a restart; tests use it to crash one). Local copies: nothing."""
+
+
+CopyFactory = Callable[[int, int, dict[str, Any]], _Copy]
+"""(copy index, seed, environment keyword arguments) -> a started remote copy (rollout/ray_workers.py)."""
+
 
 class LocalCopy(_Copy):
-    def __init__(self, env: BaseEnv) -> None:
+    def __init__(self, env: BaseEnv, *, step_delay_s: float = 0.0) -> None:
         self.env = env
+        self.step_delay_s = step_delay_s
         self.stats = {}
         self._split = False  # the last step was sent with begin_step and is read back by finish_step
         self.env.reset()
@@ -128,6 +142,8 @@ class LocalCopy(_Copy):
                 self._split = True
             else:
                 self.env.step()
+            if self.step_delay_s:
+                time.sleep(self.step_delay_s)
 
     def finish(self) -> None:
         if self._split:
@@ -141,8 +157,19 @@ class LocalCopy(_Copy):
 class RemoteCopy(_Copy):
     """A copy in a worker process (fledge.rollout.worker_process), spoken to over its stdin/stdout."""
 
-    def __init__(self, *, env_name: str, seed: int, env_kwargs: dict[str, Any], timeout: float, label: str) -> None:
-        config = json.dumps({"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs})
+    def __init__(
+        self,
+        *,
+        env_name: str,
+        seed: int,
+        env_kwargs: dict[str, Any],
+        timeout: float,
+        label: str,
+        step_delay_s: float = 0.0,
+    ) -> None:
+        config = json.dumps(
+            {"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs, "step_delay_s": float(step_delay_s)}
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fledge.rollout.worker_process", config],
             stdin=subprocess.PIPE,
@@ -235,12 +262,22 @@ class EnvPool(BaseEnv):
         timeout: float = 60.0,
         budget: RestartBudget | None = None,
         worker_ids: bool = False,
+        remote: CopyFactory | None = None,
+        step_delay_s: float = 0.0,
+        copies_per_remote: int = 1,
     ) -> None:
         self.env_name = env_name
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)
         self.processes = processes
+        self.remote = remote  # when given, it starts every copy (and `processes` is not used)
+        # a remote copy that is itself a pool of k copies (a Ray actor hosting k environments) takes the ids
+        # of k copies: copy i's agents get ids from i * k * ID_STRIDE, as k separate copies would
+        self.id_stride = ID_STRIDE * int(copies_per_remote)
+        self.step_delay_s = float(step_delay_s)  # benchmarks: every step of every copy made this much slower
+        self.lost_trajectories = 0  # over the pool's life; the stat reports them per summary period
+        self._lost_unreported = 0
         self.env_kwargs = dict(env_kwargs or {})
         self.timeout = float(timeout)
         self.template = budget or RestartBudget()
@@ -264,6 +301,8 @@ class EnvPool(BaseEnv):
 
     def _start(self, i: int) -> _Copy:
         kwargs = {**self.env_kwargs, "worker_id": i} if self.worker_ids else self.env_kwargs
+        if self.remote is not None:
+            return self.remote(i, self.seed_base + i, kwargs)
         if self.processes:
             return RemoteCopy(
                 env_name=self.env_name,
@@ -271,10 +310,13 @@ class EnvPool(BaseEnv):
                 env_kwargs=kwargs,
                 timeout=self.timeout,
                 label=f"environment worker {i}",
+                step_delay_s=self.step_delay_s,
             )
         from fledge.envs import registry
 
-        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **kwargs))
+        return LocalCopy(
+            registry.make(self.env_name, seed=self.seed_base + i, **kwargs), step_delay_s=self.step_delay_s
+        )
 
     @property
     def num_copies(self) -> int:
@@ -319,6 +361,9 @@ class EnvPool(BaseEnv):
                 kept = [v for v in values if i == 0 or v[1] != StatsAggregationMethod.MOST_RECENT]
                 if kept:
                     merged.setdefault(key, []).extend(kept)
+        if self._lost_unreported:
+            merged.setdefault(LOST_TRAJECTORIES, []).append((float(self._lost_unreported), StatsAggregationMethod.SUM))
+            self._lost_unreported = 0
         return merged
 
     def close(self) -> None:
@@ -367,11 +412,17 @@ class EnvPool(BaseEnv):
             )
         budget.record(now)
         log.warning("Restarting environment worker %d after: %s", i, str(exc).splitlines()[0])
+        lost = 0
         for name, (decision, terminal) in old.steps.items():
-            ids = np.concatenate([decision.agent_id, terminal.agent_id]).astype(np.int64) + i * ID_STRIDE
+            ids = np.concatenate([decision.agent_id, terminal.agent_id]).astype(np.int64) + i * self.id_stride
             self._dropped.setdefault(name, []).append(ids)
-        if isinstance(old, RemoteCopy):
+            lost += len(decision.agent_id)  # each agent that was deciding had a trajectory under way
+        self.lost_trajectories += lost
+        self._lost_unreported += lost
+        try:
             old.kill()
+        except Exception:
+            pass
         try:
             old.close()
         except Exception:
@@ -383,22 +434,22 @@ class EnvPool(BaseEnv):
         for name in self._specs:
             parts = [c.steps[name] for c in self.copies]
             merged[name] = (
-                _concat_decisions([p[0] for p in parts]),
-                _concat_terminals([p[1] for p in parts]),
+                _concat_decisions([p[0] for p in parts], self.id_stride),
+                _concat_terminals([p[1] for p in parts], self.id_stride),
             )
         self._merged = merged
 
 
-def _global_ids(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([p.astype(np.int64) + i * ID_STRIDE for i, p in enumerate(parts)])
+def _global_ids(parts: list[np.ndarray], stride: int) -> np.ndarray:
+    return np.concatenate([p.astype(np.int64) + i * stride for i, p in enumerate(parts)])
 
 
-def _global_groups(parts: list[np.ndarray]) -> np.ndarray:
+def _global_groups(parts: list[np.ndarray], stride: int) -> np.ndarray:
     """Group ids made global as agent ids are (0, no group, stays 0): copies' groups never merge."""
-    return np.concatenate([np.where(p != 0, p.astype(np.int64) + i * ID_STRIDE, 0) for i, p in enumerate(parts)])
+    return np.concatenate([np.where(p != 0, p.astype(np.int64) + i * stride, 0) for i, p in enumerate(parts)])
 
 
-def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
+def _concat_decisions(parts: list[DecisionSteps], stride: int = ID_STRIDE) -> DecisionSteps:
     masks = None
     if any(p.action_mask is not None for p in parts):
         n_branches = max(len(p.action_mask) for p in parts if p.action_mask is not None)
@@ -415,19 +466,19 @@ def _concat_decisions(parts: list[DecisionSteps]) -> DecisionSteps:
     return DecisionSteps(
         obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
         reward=np.concatenate([p.reward for p in parts]),
-        agent_id=_global_ids([p.agent_id for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts], stride),
         action_mask=masks,
-        group_id=_global_groups([p.group_id for p in parts]),
+        group_id=_global_groups([p.group_id for p in parts], stride),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )
 
 
-def _concat_terminals(parts: list[TerminalSteps]) -> TerminalSteps:
+def _concat_terminals(parts: list[TerminalSteps], stride: int = ID_STRIDE) -> TerminalSteps:
     return TerminalSteps(
         obs=[np.concatenate([p.obs[k] for p in parts]) for k in range(len(parts[0].obs))],
         reward=np.concatenate([p.reward for p in parts]),
         interrupted=np.concatenate([p.interrupted for p in parts]),
-        agent_id=_global_ids([p.agent_id for p in parts]),
-        group_id=_global_groups([p.group_id for p in parts]),
+        agent_id=_global_ids([p.agent_id for p in parts], stride),
+        group_id=_global_groups([p.group_id for p in parts], stride),
         group_reward=np.concatenate([p.group_reward for p in parts]),
     )

@@ -1,0 +1,426 @@
+"""Environment copies in Ray actors, stepped in lockstep like the worker processes (`workers: ray`).
+
+`make_ray_pool` connects to Ray (a local instance started for the run, or a running cluster at `address`:
+"auto" or "host:port"), checks that the cluster has the CPUs the actors ask for, and returns an `EnvPool`
+whose copies are `RayCopy` objects, each one actor (`EnvHost`) placed on any node of the cluster (Ray's
+SPREAD strategy, `num_cpus` reserved per actor). An actor hosts one environment copy, or with
+`envs_per_worker` k the copies i*k .. i*k + k - 1 stepped together inside it; either way copy c is
+seeded seed + c and its agents have the ids of copy c, as with worker processes. Every environment
+kind a worker process hosts works here (built-in, `gym:`, `pettingzoo:`, Unity players, one per actor):
+the actor builds it through the registry where it runs.
+
+What moves: the environment's name, seed and keyword arguments as one JSON string at start; then per
+step one message of the worker wire format (wire.py: a JSON header and raw array bytes) each way,
+as a plain `bytes` object through Ray: the command and the actions out, the steps and the stats back.
+No object of the run's state is sent, and what comes back is decoded like a worker process's answer
+(plain numeric dtypes only), so Ray's own serialisation only ever carries bytes.
+
+Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
+their steps at the same time; the answers are read in copy order, which keeps a seeded run the same
+as with worker processes. A failed actor (killed, node lost, environment error, no answer within
+`timeout_wait`) is an EnvironmentFault for the pool, which restarts the copy as a new actor within the
+run's restart budget, drops its agents' partial trajectories and counts them in the stat
+"Environment/Lost Trajectories".
+
+Ray is imported only here, and only when a run asks for Ray workers (`pip install fledge[ray]`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fledge.envs.api import ActionTuple, BaseEnv, StatsAggregationMethod
+from fledge.errors import ConfigError, EnvironmentFault
+from fledge.rollout import wire
+from fledge.rollout.workers import EnvPool, RestartBudget, _Copy
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+log = logging.getLogger("fledge")
+
+INSTALL_HINT = "pip install 'fledge[ray]'"
+CONNECT_TIMEOUT_S = 10.0
+Arrays = dict[str, np.ndarray]
+
+
+def require_ray() -> ModuleType:
+    """The ray module, or a ConfigError that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            f"Ray workers (env_settings.workers: ray, --workers ray, fledge sweep) need Ray, which is not "
+            f"installed: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+# ----------------------------------------------------------------------------------------------
+# Connecting
+# ----------------------------------------------------------------------------------------------
+
+
+class RayConnection:
+    """The run's link to Ray: `close` shuts down what `connect` started (nothing when Ray was already up)."""
+
+    def __init__(self, *, ray: ModuleType, owned: bool, address: str | None) -> None:
+        self.ray = ray
+        self.owned = owned
+        self.address = address
+
+    def close(self) -> None:
+        if self.owned and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.owned = False
+
+
+def _check_reachable(address: str) -> None:
+    """A plain "host:port" address must accept a TCP connection, checked in seconds (Ray would wait longer)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and the like: ray.init says what is wrong
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise EnvironmentFault(
+            f"env_settings.ray_address: the Ray cluster at {address} cannot be reached ({exc}). Start its head "
+            "node with 'ray start --head' and pass the address it prints (host:port of the GCS, port 6379 by "
+            "default), use --ray-address auto on a node of the cluster, or leave ray_address unset to start a "
+            "local Ray instance."
+        ) from None
+
+
+def connect(address: str | None, *, cpus_needed: float) -> RayConnection:
+    """Join Ray: a running cluster at `address`, or a new local instance (address None) big enough for the
+    actors; the session of a caller that already started Ray is used as it is. Errors before anything starts."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return RayConnection(ray=ray, owned=False, address=address)
+    common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address is None:
+        # logical CPUs only: actors that mostly wait for a slow simulation may share cores
+        cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+        ray.init(num_cpus=cpus, **common)
+        log.info("Started a local Ray instance with %d CPUs", cpus)
+    else:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            raise EnvironmentFault(
+                f"env_settings.ray_address: cannot join the Ray cluster at '{address}': {exc}. Start one with "
+                "'ray start --head' (and 'ray start --address=HEAD:6379' on the other nodes), or leave ray_address "
+                "unset to start a local Ray instance."
+            ) from None
+        log.info("Joined the Ray cluster at %s", address)
+    connection = RayConnection(ray=ray, owned=True, address=address)
+    try:
+        check_capacity(ray, cpus_needed)
+    except Exception:
+        connection.close()
+        raise
+    return connection
+
+
+def check_capacity(ray: ModuleType, cpus_needed: float) -> None:
+    """Actors that the cluster cannot place would wait forever: say so before the run starts."""
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    if cpus_needed > total + 1e-9:
+        raise ConfigError(
+            f"env_settings.workers: ray needs {cpus_needed:g} CPUs for its environment actors (num_envs x "
+            f"ray_num_cpus), and the Ray cluster has {total:g}. Lower env_settings.ray_num_cpus (--ray-num-cpus, "
+            "e.g. 0.5), use fewer copies, or add nodes."
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The actor (runs wherever Ray places it)
+# ----------------------------------------------------------------------------------------------
+
+
+class EnvHost:
+    """The environment copies of one Ray actor, built from a JSON config and stepped by wire messages (bytes):
+    one environment, or with "copies" k > 1 an in-process pool of k copies seeded seed .. seed + k - 1."""
+
+    def __init__(self, config: str) -> None:
+        from fledge.envs import registry
+
+        values = json.loads(config)
+        name, seed, kwargs = values["env_name"], int(values["seed"]), values.get("env_kwargs", {})
+        copies = int(values.get("copies", 1))
+        self.env: BaseEnv
+        if copies > 1:  # its copies are reset as they start, as a pool's in-process copies are
+            self.env = EnvPool(env_name=name, copies=copies, seed=seed, processes=False, env_kwargs=kwargs)
+        else:
+            self.env = registry.make(name, seed=seed, **kwargs)
+            self.env.reset()
+        self.delay = float(values.get("step_delay_s", 0.0))
+        self.names = list(self.env.behavior_specs)
+
+    def start(self) -> bytes:
+        """The specs, where the actor runs, and the first steps."""
+        import ray
+
+        extra = {
+            "specs": wire.specs_to_json(dict(self.env.behavior_specs)),
+            "num_areas": getattr(self.env, "num_areas", None),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+        }
+        return self._steps("specs", extra)
+
+    def step(self, message: bytes) -> bytes:
+        from fledge.rollout.worker_process import check_fixed_behaviors
+
+        command, _, actions = wire.decode(message)
+        if command == "reset":
+            self.env.reset()
+        elif command == "step":
+            for i, name in enumerate(self.names):
+                if f"{i}.c" in actions:
+                    self.env.set_actions(name, ActionTuple(actions[f"{i}.c"], actions[f"{i}.d"]))
+            self.env.step()
+            if self.delay:
+                time.sleep(self.delay)
+        else:
+            raise wire.ProtocolError(f"unknown command '{command}'")
+        check_fixed_behaviors(self.names, list(self.env.behavior_specs))
+        return self._steps("steps", {})
+
+    def close(self) -> None:
+        self.env.close()
+
+    def ping(self) -> bytes:
+        return b""
+
+    def _steps(self, command: str, values: dict[str, Any]) -> bytes:
+        arrays: Arrays = {}
+        for i, name in enumerate(self.names):
+            arrays.update(wire.steps_to_arrays(i, *self.env.get_steps(name)))
+        stats = [[k, v, int(m)] for k, values in self.env.get_stats().items() for v, m in values]
+        return wire.encode(command, {**values, "stats": stats}, arrays)
+
+
+# ----------------------------------------------------------------------------------------------
+# The pool's side
+# ----------------------------------------------------------------------------------------------
+
+
+class RayCopy(_Copy):
+    """A copy in a Ray actor: `begin` sends the step, `finish` waits for its answer (`timeout` seconds)."""
+
+    def __init__(self, *, actor_class: Any, ray: ModuleType, config: str, num_cpus: float, timeout: float, label: str):
+        self.ray = ray
+        self.timeout = timeout
+        self.label = label
+        self.stats = {}
+        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(config)
+        self._ref: Any = self.actor.start.remote()
+        values, arrays = self._wait("start", "specs")
+        self.specs = wire.specs_from_json(values["specs"])
+        self.num_areas = values.get("num_areas")
+        self.node_id = str(values.get("node_id"))
+        self.pid = int(values.get("pid", -1))
+        self.names = list(self.specs)
+        self._read(values, arrays)
+
+    def _wait(self, what: str, expected: str) -> tuple[dict[str, Any], Arrays]:
+        ray = self.ray
+        try:
+            message = ray.get(self._ref, timeout=self.timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise EnvironmentFault(
+                f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
+                "on a cluster, check that its nodes have the CPUs the actors ask for (ray status)"
+            ) from None
+        except ray.exceptions.RayActorError as exc:
+            raise EnvironmentFault(f"{self.label} (Ray actor) died: {str(exc).splitlines()[0]}") from None
+        except ray.exceptions.RayError as exc:
+            raise EnvironmentFault(f"{self.label} failed:\n{exc}") from None
+        finally:
+            self._ref = None
+        if not isinstance(message, bytes):
+            raise wire.ProtocolError(f"{self.label} sent {type(message).__name__} instead of a wire message")
+        command, values, arrays = wire.decode(message)  # plain numeric arrays only
+        if command != expected:
+            raise wire.ProtocolError(f"{self.label}: expected {expected}, got '{command}'")
+        return values, arrays
+
+    def _read(self, values: dict[str, Any], arrays: Arrays) -> None:
+        self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
+        for key, value, method in values.get("stats", []):
+            self.stats.setdefault(str(key), []).append((float(value), StatsAggregationMethod(int(method))))
+
+    def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
+        arrays: Arrays = {}
+        for i, name in enumerate(self.names):
+            if name in actions:
+                arrays[f"{i}.c"] = actions[name].continuous
+                arrays[f"{i}.d"] = actions[name].discrete
+        try:
+            self._ref = self.actor.step.remote(wire.encode(command, {}, arrays))
+        except self.ray.exceptions.RayError as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+
+    def finish(self) -> None:
+        values, arrays = self._wait("step", "steps")
+        self._read(values, arrays)
+
+    def close(self) -> None:
+        try:
+            self.ray.get(self.actor.close.remote(), timeout=5.0)
+        except Exception:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """End the actor at once (what a lost node looks like; tests use it). ray.kill only asks; this waits
+        (5 s at most) until the actor answers no more, so that no step sent after it can still succeed."""
+        ray = self.ray
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except Exception:
+            return
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self.actor.ping.remote(), timeout=1.0)
+            except ray.exceptions.RayActorError:
+                return
+            except Exception:
+                pass
+            time.sleep(0.01)
+
+
+class RayCopies:
+    """The pool's factory of copies: copy i with its seed and keyword arguments as a new actor."""
+
+    def __init__(
+        self,
+        *,
+        ray: ModuleType,
+        env_name: str,
+        num_cpus: float,
+        timeout: float,
+        seed: int,
+        per_actor: int = 1,
+        step_delay_s: float = 0.0,
+    ) -> None:
+        self.ray = ray
+        self.seed = int(seed)
+        self.per_actor = int(per_actor)
+        self.env_name = env_name
+        self.num_cpus = float(num_cpus)
+        self.timeout = float(timeout)
+        self.step_delay_s = float(step_delay_s)
+        self.actor_class = ray.remote(EnvHost)
+
+    def __call__(self, index: int, seed: int, env_kwargs: dict[str, Any]) -> RayCopy:
+        """Actor `index`; it hosts the copies index * k .. index * k + k - 1, seeded as those copies would be
+        (the pool's own seed + index is right only for k = 1)."""
+        config = {
+            "env_name": self.env_name,
+            "seed": self.seed + index * self.per_actor,
+            "copies": self.per_actor,
+            "env_kwargs": env_kwargs,
+            "step_delay_s": self.step_delay_s,
+        }
+        try:
+            text = json.dumps(config)
+        except TypeError as exc:
+            raise ConfigError(f"env_settings.env_args must be plain values for Ray workers: {exc}") from None
+        return RayCopy(
+            actor_class=self.actor_class,
+            ray=self.ray,
+            config=text,
+            num_cpus=self.num_cpus,
+            timeout=self.timeout,
+            label=f"environment worker {index}",
+        )
+
+
+class RayEnvPool(EnvPool):
+    """An EnvPool of Ray actors that also ends its link to Ray when it closes."""
+
+    def __init__(self, *, connection: RayConnection, **pool: Any) -> None:
+        self.connection = connection
+        super().__init__(**pool)
+
+    def nodes(self) -> list[str]:
+        """The Ray node of each copy, in copy order."""
+        return [c.node_id for c in self.copies if isinstance(c, RayCopy)]
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.connection.close()
+
+
+def make_ray_pool(
+    *,
+    env_name: str,
+    copies: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    address: str | None = None,
+    num_cpus: float = 1.0,
+    timeout: float = 60.0,
+    budget: RestartBudget | None = None,
+    worker_ids: bool = False,
+    step_delay_s: float = 0.0,
+    envs_per_worker: int = 1,
+) -> RayEnvPool:
+    """`copies` environment copies in Ray actors, `envs_per_worker` of them in each, copy i seeded seed + i
+    (see the module's text). The agent ids are those of `copies` separate copies, so a seeded run is the
+    same whatever the number of copies per actor."""
+    k = int(envs_per_worker)
+    if k < 1 or copies % k:
+        raise ConfigError(
+            f"env_settings.ray_envs_per_worker: {k} must divide num_envs ({copies}) so that every Ray actor hosts "
+            "as many copies; choose a divisor of num_envs."
+        )
+    if k > 1 and worker_ids:
+        raise ConfigError(
+            "env_settings.ray_envs_per_worker: Unity players need one actor each (each player has its own port); "
+            "set ray_envs_per_worker to 1."
+        )
+    actors = copies // k
+    connection = connect(address, cpus_needed=actors * num_cpus)
+    factory = RayCopies(
+        ray=connection.ray,
+        env_name=env_name,
+        num_cpus=num_cpus,
+        timeout=timeout,
+        seed=seed,
+        per_actor=k,
+        step_delay_s=step_delay_s,
+    )
+    try:
+        return RayEnvPool(
+            connection=connection,
+            env_name=env_name,
+            copies=actors,
+            seed=seed,
+            processes=False,
+            env_kwargs=env_kwargs,
+            timeout=timeout,
+            budget=budget,
+            worker_ids=worker_ids,
+            remote=factory,
+            step_delay_s=step_delay_s,
+            copies_per_remote=k,
+        )
+    except BaseException:
+        connection.close()
+        raise
