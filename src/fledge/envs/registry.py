@@ -29,6 +29,7 @@ from fledge.envs.builtin.dungeon import DungeonEscapeTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.parameters import unknown_parameters_error
 from fledge.envs.builtin.soccer import SoccerTwosTask, StrikersVsGoalieTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
@@ -161,6 +162,20 @@ def describe(name: str) -> EnvironmentInfo:
         max_episode_steps=task.max_episode_steps,
         optimal_return=task.optimal_return(),
     )
+
+
+def parameter_names(name: str) -> frozenset[str]:
+    """The environment parameters a built-in environment reads (names of `environment_parameters`)."""
+    task = _make_task(name, None, {})
+    return task.parameters.names if isinstance(task, VectorTask) else frozenset()
+
+
+def check_parameters(name: str, given: list[str]) -> None:
+    """A ConfigError naming the parameters a built-in environment does not read, and those it reads."""
+    known = parameter_names(name)
+    unknown = [p for p in given if p not in known]
+    if unknown:
+        raise unknown_parameters_error(name, unknown, sorted(known))
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
+from fledge.curriculum.samplers import Draw
 from fledge.errors import ActionError, EnvironmentFault
 from fledge.rollout import wire
 from fledge.rollout.worker_process import check_fixed_behaviors, read_frame, write_frame
@@ -84,6 +85,7 @@ class _Copy:
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
     stats: dict[str, list[tuple[float, StatsAggregationMethod]]]
     num_areas: int | None  # training areas of the copy; None when the environment has none
+    parameter_names: frozenset[str] | None  # the environment parameters the copy reads (None: any)
 
     def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
         stats, self.stats = self.stats, {}
@@ -98,12 +100,18 @@ class _Copy:
     def close(self) -> None:
         raise NotImplementedError
 
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        raise NotImplementedError
+
 
 class LocalCopy(_Copy):
-    def __init__(self, env: BaseEnv) -> None:
+    def __init__(self, env: BaseEnv, draws: Mapping[str, Draw] | None = None) -> None:
         self.env = env
         self.stats = {}
         self._split = False  # the last step was sent with begin_step and is read back by finish_step
+        self.parameter_names = env.environment_parameter_names()
+        if draws:
+            env.set_environment_parameters(draws)
         self.env.reset()
         self.specs = dict(env.behavior_specs)
         self.num_areas = getattr(env, "num_areas", None)
@@ -137,12 +145,26 @@ class LocalCopy(_Copy):
     def close(self) -> None:
         self.env.close()
 
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        self.env.set_environment_parameters(draws)
+
 
 class RemoteCopy(_Copy):
     """A copy in a worker process (fledge.rollout.worker_process), spoken to over its stdin/stdout."""
 
-    def __init__(self, *, env_name: str, seed: int, env_kwargs: dict[str, Any], timeout: float, label: str) -> None:
-        config = json.dumps({"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs})
+    def __init__(
+        self,
+        *,
+        env_name: str,
+        seed: int,
+        env_kwargs: dict[str, Any],
+        timeout: float,
+        label: str,
+        draws: Mapping[str, Draw] | None = None,
+    ) -> None:
+        config = json.dumps(
+            {"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs, "environment_parameters": draws or {}}
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fledge.rollout.worker_process", config],
             stdin=subprocess.PIPE,
@@ -159,6 +181,8 @@ class RemoteCopy(_Copy):
             raise wire.ProtocolError(f"{label}: expected the behavior specs first, got '{command}'")
         self.specs = wire.specs_from_json(values["specs"])
         self.num_areas = values.get("num_areas")
+        names = values.get("parameters")
+        self.parameter_names = None if names is None else frozenset(str(n) for n in names)
         self.names = list(self.specs)
         self.finish()
 
@@ -186,6 +210,15 @@ class RemoteCopy(_Copy):
             write_frame(self.out, wire.encode(command, {"behaviors": self.names}, arrays))
         except (OSError, ValueError) as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        try:
+            write_frame(self.out, wire.encode("parameters", {"parameters": dict(draws)}))
+        except (OSError, ValueError) as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+        command, _, _ = self._receive()
+        if command != "ok":
+            raise wire.ProtocolError(f"{self.label}: expected 'ok' for the environment parameters, got '{command}'")
 
     def finish(self) -> None:
         command, values, arrays = self._receive()
@@ -235,8 +268,10 @@ class EnvPool(BaseEnv):
         timeout: float = 60.0,
         budget: RestartBudget | None = None,
         worker_ids: bool = False,
+        draws: Mapping[str, Draw] | None = None,
     ) -> None:
         self.env_name = env_name
+        self.draws: dict[str, Draw] = dict(draws or {})  # environment parameters; a restarted copy gets them too
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)
@@ -264,6 +299,7 @@ class EnvPool(BaseEnv):
 
     def _start(self, i: int) -> _Copy:
         kwargs = {**self.env_kwargs, "worker_id": i} if self.worker_ids else self.env_kwargs
+        draws = self._copy_draws(i)
         if self.processes:
             return RemoteCopy(
                 env_name=self.env_name,
@@ -271,10 +307,38 @@ class EnvPool(BaseEnv):
                 env_kwargs=kwargs,
                 timeout=self.timeout,
                 label=f"environment worker {i}",
+                draws=draws,
             )
         from fledge.envs import registry
 
-        return LocalCopy(registry.make(self.env_name, seed=self.seed_base + i, **kwargs))
+        env = registry.make(self.env_name, seed=self.seed_base + i, **kwargs)
+        try:
+            return LocalCopy(env, draws)
+        except Exception:
+            env.close()
+            raise
+
+    def _copy_draws(self, i: int) -> dict[str, Draw]:
+        """Copy i draws from its own stream of each sampler (else every copy would draw the same values)."""
+        return {name: {**draw, "stream": i} for name, draw in self.draws.items()}
+
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return self.copies[0].parameter_names
+
+    def set_environment_parameters(self, draws: Mapping[str, Draw]) -> None:
+        """New lesson values for every copy (in order; a copy that cannot be reached is restarted with them)."""
+        known = self.copies[0].parameter_names
+        if known is not None and any(name not in known for name in draws):
+            from fledge.envs.builtin.parameters import unknown_parameters_error
+
+            raise unknown_parameters_error(self.env_name, [n for n in draws if n not in known], sorted(known))
+        self.draws = dict(draws)
+        for i, c in enumerate(self.copies):
+            try:
+                c.set_parameters(self._copy_draws(i))
+            except EnvironmentFault as exc:
+                self._restart(i, exc)
+        self._merge()
 
     @property
     def num_copies(self) -> int:
