@@ -41,6 +41,7 @@ from fledge.envs.builtin.toys import (
     MoveToGoal2DHybridTask,
 )
 from fledge.envs.builtin.visual3dball import Visual3DBallTask
+from fledge.envs.builtin.walljump import WallJumpEnv, WallJumpTask
 from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
 
@@ -133,6 +134,8 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
         return maker(rest, seed=seed, num_agents=num_agents, **kwargs)
     areas = check_count(name, "num_areas", num_areas)
     task = _make_task(name, num_agents, kwargs, num_areas=areas)
+    if isinstance(task, WallJumpTask):  # agents that change behavior between episodes
+        return WallJumpEnv(task, seed=seed, num_areas=areas)
     if isinstance(task, TeamTask):  # agents of several behavior ids (teams)
         return TeamTaskEnv(task, seed=seed, num_areas=areas)
     if isinstance(task, GroupTask):  # agents in groups that leave their episode one by one
@@ -368,6 +371,17 @@ register(
     ),
 )
 
+register(
+    "WallJump",
+    WallJumpTask,
+    description=(
+        "16 agents, one per area, cross a wall to the goal row of a 5 x 7 floor: a wall up to 4.5 high is jumped "
+        "over, a higher one (up to 8.5) only from a block pushed against it; each episode is a small wall "
+        "(behavior SmallWallJump) or a big one (BigWallJump): vector of 8, discrete branches move (5) and jump "
+        "(2); +1 at the goal, -0.005 per decision; 100 decisions. Environment parameters small_wall_height "
+        "(4), big_wall_height (8), for curricula."
+    ),
+)
 register(
     "DungeonEscape",
     DungeonEscapeTask,
