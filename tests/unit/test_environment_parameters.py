@@ -110,3 +110,41 @@ def test_copies_draw_from_their_own_streams() -> None:
         assert not np.allclose(heights[:12], heights[12:])
     finally:
         pool.close()
+
+
+def test_a_gymnasium_environment_gets_fresh_values_in_its_reset_options() -> None:
+    gymnasium = pytest.importorskip("gymnasium")
+    from fledge.envs.gymnasium import GymnasiumEnv
+
+    class Recorder(gymnasium.Env):  # type: ignore[misc]
+        observation_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+        action_space = gymnasium.spaces.Discrete(2)
+
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+            self.t = 0
+
+        def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+            super().reset(seed=seed)
+            self.seen.append(options)
+            self.t = 0
+            return np.zeros(1, np.float32), {}
+
+        def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+            self.t += 1
+            return np.zeros(1, np.float32), 0.0, self.t >= 2, False, {}
+
+    inner = Recorder()
+    env = GymnasiumEnv(inner, env_id="Recorder-v0")
+    assert env.environment_parameter_names() is None
+    env.set_environment_parameters({"size": uniform(1.0, 2.0), "level": const(3.0)})
+    env.reset()
+    for _ in range(4):
+        env.step()
+    assert len(inner.seen) == 3  # the first reset and two episode ends
+    sizes = [o["environment_parameters"]["size"] for o in inner.seen]
+    assert all(1.0 <= s <= 2.0 for s in sizes) and len(set(sizes)) == 3
+    assert all(o["environment_parameters"]["level"] == 3.0 for o in inner.seen)
+    vector = GymnasiumEnv(gymnasium.vector.SyncVectorEnv([Recorder, Recorder]), env_id="Recorder-v0")
+    with pytest.raises(ConfigError, match="vector environment"):
+        vector.set_environment_parameters({"size": const(1.0)})
