@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_kill_resume import start, wait_for
 
 from conftest import SideBySide
 from fledge import api
 from fledge.config import build_run_options
 from fledge.envs import registry
-from test_kill_resume import start, wait_for
 
 BALL_CONFIG = """
 behaviors:

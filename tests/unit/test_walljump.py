@@ -49,15 +49,16 @@ def test_a_low_wall_is_jumped_a_high_one_is_not() -> None:
 
 
 def test_push_the_block_to_the_wall_climb_it_and_jump() -> None:
-    task = one_agent(row=1, col=2, block=(2, 2), height=8.5)
+    last = WALL_ROW - 1
+    task = one_agent(row=last - 2, col=2, block=(last - 1, 2), height=8.5)
     act(task, FORWARD, 0)  # push
-    assert (task.row[0], task.block_row[0]) == (2, 3)
+    assert (task.row[0], task.block_row[0]) == (last - 1, last)
     act(task, FORWARD, 0)  # the block is against the wall: it does not move, nor does the agent
-    assert (task.row[0], task.block_row[0]) == (2, 3)
+    assert (task.row[0], task.block_row[0]) == (last - 1, last)
     act(task, FORWARD, 1)  # climb
-    assert task.on_block[0] and task.row[0] == 3
+    assert task.on_block[0] and task.row[0] == last
     act(task, FORWARD, 0)  # 8.5 is above the block's 4
-    assert task.row[0] == 3 and task.on_block[0]
+    assert task.row[0] == last and task.on_block[0]
     act(task, FORWARD, 1)  # 4 + 4.5
     assert task.row[0] == WALL_ROW + 1 and not task.on_block[0]
 

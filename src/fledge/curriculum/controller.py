@@ -90,7 +90,9 @@ class CurriculumController:
 
     def draws(self) -> dict[str, Draw]:
         """The current lesson value of every parameter, as environments receive it."""
-        return {name: draw_of(self.lesson(name).value, self.seeds[name, self.lessons[name]]) for name in self.parameters}
+        return {
+            name: draw_of(self.lesson(name).value, self.seeds[name, self.lessons[name]]) for name in self.parameters
+        }
 
     def log_lessons(self) -> None:
         for name in self.parameters:
@@ -118,7 +120,9 @@ class CurriculumController:
             if criteria is None or index + 1 >= len(settings.curriculum):
                 continue
             buffer = self.returns[criteria.behavior]
-            verdict = judge(criteria, returns=buffer, progress=progress(criteria.behavior), smoothed=self.smoothed[name])
+            verdict = judge(
+                criteria, returns=buffer, progress=progress(criteria.behavior), smoothed=self.smoothed[name]
+            )
             self.smoothed[name] = verdict.smoothed
             if verdict.complete:
                 self.lessons[name] = index + 1

@@ -66,6 +66,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the installation
         "Install it with: pip install 'fledge[gym]'"
     ) from _exc
 
+from fledge.curriculum.samplers import Sampler
 from fledge.envs.api import (
     ActionSpec,
     ActionTuple,
@@ -81,7 +82,6 @@ from fledge.envs.api import (
     validate_actions,
 )
 from fledge.envs.gym_images import ImageLayout, image_layout
-from fledge.curriculum.samplers import Sampler
 
 __all__ = [
     "ActionDecoder",

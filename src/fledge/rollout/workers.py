@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from fledge.curriculum.samplers import Draw
 from fledge.envs.api import (
     ActionTuple,
     BaseEnv,
@@ -40,7 +41,6 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
-from fledge.curriculum.samplers import Draw
 from fledge.errors import ActionError, EnvironmentFault
 from fledge.rollout import wire
 from fledge.rollout.worker_process import check_fixed_behaviors, read_frame, write_frame
@@ -271,7 +271,7 @@ class EnvPool(BaseEnv):
         draws: Mapping[str, Draw] | None = None,
     ) -> None:
         self.env_name = env_name
-        self.draws: dict[str, Draw] = dict(draws or {})  # environment parameters; a restarted copy gets them too
+        self.draws: dict[str, Draw] = {name: dict(draw) for name, draw in (draws or {}).items()}  # environment parameters; a restarted copy gets them too
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)
@@ -325,14 +325,14 @@ class EnvPool(BaseEnv):
     def environment_parameter_names(self) -> frozenset[str] | None:
         return self.copies[0].parameter_names
 
-    def set_environment_parameters(self, draws: Mapping[str, Draw]) -> None:
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
         """New lesson values for every copy (in order; a copy that cannot be reached is restarted with them)."""
         known = self.copies[0].parameter_names
         if known is not None and any(name not in known for name in draws):
             from fledge.envs.builtin.parameters import unknown_parameters_error
 
             raise unknown_parameters_error(self.env_name, [n for n in draws if n not in known], sorted(known))
-        self.draws = dict(draws)
+        self.draws = {name: dict(draw) for name, draw in draws.items()}
         for i, c in enumerate(self.copies):
             try:
                 c.set_parameters(self._copy_draws(i))

@@ -95,6 +95,8 @@ def _substep_coefficients(damping: np.ndarray) -> np.ndarray:
         v_v, v_a = d * v_v, d * v_a + DT
         x_v, x_a = x_v + v_v * DT, x_a + v_a * DT
     return np.stack([x_v, x_a, v_v, v_a], axis=1)
+
+
 # Free fall in world space, same integrator without damping: new [position; velocity] = _FALL_C @ old + _FALL_G.
 _FALL_T = SUBSTEPS * DT
 _FALL_C = np.array([[1.0, _FALL_T], [0.0, 1.0]])

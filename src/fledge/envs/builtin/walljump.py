@@ -1,12 +1,13 @@
 """WallJump: reach the far side of a wall, jumping over it, or pushing a block to it and jumping from there.
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
-`WIDTH` columns and `ROWS` rows seen from above; the agent starts in rows 0-3, a wall fills row
-`WALL_ROW` (4) across the whole width, and the goal is the far row (6). The agent jumps `JUMP` (4.5)
-high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be walked
-over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-3; walking into it pushes it one cell (only
-within rows 0-3 and the floor); jumping into it climbs onto it; from the top of a block at row 3, a
-jump clears walls up to 8.5. So a wall above 4.5 needs the block pushed against it first.
+`WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
+row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). The agent jumps `JUMP`
+(4.5) high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be
+walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; walking into it pushes it one cell
+(only within rows 0-5 and the floor); jumping into it climbs onto it; from the top of a block at row 5,
+against the wall, a jump clears walls up to 8.5. So a wall above 4.5 needs the block pushed against
+it first.
 
 Two behaviors, switched by wall height as in ML-Agents: at every episode start an agent is given a
 small wall (probability 1/3; behavior `SmallWallJump`, height `small_wall_height`) or a big one
@@ -32,8 +33,8 @@ from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 
 WIDTH = 5
-ROWS = 7
-WALL_ROW = 4
+ROWS = 9
+WALL_ROW = 6
 GOAL_ROW = ROWS - 1
 JUMP = 4.5
 BLOCK_HEIGHT = 4.0
@@ -85,7 +86,7 @@ class WallJumpTask(TeamTask):
             np.where(small, values["small_wall_height"][idx], values["big_wall_height"][idx]), 0.0
         )
         self.block_col[idx] = rng.integers(0, WIDTH, size=k)
-        self.block_row[idx] = rng.integers(1, WALL_ROW, size=k)
+        self.block_row[idx] = rng.integers(1, WALL_ROW - 1, size=k)  # at least one push from the wall
         cells = rng.integers(0, WIDTH * WALL_ROW - 1, size=k)  # any start cell but the block's
         block_cell = self.block_row[idx] * WIDTH + self.block_col[idx]
         cells = cells + (cells >= block_cell)

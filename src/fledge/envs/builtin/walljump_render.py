@@ -33,7 +33,9 @@ def draw_walljump(
         ox, oy = (i % cols) * cell, HEADER + (i // cols) * cell
         fx, fy = ox + (cell - size * WIDTH) // 2, oy + _MARGIN
 
-        def box(r: int, c: int, inset: float = 1.0) -> tuple[float, float, float, float]:
+        def box(
+            r: int, c: int, inset: float = 1.0, fx: float = fx, fy: float = fy
+        ) -> tuple[float, float, float, float]:
             y = fy + (ROWS - 1 - r) * size  # row 0 at the bottom
             x = fx + c * size
             return x + inset, y + inset, x + size - inset, y + size - inset

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from fledge import __version__
 from fledge.envs.api import (
