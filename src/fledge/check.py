@@ -76,7 +76,7 @@ def render(options: RunOptions, settings: dict[str, dict[str, object]], *, built
             "# behaviors were not checked against an environment",
             "# effective settings of the listed behaviors and of default_settings:",
         ]
-    lines.extend(parameter_lines(options))
+    lines[-1:-1] = parameter_lines(options)  # before the "effective settings" line
     shown: dict[str, object] = {"behaviors": settings} if settings else {}
     if not built and options.default_settings is not None:
         shown["default_settings"] = preflight.effective_settings(options.default_settings)

@@ -154,3 +154,18 @@ def test_resume_continues_in_the_stored_lesson(tmp_path: Path, fledge_log: list[
     assert [d["level"]["sampler_parameters"]["value"] for d in env.received] == [2.0]  # no restart at 'easy'
     lines = [r.getMessage() for r in fledge_log if "Parameter 'level'" in r.getMessage()]
     assert lines == ["Parameter 'level' is in lesson 'hard' and has value '2'."]
+
+
+def test_check_reports_the_parameters_and_checks_them_against_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_cli import in_process
+
+    (tmp_path / "c.yaml").write_text(BALL_CONFIG + "  wind: 3.0\n")
+    code, out, err = in_process("check", "c.yaml", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "#     lesson 1 'heavy': uniform sampler (min_value: 9.0, max_value: 12.0), seed run seed + 1" in out
+    assert "next lesson when progress of 3DBall > 0.1 after at least 0 episodes" in out
+    code, out, err = in_process("check", "c.yaml", "--env", "3DBall", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and "has no parameter(s) wind" in err and "gravity, mass, scale" in err
+    assert not (tmp_path / "results").exists()
