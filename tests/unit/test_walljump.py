@@ -70,10 +70,14 @@ def test_the_block_stays_on_the_floor_before_the_wall() -> None:
     act(task, BACK, 0)
     act(task, LEFT, 0)
     assert (task.row[0], task.col[0]) == (1, 0)
-    act(task, FORWARD, 1)  # climb from below
+    act(task, FORWARD, 1)  # the block moves forward: a jump pushes it too
+    assert (task.block_row[0], task.row[0], task.on_block[0]) == (3, 2, False)
+    task.block_row[:] = WALL_ROW - 1
+    task.row[:] = WALL_ROW - 2
+    act(task, FORWARD, 1)  # against the wall it cannot move: climbed
     assert task.on_block[0]
     act(task, RIGHT, 0)  # step down
-    assert not task.on_block[0] and (task.row[0], task.col[0]) == (2, 1)
+    assert not task.on_block[0] and (task.row[0], task.col[0]) == (WALL_ROW - 1, 1)
 
 
 def test_agents_switch_behaviors_between_episodes() -> None:

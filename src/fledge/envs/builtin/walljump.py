@@ -4,9 +4,10 @@ A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each 
 `WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
 row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). The agent jumps `JUMP`
 (4.5) high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be
-walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; walking into it pushes it one cell
-(only within rows 0-5 and the floor); jumping into it climbs onto it; from the top of a block at row 5,
-against the wall, a jump clears walls up to 8.5. So a wall above 4.5 needs the block pushed against
+walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; moving into it pushes it one cell
+where it can go (within rows 0-5 and the floor); a block that cannot move (against the wall or an
+edge) is climbed with a jump; from the top of a block at row 5, against the wall, a jump clears walls
+up to 8.5. So a wall above 4.5 needs the block pushed against
 it first.
 
 Two behaviors, switched by wall height as in ML-Agents: at every episode start an agent is given a
@@ -104,10 +105,9 @@ class WallJumpTask(TeamTask):
         reach = np.where(self.on_block, BLOCK_HEIGHT, 0.0) + np.where(jump, JUMP, 0.0)
         cross = into_wall & (self.height <= reach)
         at_block = moving & ~self.on_block & (t_row == self.block_row) & (t_col == self.block_col)
-        climb = at_block & jump
-        push = at_block & ~jump
         b_row, b_col = self.block_row + _D_ROW[move], self.block_col + _D_COL[move]
-        push &= (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
+        push = at_block & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
+        climb = at_block & ~push & jump  # a block that cannot move (wall, edge) is climbed with a jump
         # plain moves: inside the floor, never into the wall row (from either side), not into the block
         walk = moving & inside & (t_row != WALL_ROW) & ~at_block
         self.block_row = np.where(push, b_row, self.block_row)
