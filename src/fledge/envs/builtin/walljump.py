@@ -1,7 +1,7 @@
 """WallJump: reach the far side of a wall, jumping over it, or pushing a block to it and jumping from there.
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
-`WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
+`WIDTH` (7) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
 row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). The agent jumps `JUMP`
 (4.5) high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be
 walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; moving into it pushes it one cell
@@ -33,7 +33,7 @@ from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 
-WIDTH = 5
+WIDTH = 7
 ROWS = 9
 WALL_ROW = 6
 GOAL_ROW = ROWS - 1
@@ -148,6 +148,10 @@ class WallJumpTask(TeamTask):
             block_row=self.block_row.copy(),
             height=self.height.copy(),
             behavior=self.agent_behavior.copy(),
+            behaviors=BEHAVIORS,
+            width=WIDTH,
+            rows=ROWS,
+            wall_row=WALL_ROW,
         )
 
 

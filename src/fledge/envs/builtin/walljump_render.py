@@ -20,11 +20,14 @@ def draw_walljump(
     block_row: np.ndarray,
     height: np.ndarray,
     behavior: np.ndarray,
+    behaviors: tuple[str, ...],
+    width: int,
+    rows: int,
+    wall_row: int,
 ) -> np.ndarray:
     """One panel per area: the floor (row 0 at the bottom, the goal row green at the top), the wall row shaded
     from grey (low) to brown (high, 8 or more), the block orange, the agent blue (ringed white on the block)."""
-    from fledge.envs.builtin.walljump import BEHAVIORS, GOAL_ROW, ROWS, WALL_ROW, WIDTH
-
+    WIDTH, ROWS, WALL_ROW, GOAL_ROW = width, rows, wall_row, rows - 1  # noqa: N806 - the game's names
     canvas, n, cols, cell = panel_grid(
         len(col), "WallJump", "green = goal row, wall shaded by height, orange = block, blue = agent"
     )
@@ -52,7 +55,7 @@ def draw_walljump(
         canvas.disc(cx, cy, size * 0.3, AGENT)
         if on_block[i]:
             canvas.ring(cx, cy, size * 0.36, 2.0, WHITE)
-        label = f"{BEHAVIORS[int(behavior[i])]} {height[i]:.1f}"
+        label = f"{behaviors[int(behavior[i])]} {height[i]:.1f}"
         canvas.text(ox + 6, oy + 4, str(i), HIGHLIGHT if i == 0 else TEXT, 2)
         canvas.text(ox + 30, oy + 6, label, TEXT, 1)
         border = HIGHLIGHT if i == 0 else GRID
