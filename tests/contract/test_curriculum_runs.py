@@ -166,6 +166,8 @@ def test_check_reports_the_parameters_and_checks_them_against_the_environment(
     assert code == 0, err
     assert "#     lesson 1 'heavy': uniform sampler (min_value: 9.0, max_value: 12.0), seed run seed + 1" in out
     assert "next lesson when progress of 3DBall > 0.1 after at least 0 episodes" in out
-    code, out, err = in_process("check", "c.yaml", "--env", "3DBall", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    code, out, err = in_process(
+        "check", "c.yaml", "--env", "3DBall", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
     assert code == 1 and "has no parameter(s) wind" in err and "gravity, mass, scale" in err
     assert not (tmp_path / "results").exists()

@@ -271,7 +271,9 @@ class EnvPool(BaseEnv):
         draws: Mapping[str, Draw] | None = None,
     ) -> None:
         self.env_name = env_name
-        self.draws: dict[str, Draw] = {name: dict(draw) for name, draw in (draws or {}).items()}  # environment parameters; a restarted copy gets them too
+        self.draws: dict[str, Draw] = {
+            name: dict(draw) for name, draw in (draws or {}).items()
+        }  # environment parameters; a restarted copy gets them too
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)

@@ -27,7 +27,7 @@ def draw_walljump(
 ) -> np.ndarray:
     """One panel per area: the floor (row 0 at the bottom, the goal row green at the top), the wall row shaded
     from grey (low) to brown (high, 8 or more), the block orange, the agent blue (ringed white on the block)."""
-    WIDTH, ROWS, WALL_ROW, GOAL_ROW = width, rows, wall_row, rows - 1  # noqa: N806 - the game's names
+    WIDTH, ROWS, WALL_ROW, GOAL_ROW = width, rows, wall_row, rows - 1
     canvas, n, cols, cell = panel_grid(
         len(col), "WallJump", "green = goal row, wall shaded by height, orange = block, blue = agent"
     )
