@@ -52,7 +52,6 @@ def lesson_in_status(run: Path, name: str) -> int | None:
     return None if entry is None else int(entry["lesson_num"])
 
 
-@pytest.mark.slow  # two processes that start torch: about 40 s on 2 busy cores
 def test_sigkill_mid_curriculum_then_resume_keeps_the_lesson(tmp_path: Path) -> None:
     (tmp_path / "cfg.yaml").write_text(BALL_CONFIG)
     run = tmp_path / "results" / "k"
