@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import torch
 
     from fledge.config import RunOptions
+    from fledge.curriculum.controller import CurriculumController
+    from fledge.curriculum.samplers import Draw
     from fledge.session import RunResult
     from fledge.stats.progress import DisplayMode
     from fledge.stats.timers import Timers
@@ -59,17 +62,42 @@ def env_kwargs(options: RunOptions) -> dict[str, Any]:
     return kwargs
 
 
-def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True) -> BaseEnv:
+def make_environment(
+    options: RunOptions, seed: int, *, player_logs: bool = True, draws: Mapping[str, Draw] | None = None
+) -> BaseEnv:
     """The run's environment: one instance, or `num_envs` copies stepped in lockstep (in workers or in-process).
 
     Built-in environments get `num_areas` areas per copy; other families have no areas (a warning says so).
     Unity players write their logs into the run's run_logs folder; with `player_logs=False` (fledge check,
-    which writes nothing) they get no log file.
+    which writes nothing) they get no log file. `draws`: the environment parameters' current values
+    (curriculum.controller), given to the environment before its first reset; a built-in environment
+    that does not read one of them is a ConfigError before anything starts.
     """
+    env = _make_environment(options, seed, player_logs=player_logs, draws=draws)
+    if draws and not isinstance(env, _pool_type()):
+        try:
+            env.set_environment_parameters(draws)
+        except Exception:
+            env.close()
+            raise
+    return env
+
+
+def _pool_type() -> type:
+    from fledge.rollout.workers import EnvPool
+
+    return EnvPool
+
+
+def _make_environment(
+    options: RunOptions, seed: int, *, player_logs: bool, draws: Mapping[str, Draw] | None
+) -> BaseEnv:
     es = options.env_settings
     env_name = str(es.env_path or registry.DEFAULT_ENV)
+    if draws and not registry.is_unity(env_name) and ":" not in env_name:
+        registry.check_parameters(env_name, list(draws))  # before any copy or worker starts
     if registry.is_unity(env_name):
-        return _make_unity(options, env_name, seed, player_logs=player_logs)
+        return _make_unity(options, env_name, seed, player_logs=player_logs, draws=draws)
     kwargs = env_kwargs(options)
     reserved = {"seed": "env_settings.seed (--seed)", "num_areas": "env_settings.num_areas (--num-areas)"}
     if ":" in env_name:  # Gymnasium and PettingZoo: fledge sets the number of copies itself
@@ -91,10 +119,18 @@ def make_environment(options: RunOptions, seed: int, *, player_logs: bool = True
         registry.describe(env_name)  # an unknown name fails here, before any worker starts
     if not uses_copy_pool(es):
         return registry.make(env_name, seed=seed, num_agents=es.num_envs, **kwargs)  # one Gymnasium vector env
-    return _copy_pool(options, env_name, seed, kwargs, worker_ids=False)
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=False, draws=draws)
 
 
-def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, Any], *, worker_ids: bool) -> BaseEnv:
+def _copy_pool(
+    options: RunOptions,
+    env_name: str,
+    seed: int,
+    kwargs: dict[str, Any],
+    *,
+    worker_ids: bool,
+    draws: Mapping[str, Draw] | None = None,
+) -> BaseEnv:
     """`num_envs` copies in an EnvPool that restarts failed copies within the run's restart budget: in this
     process, in worker processes, or in Ray actors (`workers: ray`, rollout/ray_workers.py)."""
     from fledge.config.effects import uses_ray_workers, uses_worker_processes
@@ -120,6 +156,7 @@ def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, 
             timeout=float(es.timeout_wait),
             budget=budget,
             worker_ids=worker_ids,
+            draws=draws,
         )
     return EnvPool(
         env_name=env_name,
@@ -130,6 +167,7 @@ def _copy_pool(options: RunOptions, env_name: str, seed: int, kwargs: dict[str, 
         timeout=float(es.timeout_wait),
         budget=budget,
         worker_ids=worker_ids,
+        draws=draws,
     )
 
 
@@ -150,7 +188,9 @@ def unity_kwargs(options: RunOptions, *, player_logs: bool = True) -> dict[str, 
     }
 
 
-def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: bool) -> BaseEnv:
+def _make_unity(
+    options: RunOptions, env_name: str, seed: int, *, player_logs: bool, draws: Mapping[str, Draw] | None
+) -> BaseEnv:
     """A Unity player (or the Editor): one, or `num_envs` of them, worker i on port base_port + i."""
     from fledge.envs.unity.launcher import EDITOR_NAME
 
@@ -165,7 +205,7 @@ def _make_unity(options: RunOptions, env_name: str, seed: int, *, player_logs: b
             f"env_settings.num_envs: {es.num_envs} with the Unity Editor; the Editor is one environment. Build a "
             "player for more copies, or use --num-envs 1."
         )
-    return _copy_pool(options, env_name, seed, kwargs, worker_ids=True)
+    return _copy_pool(options, env_name, seed, kwargs, worker_ids=True, draws=draws)
 
 
 def make_trainer(
@@ -229,6 +269,20 @@ def report_effects(options: RunOptions, env: BaseEnv | None, *, own_env: bool) -
     return lines
 
 
+def make_curriculum(options: RunOptions, life: RunLifecycle) -> CurriculumController | None:
+    """The run's curriculum (None without environment_parameters); a resumed run takes its lesson numbers
+    from its training status (without --resume every parameter starts at its first lesson)."""
+    if not options.environment_parameters:
+        return None
+    from fledge.curriculum.controller import CurriculumController
+
+    curriculum = CurriculumController(options.environment_parameters, run_seed=life.seed)
+    cp = options.checkpoint_settings
+    if cp.resume or cp.inference:
+        curriculum.restore(life.status.data, where=str(life.status.path))
+    return curriculum
+
+
 def run(
     options: RunOptions, *, env: BaseEnv | None = None, torch_threads: int = 1, display: DisplayMode = "auto"
 ) -> RunResult:
@@ -242,15 +296,22 @@ def run(
     start = time.time()
     life = RunLifecycle.open(options)  # checks the folder and the configuration, resolves the seed
     device = configure_torch(options, torch_threads)  # an unusable device fails before anything starts
+    curriculum = make_curriculum(options, life)
+    draws = curriculum.draws() if curriculum is not None else None
     own_env = env is None
-    env = env if env is not None else make_environment(options, life.seed)
+    env = env if env is not None else make_environment(options, life.seed, draws=draws)
     try:
+        if draws and not own_env:
+            env.set_environment_parameters(draws)
         env.reset()
         es = options.env_settings
         label = es.environment_name if own_env or es.env_path else type(env).__name__
         log.info("%s", describe_layout(env, label))
-        check_environment(options, env.behavior_specs)
+        brains = check_environment(options, env.behavior_specs)
         report_effects(options, env, own_env=own_env)
+        if curriculum is not None:
+            curriculum.check_behaviors(brains)
+            curriculum.log_lessons()
         from fledge.session import TrainingSession
 
         session = TrainingSession(
@@ -260,6 +321,7 @@ def run(
             start=start,
             make_trainer=functools.partial(make_trainer, device=device),
             display=display,
+            curriculum=curriculum,
         )
         session.add_new_behaviors()
         life.restore(session.trainers, env)  # --resume, --inference, --initialize-from, init_path

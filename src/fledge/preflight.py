@@ -66,14 +66,28 @@ def check_behavioral_cloning(where: str, settings: TrainerSettings) -> None:
 def check_run(options: RunOptions) -> None:
     """Every check of a run's configuration that needs no environment (see the module text)."""
     if options.environment_parameters:
-        raise ConfigError(
-            "environment_parameters (samplers and curriculum) are not available in this version of fledge; "
-            "remove the section from the config."
-        )
+        check_criteria_behaviors(options)
     for name, settings in options.behaviors.items():
         check_behavior(f"behaviors.{name}", settings)
     if options.default_settings is not None:
         check_behavior("default_settings", options.default_settings)
+
+
+def check_criteria_behaviors(options: RunOptions) -> None:
+    """A completion criterion names a behavior the configuration can train: one it lists, or any when
+    `default_settings` (or an empty `behaviors`) covers the rest; the environment's behaviors are checked
+    once it is built (curriculum.controller.CurriculumController.check_behaviors)."""
+    if not options.behaviors or options.default_settings is not None:
+        return
+    for name, settings in (options.environment_parameters or {}).items():
+        for index, lesson in enumerate(settings.curriculum):
+            criteria = lesson.completion_criteria
+            if criteria is not None and criteria.behavior not in options.behaviors:
+                raise ConfigError(
+                    f"environment_parameters.{name}.curriculum[{index}] ('{lesson.name}'): completion_criteria "
+                    f"names the behavior '{criteria.behavior}', which the configuration does not list (behaviors: "
+                    f"{', '.join(options.behaviors)}) and no default_settings covers; name one of them."
+                )
 
 
 def check_environment(options: RunOptions, names: Iterable[str]) -> list[str]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fledge import __version__
+from fledge.curriculum.controller import LESSON_STAT
 from fledge.envs.api import BaseEnv
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import EnvironmentFault, FledgeError, TrainingError
@@ -42,6 +43,7 @@ from fledge.trainers.seats import seat_of
 
 if TYPE_CHECKING:
     from fledge.config import RunOptions
+    from fledge.curriculum.controller import CurriculumController
     from fledge.run.lifecycle import RunLifecycle
     from fledge.trainers.base import Trainer
 
@@ -125,6 +127,7 @@ class TrainingSession:
         start: float,
         make_trainer: Any,
         display: DisplayMode = "auto",
+        curriculum: CurriculumController | None = None,
     ) -> None:
         lifecycle.seed_generators()  # before the first trainer is built
         self.options, self.env, self.life, self.start = options, env, lifecycle, start
@@ -149,6 +152,7 @@ class TrainingSession:
         self.results: dict[str, BehaviorResult] = {}  # per brain name
         self._group_reward_warned: set[str] = set()
         self.reporting = False  # hyperparameters of new behaviors are reported from train() on
+        self.curriculum = curriculum  # environment parameters' lessons (None without environment_parameters)
 
     # -- behaviors and their trainers ---------------------------------------------------------------
     def add_new_behaviors(self) -> list[str]:
@@ -247,6 +251,9 @@ class TrainingSession:
         limits = {name: trainer_max(self.options, name) for name in trainers}  # max_steps per behavior
         ran = dict.fromkeys(trainers, 0)  # --inference: decisions run per behavior
         interrupted = False
+        curriculum = self.curriculum
+        if curriculum is not None and not self.inference:
+            curriculum.store(life.status.data)
         if not self.inference:
             life.begin(list(trainers))
             for name in trainers:
@@ -279,6 +286,8 @@ class TrainingSession:
                         outcome = collector.collect(behavior_id)
                         if len(outcome.episode_returns):
                             results[name].add_returns(outcome.episode_returns)
+                            if curriculum is not None:
+                                curriculum.record_returns(name, outcome.episode_returns)
                         if self.inference:
                             ran[name] += outcome.decisions
                             progress.update(name, ran[name], outcome.episode_returns)
@@ -291,6 +300,9 @@ class TrainingSession:
                         if life.checkpoint_due(trainer):
                             self.save_checkpoint(trainer)
                             life.schedule_checkpoint(trainer)
+                    if curriculum is not None and self._curriculum_step(curriculum, limits):
+                        collector.reset()  # a completed lesson with require_reset: every agent starts anew
+                        continue
                     if self.teams.take_reset_request():  # a self-play team change: fresh games for the new roles
                         collector.reset()
                         continue
@@ -330,6 +342,24 @@ class TrainingSession:
             timers=timers.to_dict(),
             stop_signal=int(stop.signum) if stop.signum is not None else None,
         )
+
+    def _curriculum_step(self, curriculum: CurriculumController, limits: dict[str, int]) -> bool:
+        """Move lessons on where complete, send the new values, set the lesson stats; True: reset the envs."""
+        change = None
+        if not self.inference:
+
+            def progress(behavior: str) -> float:
+                trainer = self.trainers.get(behavior)
+                return 0.0 if trainer is None else trainer.step / max(1, limits.get(behavior, 1))
+
+            change = curriculum.advance(progress)
+            if change is not None:
+                self.env.set_environment_parameters(curriculum.draws())
+                curriculum.store(self.life.status.data)  # written with the next checkpoint
+        for name in self.trainers:
+            for parameter, index in curriculum.lessons.items():
+                self.stats.set_stat(name, LESSON_STAT.format(parameter), index)
+        return change is not None and change.require_reset
 
     def _record_environment_stats(self, custom: dict[str, list[tuple[float, Any]]]) -> None:
         """Custom stats of the environment go to every behavior's category, with their aggregation."""

@@ -119,7 +119,11 @@ def in_process(
 
 
 REFUSED = [
-    ("environment_parameters:\n  gravity: 9.81\n", "environment_parameters"),
+    (
+        "environment_parameters:\n  gravity:\n    curriculum:\n      - {name: a, value: 1, completion_criteria: "
+        "{behavior: Nobody}}\n      - {name: b, value: 2}\n",
+        "names the behavior 'Nobody'",
+    ),
     ("  Basic:\n    trainer_type: ppo\n    behavioral_cloning: {demo_path: x.demo}\n", "behavioral_cloning"),
     (
         "  Basic:\n    trainer_type: poca\n    network_settings: {memory: {memory_size: 16}}\n",

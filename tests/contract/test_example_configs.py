@@ -24,6 +24,7 @@ from conftest import SideBySide, shared_configs_dir
 from fledge import api
 from fledge.config import build_run_options, load_config_file
 from fledge.envs import registry
+from fledge.envs.api import BaseEnv
 from fledge.errors import ConfigError
 
 CONFIGS = shared_configs_dir()
@@ -69,8 +70,6 @@ def merged_behaviors(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
     """The key paths a run must refuse: features this version of fledge does not have."""
     out = set()
-    if raw.get("environment_parameters"):
-        out.add("environment_parameters")
     for name, body in merged_behaviors(raw).items():
         if body.get("trainer_type") == "poca" and (body.get("network_settings") or {}).get("memory"):
             out.add(f"behaviors.{name}.network_settings.memory")  # POCA has no recurrent networks yet
@@ -132,9 +131,25 @@ def parse_warning(message: str) -> tuple[str, str]:
     return "?", message  # any other warning is unexpected
 
 
-def stand_in(names: list[str], seed: int) -> SideBySide:
+class ParameterStandIn(SideBySide):
+    """A stand-in that reads every environment parameter (as a Unity scene would) and keeps what it got."""
+
+    def __init__(self, parts: dict[str, BaseEnv]) -> None:
+        super().__init__(parts)
+        self.received: list[dict[str, Any]] = []
+
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return None
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        self.received.append({name: dict(draw) for name, draw in draws.items()})
+
+
+def stand_in(names: list[str], seed: int) -> ParameterStandIn:
     """The config's behaviors, each a small built-in environment under the behavior's name."""
-    return SideBySide({name: registry.make(STAND_IN, seed=seed + i, num_agents=AGENTS) for i, name in enumerate(names)})
+    return ParameterStandIn(
+        {name: registry.make(STAND_IN, seed=seed + i, num_agents=AGENTS) for i, name in enumerate(names)}
+    )
 
 
 def capped(raw: dict[str, Any], results: Path) -> dict[str, Any]:
@@ -153,7 +168,7 @@ def capped(raw: dict[str, Any], results: Path) -> dict[str, Any]:
     return out
 
 
-def test_the_examples_are_there_and_eighty_are_accepted() -> None:
+def test_the_examples_are_there_and_ninety_three_are_accepted() -> None:
     if not FILES:
         pytest.skip(f"the shared ML-Agents configs are not at {CONFIGS}")
     accepted = [p for p in FILES if not expected_refusals(load_config_file(p))]
@@ -162,8 +177,11 @@ def test_the_examples_are_there_and_eighty_are_accepted() -> None:
     # + self-play with PPO: poca/Tanks (a PPO config), ppo/BattleFoodCollector, CubeWars, CubeWarsV3,
     # StrikersVsGoalie, Tennis, TicTacToe; + POCA: poca/DungeonEscape, Particles, PushBlockCollab, SoccerTwos,
     # SoccerTwos-5M, SpawnCollector, StrikersVsGoalie, SymbolSelectComms (BatonPass20, SmallSpawnCollector and
-    # Soccer stay refused for their environment_parameters)
-    assert len(accepted) == 80
+    # Soccer stay refused for their environment_parameters); + environment parameters and curricula: poca/Soccer,
+    # poca/BatonPass20, poca/SmallSpawnCollector, ppo/3DBallMulti_distance, 3DBallMulti_time, 3DBallMulti_power,
+    # 3DBallMulti_power_ep, 3DBall_randomize, BatonPass20, Sorter, Sorter_curriculum, WallJump_curriculum,
+    # WallJumpCollab
+    assert len(accepted) == 93
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
@@ -194,3 +212,8 @@ def test_example_config_is_refused_or_warns_exactly_where_due(
     for name in names:
         assert result.behaviors[name].steps >= MAX_STEPS
         assert (tmp_path / "example" / name / "checkpoint.pt").is_file()
+    parameters = raw.get("environment_parameters") or {}
+    if parameters:  # the first draws reach the environment before its first reset, one per parameter
+        assert env.received and set(env.received[0]) == set(parameters)
+        status = (tmp_path / "example" / "run_logs" / "training_status.json").read_text()
+        assert all(f'"{name}"' in status for name in parameters)

@@ -148,7 +148,7 @@ def test_unsupported_setting_is_refused_before_anything_is_written(tmp_path: Pat
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        ({"environment_parameters": {"gravity": 9.81}}, "environment_parameters"),
+        ({"environment_parameters": {"gravity": 9.81}}, "has no parameter\\(s\\) gravity"),
         (
             {"default_settings": {"trainer_type": "ppo", "behavioral_cloning": {"demo_path": "x.demo"}}},
             "behavioral_cloning",

@@ -16,6 +16,7 @@ from fledge import api
 from fledge.config import RunOptions, build_run_options, dump_run_options
 from fledge.config._base import StrictModel
 from fledge.config.effects import FIELD_EFFECTS, REFUSED_MODELS, effect_warnings, uses_copy_pool, uses_worker_processes
+from fledge.config.environment_parameters import SAMPLER_PARAMETER_CLASSES
 from fledge.config.schema import HYPERPARAMETER_CLASSES, REWARD_SIGNAL_CLASSES
 from fledge.envs import registry
 from fledge.errors import ConfigError
@@ -39,6 +40,7 @@ def _concrete(model: type[StrictModel]) -> list[type[StrictModel]]:
     registries = {
         "HyperparamSettings": list(HYPERPARAMETER_CLASSES.values()),
         "RewardSignalSettings": list(REWARD_SIGNAL_CLASSES.values()),
+        "SamplerParameters": list(SAMPLER_PARAMETER_CLASSES.values()),
     }
     return registries.get(model.__name__, [model])
 

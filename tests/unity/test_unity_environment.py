@@ -318,3 +318,19 @@ def test_a_player_without_the_unity_dependencies_names_the_extra(monkeypatch: py
     monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
     with pytest.raises(ConfigError, match=r"pip install 'fledge\[unity\]'"):
         registry.make(str(PLAYER))
+
+
+def test_environment_parameters_reach_the_player_on_their_side_channel(tmp_path: Path) -> None:
+    env = make_env(tmp_path, "--max-steps", "10")
+    try:
+        assert env.environment_parameter_names() is None  # the scene reads what it knows
+        constant = {"sampler_type": "constant", "sampler_parameters": {"value": 2.5}, "seed": 0}
+        uniform = {"sampler_type": "uniform", "sampler_parameters": {"min_value": 1, "max_value": 2}, "seed": 4}
+        env.set_environment_parameters({"gravity": constant, "scale": uniform})
+        env.reset()  # the queued messages go with the reset
+        env.step()
+    finally:
+        env.close()
+    log = (tmp_path / "run_logs" / "Player-0.log").read_text()
+    assert "environment parameter gravity = 2.5" in log
+    assert "environment parameter scale: sampler (type 1)" in log  # data type 1: a sampler follows

@@ -53,7 +53,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "RunOptions.default_settings": _H,
         "RunOptions.env_settings": _H,
         "RunOptions.engine_settings": _H,  # a section; its keys apply to Unity players
-        "RunOptions.environment_parameters": _R,  # samplers and curriculum: api.run refuses the section
+        "RunOptions.environment_parameters": _H,  # fledge.curriculum; every environment family receives the draws
         "RunOptions.checkpoint_settings": _H,
         "RunOptions.torch_settings": _H,
         "RunOptions.debug": _H,  # `fledge learn`: debug logging, errors with their traceback (as --debug)
@@ -172,6 +172,29 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "CheckpointSettings.onnx_opset": _H,
         # torch_settings
         "TorchSettings.device": _H,
+        # environment_parameters (fledge.curriculum): every entry is a curriculum of one or more lessons
+        "EnvironmentParameterSettings.curriculum": _H,
+        "Lesson.name": _H,  # logged when the lesson starts
+        "Lesson.value": _H,
+        "Lesson.completion_criteria": _H,
+        "SamplerSettings.sampler_type": _H,
+        "SamplerSettings.sampler_parameters": _H,
+        "UniformParameters.seed": _H,
+        "UniformParameters.min_value": _H,
+        "UniformParameters.max_value": _H,
+        "GaussianParameters.seed": _H,
+        "GaussianParameters.mean": _H,
+        "GaussianParameters.st_dev": _H,
+        "MultiRangeUniformParameters.seed": _H,
+        "MultiRangeUniformParameters.intervals": _H,
+        "ConstantParameters.seed": _H,
+        "ConstantParameters.value": _H,
+        "CompletionCriteriaSettings.behavior": _H,
+        "CompletionCriteriaSettings.measure": _H,
+        "CompletionCriteriaSettings.threshold": _H,
+        "CompletionCriteriaSettings.min_lesson_length": _H,
+        "CompletionCriteriaSettings.signal_smoothing": _H,
+        "CompletionCriteriaSettings.require_reset": _H,
     }
 )
 """Every key of every settings model ("Model.key"), with what fledge does with it."""

@@ -12,11 +12,11 @@ import abc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from fledge.errors import ActionError, ObservationError, UnknownBehaviorError
+from fledge.errors import ActionError, ConfigError, ObservationError, UnknownBehaviorError
 
 AgentId = int
 BehaviorName = str
@@ -290,6 +290,21 @@ class BaseEnv(abc.ABC):
     def get_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
         """Custom stats recorded since the last call (see EnvironmentStats). The default has none."""
         return {}
+
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        """The environment parameters this environment reads; None when it takes any name (a Unity player
+        or a Gymnasium environment, which read what they know). The default reads none."""
+        return frozenset()
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        """New values of environment parameters (`environment_parameters` of the config): one draw per
+        name, `{"sampler_type", "sampler_parameters", "seed"}` (fledge.curriculum.samplers); the environment
+        draws a value from it at every episode start. The default refuses every name."""
+        if draws:
+            raise ConfigError(
+                f"environment_parameters: the environment {type(self).__name__} reads no environment parameters "
+                f"(given: {', '.join(sorted(draws))}); remove the section, or use an environment that reads them."
+            )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ Vector environments are driven according to their autoreset mode (`metadata["aut
   DecisionSteps for one step; it comes back, with reward 0, in the DecisionSteps of the next step.
   No transition is ever made up from the ignored action.
 
+Environment parameters (`environment_parameters` of a run): a single environment receives them in the
+`options` of every reset fledge makes, as ``options={"environment_parameters": {"name": value, ...}}``,
+each value freshly drawn from the parameter's current lesson (read them in your env's `reset`). A
+vector environment resets its sub-environments itself, without options, so it cannot receive them:
+with environment parameters use one environment, or `env_settings.worker_processes: true` for copies
+(each copy is then a single environment in its own worker).
+
 Seeding: the first reset after construction or `seed(s)` calls `env.reset(seed=s)` (a vector env
 then seeds sub-environment i with s + i) and seeds the action space; later (automatic) resets do not
 re-seed, so the episodes follow from the run seed.
@@ -59,6 +66,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the installation
         "Install it with: pip install 'fledge[gym]'"
     ) from _exc
 
+from fledge.curriculum.samplers import Sampler
 from fledge.envs.api import (
     ActionSpec,
     ActionTuple,
@@ -373,6 +381,7 @@ class GymnasiumEnv(BaseEnv):
         self._decision: DecisionSteps | None = None
         self._no_terminal = TerminalSteps.empty(self._spec)
         self._terminal = self._no_terminal
+        self._samplers: dict[str, Sampler] = {}
 
     @property
     def num_agents(self) -> int:
@@ -386,11 +395,29 @@ class GymnasiumEnv(BaseEnv):
     def seed(self, seed: int) -> None:
         self._next_seed = int(seed)
 
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return None  # the environment reads what it knows from the reset options
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        if self._vector and draws:
+            raise ConfigError(
+                f"environment_parameters: '{self.env_id}' runs as a Gymnasium vector environment, whose "
+                "sub-environments reset themselves without options, so they cannot receive environment parameters. "
+                "Use --num-envs 1, or env_settings.worker_processes: true (each copy a single environment)."
+            )
+        self._samplers = {name: Sampler(draw, stream=int(draw.get("stream", 0))) for name, draw in draws.items()}
+
+    def _reset_options(self) -> dict[str, Any] | None:
+        """The options of a reset: the environment parameters' values for the coming episode, if any."""
+        if not self._samplers:
+            return None
+        return {"environment_parameters": {name: s.one() for name, s in self._samplers.items()}}
+
     def reset(self) -> None:
         seed, self._next_seed = self._next_seed, None
         if seed is not None:
             self.env.action_space.seed(seed)
-        raw, _ = self.env.reset(seed=seed)
+        raw, _ = self.env.reset(seed=seed, options=self._reset_options())
         obs = self._obs.convert_batch(raw, self._n) if self._vector else self._obs.convert_one(raw)
         self._waiting[:] = False
         self._pending = None
@@ -449,7 +476,7 @@ class GymnasiumEnv(BaseEnv):
         done = np.array([bool(terminated) or bool(truncated)])
         if done[0]:
             self._terminal = self._terminal_steps(obs, reward_arr, np.array([bool(truncated) and not terminated]), done)
-            raw, _ = self.env.reset()
+            raw, _ = self.env.reset(options=self._reset_options())
             obs = self._obs.convert_one(raw)
             reward_arr = self._zeros_f
         else:

@@ -29,6 +29,7 @@ from fledge.envs.builtin.dungeon import DungeonEscapeTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.parameters import unknown_parameters_error
 from fledge.envs.builtin.soccer import SoccerTwosTask, StrikersVsGoalieTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
@@ -40,6 +41,7 @@ from fledge.envs.builtin.toys import (
     MoveToGoal2DHybridTask,
 )
 from fledge.envs.builtin.visual3dball import Visual3DBallTask
+from fledge.envs.builtin.walljump import WallJumpEnv, WallJumpTask
 from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
 
@@ -132,6 +134,8 @@ def make(name: str, *, seed: int = 0, num_agents: int | None = None, num_areas: 
         return maker(rest, seed=seed, num_agents=num_agents, **kwargs)
     areas = check_count(name, "num_areas", num_areas)
     task = _make_task(name, num_agents, kwargs, num_areas=areas)
+    if isinstance(task, WallJumpTask):  # agents that change behavior between episodes
+        return WallJumpEnv(task, seed=seed, num_areas=areas)
     if isinstance(task, TeamTask):  # agents of several behavior ids (teams)
         return TeamTaskEnv(task, seed=seed, num_areas=areas)
     if isinstance(task, GroupTask):  # agents in groups that leave their episode one by one
@@ -161,6 +165,20 @@ def describe(name: str) -> EnvironmentInfo:
         max_episode_steps=task.max_episode_steps,
         optimal_return=task.optimal_return(),
     )
+
+
+def parameter_names(name: str) -> frozenset[str]:
+    """The environment parameters a built-in environment reads (names of `environment_parameters`)."""
+    task = _make_task(name, None, {})
+    return task.parameters.names if isinstance(task, VectorTask) else frozenset()
+
+
+def check_parameters(name: str, given: list[str]) -> None:
+    """A ConfigError naming the parameters a built-in environment does not read, and those it reads."""
+    known = parameter_names(name)
+    unknown = [p for p in given if p not in known]
+    if unknown:
+        raise unknown_parameters_error(name, unknown, sorted(known))
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -353,6 +371,17 @@ register(
     ),
 )
 
+register(
+    "WallJump",
+    WallJumpTask,
+    description=(
+        "16 agents, one per area, cross a wall to the goal row of a 7 x 9 floor: a wall up to 4.5 high is jumped "
+        "over, a higher one (up to 8.5) only from a block pushed against it; each episode is a small wall "
+        "(behavior SmallWallJump) or a big one (BigWallJump): vector of 8, discrete branches move (5) and jump "
+        "(2); +1 at the goal, -0.005 per decision; 100 decisions. Environment parameters small_wall_height "
+        "(4), big_wall_height (8), for curricula."
+    ),
+)
 register(
     "DungeonEscape",
     DungeonEscapeTask,

@@ -33,10 +33,12 @@ import math
 import os
 import socket
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fledge.curriculum.samplers import Draw
 from fledge.envs.api import ActionTuple, BaseEnv, StatsAggregationMethod
 from fledge.errors import ConfigError, EnvironmentFault
 from fledge.rollout import wire
@@ -157,12 +159,23 @@ class EnvHost:
 
         values = json.loads(config)
         name, seed, kwargs = values["env_name"], int(values["seed"]), values.get("env_kwargs", {})
-        copies = int(values.get("copies", 1))
+        self.copies = int(values.get("copies", 1))
+        draws = values.get("environment_parameters") or {}
         self.env: BaseEnv
-        if copies > 1:  # its copies are reset as they start, as a pool's in-process copies are
-            self.env = EnvPool(env_name=name, copies=copies, seed=seed, processes=False, env_kwargs=kwargs)
+        if self.copies > 1:  # its copies are reset as they start, as a pool's in-process copies are
+            self.env = EnvPool(
+                env_name=name,
+                copies=self.copies,
+                seed=seed,
+                processes=False,
+                env_kwargs=kwargs,
+                draws=draws,
+                stream_base=self._stream(draws),
+            )
         else:
             self.env = registry.make(name, seed=seed, **kwargs)
+            if draws:
+                self.env.set_environment_parameters(draws)  # before the first episode
             self.env.reset()
         self.delay = float(values.get("step_delay_s", 0.0))
         self.names = list(self.env.behavior_specs)
@@ -175,6 +188,7 @@ class EnvHost:
             "specs": wire.specs_to_json(dict(self.env.behavior_specs)),
             "num_areas": getattr(self.env, "num_areas", None),
             "node_id": ray.get_runtime_context().get_node_id(),
+            "parameters": None if (known := self.env.environment_parameter_names()) is None else sorted(known),
             "pid": os.getpid(),
         }
         return self._steps("specs", extra)
@@ -196,6 +210,20 @@ class EnvHost:
             raise wire.ProtocolError(f"unknown command '{command}'")
         check_fixed_behaviors(self.names, list(self.env.behavior_specs))
         return self._steps("steps", {})
+
+    def set_parameters(self, message: str) -> bytes:
+        """New environment parameter draws (JSON), applied at the next episode starts."""
+        draws = json.loads(message)
+        if isinstance(self.env, EnvPool):
+            self.env.stream_base = self._stream(draws)
+        self.env.set_environment_parameters(draws)
+        return b"ok"
+
+    def _stream(self, draws: dict[str, Any]) -> int:
+        """The first sampler stream of this actor's copies: actor a (its draws carry stream a) hosts copies
+        a*k .. a*k + k - 1."""
+        streams = [int(draw.get("stream", 0)) for draw in draws.values()]
+        return self.copies * streams[0] if streams else 0
 
     def close(self) -> None:
         self.env.close()
@@ -231,6 +259,8 @@ class RayCopy(_Copy):
         self.num_areas = values.get("num_areas")
         self.node_id = str(values.get("node_id"))
         self.pid = int(values.get("pid", -1))
+        names = values.get("parameters")
+        self.parameter_names = None if names is None else frozenset(str(n) for n in names)
         self.names = list(self.specs)
         self._read(values, arrays)
 
@@ -260,6 +290,15 @@ class RayCopy(_Copy):
         self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
         for key, value, method in values.get("stats", []):
             self.stats.setdefault(str(key), []).append((float(value), StatsAggregationMethod(int(method))))
+
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        ray = self.ray
+        try:
+            answer = ray.get(self.actor.set_parameters.remote(json.dumps(dict(draws))), timeout=self.timeout)
+        except ray.exceptions.RayError as exc:
+            raise EnvironmentFault(f"{self.label} did not take its environment parameters: {exc}") from None
+        if answer != b"ok":
+            raise wire.ProtocolError(f"{self.label}: expected 'ok' for the environment parameters")
 
     def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
         arrays: Arrays = {}
@@ -325,7 +364,7 @@ class RayCopies:
         self.step_delay_s = float(step_delay_s)
         self.actor_class = ray.remote(EnvHost)
 
-    def __call__(self, index: int, seed: int, env_kwargs: dict[str, Any]) -> RayCopy:
+    def __call__(self, index: int, seed: int, env_kwargs: dict[str, Any], draws: Mapping[str, Draw]) -> RayCopy:
         """Actor `index`; it hosts the copies index * k .. index * k + k - 1, seeded as those copies would be
         (the pool's own seed + index is right only for k = 1)."""
         config = {
@@ -334,6 +373,7 @@ class RayCopies:
             "copies": self.per_actor,
             "env_kwargs": env_kwargs,
             "step_delay_s": self.step_delay_s,
+            "environment_parameters": dict(draws),
         }
         try:
             text = json.dumps(config)
@@ -380,6 +420,7 @@ def make_ray_pool(
     worker_ids: bool = False,
     step_delay_s: float = 0.0,
     envs_per_worker: int = 1,
+    draws: Mapping[str, Draw] | None = None,
 ) -> RayEnvPool:
     """`copies` environment copies in Ray actors, `envs_per_worker` of them in each, copy i seeded seed + i
     (see the module's text). The agent ids are those of `copies` separate copies, so a seeded run is the
@@ -418,6 +459,7 @@ def make_ray_pool(
             budget=budget,
             worker_ids=worker_ids,
             remote=factory,
+            draws=draws,
             step_delay_s=step_delay_s,
             copies_per_remote=k,
         )

@@ -71,10 +71,18 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
 
     env = registry.make(config["env_name"], seed=int(config["seed"]), **config.get("env_kwargs", {}))
     delay = float(config.get("step_delay_s", 0.0))
+    if config.get("environment_parameters"):
+        env.set_environment_parameters(config["environment_parameters"])  # before the first episode
     env.reset()
     names = list(env.behavior_specs)
     areas = getattr(env, "num_areas", None)
-    write_frame(out, wire.encode("specs", {"specs": wire.specs_to_json(dict(env.behavior_specs)), "num_areas": areas}))
+    known = env.environment_parameter_names()
+    header = {
+        "specs": wire.specs_to_json(dict(env.behavior_specs)),
+        "num_areas": areas,
+        "parameters": None if known is None else sorted(known),
+    }
+    write_frame(out, wire.encode("specs", header))
     send_steps(env, names)
     while True:
         command, values, arrays = wire.decode(read_frame(inp))
@@ -82,6 +90,10 @@ def serve(inp: BinaryIO, out: BinaryIO, config: dict[str, Any]) -> None:
             env.close()
             write_frame(out, wire.encode("closed"))
             return
+        if command == "parameters":  # new lesson values: applied at the next episode starts, answered with ok
+            env.set_environment_parameters(values["parameters"])
+            write_frame(out, wire.encode("ok"))
+            continue
         if command == "reset":
             env.reset()
         elif command == "step":

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from fledge.curriculum.samplers import Draw
 from fledge.envs.api import (
     ActionTuple,
     BaseEnv,
@@ -90,6 +91,7 @@ class _Copy:
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
     stats: dict[str, list[tuple[float, StatsAggregationMethod]]]
     num_areas: int | None  # training areas of the copy; None when the environment has none
+    parameter_names: frozenset[str] | None  # the environment parameters the copy reads (None: any)
 
     def take_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
         stats, self.stats = self.stats, {}
@@ -104,20 +106,27 @@ class _Copy:
     def close(self) -> None:
         raise NotImplementedError
 
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        raise NotImplementedError
+
     def kill(self) -> None:
         """Stop a remote copy at once (before a restart; tests use it to crash one). Local copies: nothing."""
 
 
-CopyFactory = Callable[[int, int, dict[str, Any]], _Copy]
-"""(copy index, seed, environment keyword arguments) -> a started remote copy (rollout/ray_workers.py)."""
+CopyFactory = Callable[[int, int, dict[str, Any], Mapping[str, Draw]], _Copy]
+"""(copy index, seed, environment keyword arguments, its environment parameter draws) -> a started remote
+copy (rollout/ray_workers.py)."""
 
 
 class LocalCopy(_Copy):
-    def __init__(self, env: BaseEnv, *, step_delay_s: float = 0.0) -> None:
+    def __init__(self, env: BaseEnv, draws: Mapping[str, Draw] | None = None, *, step_delay_s: float = 0.0) -> None:
         self.env = env
         self.step_delay_s = step_delay_s
         self.stats = {}
         self._split = False  # the last step was sent with begin_step and is read back by finish_step
+        self.parameter_names = env.environment_parameter_names()
+        if draws:
+            env.set_environment_parameters(draws)
         self.env.reset()
         self.specs = dict(env.behavior_specs)
         self.num_areas = getattr(env, "num_areas", None)
@@ -153,6 +162,9 @@ class LocalCopy(_Copy):
     def close(self) -> None:
         self.env.close()
 
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        self.env.set_environment_parameters(draws)
+
 
 class RemoteCopy(_Copy):
     """A copy in a worker process (fledge.rollout.worker_process), spoken to over its stdin/stdout."""
@@ -166,9 +178,16 @@ class RemoteCopy(_Copy):
         timeout: float,
         label: str,
         step_delay_s: float = 0.0,
+        draws: Mapping[str, Draw] | None = None,
     ) -> None:
         config = json.dumps(
-            {"env_name": env_name, "seed": seed, "env_kwargs": env_kwargs, "step_delay_s": float(step_delay_s)}
+            {
+                "env_name": env_name,
+                "seed": seed,
+                "env_kwargs": env_kwargs,
+                "step_delay_s": float(step_delay_s),
+                "environment_parameters": draws or {},
+            }
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fledge.rollout.worker_process", config],
@@ -186,6 +205,8 @@ class RemoteCopy(_Copy):
             raise wire.ProtocolError(f"{label}: expected the behavior specs first, got '{command}'")
         self.specs = wire.specs_from_json(values["specs"])
         self.num_areas = values.get("num_areas")
+        names = values.get("parameters")
+        self.parameter_names = None if names is None else frozenset(str(n) for n in names)
         self.names = list(self.specs)
         self.finish()
 
@@ -213,6 +234,15 @@ class RemoteCopy(_Copy):
             write_frame(self.out, wire.encode(command, {"behaviors": self.names}, arrays))
         except (OSError, ValueError) as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+
+    def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        try:
+            write_frame(self.out, wire.encode("parameters", {"parameters": dict(draws)}))
+        except (OSError, ValueError) as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+        command, _, _ = self._receive()
+        if command != "ok":
+            raise wire.ProtocolError(f"{self.label}: expected 'ok' for the environment parameters, got '{command}'")
 
     def finish(self) -> None:
         command, values, arrays = self._receive()
@@ -265,8 +295,14 @@ class EnvPool(BaseEnv):
         remote: CopyFactory | None = None,
         step_delay_s: float = 0.0,
         copies_per_remote: int = 1,
+        draws: Mapping[str, Draw] | None = None,
+        stream_base: int = 0,
     ) -> None:
         self.env_name = env_name
+        self.draws: dict[str, Draw] = {
+            name: dict(draw) for name, draw in (draws or {}).items()
+        }  # environment parameters; a restarted copy gets them too
+        self.stream_base = int(stream_base)  # copy i draws from stream stream_base + i (a pool inside an actor)
         self.worker_ids = worker_ids  # copy i gets worker_id=i (Unity players: its port and log file)
         self.n = int(copies)
         self.seed_base = int(seed)
@@ -301,8 +337,9 @@ class EnvPool(BaseEnv):
 
     def _start(self, i: int) -> _Copy:
         kwargs = {**self.env_kwargs, "worker_id": i} if self.worker_ids else self.env_kwargs
+        draws = self._copy_draws(i)
         if self.remote is not None:
-            return self.remote(i, self.seed_base + i, kwargs)
+            return self.remote(i, self.seed_base + i, kwargs, draws)
         if self.processes:
             return RemoteCopy(
                 env_name=self.env_name,
@@ -311,12 +348,38 @@ class EnvPool(BaseEnv):
                 timeout=self.timeout,
                 label=f"environment worker {i}",
                 step_delay_s=self.step_delay_s,
+                draws=draws,
             )
         from fledge.envs import registry
 
-        return LocalCopy(
-            registry.make(self.env_name, seed=self.seed_base + i, **kwargs), step_delay_s=self.step_delay_s
-        )
+        env = registry.make(self.env_name, seed=self.seed_base + i, **kwargs)
+        try:
+            return LocalCopy(env, draws, step_delay_s=self.step_delay_s)
+        except Exception:
+            env.close()
+            raise
+
+    def _copy_draws(self, i: int) -> dict[str, Draw]:
+        """Copy i draws from its own stream of each sampler (else every copy would draw the same values)."""
+        return {name: {**draw, "stream": self.stream_base + i} for name, draw in self.draws.items()}
+
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return self.copies[0].parameter_names
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        """New lesson values for every copy (in order; a copy that cannot be reached is restarted with them)."""
+        known = self.copies[0].parameter_names
+        if known is not None and any(name not in known for name in draws):
+            from fledge.envs.builtin.parameters import unknown_parameters_error
+
+            raise unknown_parameters_error(self.env_name, [n for n in draws if n not in known], sorted(known))
+        self.draws = {name: dict(draw) for name, draw in draws.items()}
+        for i, c in enumerate(self.copies):
+            try:
+                c.set_parameters(self._copy_draws(i))
+            except EnvironmentFault as exc:
+                self._restart(i, exc)
+        self._merge()
 
     @property
     def num_copies(self) -> int:

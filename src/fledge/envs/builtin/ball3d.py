@@ -21,6 +21,12 @@ Physics (all agents at once, float64 internally):
   uniform in [-1.5, 1.5]. A random policy loses the ball after about 30 decisions; `heuristic` (a PD
   controller) keeps it forever.
 
+Environment parameters (spec 12.1; each agent draws its own values at its episode start): ``scale``
+(default 1) multiplies the ball's radius (its height above the platform); ``gravity`` (9.81) sets g for
+rolling and falling; ``mass`` (1) divides the rolling damping, as a drag force of fixed size slows a
+heavier ball less (for a ball rolling on a plane, mass otherwise cancels out). With the defaults the
+physics is exactly the one above.
+
 Observations (8, float32): platform ``q.z``, ``q.x``, ball position relative to the platform centre
 (x, y, z, world frame) and ball velocity (x, y, z, world frame).
 
@@ -31,11 +37,14 @@ numpy calls whatever the number of agents.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.base import VectorTask
+from fledge.envs.builtin.parameters import TaskParameters
 
 GRAVITY = 9.81
 BALL_RADIUS = 0.5
@@ -75,6 +84,19 @@ def _closed_form_substeps() -> tuple[float, float, float, float]:
 
 
 _X_V, _X_A, _V_V, _V_A = _closed_form_substeps()
+
+
+def _substep_coefficients(damping: np.ndarray) -> np.ndarray:
+    """(x_v, x_a, v_v, v_a) of `_closed_form_substeps` for one linear damping per agent: shape (n, 4)."""
+    d = 1.0 - damping * DT
+    x_v, v_v = np.zeros_like(d), np.ones_like(d)
+    x_a, v_a = np.zeros_like(d), np.zeros_like(d)
+    for _ in range(SUBSTEPS):
+        v_v, v_a = d * v_v, d * v_a + DT
+        x_v, x_a = x_v + v_v * DT, x_a + v_a * DT
+    return np.stack([x_v, x_a, v_v, v_a], axis=1)
+
+
 # Free fall in world space, same integrator without damping: new [position; velocity] = _FALL_C @ old + _FALL_G.
 _FALL_T = SUBSTEPS * DT
 _FALL_C = np.array([[1.0, _FALL_T], [0.0, 1.0]])
@@ -162,6 +184,7 @@ class Ball3DTask(VectorTask):
     """ML-Agents' 3DBall: 12 agents by default, 8 vector observations, 2 continuous actions."""
 
     behavior_name = "3DBall"
+    parameter_defaults = MappingProxyType({"scale": 1.0, "gravity": GRAVITY, "mass": 1.0})
 
     def __init__(self, *, num_agents: int = 12, max_episode_steps: int = MAX_EPISODE_STEPS) -> None:
         self.num_agents = check_count("3DBall", "num_agents", num_agents)
@@ -200,6 +223,21 @@ class Ball3DTask(VectorTask):
         self._no_done = np.zeros(n, dtype=bool)
         self._phase_w = _PHASE_W * _TURN
         self._update_trig()
+        self._varied = False  # any agent's scale, gravity or mass differs from the default
+        self._gravity = np.full(n, GRAVITY)
+        self._coef = np.tile([_X_V, _X_A, _V_V, _V_A], (n, 1))  # per agent, for its mass
+        self._radius = np.full(n, BALL_RADIUS)
+
+    def _take_parameters(self, idx: np.ndarray, params: TaskParameters) -> None:
+        """The agents at `idx` start an episode with their drawn scale, gravity and mass."""
+        values = params.values
+        mass = np.maximum(values["mass"][idx], 1e-3)
+        self._gravity[idx] = values["gravity"][idx]
+        self._radius[idx] = BALL_RADIUS * np.maximum(values["scale"][idx], 0.0)
+        self._coef[idx] = _substep_coefficients(ROLLING_DAMPING / mass)
+        self._varied = bool(
+            (self._gravity != GRAVITY).any() or (self._radius != BALL_RADIUS).any() or (values["mass"] != 1.0).any()
+        )
 
     # -- VectorTask --------------------------------------------------------------------------------
     def reset_agents(self, idx: np.ndarray, rng: np.random.Generator) -> None:
@@ -210,7 +248,9 @@ class Ball3DTask(VectorTask):
         self._phase[idx] = _PHASE0 + tilt @ _PHASE_W
         ball = np.zeros((k, 2, 3))
         ball[:, 0, 0::2] = rng.uniform(-START_SPAN, START_SPAN, size=(k, 2))
-        ball[:, 0, 1] = BALL_RADIUS
+        if self.parameters.samplers:
+            self._take_parameters(idx, self.parameters)
+        ball[:, 0, 1] = self._radius[idx]
         self._ball[idx] = ball
         self._falling[idx] = False
         self._any_falling = bool(self._falling.any())
@@ -225,12 +265,18 @@ class Ball3DTask(VectorTask):
         self._phase += self._dphase
         self._update_trig()
         # The rolling ball: 5 substeps in closed form, the slope being fixed during a decision.
-        np.matmul(self._roll_in, _ROLL_M, out=self._roll_out)
+        if self._varied:
+            self._roll_varied()
+        else:
+            np.matmul(self._roll_in, _ROLL_M, out=self._roll_out)
 
         reward = self._reward.copy()
         if self._any_falling:  # free fall in world space (rows of balls still on a platform are unused)
             np.matmul(_FALL_C, self._fall, out=self._fall_next)
-            self._fall_next += _FALL_G
+            if self._varied:
+                self._fall_next += _FALL_G * (self._gravity / GRAVITY)[:, None, None]
+            else:
+                self._fall_next += _FALL_G
             self._fall, self._fall_next = self._fall_next, self._fall
         if np.abs(self._plane_pos, out=self._abs).max() > PLATFORM_HALF_SIZE:
             idx = np.flatnonzero((self._abs > PLATFORM_HALF_SIZE).any(axis=1) & ~self._falling)
@@ -279,6 +325,14 @@ class Ball3DTask(VectorTask):
         )
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _roll_varied(self) -> None:
+        """The rolling step with each agent's own gravity and damping (the closed form, per agent)."""
+        slope = self._roll_in[:, 0:3] * (5.0 / 7.0 * self._gravity)[:, None]
+        pos, vel = self._roll_in[:, 3:6].copy(), self._roll_in[:, 6:9].copy()
+        c = self._coef
+        self._roll_out[:, 0:3] = pos + c[:, 0:1] * vel + c[:, 1:2] * slope
+        self._roll_out[:, 3:6] = c[:, 2:3] * vel + c[:, 3:4] * slope
+
     def _update_trig(self) -> None:
         """Refresh quaternion, rotation, slope and turn bounds from the tilt phases."""
         np.sin(self._phase, out=self._trig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from fledge.envs.api import (
     validate_actions,
 )
 from fledge.envs.builtin._common import check_count
+from fledge.envs.builtin.parameters import TaskParameters
 from fledge.errors import ActionError, ConfigError
 
 
@@ -54,6 +56,17 @@ class VectorTask(abc.ABC):
         """Advance one decision for all agents. Returns (reward float32 (n,), done bool (n,))."""
 
     stats: EnvironmentStats | None = None  # set by VectorTaskEnv: tasks may record custom stats here
+    #: environment parameters the task reads (name -> default); see envs/builtin/parameters.py
+    parameter_defaults: Mapping[str, float] = MappingProxyType({})
+
+    @property
+    def parameters(self) -> TaskParameters:
+        """The task's environment parameters, one value per agent (made on first use)."""
+        found = self.__dict__.get("_parameters")
+        if found is None:
+            found = TaskParameters(self.parameter_defaults, self.num_agents, owner=self.behavior_name)
+            self.__dict__["_parameters"] = found
+        return found
 
     def action_mask(self) -> list[np.ndarray] | None:
         """Masks per discrete branch, bool (num_agents, branch_size), True = not available; None = all allowed."""
@@ -119,9 +132,17 @@ class VectorTaskEnv(BaseEnv):
     def set_random_state(self, state: dict[str, object]) -> None:
         self._rng.bit_generator.state = state
 
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return self.task.parameters.names
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        self.task.parameters.set(draws)
+
     def reset(self) -> None:
         n = self.task.num_agents
-        self.task.reset_agents(np.arange(n), self._rng)
+        everyone = np.arange(n)
+        self.task.parameters.draw(everyone)
+        self.task.reset_agents(everyone, self._rng)
         self._episode_steps[:] = 0
         self._pending = None
         self._terminal = self._no_terminal
@@ -153,6 +174,7 @@ class VectorTaskEnv(BaseEnv):
                 group_id=group_id[idx],
                 group_reward=group_reward[idx],
             )
+            task.parameters.draw(idx)
             task.reset_agents(idx, self._rng)
             self._episode_steps[idx] = 0
             reward = np.where(ended, np.float32(0.0), reward).astype(np.float32, copy=False)

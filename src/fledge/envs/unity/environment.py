@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fledge import __version__
 from fledge.envs.api import (
@@ -46,7 +47,12 @@ from fledge.envs.unity.protocol.unity_message_pb2 import (
     UnityRLInitializationOutputProto,
     UnityRLInputProto,
 )
-from fledge.envs.unity.side_channels import SideChannel, SideChannelManager, StatsSideChannel
+from fledge.envs.unity.side_channels import (
+    EnvironmentParametersChannel,
+    SideChannel,
+    SideChannelManager,
+    StatsSideChannel,
+)
 from fledge.envs.unity.versions import COMMUNICATION_VERSION, check_capabilities, check_versions
 from fledge.errors import ActionError, ConfigError
 
@@ -98,6 +104,10 @@ class UnityEnvironment(BaseEnv):
         self._stats_channel = stats[0] if stats else StatsSideChannel()
         if not stats:
             channels.append(self._stats_channel)
+        parameters = [c for c in channels if isinstance(c, EnvironmentParametersChannel)]
+        self._parameters_channel = parameters[0] if parameters else EnvironmentParametersChannel()
+        if not parameters:
+            channels.append(self._parameters_channel)
         self._channels = SideChannelManager(channels, source=f"the Unity player of worker {worker_id}")
         self._specs: dict[BehaviorName, BehaviorSpec] = {}
         self._brains: dict[BehaviorName, BrainParametersProto] = {}  # brain parameters of behaviors without agents yet
@@ -142,6 +152,18 @@ class UnityEnvironment(BaseEnv):
     @property
     def behavior_specs(self) -> Mapping[BehaviorName, BehaviorSpec]:
         return dict(self._specs)
+
+    def environment_parameter_names(self) -> frozenset[str] | None:
+        return None  # the scene reads the names it knows (EnvironmentParameters.GetWithDefault)
+
+    def set_environment_parameters(self, draws: Mapping[str, Mapping[str, Any]]) -> None:
+        """Queued on the EnvironmentParameters side channel; the player gets them with the next message
+        (the player's own samplers draw the values, with the draw's seed)."""
+        from fledge.curriculum.samplers import settings_of
+
+        for name, draw in draws.items():
+            sampler, seed = settings_of(draw)
+            self._parameters_channel.send_sampler(name, sampler, seed)
 
     def reset(self) -> None:
         self._exchange(UnityRLInputProto(command=RESET))

@@ -19,6 +19,7 @@ from fledge.config.environment_parameters import (
     SamplerSettings,
     UniformParameters,
 )
+from fledge.curriculum.samplers import lesson_seeds
 from fledge.envs.unity.side_channels.channel import SendOnlyChannel
 from fledge.envs.unity.side_channels.messages import OutgoingMessage
 
@@ -111,21 +112,8 @@ class EnvironmentParametersChannel(SendOnlyChannel):
 def sampler_seeds(
     environment_parameters: Mapping[str, EnvironmentParameterSettings], run_seed: int
 ) -> dict[tuple[str, int], int]:
-    """The seed of every lesson, keyed by (parameter, lesson index).
-
-    A seed of -1 becomes run_seed + a running offset that counts those lessons in file order (spec 2.10);
-    other seeds are kept.
-    """
-    seeds: dict[tuple[str, int], int] = {}
-    offset = 0
-    for name, settings in environment_parameters.items():
-        for index, lesson in enumerate(settings.curriculum):
-            seed = lesson.value.sampler_parameters.seed
-            if seed == -1:
-                seed = run_seed + offset
-                offset += 1
-            seeds[name, index] = seed
-    return seeds
+    """The seed of every lesson, keyed by (parameter, lesson index) (fledge.curriculum.samplers.lesson_seeds)."""
+    return lesson_seeds(environment_parameters, run_seed)
 
 
 def send_environment_parameters(
