@@ -70,6 +70,33 @@ def test_ray_copies_step_identically_to_in_process_copies(per_actor: int) -> Non
 
 
 @pytest.mark.usefixtures("local_ray")
+@pytest.mark.parametrize("per_actor", [1, 2])
+def test_ray_copies_take_environment_parameters_as_in_process_copies_do(per_actor: int) -> None:
+    """Draws reach the actors' environments before their first episode and after a lesson change, each hosted
+    copy from its own sampler stream, exactly as in-process copies draw them."""
+    draws = {
+        "scale": {"sampler_type": "uniform", "sampler_parameters": {"min_value": 0.5, "max_value": 3.0}, "seed": 7}
+    }
+    local = EnvPool(env_name="3DBall", copies=4, seed=2, processes=False, draws=draws)
+    remote = make_ray_pool(env_name="3DBall", copies=4, seed=2, num_cpus=0.5, envs_per_worker=per_actor, draws=draws)
+    try:
+        assert remote.environment_parameter_names() == {"scale", "gravity", "mass"}
+
+        def first_obs(pool: Any) -> np.ndarray:
+            pool.reset()
+            return pool.get_steps("3DBall")[0].obs[0].copy()
+
+        assert np.array_equal(first_obs(local), first_obs(remote))
+        lesson = {"scale": {"sampler_type": "constant", "sampler_parameters": {"value": 0.5}, "seed": 7}}
+        local.set_environment_parameters(lesson)
+        remote.set_environment_parameters(lesson)
+        assert np.array_equal(first_obs(local), first_obs(remote))
+    finally:
+        local.close()
+        remote.close()
+
+
+@pytest.mark.usefixtures("local_ray")
 def test_a_killed_actor_is_restarted_its_trajectories_counted_then_the_budget_stops_the_run() -> None:
     pool = make_ray_pool(env_name=ENV, copies=2, seed=1, num_cpus=0.5, budget=RestartBudget(max_lifetime_restarts=1))
     try:
