@@ -41,6 +41,7 @@ from fledge.envs.builtin.toys import (
     MoveToGoal2DHybridTask,
 )
 from fledge.envs.builtin.visual3dball import Visual3DBallTask
+from fledge.envs.builtin.visual_pyramids import VisualPyramidsTask
 from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
 
@@ -304,11 +305,20 @@ register(
     "Pyramids",
     PyramidsTask,
     description=(
-        "16 agents, each in its own room, must touch a switch, which raises a pyramid at a random place, then "
-        "touch the pyramid's gold brick: vector of 121 (24 ray casts: wall, switch off/on, pyramid, distance; "
-        "switch state), one discrete branch of 4 (forward, back, turn left, turn right); +2 at the gold brick "
-        "(ends), -0.001 per decision; 1000 decisions. Sparse: random actions rarely succeed (for curiosity, RND, "
-        "GAIL); options room_half (7), max_episode_steps."
+        "16 agents, each in its own 24 x 24 room, must touch a switch, which raises a pyramid at a random place, "
+        "then touch the pyramid's gold brick: vector of 121 (24 ray casts seeing 7 units: wall, switch off/on, "
+        "pyramid, distance; switch state), one discrete branch of 4 (forward, back, turn left, turn right); +2 at "
+        "the gold brick (ends), -0.001 per decision; 1000 decisions. Sparse: random actions succeed in about 1 % "
+        "of episodes (for curiosity, RND, GAIL); options room_half (12), ray_range (7), max_episode_steps."
+    ),
+)
+register(
+    "VisualPyramids",
+    VisualPyramidsTask,
+    description=(
+        "Pyramids seen through a camera above each room only: 16 agents, one (3, 48, 48) image each (agent with "
+        "its nose, switch bright while off, pyramid once raised), one discrete branch of 4; rewards and limits as "
+        "Pyramids. Needs a visual encoder; options resolution, room_half, max_episode_steps."
     ),
 )
 register(
