@@ -305,18 +305,18 @@ register(
     "Pyramids",
     PyramidsTask,
     description=(
-        "16 agents, each in its own 24 x 24 room, must touch a switch, which raises a pyramid at a random place, "
+        "16 agents, each in its own 28 x 28 room, must touch a switch, which raises a pyramid at a random place, "
         "then touch the pyramid's gold brick: vector of 121 (24 ray casts seeing 7 units: wall, switch off/on, "
         "pyramid, distance; switch state), one discrete branch of 4 (forward, back, turn left, turn right); +2 at "
-        "the gold brick (ends), -0.001 per decision; 1000 decisions. Sparse: random actions succeed in about 1 % "
-        "of episodes (for curiosity, RND, GAIL); options room_half (12), ray_range (7), max_episode_steps."
+        "the gold brick (ends), -0.001 per decision; 1000 decisions. Sparse: random actions succeed in about 0.6 % "
+        "of episodes (for curiosity, RND, GAIL); options room_half (14), ray_range (7), max_episode_steps."
     ),
 )
 register(
     "VisualPyramids",
     VisualPyramidsTask,
     description=(
-        "Pyramids seen through a camera above each room only: 16 agents, one (3, 48, 48) image each (agent with "
+        "Pyramids seen through a camera above each room only: 16 agents, one (3, 56, 56) image each (agent with "
         "its nose, switch bright while off, pyramid once raised), one discrete branch of 4; rewards and limits as "
         "Pyramids. Needs a visual encoder; options resolution, room_half, max_episode_steps."
     ),

@@ -4,8 +4,8 @@ The room, the switch, the pyramid, the actions, the rewards and the limits are P
 (`fledge.envs.builtin.pyramids`, imported, not copied). Only the observation differs: one top-down image
 per agent instead of the rays and the switch state.
 
-Observation ``CameraSensor`` (3, R, R) float32 in [0, 1], R = ``resolution`` (48 by default: 2 pixels per
-unit in the default room of 24; every encoder accepts it, ``simple`` needs 20, ``nature_cnn`` 36): the
+Observation ``CameraSensor`` (3, R, R) float32 in [0, 1], R = ``resolution`` (56 by default: 2 pixels per
+unit in the default room of 28; every encoder accepts it, ``simple`` needs 20, ``nature_cnn`` 36): the
 whole room from above (world x to the right, world z up), pixel values anti-aliased, each disc drawn at
 least one pixel in radius. Channel 0 = the agent: its body 0.5 and a nose on its rim ahead of it 1.0,
 so the heading shows; channel 1 = the switch, 1.0 while off and 0.4 once pressed; channel 2 = the
@@ -32,7 +32,7 @@ from fledge.envs.builtin.pyramids import (
     PyramidsTask,
 )
 
-DEFAULT_RESOLUTION = 48
+DEFAULT_RESOLUTION = 56
 NOSE_RADIUS = 0.25
 SWITCH_ON_LEVEL = 0.4
 BODY_LEVEL = 0.5
