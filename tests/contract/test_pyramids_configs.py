@@ -16,7 +16,7 @@ from fledge.config import build_run_options, load_config_file
 from fledge.configs import CONFIG_DIR
 from fledge.envs import registry
 
-STEPS = 600
+STEPS = 300
 SHIPPED = ["Pyramids", "PyramidsRND", "VisualPyramids"]
 MLAGENTS = [
     "ppo/Pyramids.yaml",
@@ -32,8 +32,8 @@ def extrinsic_only(raw: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     out = copy.deepcopy(raw)
     for body in out["behaviors"].values():
         body["reward_signals"] = {"extrinsic": body["reward_signals"]["extrinsic"]}
-        body.update(max_steps=STEPS, summary_freq=300, checkpoint_interval=STEPS)
-        body["hyperparameters"].update(batch_size=64, buffer_size=256)
+        body.update(max_steps=STEPS, summary_freq=150, checkpoint_interval=STEPS)
+        body["hyperparameters"].update(batch_size=32, buffer_size=128)
     out["env_settings"] = {**out["env_settings"], "seed": 1, "env_args": ["num_agents=4"]}
     out["checkpoint_settings"] = {"run_id": "run", "results_dir": str(tmp_path)}
     return out
