@@ -105,12 +105,14 @@ def test_registered_names() -> None:
         "MaskedChoice",
         "GridWorld",
         "Hallway",
+        "Pyramids",
         "SoccerTwos",
         "Sorter",
         "StrikersVsGoalie",
         "Tennis",
         "Visual3DBall",
         "WallJump",
+        "VisualPyramids",
     }
     assert registry.DEFAULT_ENV == "3DBall" and registry.DEFAULT_ENV in ALL_NAMES
 
@@ -156,7 +158,8 @@ def test_describe(name: str) -> None:
     assert first in (name, f"{name}?team=0") or name in several
     assert info.behavior_specs.startswith(f"{first}: observations [")
     assert info.num_agents is not None
-    assert info.optimal_return is not None or name in several  # no single best return there
+    # no single best return there; Pyramids: partly observed (the heuristic's return is in the docs)
+    assert info.optimal_return is not None or name in (*several, "Pyramids", "VisualPyramids")
 
 
 def test_registry_import_does_not_import_torch() -> None:

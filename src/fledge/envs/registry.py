@@ -30,6 +30,7 @@ from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
 from fledge.envs.builtin.parameters import unknown_parameters_error
+from fledge.envs.builtin.pyramids import PyramidsTask
 from fledge.envs.builtin.soccer import SoccerTwosTask, StrikersVsGoalieTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
@@ -41,6 +42,7 @@ from fledge.envs.builtin.toys import (
     MoveToGoal2DHybridTask,
 )
 from fledge.envs.builtin.visual3dball import Visual3DBallTask
+from fledge.envs.builtin.visual_pyramids import VisualPyramidsTask
 from fledge.envs.builtin.walljump import WallJumpEnv, WallJumpTask
 from fledge.envs.unity.launcher import EDITOR_NAME, find_executable, is_unity_target
 from fledge.errors import ConfigError, UnknownEnvironmentError
@@ -315,6 +317,26 @@ register(
         "16 agents walk a corridor of 6 cells and enter the goal whose colour a symbol showed at the first "
         "decision only: vector of 9 (cell, end flag, symbol colour), one discrete branch of 4; +1 right goal, "
         "-0.1 wrong goal, -0.01 per decision; 100 decisions (best 0.95, 0.40 without memory). Needs memory."
+    ),
+)
+register(
+    "Pyramids",
+    PyramidsTask,
+    description=(
+        "16 agents, each in its own 28 x 28 room, must touch a switch, which raises a pyramid at a random place, "
+        "then touch the pyramid's gold brick: vector of 121 (24 ray casts seeing 7 units: wall, switch off/on, "
+        "pyramid, distance; switch state), one discrete branch of 4 (forward, back, turn left, turn right); +2 at "
+        "the gold brick (ends), -0.001 per decision; 1000 decisions. Sparse: random actions succeed in about 0.6 % "
+        "of episodes (for curiosity, RND, GAIL); options room_half (14), ray_range (7), max_episode_steps."
+    ),
+)
+register(
+    "VisualPyramids",
+    VisualPyramidsTask,
+    description=(
+        "Pyramids seen through a camera above each room only: 16 agents, one (3, 56, 56) image each (agent with "
+        "its nose, switch bright while off, pyramid once raised), one discrete branch of 4; rewards and limits as "
+        "Pyramids. Needs a visual encoder; options resolution, room_half, max_episode_steps."
     ),
 )
 register(

@@ -3,7 +3,7 @@
 `render_rgb(env, actions=None)` returns one (H, W, 3) uint8 frame of any fledge environment:
 
 * built-in environments (`VectorTaskEnv`): the task's own `render(actions)` method (3DBall, Basic,
-  MoveToGoal, MaskedChoice, GridWorld, Hallway, Visual3DBall and Sorter draw themselves, next to their
+  MoveToGoal, MaskedChoice, GridWorld, Hallway, Visual3DBall, Sorter and Pyramids draw themselves, next to their
   task in `fledge.envs.builtin`, with the helpers of `fledge.envs.drawing`); a task without one is
   drawn as bars of its observations. `actions`, when given, is the ActionTuple about to be applied
   (one row per agent): the frame then shows each agent's decision in that state (arrows, chosen boxes).
