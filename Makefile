@@ -23,16 +23,17 @@ setup-dev: $(BIN)/python
 train: setup
 	$(BIN)/fledge learn --run-id $(RUN_ID) --force
 
-# Lint, formatting and types first (settings in pyproject.toml), then the whole test suite.
+# Lint, formatting and types first (settings in pyproject.toml), then the whole test suite, one pytest
+# worker per core (each test file stays on one worker; tests run torch on one thread).
 test: setup-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The learning runs marked slow (a minute or more each on 2 cores), which make test leaves out.
 test-slow: setup-dev
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
