@@ -14,7 +14,7 @@ log = logging.getLogger("fledge")
 
 # Stat names of reward signals keep the provider's own spelling.
 SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
-SUPPORTED_SIGNALS = ("extrinsic",)
+SUPPORTED_SIGNALS = ("extrinsic", "curiosity", "gail", "rnd")
 
 
 def plain(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
 from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
@@ -93,6 +94,9 @@ class PPOTrainer(OnPolicyTrainer):
         self.update_count = 0
         # the critic memory each agent's next trajectory starts from (separate critics with memory)
         self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
+
+    def env_continuous(self, continuous: np.ndarray) -> np.ndarray:
+        return np.clip(continuous, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
 
     # -- checkpoints ------------------------------------------------------------------------------
     def fingerprint_extras(self) -> dict[str, Any]:
