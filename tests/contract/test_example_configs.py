@@ -78,7 +78,7 @@ def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
             if body.get(key):
                 out.add(f"behaviors.{name}.{key}")
         for signal in body.get("reward_signals") or {}:
-            if signal != "extrinsic":
+            if signal == "gail":  # its demo_path names a Unity project's .demo file, absent here
                 out.add(f"behaviors.{name}.reward_signals.{signal}")
     return out
 
@@ -90,7 +90,8 @@ def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
         if body.get("threaded") is True:
             out.add((name, "threaded"))
         hyper = body.get("hyperparameters") or {}
-        if body.get("trainer_type") == "sac" and "reward_signal_steps_per_update" in hyper:
+        learned_signals = set(body.get("reward_signals") or {}) - {"extrinsic"}
+        if body.get("trainer_type") == "sac" and "reward_signal_steps_per_update" in hyper and not learned_signals:
             if float(hyper["reward_signal_steps_per_update"]) != float(hyper.get("steps_per_update", 1.0)):
                 out.add((name, "hyperparameters.reward_signal_steps_per_update"))
         if ((body.get("reward_signals") or {}).get("extrinsic") or {}).get("network_settings"):
@@ -161,8 +162,9 @@ def test_the_examples_are_there_and_eighty_are_accepted() -> None:
     # + self-play with PPO: poca/Tanks (a PPO config), ppo/BattleFoodCollector, CubeWars, CubeWarsV3,
     # StrikersVsGoalie, Tennis, TicTacToe; + POCA: poca/DungeonEscape, Particles, PushBlockCollab, SoccerTwos,
     # SoccerTwos-5M, SpawnCollector, StrikersVsGoalie, SymbolSelectComms (BatonPass20, SmallSpawnCollector and
-    # Soccer stay refused for their environment_parameters)
-    assert len(accepted) == 80
+    # Soccer stay refused for their environment_parameters); + reward signals: ppo/Pyramids, PyramidRND,
+    # PyramidsRND, VisualPyramids (the GAIL configs stay refused: their demo files are not here)
+    assert len(accepted) == 84
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
