@@ -29,6 +29,7 @@ from fledge.envs.builtin.dungeon import DungeonEscapeTask
 from fledge.envs.builtin.gridworld import GridWorldTask
 from fledge.envs.builtin.groups import GroupTask, GroupTaskEnv
 from fledge.envs.builtin.hallway import HallwayTask
+from fledge.envs.builtin.pyramids import PyramidsTask
 from fledge.envs.builtin.soccer import SoccerTwosTask, StrikersVsGoalieTask
 from fledge.envs.builtin.sorter import SorterTask
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
@@ -297,6 +298,17 @@ register(
         "16 agents walk a corridor of 6 cells and enter the goal whose colour a symbol showed at the first "
         "decision only: vector of 9 (cell, end flag, symbol colour), one discrete branch of 4; +1 right goal, "
         "-0.1 wrong goal, -0.01 per decision; 100 decisions (best 0.95, 0.40 without memory). Needs memory."
+    ),
+)
+register(
+    "Pyramids",
+    PyramidsTask,
+    description=(
+        "16 agents, each in its own room, must touch a switch, which raises a pyramid at a random place, then "
+        "touch the pyramid's gold brick: vector of 121 (24 ray casts: wall, switch off/on, pyramid, distance; "
+        "switch state), one discrete branch of 4 (forward, back, turn left, turn right); +2 at the gold brick "
+        "(ends), -0.001 per decision; 1000 decisions. Sparse: random actions rarely succeed (for curiosity, RND, "
+        "GAIL); options room_half (7), max_episode_steps."
     ),
 )
 register(
