@@ -183,6 +183,7 @@ class TrainerBase(ABC):
         self.gammas = self.signals.gammas
         self.strengths = self.signals.strengths
         self.signal_episode_sums: dict[tuple[str, int], np.ndarray] = {}
+        self.signal_transitions: list[SignalBatch] = []  # on-policy: what the learned signals train on next
         net = settings.network_settings
         vis_encode_type, goal_conditioning_type = encoder_settings(settings)
         warn_unused_encoders(behavior_name, spec, settings)
@@ -300,6 +301,17 @@ class TrainerBase(ABC):
         for sig, label, value in zip(self.signal_names, self.signals.labels, total):
             if sig != "extrinsic":
                 self.stats.add_stat(self.name, f"Policy/{label} Reward", float(value))
+
+    def train_signals(self, *, epochs: int, batch_size: int) -> None:
+        """On-policy trainers: after an update, the learned signals train on the same transitions (`epochs`
+        passes of batch_size minibatches, as the policy did), which are then dropped."""
+        if not self.signal_transitions:
+            return
+        with self.timers.block("update_reward_signals"):
+            batch = SignalBatch.concatenate(self.signal_transitions)
+            self.signal_transitions = []
+            stats = self.signals.train(batch, epochs=epochs, batch_size=batch_size, rng=self.rng)
+        self.report_signal_stats(stats)
 
     def report_signal_stats(self, stats: dict[str, float]) -> None:
         for key, value in stats.items():

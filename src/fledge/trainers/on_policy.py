@@ -22,7 +22,6 @@ from typing import Protocol
 import numpy as np
 
 from fledge.networks.memory import pad_sequences, sequence_masks
-from fledge.rewards import SignalBatch
 from fledge.rollout.processor import Trajectory
 from fledge.trainers.base import TrainerBase
 from fledge.trainers.returns import gae
@@ -55,7 +54,6 @@ class OnPolicyTrainer(TrainerBase):
         """An empty rollout buffer, with room for buffer_size experiences and the trajectories that cross it."""
         aspec = self.spec.action_spec
         self.rewards_before_update = []
-        self.signal_transitions: list[SignalBatch] = []  # what the learned reward signals train on next
         self.buffer = RolloutBuffer(
             obs_size=self.policy_settings.obs_size,
             n_cont=aspec.continuous_size,
@@ -85,18 +83,7 @@ class OnPolicyTrainer(TrainerBase):
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
-            self._train_signals()
-
-    def _train_signals(self) -> None:
-        """The learned signals train on the transitions of the update that just ran (num_epoch passes of
-        batch_size minibatches, as the policy), which are then dropped."""
-        if not self.signal_transitions:
-            return
-        with self.timers.block("update_reward_signals"):
-            batch = SignalBatch.concatenate(self.signal_transitions)
-            self.signal_transitions = []
-            stats = self.signals.train(batch, epochs=self.hp.num_epoch, batch_size=self.hp.batch_size, rng=self.rng)
-        self.report_signal_stats(stats)
+            self.train_signals(epochs=self.hp.num_epoch, batch_size=self.hp.batch_size)
 
     def signal_bootstrap(self, traj: Trajectory, bootstrap: np.ndarray) -> np.ndarray:
         """Signals that ignore done (curiosity, RND) bootstrap from the value of the terminal observation even

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from fledge.envs.api import BehaviorSpec
@@ -47,8 +48,8 @@ def refuse_memory(settings: Any, where: str) -> None:
 
 
 def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
-    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet;
-    `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
+    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet and a GAIL
+    demo_path that does not exist; `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
     signals = []
     for key, sig in settings.reward_signals.items():
         name = str(plain(key))
@@ -58,6 +59,11 @@ def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
             raise ConfigError(
                 f"{where}.reward_signals.{name}: this reward signal is not available in this "
                 f"version of fledge (available: {', '.join(SUPPORTED_SIGNALS)}). Remove it from the config."
+            )
+        if name == "gail" and not Path(str(sig.demo_path)).exists():
+            raise ConfigError(
+                f"{where}.reward_signals.gail.demo_path: '{sig.demo_path}' does not exist; GAIL needs the expert's "
+                "demonstrations: give a .demo file or a folder of them (record one with fledge play --record-demo)."
             )
         signals.append((name, float(sig.gamma), float(sig.strength)))
     if not signals:
