@@ -29,6 +29,7 @@ log = logging.getLogger("fledge")
 __all__ = ["RewardSignals", "build_signals"]
 
 STATE_PREFIX = "signal."
+MIN_UPDATE_ROWS = 256  # the smallest minibatch the on-policy trainers train their signals on
 
 ExpertLoader = Callable[[str, BehaviorSpec, str], ExpertData]
 
@@ -63,10 +64,14 @@ class RewardSignals:
         return stats
 
     def train(self, batch: SignalBatch, *, epochs: int, batch_size: int, rng: np.random.Generator) -> dict[str, float]:
-        """`epochs` shuffled passes of minibatches of batch_size rows (leftovers dropped; at least one
-        minibatch); the stats averaged over every update."""
+        """`epochs` shuffled passes of minibatches of max(batch_size, MIN_UPDATE_ROWS) rows (leftovers dropped;
+        at least one minibatch); the stats averaged over every update.
+
+        ML-Agents updates the signals on each of the policy's minibatches. With small ones (3DBall: 64
+        rows, 562 per update) the optimiser steps of the signals' small networks cost more than the rest of
+        training together, for no better estimate; so they see the same rows in fewer, larger minibatches."""
         n = len(batch)
-        size = max(1, min(batch_size, n))
+        size = max(1, min(max(batch_size, MIN_UPDATE_ROWS), n))
         collected: dict[str, list[float]] = defaultdict(list)
         for _ in range(epochs):
             perm = rng.permutation(n)
