@@ -98,7 +98,9 @@ def loop_seconds(timers: dict[str, Any]) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return f"median {statistics.median(values):>8,.0f} (range {min(values):,.0f} - {max(values):,.0f}, {len(values)} runs)"
+    return (
+        f"median {statistics.median(values):>8,.0f} (range {min(values):,.0f} - {max(values):,.0f}, {len(values)} runs)"
+    )
 
 
 def main() -> None:

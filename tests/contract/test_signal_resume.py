@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_kill_resume import BEHAVIOR, newest_complete_unit, start, wait_for
 
 from fledge.checkpoints.state_io import load_state
 from fledge.config import build_run_options
@@ -17,8 +18,6 @@ from fledge.envs import registry
 from fledge.stats import StatsReporter
 from fledge.trainers.base import trainer_part
 from fledge.trainers.registry import trainer_class
-
-from test_kill_resume import BEHAVIOR, newest_complete_unit, start, wait_for
 
 SIGNALS = {
     "extrinsic": {"gamma": 0.99, "strength": 1.0},

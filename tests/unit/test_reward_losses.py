@@ -58,7 +58,9 @@ def test_curiosity_total_loss_weights() -> None:
 
 def test_rnd_error_by_hand() -> None:
     # (1 - 0)^2 + (2 - 4)^2 = 5; (0.5 - 0)^2 = 0.25
-    torch.testing.assert_close(L.rnd_error(t([1.0, 2.0], [0.5, 0.0]), t([0.0, 4.0], [0.0, 0.0])), torch.tensor([5.0, 0.25]))
+    torch.testing.assert_close(
+        L.rnd_error(t([1.0, 2.0], [0.5, 0.0]), t([0.0, 4.0], [0.0, 0.0])), torch.tensor([5.0, 0.25])
+    )
 
 
 def test_gail_reward_by_hand() -> None:

@@ -22,7 +22,11 @@ from fledge.rewards.gail import GAILSignal, check_expert, load_expert_data
 from fledge.rewards.rnd import RNDSignal
 
 CPU = torch.device("cpu")
-VISUAL = (DimensionProperty.NONE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE)
+VISUAL = (
+    DimensionProperty.NONE,
+    DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+    DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+)
 VECTOR = BehaviorSpec(
     observation_specs=[ObservationSpec.vector(6, "VectorSensor")],
     action_spec=ActionSpec(continuous_size=2, discrete_branches=(3,)),

@@ -18,7 +18,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -254,7 +254,11 @@ class LearnedSignal(RewardSignal):
         self.load_extra_meta(meta)
 
 
-def _fused_adam() -> dict[str, bool]:
+class _AdamOptions(TypedDict, total=False):
+    fused: bool
+
+
+def _fused_adam() -> _AdamOptions:
     """`fused=True` where this torch build has the fused Adam on the CPU (one kernel per step instead of a
     dozen small ones: the signals' networks are small, so the optimiser's overhead is a large share)."""
     try:

@@ -40,9 +40,9 @@ class CuriosityNetworks(nn.Module):
     def predict_next(self, encoding: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.forward_model(torch.cat([encoding, action], dim=1))
 
-    def predict_action(self, encoding: torch.Tensor, next_encoding: torch.Tensor) -> tuple[
-        torch.Tensor | None, list[torch.Tensor]
-    ]:
+    def predict_action(
+        self, encoding: torch.Tensor, next_encoding: torch.Tensor
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         hidden = self.inverse(torch.cat([encoding, next_encoding], dim=1))
         cont = self.inverse_continuous(hidden) if self.inverse_continuous is not None else None
         logits: list[torch.Tensor] = []

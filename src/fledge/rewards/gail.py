@@ -120,9 +120,9 @@ class GAILSignal(LearnedSignal):
         extra = aspec.continuous_size + int(sum(aspec.discrete_branches)) + 1 if self.use_actions else 0
         return Discriminator(self.make_body(extra_inputs=extra), vail=self.use_vail)
 
-    def _inputs(self, obs: np.ndarray, cont: np.ndarray, disc: np.ndarray, done: np.ndarray) -> tuple[
-        torch.Tensor, torch.Tensor | None
-    ]:
+    def _inputs(
+        self, obs: np.ndarray, cont: np.ndarray, disc: np.ndarray, done: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.module.body.encode(self.tensor(obs))
         if not self.use_actions:
             return x, None

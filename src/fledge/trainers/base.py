@@ -283,9 +283,9 @@ class TrainerBase(ABC):
             rows = rewards[first : first + len(t)]
             first += len(t)
             if extrinsic is not None and "extrinsic" in self.signal_names:
-                rows[:, self.signal_names.index("extrinsic")] = extrinsic[i] * self.strengths[
-                    self.signal_names.index("extrinsic")
-                ]
+                rows[:, self.signal_names.index("extrinsic")] = (
+                    extrinsic[i] * self.strengths[self.signal_names.index("extrinsic")]
+                )
             out.append(rows)
             self._episode_signal_sums(t, rows)
         return out, batch if self.signals.learned else None

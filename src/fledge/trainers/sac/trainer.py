@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.errors import CheckpointError
 from fledge.networks.device import to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.memory import carry_through
-from fledge.errors import CheckpointError
 from fledge.rewards import STATE_PREFIX as SIGNAL_PREFIX
 from fledge.rewards import SignalBatch
 from fledge.rollout.processor import Trajectory
