@@ -265,3 +265,48 @@ def test_a_state_of_other_networks_is_refused_by_name() -> None:
     assert RewardSignals([CuriositySignal(**common())]).check_state(tensors, meta) == [
         "the checkpoint has no state of the curiosity reward signal"
     ]
+
+
+def test_sac_q_target_bootstraps_through_episode_ends_for_signals_that_ignore_done() -> None:
+    from fledge.trainers.sac.losses import q_target
+
+    rewards = torch.tensor([[1.0, 0.5]])
+    next_values = torch.tensor([[2.0, 4.0]])
+    gammas = torch.tensor([0.9, 0.5])
+    # an episode end: extrinsic (done) stops there, curiosity (ignores done) bootstraps: 0.5 + 0.5 * 4
+    done = torch.tensor([[1.0, 0.0]])
+    torch.testing.assert_close(q_target(rewards, done, next_values, gammas), torch.tensor([[1.0, 2.5]]))
+    torch.testing.assert_close(q_target(rewards, torch.tensor([1.0]), next_values, gammas), rewards)
+
+
+def test_ppo_bootstraps_signals_that_ignore_done_from_the_terminal_observation() -> None:
+    from fledge.rollout.processor import Trajectory
+    from fledge.stats import StatsReporter
+    from fledge.trainers.ppo.trainer import PPOTrainer
+
+    settings = settings_of({"extrinsic": {}, "curiosity": {"strength": 0.1}})
+    trainer = PPOTrainer(behavior_name="B", spec=VECTOR, settings=settings, stats=StatsReporter([]), seed=0)
+    b = batch(3)
+    traj = Trajectory(
+        agent_id=0,
+        obs=b.obs,
+        continuous=b.continuous,
+        discrete=b.discrete.astype(np.int32),
+        log_prob=np.zeros(3, np.float32),
+        values=np.zeros((3, 2), np.float32),
+        rewards=b.env_rewards,
+        allowed=None,
+        bootstrap=np.zeros(2, np.float32),
+        next_obs=b.next_obs[-1],
+        terminal=True,
+        ends_episode=True,
+    )
+    boot = trainer.signal_bootstrap(traj, traj.bootstrap)
+    expected = trainer.policy.values(b.next_obs[-1:])[0]
+    assert boot[0] == 0.0 and boot[1] == pytest.approx(float(expected[1])) and boot[1] != 0.0
+    # rewards: the extrinsic column is the environment's reward, curiosity's 0 before its first update
+    rewards, transitions = trainer.signal_rewards([traj])
+    np.testing.assert_allclose(rewards[0][:, 0], b.env_rewards)
+    np.testing.assert_array_equal(rewards[0][:, 1], 0.0)
+    assert transitions is not None and transitions.done.tolist() == [False, False, True]
+    np.testing.assert_allclose(transitions.continuous, np.clip(b.continuous, -3, 3) / 3)  # as the environment got them
