@@ -20,6 +20,8 @@ from fledge.envs.builtin.toys import MaskedChoiceTask
 from fledge.imitation.expert import ExpertData
 from fledge.rewards import signals as signal_module
 
+pytestmark = pytest.mark.learning
+
 SMALL = {"network_settings": {"hidden_units": 16, "num_layers": 1}}
 
 
@@ -88,21 +90,19 @@ def gail_only_return(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expert: Ex
     monkeypatch.setattr(signal_module, "load_expert_data", lambda path, s, where: expert)
     demo = tmp_path / "expert.demo"
     demo.write_bytes(b"")
-    gail = {"gamma": 0.99, "strength": 1.0, "demo_path": str(demo), "use_actions": True, "learning_rate": 3e-3}
+    gail = {"gamma": 0.99, "strength": 1.0, "demo_path": str(demo), "use_actions": True, "learning_rate": 1e-2}
     gail["network_settings"] = {"hidden_units": 32}
     options = toy_options(tmp_path, "MaskedChoice", steps=steps, extra={"reward_signals": {"gail": gail}})
     (behavior,) = api.run(options, display="none").behaviors.values()
     return float(np.mean(behavior.episode_returns[-200:]))
 
 
-@pytest.mark.slow
 def test_gail_without_extrinsic_reward_learns_from_an_expert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = MaskedChoiceTask().spec
     # the environment's return is measured, never given to the learner; random choice among the allowed: 1/3
     assert gail_only_return(tmp_path, monkeypatch, masked_choice_expert(spec, 400), 20_000) >= 0.8
 
 
-@pytest.mark.slow
 def test_gail_does_not_learn_from_an_expert_that_acts_at_random(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
