@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from fledge.config.schema import GAILSettings
 from fledge.envs.behavior_id import behavior_ids_by_brain
 from fledge.errors import ConfigError
 from fledge.trainers.registry import trainer_class
@@ -42,6 +43,20 @@ def check_behavior(where: str, settings: TrainerSettings) -> None:
     refuse_memory(settings, where)
     reward_signals(settings, where)
     check_behavioral_cloning(where, settings)
+    for signal in settings.reward_signals.values():
+        if isinstance(signal, GAILSettings):
+            check_demo_path(signal.demo_path, f"{where}.reward_signals.gail.demo_path")
+
+
+def check_demo_path(path: str, where: str) -> None:
+    """A demo_path (BC, GAIL) that is missing, empty, damaged or not a demonstration is refused before a run
+    builds anything (the behavior's spec is checked when its trainer is built)."""
+    from fledge.imitation.protocol import require_protocol
+
+    require_protocol(where)
+    from fledge.imitation.demo_reader import check_demonstrations
+
+    check_demonstrations(path, where)
 
 
 def check_behavioral_cloning(where: str, settings: TrainerSettings) -> None:
@@ -55,12 +70,7 @@ def check_behavioral_cloning(where: str, settings: TrainerSettings) -> None:
             f"{where}.behavioral_cloning: behavioral cloning is available for {', '.join(BC_TRAINERS)} only, not "
             f"for trainer_type '{trainer}'; remove the block or change the trainer."
         )
-    from fledge.imitation.protocol import require_protocol
-
-    require_protocol(f"{where}.behavioral_cloning.demo_path")
-    from fledge.imitation.demo_reader import check_demonstrations
-
-    check_demonstrations(block.demo_path, f"{where}.behavioral_cloning.demo_path")
+    check_demo_path(block.demo_path, f"{where}.behavioral_cloning.demo_path")
 
 
 def check_run(options: RunOptions) -> None:

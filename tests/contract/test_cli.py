@@ -73,9 +73,11 @@ def test_check_prints_effective_settings_and_refuses_what_a_run_would(tmp_path: 
     assert "  Basic:\n    trainer_type: ppo" in proc.stdout
     assert "beta_schedule: constant" in proc.stdout  # inherited from learning_rate_schedule
     assert "buffer_size: 10240" in proc.stdout  # a default filled in
-    (tmp_path / "bad.yaml").write_text("default_settings:\n  reward_signals:\n    rnd: {strength: 0.1}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "default_settings:\n  reward_signals:\n    gail: {strength: 0.1, demo_path: missing.demo}\n"
+    )
     bad = fledge("check", "bad.yaml", "--env", "Basic", cwd=tmp_path)
-    assert bad.returncode == 1 and "rnd" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "gail.demo_path" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_export_writes_the_onnx_of_a_checkpoint_again(tmp_path: Path) -> None:

@@ -136,11 +136,14 @@ def test_listed_behaviors_must_cover_the_environment_before_anything_is_written(
 
 def test_unsupported_setting_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     raw = {
-        "default_settings": {"trainer_type": "ppo", "reward_signals": {"curiosity": {"strength": 0.1}}},
+        "default_settings": {
+            "trainer_type": "ppo",
+            "reward_signals": {"gail": {"strength": 0.1, "demo_path": str(tmp_path / "missing.demo")}},
+        },
         "env_settings": {"env_path": "MoveToGoal1D-Continuous"},
         "checkpoint_settings": {"run_id": "r3", "results_dir": str(tmp_path)},
     }
-    with pytest.raises(ConfigError, match="curiosity"):
+    with pytest.raises(ConfigError, match=r"reward_signals\.gail\.demo_path"):
         api.run(build_run_options(raw))
     assert not (tmp_path / "r3").exists()
 

@@ -61,7 +61,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "TrainerSettings.trainer_type": _H,  # ppo, sac, poca (trainers/registry.py)
         "TrainerSettings.hyperparameters": _H,
         "TrainerSettings.network_settings": _H,
-        "TrainerSettings.reward_signals": _H,  # extrinsic only; the others are refused by the trainers
+        "TrainerSettings.reward_signals": _H,  # extrinsic, curiosity, rnd, gail (rewards/)
         "TrainerSettings.init_path": _H,
         "TrainerSettings.keep_checkpoints": _H,
         "TrainerSettings.even_checkpoints": _H,
@@ -104,7 +104,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "SACSettings.steps_per_update": _H,
         "SACSettings.save_replay_buffer": _H,
         "SACSettings.init_entcoef": _H,
-        "SACSettings.reward_signal_steps_per_update": _W,
+        "SACSettings.reward_signal_steps_per_update": _C,  # with curiosity, rnd or gail: their update loop
         # networks
         "NetworkSettings.normalize": _H,
         "NetworkSettings.hidden_units": _H,
@@ -134,6 +134,15 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "ExtrinsicSettings.gamma": _H,
         "ExtrinsicSettings.strength": _H,
         "ExtrinsicSettings.network_settings": _W,
+        # the learned reward signals (rewards/); encoding_size is resolved into network_settings by the schema
+        **{
+            f"{model}.{key}": _H
+            for model in ("CuriositySettings", "RNDSettings", "GAILSettings")
+            for key in ("gamma", "strength", "network_settings", "learning_rate", "encoding_size")
+        },
+        "GAILSettings.use_actions": _H,
+        "GAILSettings.use_vail": _H,
+        "GAILSettings.demo_path": _H,
         # env_settings
         "EnvironmentSettings.env_path": _H,
         "EnvironmentSettings.env_args": _H,
@@ -199,13 +208,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
 )
 """Every key of every settings model ("Model.key"), with what fledge does with it."""
 
-REFUSED_MODELS: Mapping[str, str] = MappingProxyType(
-    {
-        "CuriositySettings": "the curiosity reward signal is refused (trainers.settings.reward_signals)",
-        "GAILSettings": "the gail reward signal is refused (trainers.settings.reward_signals)",
-        "RNDSettings": "the rnd reward signal is refused (trainers.settings.reward_signals)",
-    }
-)
+REFUSED_MODELS: Mapping[str, str] = MappingProxyType({})
 """Models reached through a key value that a run refuses: none of their keys can take effect."""
 
 UNITY_ONLY = "it applies to Unity players only (--env path/to/player or --env unity-editor)"
@@ -340,11 +343,16 @@ def _behavior_warnings(name: str, settings: TrainerSettings) -> list[str]:
             "between environment steps."
         )
     hyper = settings.hyperparameters
-    if isinstance(hyper, SACSettings) and hyper.reward_signal_steps_per_update != hyper.steps_per_update:
+    learned = [_show(k) for k, v in settings.reward_signals.items() if v is not None and _show(k) != "extrinsic"]
+    if (
+        isinstance(hyper, SACSettings)
+        and hyper.reward_signal_steps_per_update != hyper.steps_per_update
+        and not learned
+    ):
         out.append(
             f"{where}hyperparameters.reward_signal_steps_per_update: {_show(hyper.reward_signal_steps_per_update)} "
-            "has no effect here; only the extrinsic reward signal exists in this version, and it has no network "
-            "to update."
+            "has no effect here; it paces the updates of the curiosity, rnd and gail reward signals, and this "
+            "behavior has none of them."
         )
     for key, signal in settings.reward_signals.items():
         if _show(key) == "extrinsic" and signal is not None and signal.network_settings != NetworkSettings():

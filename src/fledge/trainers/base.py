@@ -19,6 +19,7 @@ import torch
 from fledge.envs.api import BehaviorSpec
 from fledge.networks.device import as_device
 from fledge.networks.size import NetworkSize, mlp_parameters
+from fledge.rewards import ExpertLoader, SignalBatch, build_signals
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import StatsReporter
 from fledge.stats.timers import Timers
@@ -112,7 +113,14 @@ def record_episode_stats(
         stats.add_stats(name, "Environment/Cumulative Reward", outcome.episode_returns, Aggregation.HISTOGRAM)
         stats.add_stats(name, "Environment/Episode Length", outcome.episode_lengths.astype(np.float64))
         for sig, strength in zip(signal_names, strengths):
-            stats.add_stats(name, f"Policy/{SIGNAL_STAT_NAMES[sig]} Reward", outcome.episode_returns * strength)
+            if sig == "extrinsic":  # the other signals' episode sums come from the trainer (TrainerBase.signal_rewards)
+                stats.add_stats(name, f"Policy/{SIGNAL_STAT_NAMES[sig]} Reward", outcome.episode_returns * strength)
+
+
+def signal_seed(seed: int) -> int:
+    """The seed of a trainer's reward-signal networks, derived from the trainer's seed without drawing from
+    its generator (a run with the extrinsic signal alone draws exactly what it drew before signals existed)."""
+    return int(np.random.SeedSequence([int(seed), 15]).generate_state(1, dtype=np.uint64)[0] % 2**62)
 
 
 def summary_due(step: int, added: int, freq: int) -> int | None:
@@ -154,6 +162,7 @@ class TrainerBase(ABC):
         timers: Timers | None = None,
         deterministic: bool = False,
         device: torch.device | str | None = None,
+        expert_loader: ExpertLoader | None = None,
     ) -> None:
         self.name = behavior_name
         self.device = as_device(device)
@@ -165,10 +174,16 @@ class TrainerBase(ABC):
         self.max_steps = int(settings.max_steps)
         self.summary_freq = int(settings.summary_freq)
         self.time_horizon = int(settings.time_horizon)
-        signals = reward_signals(settings, f"behaviors.{behavior_name}")
-        self.signal_names = tuple(s[0] for s in signals)
-        self.gammas = np.array([s[1] for s in signals])
-        self.strengths = np.array([s[2] for s in signals], dtype=np.float32)
+        where = f"behaviors.{behavior_name}"
+        reward_signals(settings, where)  # refuses what cannot run, with the config's own words
+        self.signals = build_signals(
+            settings, spec, where=where, seed=signal_seed(seed), device=self.device, expert_loader=expert_loader
+        )
+        self.signal_names = self.signals.names
+        self.gammas = self.signals.gammas
+        self.strengths = self.signals.strengths
+        self.signal_episode_sums: dict[tuple[str, int], np.ndarray] = {}
+        self.signal_transitions: list[SignalBatch] = []  # on-policy: what the learned signals train on next
         net = settings.network_settings
         vis_encode_type, goal_conditioning_type = encoder_settings(settings)
         warn_unused_encoders(behavior_name, spec, settings)
@@ -225,6 +240,82 @@ class TrainerBase(ABC):
             self.episode_rewards_since_update.extend(outcome.episode_returns.tolist())
         if outcome.trajectories and self.should_train:
             self.learn(outcome.trajectories)
+
+    # -- reward signals ---------------------------------------------------------------------------
+    def env_continuous(self, continuous: np.ndarray) -> np.ndarray:
+        """The continuous actions as the environment received them (what signals see); PPO and POCA clip."""
+        return continuous
+
+    def signal_batch(self, trajectories: list[Trajectory]) -> SignalBatch:
+        """The trajectories' transitions, one row per step (done at a true episode end)."""
+        parts = []
+        for t in trajectories:
+            n = len(t)
+            done = np.zeros(n, dtype=np.bool_)
+            done[-1] = t.terminal
+            parts.append(
+                SignalBatch(
+                    obs=t.obs,
+                    next_obs=np.concatenate([t.obs[1:], t.next_obs[None]]),
+                    continuous=self.env_continuous(t.continuous),
+                    discrete=t.discrete,
+                    done=done,
+                    env_rewards=t.rewards,
+                )
+            )
+        return SignalBatch.concatenate(parts)
+
+    def signal_rewards(
+        self, trajectories: list[Trajectory], extrinsic: list[np.ndarray] | None = None
+    ) -> tuple[list[np.ndarray], SignalBatch | None]:
+        """Each trajectory's (n, S) rewards x strength, and its transitions when a signal learns from them.
+
+        `extrinsic`: the extrinsic signal's reward of each trajectory when it is not the agent's own (POCA's
+        team reward). With the extrinsic signal alone this is the reward times its strength, as it always was.
+        Episode sums of the other signals are reported as `Policy/<Signal> Reward` when an episode ends."""
+        if self.signals.only_extrinsic:
+            own = extrinsic or [t.rewards for t in trajectories]
+            return [r[:, None] * self.strengths[None, :] for r in own], None
+        batch = self.signal_batch(trajectories)
+        rewards = self.signals.rewards(batch)
+        out, first = [], 0
+        for i, t in enumerate(trajectories):
+            rows = rewards[first : first + len(t)]
+            first += len(t)
+            if extrinsic is not None and "extrinsic" in self.signal_names:
+                rows[:, self.signal_names.index("extrinsic")] = (
+                    extrinsic[i] * self.strengths[self.signal_names.index("extrinsic")]
+                )
+            out.append(rows)
+            self._episode_signal_sums(t, rows)
+        return out, batch if self.signals.learned else None
+
+    def _episode_signal_sums(self, traj: Trajectory, rows: np.ndarray) -> None:
+        key = traj.agent_key
+        sums = self.signal_episode_sums.get(key)
+        total = rows.sum(axis=0, dtype=np.float64) if sums is None else sums + rows.sum(axis=0, dtype=np.float64)
+        if not traj.ends_episode:
+            self.signal_episode_sums[key] = total
+            return
+        self.signal_episode_sums.pop(key, None)
+        for sig, label, value in zip(self.signal_names, self.signals.labels, total):
+            if sig != "extrinsic":
+                self.stats.add_stat(self.name, f"Policy/{label} Reward", float(value))
+
+    def train_signals(self, *, epochs: int, batch_size: int) -> None:
+        """On-policy trainers: after an update, the learned signals train on the same transitions (`epochs`
+        passes of batch_size minibatches, as the policy did), which are then dropped."""
+        if not self.signal_transitions:
+            return
+        with self.timers.block("update_reward_signals"):
+            batch = SignalBatch.concatenate(self.signal_transitions)
+            self.signal_transitions = []
+            stats = self.signals.train(batch, epochs=epochs, batch_size=batch_size, rng=self.rng)
+        self.report_signal_stats(stats)
+
+    def report_signal_stats(self, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            self.stats.add_stat(self.name, key, value)
 
     @abstractmethod
     def learn(self, trajectories: list[Trajectory]) -> None:

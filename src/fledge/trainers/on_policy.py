@@ -1,10 +1,11 @@
 """Trainers that learn from the experiences of their current policy only (PPO; POCA next).
 
-Each step's trajectories update the observation normaliser, get their advantages and returns by GAE
-per reward signal (rewards x strength, each signal with its own gamma; the advantage stored is the
+Each step's trajectories update the observation normaliser, get their rewards from the reward signals
+(rewards/: each signal's reward x strength), their advantages and returns by GAE per signal (each with
+its own gamma; signals that ignore done bootstrap through true episode ends; the advantage stored is the
 mean over signals), report `Policy/<Signal> Value Estimate`, and fill the rollout buffer. When the
 buffer holds `buffer_size` experiences the algorithm's `_update` runs on all of them (it empties the
-buffer).
+buffer), then the learned signals train on the same transitions.
 
 With memory, the critic's values of each trajectory (and its bootstrap value) are recomputed by
 running the critic's memory through the trajectory (`recurrent_values`), from the critic memory that
@@ -37,6 +38,12 @@ class RolloutSettings(Protocol):
     @property
     def lambd(self) -> float: ...
 
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def num_epoch(self) -> int: ...
+
 
 class OnPolicyTrainer(TrainerBase):
     hp: RolloutSettings
@@ -67,18 +74,33 @@ class OnPolicyTrainer(TrainerBase):
         normalizer = self.policy.normalizer
         if normalizer is not None:
             normalizer.update(np.concatenate([t.obs for t in trajectories]))
-        for traj in trajectories:
-            self._add_trajectory(traj)
+        with self.timers.block("reward_signals"):
+            rewards, transitions = self.signal_rewards(trajectories)
+        if transitions is not None:
+            self.signal_transitions.append(transitions)
+        for traj, traj_rewards in zip(trajectories, rewards):
+            self._add_trajectory(traj, traj_rewards)
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
+            self.train_signals(epochs=self.hp.num_epoch, batch_size=self.hp.batch_size)
+
+    def signal_bootstrap(self, traj: Trajectory, bootstrap: np.ndarray) -> np.ndarray:
+        """Signals that ignore done (curiosity, RND) bootstrap from the value of the terminal observation even
+        where the episode truly ended (spec 8.6); the others keep 0 there."""
+        if not (traj.terminal and self.signals.ignore_done.any()) or self.policy_settings.memory_size:
+            return bootstrap
+        boot = np.array(bootstrap, dtype=np.float32, copy=True)
+        ignore = self.signals.ignore_done
+        boot[ignore] = self.policy.values(traj.next_obs[None])[0][ignore]
+        return boot
 
     def recurrent_values(self, traj: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """With memory: the trajectory's values (n, S) and bootstrap (S,) from carried critic memories, and the
         critic memory at each sequence start (ceil(n / L), memory_size)."""
         raise NotImplementedError(f"{type(self).__name__} does not train recurrent networks")
 
-    def _add_trajectory(self, traj: Trajectory) -> None:
+    def _add_trajectory(self, traj: Trajectory, rewards: np.ndarray) -> None:
         n = len(traj)
         self._summary_before(traj)
         seq_len = self.policy_settings.sequence_length
@@ -86,7 +108,7 @@ class OnPolicyTrainer(TrainerBase):
         values, bootstrap, critic_starts = traj.values, traj.bootstrap, None
         if recurrent:
             values, bootstrap, critic_starts = self.recurrent_values(traj)
-        rewards = traj.rewards[:, None] * self.strengths[None, :]
+        bootstrap = self.signal_bootstrap(traj, bootstrap)
         advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
         returns = np.empty_like(advantages)
         for i in range(len(self.signal_names)):

@@ -14,7 +14,7 @@ log = logging.getLogger("fledge")
 
 # Stat names of reward signals keep the provider's own spelling.
 SIGNAL_STAT_NAMES = {"extrinsic": "Extrinsic", "curiosity": "Curiosity", "gail": "GAIL", "rnd": "RND"}
-SUPPORTED_SIGNALS = ("extrinsic",)
+SUPPORTED_SIGNALS = ("extrinsic", "curiosity", "gail", "rnd")
 
 
 def plain(value: Any) -> Any:
@@ -47,8 +47,8 @@ def refuse_memory(settings: Any, where: str) -> None:
 
 
 def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
-    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet;
-    `where` names the settings in the error ("behaviors.3DBall", "default_settings")."""
+    """(name, gamma, strength) of every configured reward signal, refusing the ones not built yet; `where` names
+    the settings in the error ("behaviors.3DBall", "default_settings")."""
     signals = []
     for key, sig in settings.reward_signals.items():
         name = str(plain(key))

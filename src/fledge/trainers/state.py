@@ -156,13 +156,17 @@ def require_fit(state: TrainerState, expected: dict[str, Any], problems: list[st
 
 
 def policy_optimizer_state(trainer: Any, modules: dict[str, torch.nn.Module] | None = None) -> TrainerState:
-    """The policy, any further `modules` (prefix -> module), the optimiser, counters and generators of `trainer`."""
+    """The policy, any further `modules` (prefix -> module), the optimiser, the reward signals' networks and
+    optimisers ("signal.<name>." tensors, "signals" metadata), counters and generators of `trainer`."""
     tensors = trainer.policy.policy_state()
     for prefix, module in (modules or {}).items():
         tensors.update(module_tensors(prefix, module))
     opt_tensors, opt_meta = optimizer_entries("optimizer.", trainer.optimizer)
     tensors.update(opt_tensors)
+    signal_tensors, signal_meta = trainer.signals.state()
+    tensors.update(signal_tensors)
     meta: dict[str, Any] = {
+        **({"signals": signal_meta} if signal_meta else {}),
         "fingerprint": trainer.fingerprint(),
         "step": trainer.step,
         "update_count": trainer.update_count,
@@ -190,6 +194,7 @@ def load_policy_optimizer_state(
         for prefix, module in modules.items():
             problems += check_module(prefix, module, state.tensors)
         problems += check_optimizer("optimizer.", trainer.optimizer, state.tensors)
+        problems += trainer.signals.check_state(state.tensors, state.meta.get("signals", {}))
         for key in ("step", "update_count", "optimizer", "rng", "actor_rng"):
             if key not in state.meta:
                 problems.append(f"the metadata has no '{key}'")
@@ -199,6 +204,7 @@ def load_policy_optimizer_state(
         for prefix, module in modules.items():
             load_module(prefix, module, state.tensors)
         load_optimizer("optimizer.", trainer.optimizer, state.tensors, state.meta["optimizer"])
+        trainer.signals.load_state(state.tensors, state.meta.get("signals", {}))
         trainer.adam.reset()
         trainer.step = int(state.meta["step"])
         trainer.update_count = int(state.meta["update_count"])
@@ -206,3 +212,5 @@ def load_policy_optimizer_state(
         set_generator_state(trainer.policy.rng, state.meta["actor_rng"])
         trainer.episode_rewards_since_update = list(state.meta.get("episode_rewards_since_update", []))
     trainer.buffer.clear()
+    if hasattr(trainer, "signal_transitions"):
+        trainer.signal_transitions = []

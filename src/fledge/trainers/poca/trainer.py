@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fledge.errors import ConfigError
+from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
 from fledge.networks.group_critic import GroupCritic
 from fledge.rollout.groups import GroupAssembler, GroupContext
@@ -110,6 +111,10 @@ class POCATrainer(TrainerBase):
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
+            self.train_signals(epochs=self.hp.num_epoch, batch_size=self.hp.batch_size)
+
+    def env_continuous(self, continuous: np.ndarray) -> np.ndarray:
+        return np.clip(continuous, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
 
     def _normalized(self, x: np.ndarray) -> torch.Tensor:
         """Raw observations (..., obs) normalised by the actor's normaliser, as a tensor of the same shape."""
@@ -160,23 +165,29 @@ class POCATrainer(TrainerBase):
                 .cpu()
                 .numpy()
             )
+        # the extrinsic signal rewards the team (own + groupmates' + group reward); the others each agent's own steps
+        team = [L.team_rewards(t.rewards, c.mate_rewards) for t, c in kept]
+        rewards, transitions = self.signal_rewards([t for t, _ in kept], extrinsic=team)
+        if transitions is not None:
+            self.signal_transitions.append(transitions)
         v_at = b_at = 0
-        for traj, ctx in kept:
+        for (traj, ctx), traj_rewards in zip(kept, rewards):
             n = len(traj)
-            self._add_trajectory(traj, ctx, values[v_at : v_at + n + 1], baselines[b_at : b_at + n])
+            self._add_trajectory(traj, ctx, values[v_at : v_at + n + 1], baselines[b_at : b_at + n], traj_rewards)
             v_at += n + 1
             b_at += n
 
-    def _add_trajectory(self, traj: Trajectory, ctx: GroupContext, v: np.ndarray, b: np.ndarray) -> None:
-        """One trajectory with its group values v (T + 1, S) and baselines b (T, S)."""
+    def _add_trajectory(
+        self, traj: Trajectory, ctx: GroupContext, v: np.ndarray, b: np.ndarray, rewards: np.ndarray
+    ) -> None:
+        """One trajectory with its group values v (T + 1, S), baselines b (T, S) and rewards x strength (T, S)."""
         self._summary_before(traj)
         n = len(traj)
         next_values = L.group_bootstrap(v[1:], group_done=ctx.group_done)
-        rewards = L.team_rewards(traj.rewards, ctx.mate_rewards)
         returns = np.empty((n, len(self.signal_names)), dtype=np.float32)
         for i, sig in enumerate(self.signal_names):
             returns[:, i] = L.lambda_returns(
-                rewards * self.strengths[i], next_values[:, i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
+                rewards[:, i], next_values[:, i], gamma=float(self.gammas[i]), lambd=self.hp.lambd
             )
             label = SIGNAL_STAT_NAMES[sig]
             self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(v[:-1, i].mean()))

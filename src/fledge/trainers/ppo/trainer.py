@@ -108,6 +108,9 @@ class PPOTrainer(OnPolicyTrainer):
         # the critic memory each agent's next trajectory starts from (separate critics with memory)
         self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
+    def env_continuous(self, continuous: np.ndarray) -> np.ndarray:
+        return np.clip(continuous, -ENV_ACTION_CLIP, ENV_ACTION_CLIP) / ENV_ACTION_CLIP
+
     # -- checkpoints ------------------------------------------------------------------------------
     def fingerprint_extras(self) -> dict[str, Any]:
         return {"shared_critic": self.hp.shared_critic}

@@ -166,8 +166,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
 def q_target(
     rewards: torch.Tensor, done: torch.Tensor, next_values: torch.Tensor, gammas: torch.Tensor
 ) -> torch.Tensor:
-    """y = r + gamma (1 - done) V_target(s'). rewards, next_values (B, S); done (B,); gammas (S,)."""
-    return rewards + gammas * (1.0 - done.to(rewards.dtype)).unsqueeze(-1) * next_values
+    """y = r + gamma (1 - done) V_target(s'). rewards, next_values (B, S); gammas (S,); done (B,), or (B, S)
+    where reward signals differ (those that ignore done have 0 there)."""
+    live = 1.0 - done.to(rewards.dtype)
+    return rewards + gammas * (live if live.dim() == 2 else live.unsqueeze(-1)) * next_values
 
 
 def squared_error_loss(

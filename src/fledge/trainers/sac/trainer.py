@@ -11,9 +11,11 @@ The off-policy base (trainers/off_policy.py) fills the replay buffer and applies
 rule; this module's `_update_loop` runs the updates it asks for. The replay buffer keeps its newest
 int(0.8 x buffer_size) experiences whenever it holds more than buffer_size. Trajectories: done is set
 only for true episode ends; an interrupted end (max steps) keeps done false and bootstraps from the
-real terminal observation (1.1.0 replaced it by the last observation). Only the extrinsic reward
-signal exists in this version (reward_signal_steps_per_update is therefore unused: there is no
-reward-signal network to update).
+real terminal observation (1.1.0 replaced it by the last observation). Every sampled minibatch gets its
+rewards from the reward signals (rewards/), each x strength; a signal that ignores done (curiosity, RND)
+bootstraps through true episode ends. The learned signals train in their own loop after the updates:
+while (step - buffer_init_steps) / signal_update_count > reward_signal_steps_per_update, one minibatch
+of batch_size rows for every signal.
 
 Divergence: when the mean losses of an update loop hold Inf or NaN (any update of the loop had them),
 `TrainingDivergedError` stops training. The weights are not rolled back: a copy of every tensor before
@@ -43,10 +45,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.errors import CheckpointError
 from fledge.imitation.bc import BehavioralCloning, make_behavioral_cloning
 from fledge.networks.device import to_cpu, to_device
 from fledge.networks.distributions import MASKED_LOGIT
 from fledge.networks.memory import carry_through
+from fledge.rewards import STATE_PREFIX as SIGNAL_PREFIX
+from fledge.rewards import SignalBatch
 from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerState
@@ -139,6 +144,7 @@ class SACTrainer(OffPolicyTrainer):
             seed=int(self.rng.integers(2**62)),
             device=self.device,
         )
+        self.signal_update_count = 1.0  # the reward signals' own update rule (reward_signal_steps_per_update)
         # the value network's memory each agent's next trajectory starts from (memory only)
         self.critic_memories: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -181,6 +187,7 @@ class SACTrainer(OffPolicyTrainer):
             self._report_update(results, lr)
             for key, value in bc_stats.items():
                 self.stats.add_stat(self.name, key, value)
+        self._update_signals()
 
     def sample_batches(self, n: int) -> Batches:
         """n minibatches of batch_size rows for one update loop, sampled and prepared in one go."""
@@ -197,6 +204,11 @@ class SACTrainer(OffPolicyTrainer):
             next_x = self.nets.normalize(to_device(data["next_obs"], device))
         c, branches = shape.continuous_size, shape.branches
         done = data["done"].astype(np.float32)
+        rewards = data["rewards"][:, None] * self.strengths
+        if not self.signals.only_extrinsic:
+            rewards = self.signals.rewards(self._signal_batch(data))
+        if self.signals.ignore_done.any():  # (rows, signals): 0 where a signal bootstraps through the end
+            done = done[:, None] * (~self.signals.ignore_done).astype(np.float32)
         action = to_device(data["continuous"], device) if c else None
         allowed = data["allowed"]
         # the noise comes from the trainer's CPU generator, so a seed gives the same numbers on every device
@@ -219,9 +231,9 @@ class SACTrainer(OffPolicyTrainer):
             size=size,
             x=x,
             next_x=next_x,
-            rewards=to_device(data["rewards"][:, None] * self.strengths, device),
+            rewards=to_device(np.ascontiguousarray(rewards, dtype=np.float32), device),
             done=to_device(done, device),
-            discount=to_device((1.0 - done)[:, None] * self.gammas, device),
+            discount=to_device(((1.0 - done) if done.ndim == 2 else (1.0 - done)[:, None]) * self.gammas, device),
             q_input=torch.cat([x, action], dim=1) if action is not None else x,
             action=action,
             noise=noise,
@@ -232,6 +244,36 @@ class SACTrainer(OffPolicyTrainer):
             else None,
             **memory,
         )
+
+    @staticmethod
+    def _signal_batch(data: dict[str, np.ndarray]) -> SignalBatch:
+        """Replay rows as reward-signal transitions (SAC's continuous actions are what the environment got)."""
+        return SignalBatch(
+            obs=data["obs"],
+            next_obs=data["next_obs"],
+            continuous=data["continuous"],
+            discrete=data["discrete"],
+            done=data["done"].astype(np.bool_),
+            env_rewards=data["rewards"],
+        )
+
+    def _update_signals(self) -> None:
+        """ML-Agents' rule for the reward signals' own updates, with reward_signal_steps_per_update."""
+        if not self.signals.learned:
+            return
+        hp, n = self.hp, 0
+        while (self.step - hp.buffer_init_steps) / self.signal_update_count > hp.reward_signal_steps_per_update:
+            self.signal_update_count += 1
+            n += 1
+        if n == 0:
+            return
+        collected: dict[str, list[float]] = {}
+        with self.timers.block("update_reward_signals"):
+            for _ in range(n):
+                data = self.buffer.gather(self.buffer.sample_indices(self.rng, hp.batch_size))
+                for key, value in self.signals.update(self._signal_batch(data)).items():
+                    collected.setdefault(key, []).append(value)
+        self.report_signal_stats({k: float(np.mean(v)) for k, v in collected.items()})
 
     def _report_update(self, results: list[UpdateStats], lr: float) -> None:
         losses = torch.stack([torch.stack([r.policy_loss, r.value_loss, r.q1_loss, r.q2_loss]) for r in results]).mean(
@@ -307,6 +349,11 @@ class SACTrainer(OffPolicyTrainer):
             "torch_generator": S.torch_generator_state(self.torch_generator),
             "episode_rewards_since_update": [float(r) for r in self.episode_rewards_since_update],
         }
+        if self.signals.learned:
+            signal_tensors, signal_meta = self.signals.state()
+            tensors.update(signal_tensors)
+            meta["signals"] = signal_meta
+            meta["signal_update_count"] = float(self.signal_update_count)
         state = TrainerState(tensors=tensors, meta=meta)
         if self.bc is not None:
             self.bc.save_into(state)
@@ -319,10 +366,22 @@ class SACTrainer(OffPolicyTrainer):
 
         Every name and shape is checked before anything is changed; a mismatch raises CheckpointError.
         """
-        live, given = self._live_tensors(), BehavioralCloning.strip(dict(state.tensors))
+        live = self._live_tensors()
+        given = {
+            k: v for k, v in BehavioralCloning.strip(dict(state.tensors)).items() if not k.startswith(SIGNAL_PREFIX)
+        }
         if weights_only:
             live, given = parts(live, WEIGHT_PARTS), parts(given, WEIGHT_PARTS)
+        elif self.signals.learned:
+            problems = self.signals.check_state(state.tensors, state.meta.get("signals", {}))
+            if problems:
+                raise CheckpointError(
+                    f"The checkpoint does not fit behavior '{self.name}' (SAC):\n  " + "\n  ".join(problems)
+                )
         copy_checked(live, given, behavior=self.name)
+        if not weights_only and self.signals.learned:
+            self.signals.load_state(state.tensors, state.meta["signals"])
+            self.signal_update_count = float(state.meta.get("signal_update_count", 1.0))
         self.policy.loaded()
         if weights_only:
             log.info(

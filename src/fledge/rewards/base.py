@@ -1,0 +1,285 @@
+"""The one interface of the reward signals, and what the learned ones (curiosity, RND, GAIL) share.
+
+A trainer holds its signals in a `RewardSignals` (rewards/signals.py) and never asks which kind a signal
+is: it hands a `SignalBatch` of transitions to `rewards` (the provider's reward, before `strength`),
+a minibatch to `update` (returns the stats of that update), and saves `state` in its checkpoint.
+
+A learned signal's networks start from a NetworkBody (networks/body.py) built from the behavior's
+observation specs and the signal's own `network_settings` (memory is not used), so it reads every
+observation kind the policy reads. Its Adam optimiser uses the signal's `learning_rate`. Its state in
+a checkpoint is its modules' tensors, the optimiser's moments (tensors) and its param groups, counters
+and random generator states (JSON): no pickle.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+
+from fledge.envs.api import ActionSpec, ObservationSpec
+from fledge.networks.body import NetworkBody
+from fledge.networks.device import to_device
+
+__all__ = ["BodySettings", "LearnedSignal", "RewardSignal", "SignalBatch", "flat_actions"]
+
+
+@dataclass(frozen=True)
+class SignalBatch:
+    """n transitions: obs and next_obs (n, obs_size) raw flat rows, the action taken (continuous as the
+    environment received it, in [-1, 1]; discrete branch indices), done (a true episode end at that step),
+    and the environment's reward (extrinsic's provider reward)."""
+
+    obs: np.ndarray
+    next_obs: np.ndarray
+    continuous: np.ndarray  # (n, c) float32
+    discrete: np.ndarray  # (n, branches) integer
+    done: np.ndarray  # (n,) bool
+    env_rewards: np.ndarray  # (n,) float32
+
+    def __len__(self) -> int:
+        return len(self.env_rewards)
+
+    def rows(self, index: np.ndarray) -> SignalBatch:
+        return SignalBatch(
+            obs=self.obs[index],
+            next_obs=self.next_obs[index],
+            continuous=self.continuous[index],
+            discrete=self.discrete[index],
+            done=self.done[index],
+            env_rewards=self.env_rewards[index],
+        )
+
+    @staticmethod
+    def concatenate(batches: Sequence[SignalBatch]) -> SignalBatch:
+        if len(batches) == 1:
+            return batches[0]
+        return SignalBatch(
+            obs=np.concatenate([b.obs for b in batches]),
+            next_obs=np.concatenate([b.next_obs for b in batches]),
+            continuous=np.concatenate([b.continuous for b in batches]),
+            discrete=np.concatenate([b.discrete for b in batches]),
+            done=np.concatenate([b.done for b in batches]),
+            env_rewards=np.concatenate([b.env_rewards for b in batches]),
+        )
+
+
+@dataclass(frozen=True)
+class BodySettings:
+    """The parts of a signal's `network_settings` its encoder reads."""
+
+    hidden_units: int = 128
+    num_layers: int = 2
+    normalize: bool = False
+    vis_encode_type: str = "simple"
+    goal_conditioning_type: str = "hyper"
+
+
+def flat_actions(continuous: torch.Tensor, discrete: torch.Tensor, spec: ActionSpec) -> torch.Tensor:
+    """(B, c + sum(branches)): continuous values then one one-hot block per discrete branch."""
+    parts = [continuous] if spec.continuous_size else []
+    for b, size in enumerate(spec.discrete_branches):
+        parts.append(torch.nn.functional.one_hot(discrete[:, b].long(), int(size)).to(torch.float32))
+    if not parts:
+        return torch.zeros((len(discrete), 0))
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+class RewardSignal(ABC):
+    """One reward signal: its name ("extrinsic", "curiosity", "rnd", "gail"), gamma, strength, whether
+    returns bootstrap through episode ends (`ignore_done`), and its stat label ("Curiosity")."""
+
+    name: str
+    label: str
+    ignore_done: bool = False
+
+    def __init__(self, *, gamma: float, strength: float) -> None:
+        self.gamma = float(gamma)
+        self.strength = float(strength)
+
+    @property
+    def learned(self) -> bool:
+        """Whether the signal has networks that `update` trains."""
+        return False
+
+    @abstractmethod
+    def rewards(self, batch: SignalBatch) -> np.ndarray:
+        """(n,) float32 provider rewards of the transitions (the trainer multiplies them by strength)."""
+
+    def update(self, batch: SignalBatch) -> dict[str, float]:
+        """One optimiser step on a minibatch; returns its stats by stat name."""
+        return {}
+
+    def state(self, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {}, {}
+
+    def check_state(self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> list[str]:
+        return []
+
+    def load_state(self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        return None
+
+
+class LearnedSignal(RewardSignal):
+    """A signal with networks (`module`), an Adam optimiser over them, a torch generator (noise, sampling)
+    and a numpy generator, all saved and restored with the checkpoint."""
+
+    module: torch.nn.Module
+
+    def __init__(
+        self,
+        *,
+        gamma: float,
+        strength: float,
+        learning_rate: float,
+        observation_specs: Sequence[ObservationSpec],
+        action_spec: ActionSpec,
+        body: BodySettings,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        super().__init__(gamma=gamma, strength=strength)
+        self.learning_rate = float(learning_rate)
+        self.observation_specs = tuple(observation_specs)
+        self.action_spec = action_spec
+        self.body_settings = body
+        self.device = device
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(int(seed % 2**63))
+        self.update_count = 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed % 2**63))
+            self.module = self.build().to(device)
+        self.optimizer = torch.optim.Adam(self.trained_parameters(), lr=self.learning_rate, **_fused_adam())
+
+    def trained_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser trains (every parameter of `module` unless a signal says otherwise)."""
+        return list(self.module.parameters())
+
+    @property
+    def learned(self) -> bool:
+        return True
+
+    @abstractmethod
+    def build(self) -> torch.nn.Module:
+        """The signal's networks (built under the signal's own seed)."""
+
+    def make_body(self, extra_inputs: int = 0) -> NetworkBody:
+        b = self.body_settings
+        return NetworkBody(
+            observation_specs=self.observation_specs,
+            hidden_units=b.hidden_units,
+            num_layers=b.num_layers,
+            normalize=b.normalize,
+            vis_encode_type=b.vis_encode_type,
+            goal_conditioning_type=b.goal_conditioning_type,
+            extra_inputs=extra_inputs,
+        )
+
+    def tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return to_device(np.ascontiguousarray(array), self.device).to(dtype)
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.update_count += 1
+
+    def extra_meta(self) -> dict[str, Any]:
+        """A signal's own JSON state (GAIL: the VAIL beta)."""
+        return {}
+
+    def load_extra_meta(self, meta: dict[str, Any]) -> None:
+        return None
+
+    # -- checkpoint ---------------------------------------------------------------------------------------
+    def state(self, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f"{prefix}{k}": v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+        sd = self.optimizer.state_dict()
+        for idx, st in sd["state"].items():
+            for key, value in st.items():
+                tensors[f"{prefix}optimizer.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+        meta = {
+            "update_count": self.update_count,
+            "param_groups": json.loads(json.dumps(sd["param_groups"])),
+            "rng": {k: _json_ints(v) for k, v in self.rng.bit_generator.state.items()},
+            "generator": base64.b64encode(self.generator.get_state().numpy().tobytes()).decode("ascii"),
+            **self.extra_meta(),
+        }
+        return tensors, meta
+
+    def check_state(self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> list[str]:
+        problems = []
+        own = self.module.state_dict()
+        stored = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for name, value in own.items():
+            if name not in stored:
+                problems.append(f"'{prefix}{name}' is missing")
+            elif tuple(stored[name].shape) != tuple(value.shape):
+                problems.append(
+                    f"'{prefix}{name}' has shape {tuple(stored[name].shape)}, this run's {self.name} network "
+                    f"needs {tuple(value.shape)}"
+                )
+        for key in ("update_count", "param_groups", "rng", "generator"):
+            if key not in meta:
+                problems.append(f"the {self.name} signal's metadata has no '{key}'")
+        return problems
+
+    def load_state(self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        own_keys = set(self.module.state_dict())
+        self.module.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix) and k[len(prefix) :] in own_keys}
+        )
+        opt_prefix = f"{prefix}optimizer."
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in tensors.items():
+            if name.startswith(opt_prefix):
+                idx, key = name[len(opt_prefix) :].split(".", 1)
+                state.setdefault(int(idx), {})[key] = value.clone()
+        groups = [dict(g) for g in meta["param_groups"]]
+        for group in groups:
+            if "betas" in group:
+                group["betas"] = tuple(group["betas"])
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.update_count = int(meta["update_count"])
+        self.rng.bit_generator.state = {k: _plain_ints(v) for k, v in meta["rng"].items()}
+        raw = np.frombuffer(base64.b64decode(meta["generator"]), dtype=np.uint8).copy()
+        self.generator.set_state(torch.from_numpy(raw))
+        self.load_extra_meta(meta)
+
+
+class _AdamOptions(TypedDict, total=False):
+    fused: bool
+
+
+def _fused_adam() -> _AdamOptions:
+    """`fused=True` where this torch build has the fused Adam on the CPU (one kernel per step instead of a
+    dozen small ones: the signals' networks are small, so the optimiser's overhead is a large share)."""
+    try:
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return {}
+    return {"fused": True}
+
+
+def _json_ints(value: Any) -> Any:
+    """Generator states hold integers wider than 64 bits: written as decimal strings."""
+    if isinstance(value, dict):
+        return {k: _json_ints(v) for k, v in value.items()}
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return value
+
+
+def _plain_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_ints(v) for k, v in value.items()}
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
