@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from fledge.envs.api import ActionTuple, BaseEnv, DecisionSteps
-from fledge.envs.builtin import ball3d, basic, gridworld, hallway, toys
+from fledge.envs.builtin import ball3d, basic, gridworld, hallway, pyramids, toys
 from fledge.envs.builtin.base import VectorTask, VectorTaskEnv
 from fledge.errors import ConfigError
 
@@ -77,6 +77,14 @@ def _discrete(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[list[np.ndarr
     return lambda obs: (None, fn(obs[0]))
 
 
+def _pyramids(task: VectorTask) -> ScriptedPolicy:
+    rng = np.random.default_rng(0)  # its wander turns at random; seeded, so a recording is repeatable
+    return _Stateless(
+        "Pyramids heuristic (find the switch, then the gold brick; wander when neither is seen)",
+        lambda obs: (None, pyramids.heuristic(obs[0], rng)),
+    )
+
+
 def _gridworld(task: VectorTask) -> ScriptedPolicy:
     scale = int(getattr(task, "scale", 1))
     return _Stateless(
@@ -91,6 +99,7 @@ HEURISTICS: Mapping[str, Callable[[VectorTask], ScriptedPolicy]] = MappingProxyT
         "Basic": lambda task: _Stateless("Basic heuristic (always walk right)", _discrete(basic.heuristic)),
         "Hallway": lambda task: _HallwayHeuristic(),
         "GridWorld": _gridworld,
+        "Pyramids": _pyramids,
         "MoveToGoal1D-Continuous": lambda task: _Stateless(
             "MoveToGoal1D-Continuous heuristic", _continuous(toys.move_to_goal_continuous_heuristic)
         ),
