@@ -6,7 +6,8 @@ which the worker processes and the Ray actors both honour). A slow simulation wa
 overlap even on a 2-core machine. The loop is a pool's lockstep rollout with the heuristic policy
 (what the trainer would add is the same for both kinds); every pool is started first, then the settings
 are measured interleaved (each repeat runs every setting once, in turn), and medians and ranges over
-the repeats are printed, with the speed-up over one worker of the same kind.
+the repeats are printed, with the speed-up over one worker of the same kind and the CPU per lockstep
+step of this process (the trainer's side) and of the workers' processes together (from /proc).
 
 Where Ray's overhead sits: the same loop with no delay gives the round trip of one lockstep step per
 kind (sending the actions, the worker's step, the steps coming back), next to the environment's own

@@ -16,8 +16,9 @@ No object of the run's state is sent, and what comes back is decoded like a work
 (plain numeric dtypes only), so Ray's own serialisation only ever carries bytes.
 
 Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
-their steps at the same time; the answers are read in copy order, which keeps a seeded run the same
-as with worker processes. A failed actor (killed, node lost, environment error, no answer within
+their steps at the same time; it fetches all the answers with one `ray.get` (each get costs the trainer
+CPU) and reads them in copy order, which keeps a seeded run the same as with worker processes. The
+actors record no task events (Ray's state API would get one per step). A failed actor (killed, node lost, environment error, no answer within
 `timeout_wait`) is an EnvironmentFault for the pool, which restarts the copy as a new actor within the
 run's restart budget, drops its agents' partial trajectories and counts them in the stat
 "Environment/Lost Trajectories".
