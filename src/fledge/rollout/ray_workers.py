@@ -18,10 +18,10 @@ No object of the run's state is sent, and what comes back is decoded like a work
 Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
 their steps at the same time; it fetches all the answers with one `ray.get` (each get costs the trainer
 CPU) and reads them in copy order, which keeps a seeded run the same as with worker processes. The
-actors record no task events (Ray's state API would get one per step). A failed actor (killed, node lost, environment error, no answer within
-`timeout_wait`) is an EnvironmentFault for the pool, which restarts the copy as a new actor within the
-run's restart budget, drops its agents' partial trajectories and counts them in the stat
-"Environment/Lost Trajectories".
+actors record no task events (Ray's state API would get one per step). A failed actor (killed, node
+lost, environment error, no answer within `timeout_wait`) is an EnvironmentFault for the pool, which
+restarts the copy as a new actor within the run's restart budget, drops its agents' partial
+trajectories and counts them in the stat "Environment/Lost Trajectories".
 
 Ray is imported only here, and only when a run asks for Ray workers (`pip install fledge[ray]`).
 """
@@ -320,6 +320,7 @@ class RayCopy(_Copy):
             if name in actions:
                 arrays[f"{i}.c"] = actions[name].continuous
                 arrays[f"{i}.d"] = actions[name].discrete
+        self.answer, self.wait_full = None, True  # nothing of an earlier step is read for this one
         try:
             self.ref = self.actor.step.remote(wire.encode(command, {}, arrays))
         except self.ray.exceptions.RayError as exc:
