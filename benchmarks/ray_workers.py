@@ -6,7 +6,8 @@ which the worker processes and the Ray actors both honour). A slow simulation wa
 overlap even on a 2-core machine. The loop is a pool's lockstep rollout with the heuristic policy
 (what the trainer would add is the same for both kinds); every pool is started first, then the settings
 are measured interleaved (each repeat runs every setting once, in turn), and medians and ranges over
-the repeats are printed, with the speed-up over one worker of the same kind.
+the repeats are printed, with the speed-up over one worker of the same kind and the CPU per lockstep
+step of this process (the trainer's side) and of the workers' processes together (from /proc).
 
 Where Ray's overhead sits: the same loop with no delay gives the round trip of one lockstep step per
 kind (sending the actions, the worker's step, the steps coming back), next to the environment's own
@@ -19,6 +20,7 @@ call + object store for Ray).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
@@ -32,17 +34,42 @@ ENV = "3DBall"
 RAY_CPUS = 0.5  # per actor: a sleeping environment needs little CPU
 
 
-def rollout(pool: Any, steps: int) -> tuple[int, float, float]:
-    """(agent steps, seconds, CPU seconds of this process) of `steps` lockstep steps with the heuristic policy."""
+def worker_pids(pool: Any) -> list[int]:
+    """The processes of a pool's copies: worker processes or Ray actors (none for in-process copies)."""
+    pids = []
+    for c in getattr(pool, "copies", []):
+        if hasattr(c, "process"):
+            pids.append(int(c.process.pid))
+        elif hasattr(c, "pid"):
+            pids.append(int(c.pid))
+    return pids
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc (Linux); 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rollout(pool: Any, steps: int) -> tuple[int, float, float, float]:
+    """(agent steps, seconds, CPU seconds of this process, CPU seconds of the copies' processes together) of
+    `steps` lockstep steps with the heuristic policy."""
     pool.reset()
     agents = 0
+    pids = worker_pids(pool)
+    workers = sum(process_cpu(p) for p in pids)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         d, _ = pool.get_steps(ENV)
         agents += len(d)
         pool.set_actions(ENV, ActionTuple(continuous=ball3d.heuristic(d.obs[0])))
         pool.step()
-    return agents, time.perf_counter() - start, time.process_time() - cpu
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return agents, seconds, cpu, sum(process_cpu(p) for p in pids) - workers
 
 
 def make_pool(kind: str, n: int, delay_s: float) -> Any:
@@ -71,14 +98,16 @@ def main() -> None:
     pools = {s: make_pool(s[0], s[1], delay) for s in settings}
     rates: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
     driver_ms: dict[tuple[str, int], list[float]] = {s: [] for s in settings}  # trainer-side CPU per step
+    worker_ms: dict[tuple[str, int], list[float]] = {s: [] for s in settings}  # all workers' CPU per step
     try:
         for s in settings:
             rollout(pools[s], 20)  # warm-up
         for r in range(args.repeats):
             for s in settings:
-                agents, seconds, cpu = rollout(pools[s], args.steps)
+                agents, seconds, cpu, workers_cpu = rollout(pools[s], args.steps)
                 rates[s].append(agents / seconds)
                 driver_ms[s].append(1000 * cpu / args.steps)
+                worker_ms[s].append(1000 * workers_cpu / args.steps)
             print(f"repeat {r + 1}: " + ", ".join(f"{k} x{n} {rates[(k, n)][-1]:.0f}" for k, n in settings), flush=True)
     finally:
         for pool in pools.values():
@@ -88,15 +117,16 @@ def main() -> None:
         f"\n3DBall (12 agents per copy), every step {args.delay_ms:g} ms slower; agent steps/s over {args.steps} "
         f"lockstep steps, median [min .. max] of {args.repeats} interleaved repeats"
     )
-    print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1   trainer-side CPU per lockstep step")
+    print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1   CPU per lockstep step: trainer, workers")
     for kind in kinds:
         base = statistics.median(rates[(kind, args.workers[0])])
         for n in args.workers:
             values = rates[(kind, n)]
             cpu = statistics.median(driver_ms[(kind, n)])
+            workers = statistics.median(worker_ms[(kind, n)])
             print(
                 f"{kind + ' x' + str(n):<14}{median_range(values)}   {statistics.median(values) / base:>13.2f}x   "
-                f"{cpu:.2f} ms"
+                f"{cpu:.2f} ms, {workers:.2f} ms ({workers / n:.2f} ms each)"
             )
 
     # the round trip of one lockstep step, no delay: where the transport's cost sits

@@ -119,6 +119,33 @@ def test_a_killed_actor_is_restarted_its_trajectories_counted_then_the_budget_st
         pool.close()
 
 
+@pytest.mark.usefixtures("local_ray")
+def test_actors_late_for_the_shared_wait_are_restarted_and_the_prompt_one_keeps_its_step(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The pool waits for every actor's answer at once (one ray.get); the actors still silent when timeout_wait
+    runs out are each a fault and restarted, and the one that answered keeps its actor and its agents."""
+    pool = make_ray_pool(env_name=ENV, copies=3, seed=1, num_cpus=0.5)
+    try:
+        pool.reset()
+        first = [c.pid for c in pool.copies]  # type: ignore[attr-defined]
+        pool.timeout = 0.5  # for steps only: new actors get the time to start that make_ray_pool gave them
+        for c in pool.copies:
+            c.timeout = 0.5  # type: ignore[attr-defined]
+        for c in pool.copies[1:]:
+            ray.get(c.actor.set_delay.remote(1.5))  # type: ignore[attr-defined]
+        with caplog.at_level("WARNING", logger="fledge"):
+            pool.step()
+        assert [c.pid == p for c, p in zip(pool.copies, first)] == [True, False, False]  # type: ignore[attr-defined]
+        assert pool.lost_trajectories == 32 and len(pool.get_steps(ENV)[0]) == 48
+        assert set(pool.take_dropped_agents()[ENV] // ID_STRIDE) == {1, 2}
+        late = [r.getMessage() for r in caplog.records if "did not answer its step within 0.5 s" in r.getMessage()]
+        assert len(late) == 2, caplog.text
+        pool.step()  # the new actors step at their usual pace
+    finally:
+        pool.close()
+
+
 def options(tmp_path: Path, run_id: str, workers: str, **env: Any) -> Any:
     raw = {
         "default_settings": {

@@ -35,6 +35,17 @@ def test_wire_round_trip_and_refusals() -> None:
     bad = struct.pack("<I", len(header)) + header + b"\0" * 8
     with pytest.raises(wire.ProtocolError, match="not allowed"):
         wire.decode(bad)
+    header = json.dumps({"command": "steps", "values": {}, "arrays": [["o", "float32", [-1, 2]]]}).encode()
+    with pytest.raises(wire.ProtocolError, match="negative shape"):
+        wire.decode(struct.pack("<I", len(header)) + header + b"\0" * 8)
+
+
+def test_wire_round_trip_of_every_allowed_dtype() -> None:
+    arrays = {name: np.ones((2, 1), dtype=name) for name in sorted(wire.ALLOWED_DTYPES)}
+    arrays["row"] = np.array([3.5], dtype=np.float64)
+    _, _, out = wire.decode(wire.encode("steps", {}, arrays))
+    for key, arr in arrays.items():
+        assert out[key].dtype == arr.dtype and out[key].shape == arr.shape and np.array_equal(out[key], arr)
 
 
 def random_rollout(pool: Any, steps: int) -> list[np.ndarray]:

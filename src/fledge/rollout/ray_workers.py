@@ -16,11 +16,12 @@ No object of the run's state is sent, and what comes back is decoded like a work
 (plain numeric dtypes only), so Ray's own serialisation only ever carries bytes.
 
 Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
-their steps at the same time; the answers are read in copy order, which keeps a seeded run the same
-as with worker processes. A failed actor (killed, node lost, environment error, no answer within
-`timeout_wait`) is an EnvironmentFault for the pool, which restarts the copy as a new actor within the
-run's restart budget, drops its agents' partial trajectories and counts them in the stat
-"Environment/Lost Trajectories".
+their steps at the same time; it fetches all the answers with one `ray.get` (each get costs the trainer
+CPU) and reads them in copy order, which keeps a seeded run the same as with worker processes. The
+actors record no task events (Ray's state API would get one per step). A failed actor (killed, node
+lost, environment error, no answer within `timeout_wait`) is an EnvironmentFault for the pool, which
+restarts the copy as a new actor within the run's restart budget, drops its agents' partial
+trajectories and counts them in the stat "Environment/Lost Trajectories".
 
 Ray is imported only here, and only when a run asks for Ray workers (`pip install fledge[ray]`).
 """
@@ -231,6 +232,11 @@ class EnvHost:
     def ping(self) -> bytes:
         return b""
 
+    def set_delay(self, seconds: float) -> bytes:
+        """Make every later step this much slower (benchmarks; tests of a late actor)."""
+        self.delay = float(seconds)
+        return b"ok"
+
     def _steps(self, command: str, values: dict[str, Any]) -> bytes:
         arrays: Arrays = {}
         for i, name in enumerate(self.names):
@@ -252,8 +258,13 @@ class RayCopy(_Copy):
         self.timeout = timeout
         self.label = label
         self.stats = {}
-        self.actor = actor_class.options(num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD").remote(config)
-        self._ref: Any = self.actor.start.remote()
+        self.answer: bytes | None = None  # this step's answer when the pool fetched it already
+        self.wait_full = True  # False once the pool's wait for all answers ran out of time
+        # enable_task_events=False: Ray records no state-API event for each of the actor's calls (a step each)
+        self.actor = actor_class.options(
+            num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD", enable_task_events=False
+        ).remote(config)
+        self.ref: Any = self.actor.start.remote()
         values, arrays = self._wait("start", "specs")
         self.specs = wire.specs_from_json(values["specs"])
         self.num_areas = values.get("num_areas")
@@ -267,7 +278,10 @@ class RayCopy(_Copy):
     def _wait(self, what: str, expected: str) -> tuple[dict[str, Any], Arrays]:
         ray = self.ray
         try:
-            message = ray.get(self._ref, timeout=self.timeout)
+            if self.answer is not None:  # fetched with the other actors' answers (RayEnvPool._gather)
+                message = self.answer
+            else:
+                message = ray.get(self.ref, timeout=self.timeout if self.wait_full else 0.0)
         except ray.exceptions.GetTimeoutError:
             raise EnvironmentFault(
                 f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
@@ -278,7 +292,7 @@ class RayCopy(_Copy):
         except ray.exceptions.RayError as exc:
             raise EnvironmentFault(f"{self.label} failed:\n{exc}") from None
         finally:
-            self._ref = None
+            self.ref, self.answer, self.wait_full = None, None, True
         if not isinstance(message, bytes):
             raise wire.ProtocolError(f"{self.label} sent {type(message).__name__} instead of a wire message")
         command, values, arrays = wire.decode(message)  # plain numeric arrays only
@@ -306,8 +320,9 @@ class RayCopy(_Copy):
             if name in actions:
                 arrays[f"{i}.c"] = actions[name].continuous
                 arrays[f"{i}.d"] = actions[name].discrete
+        self.answer, self.wait_full = None, True  # nothing of an earlier step is read for this one
         try:
-            self._ref = self.actor.step.remote(wire.encode(command, {}, arrays))
+            self.ref = self.actor.step.remote(wire.encode(command, {}, arrays))
         except self.ray.exceptions.RayError as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
 
@@ -395,6 +410,26 @@ class RayEnvPool(EnvPool):
     def __init__(self, *, connection: RayConnection, **pool: Any) -> None:
         self.connection = connection
         super().__init__(**pool)
+
+    def _gather(self, started: list[_Copy]) -> None:
+        """Every actor's answer with one ray.get (each get costs the trainer a fixed share of CPU, a large part
+        of a Ray step's cost), within one `timeout_wait` for all. When one actor failed or was late, each copy
+        reads its own answer instead, so that the failure is its own and the others keep their steps; after a
+        timeout those reads do not wait again."""
+        copies = [c for c in started if isinstance(c, RayCopy) and c.ref is not None]
+        if len(copies) < 2:
+            return
+        ray = self.connection.ray
+        try:
+            answers = ray.get([c.ref for c in copies], timeout=self.timeout)
+        except ray.exceptions.GetTimeoutError:
+            for c in copies:
+                c.wait_full = False
+            return
+        except ray.exceptions.RayError:
+            return
+        for c, answer in zip(copies, answers):
+            c.answer = answer
 
     def nodes(self) -> list[str]:
         """The Ray node of each copy, in copy order."""

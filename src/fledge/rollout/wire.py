@@ -8,6 +8,7 @@ shape. Only plain numeric dtypes are accepted when decoding; anything else is a 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any
 
@@ -25,6 +26,7 @@ from fledge.envs.api import (
 from fledge.errors import EnvironmentFault
 
 ALLOWED_DTYPES = {"float32", "float64", "int32", "int64", "bool", "uint8"}
+_DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}  # looked up once: a message has a dozen arrays
 _LEN = struct.Struct("<I")
 
 
@@ -38,7 +40,7 @@ def encode(command: str, values: dict[str, Any] | None = None, arrays: dict[str,
     chunks = []
     for key, arr in arrays.items():
         arr = np.ascontiguousarray(arr)
-        specs.append([key, arr.dtype.name, list(arr.shape)])
+        specs.append([key, str(arr.dtype), list(arr.shape)])
         chunks.append(arr.tobytes())
     header = json.dumps({"command": command, "values": values or {}, "arrays": specs}).encode("utf-8")
     return b"".join([_LEN.pack(len(header)), header, *chunks])
@@ -51,10 +53,12 @@ def decode(message: bytes) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
         offset = 4 + size
         arrays = {}
         for key, dtype, shape in header["arrays"]:
-            if dtype not in ALLOWED_DTYPES:
+            dt = _DTYPES.get(dtype)
+            if dt is None:
                 raise ProtocolError(f"worker message: array '{key}' has dtype {dtype}, which is not allowed")
-            dt = np.dtype(dtype)
-            count = int(np.prod(shape)) if shape else 1
+            count = math.prod(int(d) for d in shape)
+            if count < 0:
+                raise ProtocolError(f"worker message: array '{key}' has a negative shape {shape}")
             nbytes = count * dt.itemsize
             if offset + nbytes > len(message):
                 raise ProtocolError(f"worker message: array '{key}' is truncated")

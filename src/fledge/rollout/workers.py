@@ -448,6 +448,7 @@ class EnvPool(BaseEnv):
             except EnvironmentFault as exc:
                 failures[i] = exc
             self._pending[i] = {}
+        self._gather([c for i, c in enumerate(self.copies) if i not in failures])
         for i, c in enumerate(self.copies):
             if i in failures:
                 continue
@@ -458,6 +459,10 @@ class EnvPool(BaseEnv):
         for i, fault in failures.items():
             self._restart(i, fault)
         self._merge()
+
+    def _gather(self, started: list[_Copy]) -> None:
+        """Between sending every step and reading the answers in copy order: a kind of copy that can wait for
+        all its answers at once does it here (Ray actors: one ray.get). Nothing for in-process and worker copies."""
 
     def _restart(self, i: int, exc: EnvironmentFault) -> None:
         budget = self.budgets[i]
