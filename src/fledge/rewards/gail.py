@@ -128,22 +128,14 @@ class GAILSignal(LearnedSignal):
         expert = {k: v[index] for k, v in self.expert.items()}
         if self.module.body.normalizer is not None:
             self.module.body.normalizer.update(expert["obs"])
-        # expert rows then policy rows through the discriminator in one pass (it is row-wise)
-        x, extra = self._inputs(
-            np.concatenate([expert["obs"], batch.obs]),
-            np.concatenate([expert["continuous"], batch.continuous]),
-            np.concatenate([expert["discrete"], batch.discrete]),
-            np.concatenate([expert["done"], batch.done]),
-        )
-        xe, xp = x[:n], x[n:]
-        ee, ep = (None, None) if extra is None else (extra[:n], extra[n:])
-        noise = None
+        xe, ee = self._inputs(expert["obs"], expert["continuous"], expert["discrete"], expert["done"])
+        xp, ep = self._inputs(batch.obs, batch.continuous, batch.discrete, batch.done)
+        noise_e = noise_p = None
         if self.use_vail:
-            noise_e = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator)
-            noise_p = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator)
-            noise = torch.cat([noise_e, noise_p]).to(self.device)
-        d_both, mu_both = self.module.estimate(x, extra, noise)
-        d_expert, d_policy = d_both[:n], d_both[n:]
+            noise_e = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator).to(self.device)
+            noise_p = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator).to(self.device)
+        d_expert, mu_e = self.module.estimate(xe, ee, noise_e)
+        d_policy, mu_p = self.module.estimate(xp, ep, noise_p)
         d_loss = L.discriminator_loss(d_expert, d_policy)
         penalty = self._gradient_penalty(xe, ee, xp, ep)
         loss = d_loss + L.GRADIENT_PENALTY_WEIGHT * penalty
@@ -153,8 +145,8 @@ class GAILSignal(LearnedSignal):
             "Policy/GAIL Grad Mag Loss": float(penalty.detach()),
         }
         if self.use_vail:
-            assert mu_both is not None
-            kl = L.vail_kl(mu_both, self.module.sigma)
+            assert mu_e is not None and mu_p is not None
+            kl = L.vail_kl(torch.cat([mu_e, mu_p]), self.module.sigma)
             loss = loss + L.vail_loss_term(kl, self.beta)
             stats["Policy/GAIL Beta"] = self.beta
             stats["Losses/GAIL KL Loss"] = float(kl.detach())
