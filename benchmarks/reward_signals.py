@@ -9,6 +9,10 @@ each gets the median and range of its agent steps/s over the loop's own timers (
 its ratio to extrinsic-only measured in the same run. Goal: each added signal keeps >= 65% of it.
 
     .venv/bin/python benchmarks/reward_signals.py [--steps 48000] [--repeats 3]
+
+The shipped config updates every 12000 steps (buffer_size): a run of 12000 steps or fewer trains neither the
+policy nor the signals, and each run says so. Each run prints where its learning time went (the signals'
+rewards, the policy updates, the signals' training).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from fledge.errors import ConfigError
 GOAL = 0.65  # agent steps/s with a signal over extrinsic-only, at least
 ENV = "3DBall"
 EXTRINSIC = {"extrinsic": {"gamma": 0.99, "strength": 1.0}}
+BLOCKS = {"reward_signals": "rewards", "update_policy": "policy update", "update_reward_signals": "signal training"}
 CONTENDERS: dict[str, dict[str, Any]] = {
     "extrinsic": {},
     "+ curiosity": {"curiosity": {"gamma": 0.99, "strength": 0.02, "network_settings": {"hidden_units": 128}}},
@@ -85,6 +90,15 @@ def loop_seconds(timers: dict[str, Any]) -> float:
     return float(ch["env_step"]["total"] + ch["process_steps"]["total"] + ch["trainer_observe"]["total"])
 
 
+def breakdown(timers: dict[str, Any]) -> str:
+    """Where a run's learning time went: signal rewards (per trajectory), policy updates, signal training."""
+    blocks = timers["children"]["trainer_observe"].get("children", {})
+    parts = [f"{label} {blocks[key]['total']:.2f} s" for key, label in BLOCKS.items() if key in blocks]
+    if "update_policy" not in blocks:
+        parts.append("NO UPDATE RAN: --steps must exceed the config's buffer_size")
+    return ", ".join(parts)
+
+
 def summary(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):>8,.0f} (range {min(values):,.0f} - {max(values):,.0f}, {len(values)} runs)"
@@ -108,10 +122,9 @@ def main() -> None:
                 loop = loop_seconds(result.timers)
                 done = result.behaviors[ENV].steps
                 rates[contender].append(done / loop)
-                signals = result.timers["children"]["trainer_observe"].get("children", {})
                 print(
                     f"run {rep + 1} {contender:<12}: {done} agent steps in {loop:.2f} s of loop ({wall:.2f} s wall) "
-                    f"-> {done / loop:,.0f} agent steps/s {sorted(signals)}",
+                    f"-> {done / loop:,.0f} agent steps/s; {breakdown(result.timers)}",
                     flush=True,
                 )
     print(f"\nPPO {ENV} training throughput, 1 torch thread, {args.steps} agent steps per run (interleaved)")
