@@ -27,7 +27,8 @@ from typing import Any
 
 from fledge.envs.api import ActionTuple
 from fledge.envs.builtin import ball3d
-from fledge.rollout.ray_workers import connect, make_ray_pool
+from fledge.rollout.ray_connect import connect
+from fledge.rollout.ray_workers import make_ray_pool
 from fledge.rollout.workers import EnvPool
 
 ENV = "3DBall"

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import SideBySide
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
 from fledge.errors import ConfigError
@@ -83,8 +84,6 @@ def test_an_unknown_parameter_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"Basic' has no parameter\(s\) gravity.*reads are: none"):
         registry.check_parameters("Basic", ["gravity"])
     with pytest.raises(ConfigError, match="reads no environment parameters"):
-        from conftest import SideBySide
-
         SideBySide({"a": registry.make("Basic")}).set_environment_parameters({"x": const(1.0)})
 
 

@@ -164,7 +164,7 @@ def test_processor_without_groups_records_nothing_more() -> None:
 def test_worker_copies_make_group_ids_global_and_keep_no_group() -> None:
     from fledge.rollout.workers import ID_STRIDE, _global_groups
 
-    merged = _global_groups([np.array([1, 1, 0], np.int32), np.array([1, 2, 0], np.int32)])
+    merged = _global_groups([np.array([1, 1, 0], np.int32), np.array([1, 2, 0], np.int32)], ID_STRIDE)
     assert merged.tolist() == [1, 1, 0, 1 + ID_STRIDE, 2 + ID_STRIDE, 0]
 
 

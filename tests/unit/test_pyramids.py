@@ -13,25 +13,27 @@ from fledge.envs import registry
 from fledge.envs.api import ActionTuple
 from fledge.envs.builtin.base import VectorTaskEnv
 from fledge.envs.builtin.pyramids import (
-    BACK,
-    FORWARD,
     GOLD_REWARD,
     MIN_PYRAMID_GAP,
     MIN_SWITCH_GAP,
+    STEP_REWARD,
+    TURN,
+    PyramidsTask,
+    heuristic,
+)
+from fledge.envs.builtin.pyramids_layout import (
+    BACK,
+    FORWARD,
     NUM_RAYS,
     NUM_TAGS,
     OBS_SIZE,
     PYRAMID,
     RAY_ANGLES,
     RAY_SIZE,
-    STEP_REWARD,
     SWITCH_OFF,
     SWITCH_ON,
-    TURN,
     TURN_LEFT,
     TURN_RIGHT,
-    PyramidsTask,
-    heuristic,
 )
 from fledge.envs.builtin.visual_pyramids import VisualPyramidsTask
 from fledge.envs.render import render_rgb

@@ -148,7 +148,7 @@ def sweep(
     """Run every trial as a Ray task, then write the summary; returns its rows (trial order)."""
     from fledge.config.loading import load_config_file
     from fledge.config.sections import check_run_name
-    from fledge.rollout.ray_workers import connect, require_ray
+    from fledge.rollout.ray_connect import connect, require_ray
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}.")

@@ -56,6 +56,23 @@ import numpy as np
 from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.base import VectorTask
+from fledge.envs.builtin.pyramids_layout import (
+    AGENT_RADIUS,
+    FORWARD,
+    NUM_RAYS,
+    NUM_TAGS,
+    OBS_SIZE,
+    PYRAMID,
+    PYRAMID_RADIUS,
+    RAY_ANGLES,
+    RAY_SIZE,
+    SWITCH_OFF,
+    SWITCH_ON,
+    SWITCH_RADIUS,
+    TURN_LEFT,
+    TURN_RIGHT,
+    WALL,
+)
 from fledge.errors import ConfigError
 
 STEP_REWARD = -0.001
@@ -64,21 +81,11 @@ MAX_EPISODE_STEPS = 1000
 DEFAULT_AGENTS = 16
 DEFAULT_ROOM_HALF = 14.0
 DEFAULT_RAY_RANGE: float | None = 7.0
-AGENT_RADIUS = 0.5
-SWITCH_RADIUS = 0.5
-PYRAMID_RADIUS = 0.75
 CAST_RADIUS = 0.5  # the sphere casts' radius: an object is hit when a ray passes within this of its rim
 SPEED = 0.5  # units per decision, forward or back
 TURN = math.radians(15.0)  # per decision
 MIN_SWITCH_GAP = 3.0  # agent centre to switch centre at the start of an episode
 MIN_PYRAMID_GAP = 4.0  # agent centre to pyramid centre when the pyramid appears
-FORWARD, BACK, TURN_LEFT, TURN_RIGHT = 0, 1, 2, 3
-WALL, SWITCH_OFF, SWITCH_ON, PYRAMID = 0, 1, 2, 3  # ray tags
-NUM_TAGS = 4
-RAY_SIZE = NUM_TAGS + 1  # one-hot tag + distance fraction
-RAY_ANGLES = tuple(15.0 * k if k <= 12 else 15.0 * (k - 24) for k in range(24))  # 0, 15, .., 180, -165, .., -15
-NUM_RAYS = len(RAY_ANGLES)
-OBS_SIZE = NUM_RAYS * RAY_SIZE + 1
 _RAY_COS = np.cos(np.radians(np.asarray(RAY_ANGLES)))[None, :]
 _RAY_SIN = np.sin(np.radians(np.asarray(RAY_ANGLES)))[None, :]
 _REACH2 = np.array([SWITCH_RADIUS + CAST_RADIUS, PYRAMID_RADIUS + CAST_RADIUS])[None, :, None] ** 2

@@ -30,7 +30,7 @@ def draw_pyramids(
     pressed), the pyramid (stone with its gold brick, once the switch is pressed), the agent (blue, a white
     nose for its heading) and its rays (`ray_length` units at most) as faint lines to their hits, ending in
     the colour of what they hit; `actions` (n,) in 0..3: an arrow for forward/back, a curved mark for a turn."""
-    from fledge.envs.builtin.pyramids import (
+    from fledge.envs.builtin.pyramids_layout import (
         AGENT_RADIUS,
         NUM_RAYS,
         NUM_TAGS,

@@ -22,15 +22,8 @@ import numpy as np
 from fledge.envs.api import ActionSpec, BehaviorSpec, ObservationSpec, ObservationType
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.gridworld import VISUAL_PROPERTIES
-from fledge.envs.builtin.pyramids import (
-    AGENT_RADIUS,
-    DEFAULT_AGENTS,
-    DEFAULT_ROOM_HALF,
-    MAX_EPISODE_STEPS,
-    PYRAMID_RADIUS,
-    SWITCH_RADIUS,
-    PyramidsTask,
-)
+from fledge.envs.builtin.pyramids import DEFAULT_AGENTS, DEFAULT_ROOM_HALF, MAX_EPISODE_STEPS, PyramidsTask
+from fledge.envs.builtin.pyramids_layout import AGENT_RADIUS, PYRAMID_RADIUS, SWITCH_RADIUS
 
 DEFAULT_RESOLUTION = 56
 NOSE_RADIUS = 0.25
