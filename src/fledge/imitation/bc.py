@@ -176,11 +176,12 @@ def make_behavioral_cloning(
     parameters: Iterable[torch.nn.Parameter],
     learning_rate: float,
     batch_size: int,
-    seed: int,
+    rng: np.random.Generator,
     device: torch.device,
 ) -> BehavioralCloning | None:
     """The BC of a behavior's trainer settings, or None without a `behavioral_cloning` block. Loads and checks
-    the demonstration now (a clear ConfigError when it is missing, damaged or of another spec)."""
+    the demonstration now (a clear ConfigError when it is missing, damaged or of another spec). BC's seed is
+    drawn from the trainer's `rng` only when there is a block, so runs without BC draw what they drew before."""
     block = getattr(settings, "behavioral_cloning", None)
     if block is None:
         return None
@@ -197,6 +198,6 @@ def make_behavioral_cloning(
         parameters=parameters,
         learning_rate=learning_rate,
         settings=bc_settings,
-        seed=seed,
+        seed=int(rng.integers(2**62)),
         device=device,
     )

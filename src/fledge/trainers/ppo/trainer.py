@@ -102,7 +102,7 @@ class PPOTrainer(OnPolicyTrainer):
             parameters=self.model.parameters(),
             learning_rate=self.hp.learning_rate,
             batch_size=self.hp.batch_size,
-            seed=int(self.rng.integers(2**62)),
+            rng=self.rng,
             device=self.device,
         )
         # the critic memory each agent's next trajectory starts from (separate critics with memory)

@@ -141,7 +141,7 @@ class SACTrainer(OffPolicyTrainer):
             parameters=self.nets.policy.parameters(),
             learning_rate=self.hp.learning_rate,
             batch_size=self.hp.batch_size,
-            seed=int(self.rng.integers(2**62)),
+            rng=self.rng,
             device=self.device,
         )
         self.signal_update_count = 1.0  # the reward signals' own update rule (reward_signal_steps_per_update)
