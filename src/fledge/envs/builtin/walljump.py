@@ -41,6 +41,9 @@ JUMP = 4.5
 BLOCK_HEIGHT = 4.0
 STEP_REWARD = -0.005
 GOAL_REWARD = 1.0
+FALL_REWARD = -1.0
+GAP_LOSS = 1.5  # height a jump from the block loses per row between the block and the wall
+FORWARD = 1
 MAX_EPISODE_STEPS = 100
 SMALL_SHARE = 1.0 / 3.0  # episodes with a small wall
 SMALL, BIG = 0, 1
@@ -101,24 +104,31 @@ class WallJumpTask(TeamTask):
         t_row, t_col = row + _D_ROW[move], col + _D_COL[move]
         moving = move > 0
         inside = (t_row >= 0) & (t_row < ROWS) & (t_col >= 0) & (t_col < WIDTH)
-        into_wall = moving & (t_row == WALL_ROW) & (row == WALL_ROW - 1)
-        reach = np.where(self.on_block, BLOCK_HEIGHT, 0.0) + np.where(jump, JUMP, 0.0)
-        cross = into_wall & (self.height <= reach)
+        fall = moving & ~inside  # off the floor's edge (the block too stands on the floor)
+        # from the ground: over a wall up to JUMP with a jump (a wall of 0 is walked over)
+        into_wall = moving & ~self.on_block & (t_row == WALL_ROW) & (row == WALL_ROW - 1)
+        cross_ground = into_wall & (self.height <= np.where(jump, JUMP, 0.0))
+        # from the block: a forward jump clears less the farther the block stands from the wall
+        gap = np.maximum(WALL_ROW - 1 - row, 0)
+        from_block = self.on_block & (move == FORWARD) & (jump | (gap == 0))
+        leap = from_block & (self.height <= BLOCK_HEIGHT + np.where(jump, JUMP, 0.0) - GAP_LOSS * gap)
+        cross = cross_ground | leap
         at_block = moving & ~self.on_block & (t_row == self.block_row) & (t_col == self.block_col)
         b_row, b_col = self.block_row + _D_ROW[move], self.block_col + _D_COL[move]
-        push = at_block & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
-        climb = at_block & ~push & jump  # a block that cannot move (wall, edge) is climbed with a jump
-        # plain moves: inside the floor, never into the wall row (from either side), not into the block
-        walk = moving & inside & (t_row != WALL_ROW) & ~at_block
+        climb = at_block & jump  # a jump into the block lands on it
+        push = at_block & ~jump & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
+        # plain moves: inside the floor, never into the wall row (from either side), not into the block;
+        # off the block a failed leap lands on the floor ahead
+        walk = moving & inside & (t_row != WALL_ROW) & ~at_block & ~cross
         self.block_row = np.where(push, b_row, self.block_row)
         self.block_col = np.where(push, b_col, self.block_col)
         go = walk | push | climb
         self.row = np.where(cross, WALL_ROW + 1, np.where(go, t_row, row))
         self.col = np.where(go, t_col, col)
-        self.on_block = np.where(cross | walk | push, False, np.where(climb, True, self.on_block))
-        done = self.row == GOAL_ROW
-        reward = np.where(done, GOAL_REWARD + STEP_REWARD, STEP_REWARD).astype(np.float32)
-        return reward, done
+        self.on_block = np.where(cross | walk | push | fall, False, np.where(climb, True, self.on_block))
+        goal = self.row == GOAL_ROW
+        reward = STEP_REWARD + np.where(goal, GOAL_REWARD, 0.0) + np.where(fall, FALL_REWARD, 0.0)
+        return reward.astype(np.float32), goal | fall
 
     def observe(self) -> list[np.ndarray]:
         n = self.num_agents
@@ -130,7 +140,7 @@ class WallJumpTask(TeamTask):
         out[:, 4] = (self.block_row - self.row) / (ROWS - 1)
         out[:, 5] = self.height / HEIGHT_SCALE
         out[:, 6] = self.row > WALL_ROW
-        out[:, 7] = self.block_row == WALL_ROW - 1
+        out[:, 7] = (WALL_ROW - 1 - self.block_row) / (WALL_ROW - 1)
         return [out]
 
     def optimal_return(self) -> float | None:
