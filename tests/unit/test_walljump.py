@@ -79,8 +79,8 @@ def test_the_block_stays_on_the_floor_before_the_wall() -> None:
 
 
 def test_a_jump_from_the_block_clears_less_the_farther_it_stands_from_the_wall() -> None:
-    # gap rows between the block and the wall: reach 4 + 4.5 - 1.5 x gap
-    for gap, height, clears in [(1, 7.0, True), (1, 7.1, False), (2, 5.5, True), (2, 5.6, False), (0, 8.5, True)]:
+    # gap rows between the block and the wall: reach 4 + 4.5 - 1 x gap
+    for gap, height, clears in [(1, 7.5, True), (1, 7.6, False), (3, 5.5, True), (3, 5.6, False), (0, 8.5, True)]:
         block_row = WALL_ROW - 1 - gap
         task = one_agent(row=block_row, col=3, block=(block_row, 3), height=height)
         task.on_block[:] = True

@@ -2,13 +2,16 @@
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
 `WIDTH` (7) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
-row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). The agent jumps `JUMP`
-(4.5) high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be
-walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; moving into it pushes it one cell
-where it can go (within rows 0-5 and the floor); a block that cannot move (against the wall or an
-edge) is climbed with a jump; from the top of a block at row 5, against the wall, a jump clears walls
-up to 8.5. So a wall above 4.5 needs the block pushed against
-it first.
+row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). Stepping off the floor's
+edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up to that height
+is jumped over from the ground (a wall of height 0 is walked over). A block `BLOCK_HEIGHT` (4) high
+starts in rows 2-4; moving into it pushes it one cell where it can go (within rows 0-5 and the
+floor), jumping into it lands on it. A forward jump from the block clears 4 + 4.5 less `GAP_LOSS`
+(1) for every row between the block and the wall: 8.5 against the wall, 7.5 one row away, 6.5 two
+rows away, 5.5 three rows away; a jump that falls short lands on the floor ahead. So a wall up to 5.5
+is cleared by climbing the block where it lies, a wall of 6-7.5 after pushing it a row or two, and a
+wall of 8 only after pushing it against the wall: the skill that walls of 8 need grows step by step
+from the ones lower walls need.
 
 Two behaviors, switched by wall height as in ML-Agents: at every episode start an agent is given a
 small wall (probability 1/3; behavior `SmallWallJump`, height `small_wall_height`) or a big one
@@ -18,8 +21,9 @@ next under the other (same agent id). Environment parameters: `small_wall_height
 
 Actions: two discrete branches, move (none, forward, back, left, right) and jump (no, yes).
 Observations (8): agent column and row (scaled to [0, 1]), on the block (0/1), the block's column and
-row relative to the agent (scaled), the wall height / 8, past the wall (0/1), the block against the
-wall (0/1). Rewards: -0.005 per decision, +1 on reaching the goal row (which ends the episode);
+row relative to the agent (scaled), the wall height / 8, past the wall (0/1), the rows between the block
+and the wall / 5. Rewards: -0.005 per decision, +1 on reaching the goal row, -1 on falling off
+(both end the episode);
 episodes are interrupted after 100 decisions. `heuristic` solves every wall up to 8.5.
 """
 
@@ -42,7 +46,7 @@ BLOCK_HEIGHT = 4.0
 STEP_REWARD = -0.005
 GOAL_REWARD = 1.0
 FALL_REWARD = -1.0
-GAP_LOSS = 1.5  # height a jump from the block loses per row between the block and the wall
+GAP_LOSS = 1.0  # height a jump from the block loses per row between the block and the wall
 FORWARD = 1
 MAX_EPISODE_STEPS = 100
 SMALL_SHARE = 1.0 / 3.0  # episodes with a small wall
@@ -90,7 +94,7 @@ class WallJumpTask(TeamTask):
             np.where(small, values["small_wall_height"][idx], values["big_wall_height"][idx]), 0.0
         )
         self.block_col[idx] = rng.integers(0, WIDTH, size=k)
-        self.block_row[idx] = rng.integers(1, WALL_ROW - 1, size=k)  # at least one push from the wall
+        self.block_row[idx] = rng.integers(2, WALL_ROW - 1, size=k)  # one to three pushes from the wall
         cells = rng.integers(0, WIDTH * WALL_ROW - 1, size=k)  # any start cell but the block's
         block_cell = self.block_row[idx] * WIDTH + self.block_col[idx]
         cells = cells + (cells >= block_cell)
