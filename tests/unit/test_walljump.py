@@ -96,6 +96,14 @@ def test_a_jump_from_the_block_clears_less_the_farther_it_stands_from_the_wall()
     assert (task.row[0], task.on_block[0]) == (WALL_ROW - 1, False)
 
 
+def test_a_jump_on_the_open_floor_lands_where_it_started() -> None:
+    task = one_agent(row=2, col=0, block=(4, 4), height=8.0)
+    for move in (FORWARD, RIGHT, LEFT, BACK):  # LEFT would step off the edge: a jump does not
+        reward, done = act(task, move, 1)
+        assert (task.row[0], task.col[0], done[0]) == (2, 0, False)
+        assert reward[0] == pytest.approx(-0.005)
+
+
 def test_falling_off_the_floor_ends_the_episode_with_minus_one() -> None:
     for move, row, col in [(LEFT, 2, 0), (RIGHT, 2, 6), (BACK, 0, 3), (LEFT, WALL_ROW + 1, 0)]:
         task = one_agent(row=row, col=col, block=(3, 3), height=8.0)

@@ -4,7 +4,8 @@ A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each 
 `WIDTH` (7) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
 row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). Stepping off the floor's
 edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up to that height
-is jumped over from the ground (a wall of height 0 is walked over). A block `BLOCK_HEIGHT` (4) high
+is jumped over from the ground (a wall of height 0 is walked over); elsewhere a jump from the floor
+lands where it started. A block `BLOCK_HEIGHT` (4) high
 starts in rows 2-4; moving into it pushes it one cell where it can go (within rows 0-5 and the
 floor), jumping into it lands on it. A forward jump from the block clears 4 + 4.5 less `GAP_LOSS`
 (1) for every row between the block and the wall: 8.5 against the wall, 7.5 one row away, 6.5 two
@@ -108,7 +109,8 @@ class WallJumpTask(TeamTask):
         t_row, t_col = row + _D_ROW[move], col + _D_COL[move]
         moving = move > 0
         inside = (t_row >= 0) & (t_row < ROWS) & (t_col >= 0) & (t_col < WIDTH)
-        fall = moving & ~inside  # off the floor's edge (the block too stands on the floor)
+        grounded_jump = jump & ~self.on_block  # a jump on the floor lands where it started unless it clears
+        fall = moving & ~inside & ~grounded_jump  # off the floor's edge
         # from the ground: over a wall up to JUMP with a jump (a wall of 0 is walked over)
         into_wall = moving & ~self.on_block & (t_row == WALL_ROW) & (row == WALL_ROW - 1)
         cross_ground = into_wall & (self.height <= np.where(jump, JUMP, 0.0))
@@ -121,9 +123,10 @@ class WallJumpTask(TeamTask):
         b_row, b_col = self.block_row + _D_ROW[move], self.block_col + _D_COL[move]
         climb = at_block & jump  # a jump into the block lands on it
         push = at_block & ~jump & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
-        # plain moves: inside the floor, never into the wall row (from either side), not into the block;
-        # off the block a failed leap lands on the floor ahead
-        walk = moving & inside & (t_row != WALL_ROW) & ~at_block & ~cross
+        # plain moves: inside the floor, never into the wall row (from either side), not into the block,
+        # not with a jump from the floor (it lands where it started); off the block a failed leap lands
+        # on the floor ahead
+        walk = moving & inside & (t_row != WALL_ROW) & ~at_block & ~cross & ~grounded_jump
         self.block_row = np.where(push, b_row, self.block_row)
         self.block_col = np.where(push, b_col, self.block_col)
         go = walk | push | climb
@@ -213,8 +216,15 @@ def heuristic(obs: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 2), dtype=np.int32)
     forward, back, left, right = 1, 2, 3, 4
     for i in range(n):
-        if row[i] > WALL_ROW or not high[i] or on_block[i]:
-            out[i] = (forward, 1)  # over a low wall, off the block or on to the goal
+        if row[i] > WALL_ROW:
+            out[i] = (forward, 0)  # on to the goal
+            continue
+        if on_block[i] or (not high[i] and row[i] == WALL_ROW - 1):
+            out[i] = (forward, 1)  # over a low wall, or from the block
+            continue
+        if not high[i]:  # walk to the wall; a block stuck against it ahead is climbed
+            stuck_ahead = col[i] == b_col[i] and row[i] + 1 == b_row[i] == WALL_ROW - 1
+            out[i] = (forward, int(stuck_ahead))
             continue
         if b_row[i] == WALL_ROW - 1 and col[i] == b_col[i] and row[i] == WALL_ROW - 2:
             out[i] = (forward, 1)  # climb the block that stands against the wall
