@@ -10,7 +10,7 @@ import pytest
 
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
-from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WallJumpTask, heuristic
+from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WIDTH, WallJumpTask, heuristic
 from fledge.errors import ConfigError
 
 NONE, FORWARD, BACK, LEFT, RIGHT = range(5)
@@ -105,7 +105,7 @@ def test_a_jump_on_the_open_floor_lands_where_it_started() -> None:
 
 
 def test_falling_off_the_floor_ends_the_episode_with_minus_one() -> None:
-    for move, row, col in [(LEFT, 2, 0), (RIGHT, 2, 6), (BACK, 0, 3), (LEFT, WALL_ROW + 1, 0)]:
+    for move, row, col in [(LEFT, 2, 0), (RIGHT, 2, WIDTH - 1), (BACK, 0, 3), (LEFT, WALL_ROW + 1, 0)]:
         task = one_agent(row=row, col=col, block=(3, 3), height=8.0)
         reward, done = act(task, move, 0)
         assert done[0] and reward[0] == pytest.approx(-1.005), (move, row, col)

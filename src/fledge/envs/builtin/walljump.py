@@ -1,7 +1,7 @@
 """WallJump: reach the far side of a wall, jumping over it, or pushing a block to it and jumping from there.
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
-`WIDTH` (7) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
+`WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
 row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). Stepping off the floor's
 edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up to that height
 is jumped over from the ground (a wall of height 0 is walked over); elsewhere a jump from the floor
@@ -38,7 +38,7 @@ from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 
-WIDTH = 7
+WIDTH = 5
 ROWS = 9
 WALL_ROW = 6
 GOAL_ROW = ROWS - 1
