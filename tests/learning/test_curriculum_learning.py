@@ -1,5 +1,5 @@
 """Curricula pay off: WallJump's big wall (8) is cleared after lessons of rising walls (0-4, 4-6, 6-7.5),
-not when trained on it from the start within the same budget (seed 1: 0.76 against -0.44 at 400k steps); 3DBall with each ball's mass, size and gravity drawn per
+not when trained on it from the start within the same budget (not reached yet: see the xfail); 3DBall with each ball's mass, size and gravity drawn per
 episode still balances (the shipped 3DBall_randomize config)."""
 
 from __future__ import annotations
@@ -47,6 +47,15 @@ def big_wall_tail(result: Any) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    reason=(
+        "not reached yet: at the shipped learning rate 1e-3 the curriculum ends on walls of 8 for all three "
+        "seeds (0.76, 0.70, 0.51 at 400k) but training on walls of 8 directly does better (seed 1: 0.96 by "
+        "200k); at 3e-4 the direct run fails (-0.44) and the curriculum stalls in lesson 2 (walls 6-7.5, "
+        "0.0-0.1, seeds 1-3); see docs/curriculum.md"
+    ),
+    strict=False,
+)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_walljump_curriculum_clears_the_big_wall_where_training_on_it_does_not(tmp_path: Path, seed: int) -> None:
     with_lessons = api.run(walljump_options(tmp_path, seed=seed, curriculum=True), display="none")
