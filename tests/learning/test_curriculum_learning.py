@@ -1,5 +1,5 @@
-"""Curricula pay off: WallJump's big wall (8) is cleared after lessons of rising walls, not when trained
-on it from the start within the same budget; 3DBall with each ball's mass, size and gravity drawn per
+"""Curricula pay off: WallJump's big wall (8) is cleared after lessons of rising walls (0-4, 4-6, 6-7.5),
+not when trained on it from the start within the same budget (not reached yet: see the xfail); 3DBall with each ball's mass, size and gravity drawn per
 episode still balances (the shipped 3DBall_randomize config)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fledge.configs import shipped_config
 
 pytestmark = pytest.mark.learning
 
-STEPS = 300_000
+STEPS = 400_000
 THRESHOLD = 0.6  # mean return of the last 300 BigWallJump episodes (the heuristic: about 0.95)
 
 
@@ -33,6 +33,13 @@ def walljump_options(tmp_path: Path, *, seed: int, curriculum: bool, steps: int 
     return build_run_options(raw)
 
 
+def raw_lessons() -> list[Any]:
+    raw = load_config_file(shipped_config("WallJump"))  # type: ignore[arg-type]
+    lessons: list[Any] = raw["environment_parameters"]["big_wall_height"]["curriculum"]
+    assert lessons[-1]["value"] == 8.0
+    return lessons
+
+
 def big_wall_tail(result: Any) -> float:
     returns = result.behaviors["BigWallJump"].episode_returns
     assert len(returns) >= 300
@@ -42,10 +49,10 @@ def big_wall_tail(result: Any) -> float:
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason=(
-        "not reached yet: on fledge's WallJump (7 x 9 floor, seed 1) the direct run clears walls of 8 "
-        "(mean return 0.61 at 160k steps) while the curriculum run stalls after its lessons of low walls "
-        "(-0.44 at 140k: entropy falls to ~1.0 in Lesson0 and the block is not found afterwards); the task "
-        "or the curriculum needs redesigning"
+        "not reached yet: at the shipped learning rate 1e-3 the curriculum ends on walls of 8 for all three "
+        "seeds (0.76, 0.70, 0.51 at 400k) but training on walls of 8 directly does better for two seeds "
+        "(0.96, 0.96, -0.22); at 3e-4 the direct run fails (-0.41) and the curriculum stalls in lesson 2 (walls 6-7.5, "
+        "-0.45, 0.04, 0.04); see docs/curriculum.md"
     ),
     strict=False,
 )
@@ -53,7 +60,8 @@ def big_wall_tail(result: Any) -> float:
 def test_walljump_curriculum_clears_the_big_wall_where_training_on_it_does_not(tmp_path: Path, seed: int) -> None:
     with_lessons = api.run(walljump_options(tmp_path, seed=seed, curriculum=True), display="none")
     status = (tmp_path / f"wj{seed}1" / "run_logs" / "training_status.json").read_text()
-    assert '"lesson_num": 3' in status  # the run ended on the last lesson: walls of 8
+    last = len(raw_lessons()) - 1
+    assert f'"lesson_num": {last}' in status  # the run ended on the last lesson: walls of 8
     direct = api.run(walljump_options(tmp_path, seed=seed, curriculum=False), display="none")
     assert big_wall_tail(with_lessons) >= THRESHOLD > big_wall_tail(direct), (
         big_wall_tail(with_lessons),

@@ -10,7 +10,7 @@ import pytest
 
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
-from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WallJumpTask, heuristic
+from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WIDTH, WallJumpTask, heuristic
 from fledge.errors import ConfigError
 
 NONE, FORWARD, BACK, LEFT, RIGHT = range(5)
@@ -70,14 +70,49 @@ def test_the_block_stays_on_the_floor_before_the_wall() -> None:
     act(task, BACK, 0)
     act(task, LEFT, 0)
     assert (task.row[0], task.col[0]) == (1, 0)
-    act(task, FORWARD, 1)  # the block moves forward: a jump pushes it too
+    act(task, FORWARD, 0)  # a move into the block pushes it
     assert (task.block_row[0], task.row[0], task.on_block[0]) == (3, 2, False)
-    task.block_row[:] = WALL_ROW - 1
-    task.row[:] = WALL_ROW - 2
-    act(task, FORWARD, 1)  # against the wall it cannot move: climbed
-    assert task.on_block[0]
+    act(task, FORWARD, 1)  # a jump into it, movable or not, lands on it
+    assert (task.block_row[0], task.row[0], task.on_block[0]) == (3, 3, True)
     act(task, RIGHT, 0)  # step down
-    assert not task.on_block[0] and (task.row[0], task.col[0]) == (WALL_ROW - 1, 1)
+    assert not task.on_block[0] and (task.row[0], task.col[0]) == (3, 1)
+
+
+def test_a_jump_from_the_block_clears_less_the_farther_it_stands_from_the_wall() -> None:
+    # gap rows between the block and the wall: reach 4 + 4.5 - 1 x gap
+    for gap, height, clears in [(1, 7.5, True), (1, 7.6, False), (3, 5.5, True), (3, 5.6, False), (0, 8.5, True)]:
+        block_row = WALL_ROW - 1 - gap
+        task = one_agent(row=block_row, col=3, block=(block_row, 3), height=height)
+        task.on_block[:] = True
+        reward, done = act(task, FORWARD, 1)
+        if clears:
+            assert task.row[0] == WALL_ROW + 1 and not task.on_block[0], (gap, height)
+        else:  # lands on the floor ahead of the block
+            assert (task.row[0], task.on_block[0]) == (block_row + 1, False), (gap, height)
+        assert not done[0] and reward[0] == pytest.approx(-0.005)
+    task = one_agent(row=WALL_ROW - 2, col=3, block=(WALL_ROW - 2, 3), height=2.0)
+    task.on_block[:] = True
+    act(task, FORWARD, 0)  # walking off the block away from the wall: no leap
+    assert (task.row[0], task.on_block[0]) == (WALL_ROW - 1, False)
+
+
+def test_a_jump_on_the_open_floor_lands_where_it_started() -> None:
+    task = one_agent(row=2, col=0, block=(4, 4), height=8.0)
+    for move in (FORWARD, RIGHT, LEFT, BACK):  # LEFT would step off the edge: a jump does not
+        reward, done = act(task, move, 1)
+        assert (task.row[0], task.col[0], done[0]) == (2, 0, False)
+        assert reward[0] == pytest.approx(-0.005)
+
+
+def test_falling_off_the_floor_ends_the_episode_with_minus_one() -> None:
+    for move, row, col in [(LEFT, 2, 0), (RIGHT, 2, WIDTH - 1), (BACK, 0, 3), (LEFT, WALL_ROW + 1, 0)]:
+        task = one_agent(row=row, col=col, block=(3, 3), height=8.0)
+        reward, done = act(task, move, 0)
+        assert done[0] and reward[0] == pytest.approx(-1.005), (move, row, col)
+    task = one_agent(row=2, col=0, block=(2, 0), height=8.0)
+    task.on_block[:] = True
+    reward, done = act(task, LEFT, 1)  # off the block and the floor
+    assert done[0] and reward[0] == pytest.approx(-1.005)
 
 
 def test_agents_switch_behaviors_between_episodes() -> None:

@@ -1,14 +1,18 @@
 """WallJump: reach the far side of a wall, jumping over it, or pushing a block to it and jumping from there.
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
-`WIDTH` (7) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
-row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). The agent jumps `JUMP`
-(4.5) high: a wall up to that height can be jumped over from the ground (a wall of height 0 can be
-walked over). A block `BLOCK_HEIGHT` (4) high starts in rows 1-4; moving into it pushes it one cell
-where it can go (within rows 0-5 and the floor); a block that cannot move (against the wall or an
-edge) is climbed with a jump; from the top of a block at row 5, against the wall, a jump clears walls
-up to 8.5. So a wall above 4.5 needs the block pushed against
-it first.
+`WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
+row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). Stepping off the floor's
+edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up to that height
+is jumped over from the ground (a wall of height 0 is walked over); elsewhere a jump from the floor
+lands where it started. A block `BLOCK_HEIGHT` (4) high
+starts in rows 2-4; moving into it pushes it one cell where it can go (within rows 0-5 and the
+floor), jumping into it lands on it. A forward jump from the block clears 4 + 4.5 less `GAP_LOSS`
+(1) for every row between the block and the wall: 8.5 against the wall, 7.5 one row away, 6.5 two
+rows away, 5.5 three rows away; a jump that falls short lands on the floor ahead. So a wall up to 5.5
+is cleared by climbing the block where it lies, a wall of 6-7.5 after pushing it a row or two, and a
+wall of 8 only after pushing it against the wall: the skill that walls of 8 need grows step by step
+from the ones lower walls need.
 
 Two behaviors, switched by wall height as in ML-Agents: at every episode start an agent is given a
 small wall (probability 1/3; behavior `SmallWallJump`, height `small_wall_height`) or a big one
@@ -18,8 +22,9 @@ next under the other (same agent id). Environment parameters: `small_wall_height
 
 Actions: two discrete branches, move (none, forward, back, left, right) and jump (no, yes).
 Observations (8): agent column and row (scaled to [0, 1]), on the block (0/1), the block's column and
-row relative to the agent (scaled), the wall height / 8, past the wall (0/1), the block against the
-wall (0/1). Rewards: -0.005 per decision, +1 on reaching the goal row (which ends the episode);
+row relative to the agent (scaled), the wall height / 8, past the wall (0/1), the rows between the block
+and the wall / 5. Rewards: -0.005 per decision, +1 on reaching the goal row, -1 on falling off
+(both end the episode);
 episodes are interrupted after 100 decisions. `heuristic` solves every wall up to 8.5.
 """
 
@@ -33,7 +38,7 @@ from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 
-WIDTH = 7
+WIDTH = 5
 ROWS = 9
 WALL_ROW = 6
 GOAL_ROW = ROWS - 1
@@ -41,6 +46,9 @@ JUMP = 4.5
 BLOCK_HEIGHT = 4.0
 STEP_REWARD = -0.005
 GOAL_REWARD = 1.0
+FALL_REWARD = -1.0
+GAP_LOSS = 1.0  # height a jump from the block loses per row between the block and the wall
+FORWARD = 1
 MAX_EPISODE_STEPS = 100
 SMALL_SHARE = 1.0 / 3.0  # episodes with a small wall
 SMALL, BIG = 0, 1
@@ -87,7 +95,7 @@ class WallJumpTask(TeamTask):
             np.where(small, values["small_wall_height"][idx], values["big_wall_height"][idx]), 0.0
         )
         self.block_col[idx] = rng.integers(0, WIDTH, size=k)
-        self.block_row[idx] = rng.integers(1, WALL_ROW - 1, size=k)  # at least one push from the wall
+        self.block_row[idx] = rng.integers(2, WALL_ROW - 1, size=k)  # one to three pushes from the wall
         cells = rng.integers(0, WIDTH * WALL_ROW - 1, size=k)  # any start cell but the block's
         block_cell = self.block_row[idx] * WIDTH + self.block_col[idx]
         cells = cells + (cells >= block_cell)
@@ -101,24 +109,33 @@ class WallJumpTask(TeamTask):
         t_row, t_col = row + _D_ROW[move], col + _D_COL[move]
         moving = move > 0
         inside = (t_row >= 0) & (t_row < ROWS) & (t_col >= 0) & (t_col < WIDTH)
-        into_wall = moving & (t_row == WALL_ROW) & (row == WALL_ROW - 1)
-        reach = np.where(self.on_block, BLOCK_HEIGHT, 0.0) + np.where(jump, JUMP, 0.0)
-        cross = into_wall & (self.height <= reach)
+        grounded_jump = jump & ~self.on_block  # a jump on the floor lands where it started unless it clears
+        fall = moving & ~inside & ~grounded_jump  # off the floor's edge
+        # from the ground: over a wall up to JUMP with a jump (a wall of 0 is walked over)
+        into_wall = moving & ~self.on_block & (t_row == WALL_ROW) & (row == WALL_ROW - 1)
+        cross_ground = into_wall & (self.height <= np.where(jump, JUMP, 0.0))
+        # from the block: a forward jump clears less the farther the block stands from the wall
+        gap = np.maximum(WALL_ROW - 1 - row, 0)
+        from_block = self.on_block & (move == FORWARD) & (jump | (gap == 0))
+        leap = from_block & (self.height <= BLOCK_HEIGHT + np.where(jump, JUMP, 0.0) - GAP_LOSS * gap)
+        cross = cross_ground | leap
         at_block = moving & ~self.on_block & (t_row == self.block_row) & (t_col == self.block_col)
         b_row, b_col = self.block_row + _D_ROW[move], self.block_col + _D_COL[move]
-        push = at_block & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
-        climb = at_block & ~push & jump  # a block that cannot move (wall, edge) is climbed with a jump
-        # plain moves: inside the floor, never into the wall row (from either side), not into the block
-        walk = moving & inside & (t_row != WALL_ROW) & ~at_block
+        climb = at_block & jump  # a jump into the block lands on it
+        push = at_block & ~jump & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
+        # plain moves: inside the floor, never into the wall row (from either side), not into the block,
+        # not with a jump from the floor (it lands where it started); off the block a failed leap lands
+        # on the floor ahead
+        walk = moving & inside & (t_row != WALL_ROW) & ~at_block & ~cross & ~grounded_jump
         self.block_row = np.where(push, b_row, self.block_row)
         self.block_col = np.where(push, b_col, self.block_col)
         go = walk | push | climb
         self.row = np.where(cross, WALL_ROW + 1, np.where(go, t_row, row))
         self.col = np.where(go, t_col, col)
-        self.on_block = np.where(cross | walk | push, False, np.where(climb, True, self.on_block))
-        done = self.row == GOAL_ROW
-        reward = np.where(done, GOAL_REWARD + STEP_REWARD, STEP_REWARD).astype(np.float32)
-        return reward, done
+        self.on_block = np.where(cross | walk | push | fall, False, np.where(climb, True, self.on_block))
+        goal = self.row == GOAL_ROW
+        reward = STEP_REWARD + np.where(goal, GOAL_REWARD, 0.0) + np.where(fall, FALL_REWARD, 0.0)
+        return reward.astype(np.float32), goal | fall
 
     def observe(self) -> list[np.ndarray]:
         n = self.num_agents
@@ -130,7 +147,7 @@ class WallJumpTask(TeamTask):
         out[:, 4] = (self.block_row - self.row) / (ROWS - 1)
         out[:, 5] = self.height / HEIGHT_SCALE
         out[:, 6] = self.row > WALL_ROW
-        out[:, 7] = self.block_row == WALL_ROW - 1
+        out[:, 7] = (WALL_ROW - 1 - self.block_row) / (WALL_ROW - 1)
         return [out]
 
     def optimal_return(self) -> float | None:
@@ -199,8 +216,15 @@ def heuristic(obs: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 2), dtype=np.int32)
     forward, back, left, right = 1, 2, 3, 4
     for i in range(n):
-        if row[i] > WALL_ROW or not high[i] or on_block[i]:
-            out[i] = (forward, 1)  # over a low wall, off the block or on to the goal
+        if row[i] > WALL_ROW:
+            out[i] = (forward, 0)  # on to the goal
+            continue
+        if on_block[i] or (not high[i] and row[i] == WALL_ROW - 1):
+            out[i] = (forward, 1)  # over a low wall, or from the block
+            continue
+        if not high[i]:  # walk to the wall; a block stuck against it ahead is climbed
+            stuck_ahead = col[i] == b_col[i] and row[i] + 1 == b_row[i] == WALL_ROW - 1
+            out[i] = (forward, int(stuck_ahead))
             continue
         if b_row[i] == WALL_ROW - 1 and col[i] == b_col[i] and row[i] == WALL_ROW - 2:
             out[i] = (forward, 1)  # climb the block that stands against the wall
