@@ -131,7 +131,10 @@ REFUSED = [
         "  Basic:\n    trainer_type: poca\n    network_settings: {memory: {memory_size: 16}}\n",
         "network_settings.memory",
     ),
-    ("  Basic:\n    trainer_type: ppo\n    reward_signals: {rnd: {strength: 0.1}}\n", "reward_signals.rnd"),
+    (
+        "  Basic:\n    trainer_type: ppo\n    reward_signals: {gail: {strength: 0.1, demo_path: x.demo}}\n",
+        "reward_signals.gail.demo_path",
+    ),
     ("  Basic:\n    trainer_type: ppo\n    reward_signals: {}\n", "no reward signal"),
 ]
 

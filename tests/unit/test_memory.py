@@ -310,7 +310,9 @@ def test_memory_buffer_holds_whole_padded_sequences_and_an_update_runs() -> None
     trainer = ppo_trainer()
     rng = np.random.default_rng(1)
     for agent in range(4):
-        trainer._add_trajectory(trajectory(agent, 5, rng, ends=True))
+        traj = trajectory(agent, 5, rng, ends=True)
+        (rewards,), _ = trainer.signal_rewards([traj])
+        trainer._add_trajectory(traj, rewards)
     assert trainer.buffer.count == 4 * 8 and trainer.step == 20
     data = trainer.buffer.view()
     np.testing.assert_array_equal(data["masks"][:8], [1, 1, 1, 1, 1, 0, 0, 0])
