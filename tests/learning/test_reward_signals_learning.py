@@ -114,7 +114,9 @@ def test_gail_does_not_learn_from_an_expert_that_acts_at_random(tmp_path: Path) 
 PYRAMIDS = {"room_half": 6.0, "max_episode_steps": 250}  # random actions find the gold brick in ~0.5% of episodes
 
 
-def pyramids_success(tmp_path: Path, signal: str | None, seed: int, steps: int) -> float:
+def pyramids_success(
+    tmp_path: Path, signal: str | None, seed: int, steps: int, room: dict[str, float] = PYRAMIDS
+) -> float:
     """The share of episodes that reach the gold brick in the last quarter of a PPO run."""
     signals: dict[str, Any] = {"extrinsic": {"gamma": 0.99, "strength": 1.0}}
     if signal == "rnd":
@@ -141,25 +143,29 @@ def pyramids_success(tmp_path: Path, signal: str | None, seed: int, steps: int) 
         extra={"reward_signals": signals, "time_horizon": 128},
         hyperparameters={"learning_rate": 1e-3, "beta": 0.01, "buffer_size": 2048, "batch_size": 256},
     )
-    env = registry.make("Pyramids", seed=seed, **PYRAMIDS)
+    env = registry.make("Pyramids", seed=seed, **room)
     (behavior,) = api.run(options, env=env, display="none").behaviors.values()
     returns = np.asarray(behavior.episode_returns)
     return float((returns[-len(returns) // 4 :] > 0).mean())
 
 
+RND_ROOM = {"room_half": 10.0}  # a 20 x 20 room, 1000-decision episodes
+
+
 @pytest.mark.slow
-def test_on_sparse_pyramids_rnd_finds_the_gold_brick_and_extrinsic_alone_mostly_does_not(tmp_path: Path) -> None:
-    """Seen (share of the last quarter's episodes at the brick, extrinsic-only / RND): seed 1 0.00 / 0.70,
-    seed 2 0.58 / 1.00, seed 3 <= 0.05 / >= 0.5: extrinsic-only PPO sometimes finds the brick in this small
-    room, RND always does, and always clearly more often."""
+def test_on_sparse_pyramids_rnd_finds_the_gold_brick_far_more_often_than_extrinsic_alone(tmp_path: Path) -> None:
+    """Measured at 100,000 steps (share of the last quarter's episodes at the brick), extrinsic-only / RND:
+    seed 1 0.56 / 1.00, seed 2 0.08 / 0.98, seed 3 0.20 / 1.00. In the default 28 x 28 room extrinsic-only
+    stays at 0.00 on all three seeds, but RND is not yet reliable there (0.46 / 0.04 / 0.24 at 100,000
+    steps, 0.86 / 0.67 / 0.03 at 150,000); in a 12 x 12 room extrinsic-only often finds the brick itself."""
     alone: list[float] = []
     rnd: list[float] = []
     for seed in (1, 2, 3):
-        alone.append(pyramids_success(tmp_path, None, seed, 60_000))
-        rnd.append(pyramids_success(tmp_path, "rnd", seed, 60_000))
-    assert float(np.median(alone)) <= 0.05, alone
-    assert min(rnd) >= 0.5, rnd
-    assert all(r >= a + 0.3 for r, a in zip(rnd, alone)), (rnd, alone)
+        alone.append(pyramids_success(tmp_path, None, seed, 100_000, RND_ROOM))
+        rnd.append(pyramids_success(tmp_path, "rnd", seed, 100_000, RND_ROOM))
+    assert min(rnd) >= 0.9, rnd
+    assert float(np.median(alone)) <= 0.3, alone
+    assert all(r >= a + 0.4 for r, a in zip(rnd, alone)), (rnd, alone)
 
 
 @pytest.mark.slow
