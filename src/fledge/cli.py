@@ -37,7 +37,7 @@ def _with_shipped_config(args: LearnArgs, argv: Sequence[str], parse: Callable[[
     env_name = _env_flag(argv) or registry.DEFAULT_ENV
     if ":" not in env_name and not registry.is_unity(env_name):
         registry.describe(env_name)  # an unknown name fails here, with suggestions
-    shipped = default_config_path(env_name)
+    shipped = default_config_path(env_name, registry.default_trainer(env_name))
     if shipped is None:
         log.info("No config file given and none shipped for %s: default settings for every behavior", env_name)
         return args

@@ -263,3 +263,15 @@ def test_python_dash_m_fledge_is_the_fledge_command(tmp_path: Path, args: list[s
     command = fledge(*args, cwd=tmp_path)
     assert module.returncode == command.returncode == 0, module.stderr
     assert module.stdout == command.stdout and module.stdout
+
+
+@pytest.mark.parametrize(("env", "trainer"), [("DungeonEscape", "poca"), ("3DBall", "ppo"), ("SoccerTwos", "ppo")])
+def test_without_a_config_the_environment_s_default_trainer_config_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: str, trainer: str
+) -> None:
+    """DungeonEscape's group reward needs POCA, so its default is the shipped POCA config; others use PPO's."""
+    code, out, err = in_process("check", "--env", env, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines()[0].replace("\\", "/").endswith(f"configs/{trainer}/{env}.yaml")
+    behaviors = yaml.safe_load(out)["behaviors"]
+    assert {b["trainer_type"] for b in behaviors.values()} == {trainer}

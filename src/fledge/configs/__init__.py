@@ -15,6 +15,7 @@ def shipped_config(env_name: str, trainer: str = "ppo") -> Path | None:
     return path if path.is_file() else None
 
 
-def default_config_path(env_name: str | None) -> Path | None:
-    """The config `fledge learn` uses when none is given: the environment's shipped PPO config, if any."""
-    return shipped_config(env_name or DEFAULT_ENV)
+def default_config_path(env_name: str | None, trainer: str = "ppo") -> Path | None:
+    """The config `fledge learn` uses when none is given: the environment's shipped config for `trainer`
+    (its registered default trainer, PPO for most), if there is one."""
+    return shipped_config(env_name or DEFAULT_ENV, trainer)

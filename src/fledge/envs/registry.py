@@ -74,19 +74,21 @@ class EnvironmentInfo:
 class _Entry:
     factory: TaskFactory
     description: str
+    trainer: str = "ppo"  # the trainer of the shipped config `fledge learn --env NAME` uses without a config
 
 
 _BUILTINS: dict[str, _Entry] = {}
 _PREFIXES: dict[str, tuple[PrefixMaker, str]] = {}
 
 
-def register(name: str, factory: TaskFactory, *, description: str) -> None:
-    """Add a built-in environment: `factory(**kwargs)` returns its VectorTask. Names are unique."""
+def register(name: str, factory: TaskFactory, *, description: str, trainer: str = "ppo") -> None:
+    """Add a built-in environment: `factory(**kwargs)` returns its VectorTask. Names are unique. `trainer`
+    names the folder of shipped configs (ppo, sac, poca) whose config for it is the default one."""
     if not name or ":" in name or name != name.strip():
         raise ValueError(f"Invalid environment name {name!r}: it must be non-empty, without ':' or outer spaces.")
     if name in _BUILTINS:
         raise ValueError(f"An environment named '{name}' is already registered.")
-    _BUILTINS[name] = _Entry(factory, description)
+    _BUILTINS[name] = _Entry(factory, description, trainer)
 
 
 def register_prefix(prefix: str, maker: PrefixMaker, *, description: str) -> None:
@@ -101,6 +103,12 @@ def register_prefix(prefix: str, maker: PrefixMaker, *, description: str) -> Non
 def names() -> list[str]:
     """The built-in environment names, sorted."""
     return sorted(_BUILTINS)
+
+
+def default_trainer(name: str) -> str:
+    """The trainer whose shipped config is an environment's default: ppo unless its registration says otherwise."""
+    entry = _BUILTINS.get(name)
+    return entry.trainer if entry is not None else "ppo"
 
 
 def is_unity(name: str) -> bool:
@@ -413,6 +421,7 @@ register(
         "still on the board the group reward +1 (individual rewards are always 0); for POCA: vector of 16, one "
         "discrete branch of 5 moves, 40 decisions at most. Options num_agents (3 per group), grid_size."
     ),
+    trainer="poca",  # the group reward needs POCA's group critic; independent PPO does not solve it
 )
 
 
