@@ -8,9 +8,10 @@ The environment is built-in 3DBall (12 agents per copy) made slow on purpose: ev
 sleeps `--delay-ms` (2 ms by default) in the worker, after the real step (`EnvPool(step_delay_s=...)`,
 which the worker processes and the Ray actors both honour). A slow simulation waits, so its copies
 overlap even on a 2-core machine. The loop is a pool's lockstep rollout with the heuristic policy
-(what the trainer would add is the same for both kinds); every pool is started first, then the settings
+(what the trainer would add is the same for every kind); every pool is started first, then the settings
 are measured interleaved (each repeat runs every setting once, in turn), and medians and ranges over
-the repeats are printed, with the speed-up over one worker of the same kind and the CPU per lockstep
+the repeats are printed, with the speed-up over one worker of the same kind (the ratio of the medians,
+and the range of the ratios within each repeat) and the CPU per lockstep
 step of this process (the trainer's side) and of the workers' processes together (from /proc).
 
 Where Ray's overhead sits: the same loop with no delay gives the round trip of one lockstep step per
@@ -132,16 +133,19 @@ def main() -> None:
         f"\n3DBall (12 agents per copy), every step {args.delay_ms:g} ms slower; agent steps/s over {args.steps} "
         f"lockstep steps, median [min .. max] of {args.repeats} interleaved repeats"
     )
-    print(f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1   CPU per lockstep step: trainer, workers")
+    print(
+        f"{'workers':<14}{'agent steps/s':>28}   speed-up over 1 [per repeat]   CPU per lockstep step: trainer, workers"
+    )
     for kind in kinds:
         base = statistics.median(rates[(kind, args.workers[0])])
         for n in args.workers:
             values = rates[(kind, n)]
+            ratios = [v / b for v, b in zip(values, rates[(kind, args.workers[0])])]  # within each repeat
             cpu = statistics.median(driver_ms[(kind, n)])
             workers = statistics.median(worker_ms[(kind, n)])
             print(
-                f"{kind + ' x' + str(n):<14}{median_range(values)}   {statistics.median(values) / base:>13.2f}x   "
-                f"{cpu:.2f} ms, {workers:.2f} ms ({workers / n:.2f} ms each)"
+                f"{kind + ' x' + str(n):<14}{median_range(values)}   {statistics.median(values) / base:>5.2f}x "
+                f"[{min(ratios):.2f} .. {max(ratios):.2f}]   {cpu:.2f} ms, {workers:.2f} ms ({workers / n:.2f} ms each)"
             )
 
     # the round trip of one lockstep step, no delay: where the transport's cost sits

@@ -123,6 +123,7 @@ class RayCopy(_Copy):
             send_frame(sock, secret.encode())
         except OSError as exc:
             sock.close()
+            self.kill()
             raise EnvironmentFault(f"{self.label}: its Ray actor's connection failed at once: {exc}") from None
         self.sock = sock
         self.serving = self.actor.serve.remote(self.timeout)  # from now on the actor answers on the connection
@@ -240,12 +241,18 @@ class RayCopy(_Copy):
         except Exception:
             pass
         self.kill()
-
-    def kill(self) -> None:
-        """End the actor at once (what a lost node looks like; tests use it). ray.kill only asks; this waits
-        (5 s at most) until the actor answers no more, so that no step sent after it can still succeed."""
         if self.sock is not None:
             self.sock.close()
+
+    def kill(self) -> None:
+        """End the actor at once (what a lost node looks like; tests use it, from another thread too). ray.kill
+        only asks; this waits (5 s at most) until the actor answers no more, so that no step sent after it can
+        still succeed. The connection is shut down first (not closed: a wait on it in another thread ends)."""
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         ray = self.ray
         try:
             ray.kill(self.actor, no_restart=True)
