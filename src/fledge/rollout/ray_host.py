@@ -123,31 +123,17 @@ class EnvHost:
         return self._steps("specs", extra)
 
     def serve(self, accept_timeout: float) -> str:
-        """Take the pool's connection (the first message must be the secret) and answer its messages until it
-        closes the connection or says "close". An environment error is sent back as an "error" message.
+        """Take the pool's connection and answer its messages until it closes the connection or says "close".
+        An environment error is sent back as an "error" message. A connection that does not begin with the
+        secret is closed at once, and the next one is taken, for `accept_timeout` seconds in all.
 
         The pool calls this once it has connected, so the accept does not wait; the call then holds the actor
         (one call at a time, all on one thread, as environments that keep thread-bound state need) until the
         connection ends."""
-        if self.listener is None:
-            return "no listener"
-        self.listener.settimeout(accept_timeout)
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
+        sock = self._accept(accept_timeout)
+        if sock is None:
             return "nobody connected"
-        finally:
-            self.listener.close()
-            self.listener = None
         with sock:
-            sock.settimeout(accept_timeout)  # the secret comes at once; the steps may be far apart
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                if not hmac.compare_digest(recv_frame(sock), self.secret.encode()):
-                    return "wrong secret"
-            except (OSError, EOFError, wire.ProtocolError):
-                return "no secret"
-            sock.settimeout(None)
             try:
                 while True:
                     command, values, arrays = wire.decode(recv_frame(sock))
@@ -170,6 +156,34 @@ class EnvHost:
                 except OSError:
                     pass
                 raise
+
+    def _accept(self, timeout: float) -> socket.socket | None:
+        """The first connection that begins with the secret (its length, then its bytes); then no more."""
+        if self.listener is None:
+            return None
+        secret = self.secret.encode()
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self.listener.settimeout(left)
+                try:
+                    sock, _ = self.listener.accept()
+                except OSError:
+                    return None
+                sock.settimeout(left)
+                try:
+                    (size,) = _FRAME.unpack(_recv_exact(sock, _FRAME.size))
+                    if size == len(secret) and hmac.compare_digest(_recv_exact(sock, size), secret):
+                        sock.settimeout(None)  # the steps may be far apart
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        return sock
+                except (OSError, EOFError):
+                    pass
+                sock.close()
+            return None
+        finally:
+            self.listener.close()
+            self.listener = None
 
     def step(self, message: bytes) -> bytes:
         """One message through a Ray call (the path without a direct connection)."""
