@@ -1,12 +1,15 @@
 """Ray environment workers on a real local Ray instance: lockstep equality with in-process copies and
-worker processes, a killed actor restarted with its lost trajectories counted, the clear error of an
+worker processes (over direct connections to the actors and over actor calls), the actor's connection
+guarded by its secret, a killed actor restarted with its lost trajectories counted, the clear error of an
 unreachable cluster, and Ray imported only when asked. One Ray instance serves the module's tests that
 need one; the two training runs are marked slow (about 25 s together on 2 busy cores)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +26,8 @@ ray = pytest.importorskip("ray", reason="Ray workers need the optional extra: pi
 from fledge import api  # noqa: E402
 from fledge.config import build_run_options  # noqa: E402
 from fledge.envs.api import ActionTuple  # noqa: E402
+from fledge.rollout import wire  # noqa: E402
+from fledge.rollout.ray_host import EnvHost, recv_frame, send_frame  # noqa: E402
 from fledge.rollout.ray_workers import RayEnvPool, make_ray_pool  # noqa: E402
 from fledge.rollout.workers import ID_STRIDE, LOST_TRAJECTORIES, EnvPool, RestartBudget, WorkerCrashError  # noqa: E402
 
@@ -51,13 +56,15 @@ def random_rollout(pool: Any, steps: int) -> list[np.ndarray]:
 
 
 @pytest.mark.usefixtures("local_ray")
-@pytest.mark.parametrize("per_actor", [1, 2])
-def test_ray_copies_step_identically_to_in_process_copies(per_actor: int) -> None:
-    """4 copies: 4 actors, or 2 actors of 2 copies each, step as 4 in-process copies (seeds, agent ids)."""
+@pytest.mark.parametrize(("per_actor", "direct"), [(1, True), (2, True), (1, False)])
+def test_ray_copies_step_identically_to_in_process_copies(per_actor: int, direct: bool) -> None:
+    """4 copies: 4 actors, or 2 actors of 2 copies each, step as 4 in-process copies (seeds, agent ids), over
+    direct connections to the actors as over Ray's actor calls."""
     local = EnvPool(env_name=ENV, copies=4, seed=4, processes=False)
-    remote = make_ray_pool(env_name=ENV, copies=4, seed=4, num_cpus=0.5, envs_per_worker=per_actor)
+    remote = make_ray_pool(env_name=ENV, copies=4, seed=4, num_cpus=0.5, envs_per_worker=per_actor, direct=direct)
     try:
         assert len(remote.copies) == 4 // per_actor
+        assert [c.sock is not None for c in remote.copies] == [direct] * len(remote.copies)  # type: ignore[attr-defined]
         a, b = random_rollout(local, 40), random_rollout(remote, 40)
         assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
         d, _ = remote.get_steps(ENV)
@@ -133,7 +140,7 @@ def test_actors_late_for_the_shared_wait_are_restarted_and_the_prompt_one_keeps_
         for c in pool.copies:
             c.timeout = 0.5  # type: ignore[attr-defined]
         for c in pool.copies[1:]:
-            ray.get(c.actor.set_delay.remote(1.5))  # type: ignore[attr-defined]
+            c.set_delay(1.5)  # type: ignore[attr-defined]
         with caplog.at_level("WARNING", logger="fledge"):
             pool.step()
         assert [c.pid == p for c, p in zip(pool.copies, first)] == [True, False, False]  # type: ignore[attr-defined]
@@ -144,6 +151,37 @@ def test_actors_late_for_the_shared_wait_are_restarted_and_the_prompt_one_keeps_
         pool.step()  # the new actors step at their usual pace
     finally:
         pool.close()
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_an_actors_connection_takes_only_its_secret_and_answers_a_bad_message_with_an_error() -> None:
+    """The actor's port serves one connection, one that begins with the secret given to the actor: others are
+    closed without a word; a message it cannot run is answered with an error message (the pool's fault) and
+    ends the serving call."""
+    actor = ray.remote(EnvHost).remote(json.dumps({"env_name": ENV, "seed": 0, "secret": "right"}))
+    _, values, _ = wire.decode(ray.get(actor.start.remote(), timeout=60))
+    address = tuple(values["address"])
+    serving = None
+    for sent in ("wrong", "rightish", "right"):
+        with socket.create_connection(address, timeout=10) as sock:
+            send_frame(sock, sent.encode())
+            if serving is None:
+                serving = actor.serve.remote(10.0)  # as the pool does: it connects first
+            if sent != "right":
+                with pytest.raises((EOFError, ConnectionError)):
+                    recv_frame(sock)  # closed without a word
+                continue
+            send_frame(sock, wire.encode("step", {}, {}))
+            command, _, arrays = wire.decode(recv_frame(sock))
+            assert command == "steps" and len(arrays["0.d.agent_id"]) == 16
+            send_frame(sock, wire.encode("jump"))
+            command, values, _ = wire.decode(recv_frame(sock))
+            assert command == "error" and "unknown command 'jump'" in values["text"]
+    with pytest.raises(ray.exceptions.RayTaskError, match="unknown command"):
+        ray.get(serving, timeout=10)
+    with pytest.raises(OSError):
+        socket.create_connection(address, timeout=10)  # the port serves no more
+    ray.kill(actor)
 
 
 def options(tmp_path: Path, run_id: str, workers: str, **env: Any) -> Any:

@@ -60,6 +60,7 @@ def test_3dball_trains_to_its_threshold_with_actors_spread_over_three_nodes(clus
     assert isinstance(pool, RayEnvPool)
     try:
         assert len(set(pool.nodes())) == 3  # one actor per node (SPREAD, one CPU each)
+        assert all(c.sock is not None for c in pool.copies)  # type: ignore[attr-defined]  # direct connections
         result = api.run(opts, env=pool, display="none")
     finally:
         pool.close()

@@ -9,19 +9,22 @@ seeded seed + c and its agents have the ids of copy c, as with worker processes.
 kind a worker process hosts works here (built-in, `gym:`, `pettingzoo:`, Unity players, one per actor):
 the actor builds it through the registry where it runs.
 
-What moves: the environment's name, seed and keyword arguments as one JSON string at start; then per
-step one message of the worker wire format (wire.py: a JSON header and raw array bytes) each way,
-as a plain `bytes` object through Ray: the command and the actions out, the steps and the stats back.
-No object of the run's state is sent, and what comes back is decoded like a worker process's answer
-(plain numeric dtypes only), so Ray's own serialisation only ever carries bytes.
+What moves: the environment's name, seed, keyword arguments and a fresh secret as one JSON string at
+start (through Ray); then per step one message of the worker wire format (wire.py: a JSON header and raw
+array bytes) each way. By default these go over a direct TCP connection from the pool to each actor
+(ray_host.py: the actor listens on a port of its node, the pool connects and sends the secret first), so
+a step costs neither side a Ray call; where that port cannot be reached the copy falls back, with a
+warning, to one Ray actor call per step carrying the message as `bytes` (`direct=False` asks for that
+path). No object of the run's state is sent, and what comes back is decoded like a worker process's
+answer (plain numeric dtypes only).
 
 Lockstep: the pool sends every copy's step before it waits for any answer, so the actors compute
-their steps at the same time; it fetches all the answers with one `ray.get` (each get costs the trainer
-CPU) and reads them in copy order, which keeps a seeded run the same as with worker processes. The
-actors record no task events (Ray's state API would get one per step). A failed actor (killed, node
-lost, environment error, no answer within `timeout_wait`) is an EnvironmentFault for the pool, which
-restarts the copy as a new actor within the run's restart budget, drops its agents' partial
-trajectories and counts them in the stat "Environment/Lost Trajectories".
+their steps at the same time, and reads the answers in copy order, which keeps a seeded run the same as
+with worker processes (on the actor-call path it fetches all the answers with one `ray.get`, each get
+costing the trainer CPU). The actors record no task events (Ray's state API would get one per call). A
+failed actor (killed, node lost, environment error, connection closed, no answer within `timeout_wait`)
+is an EnvironmentFault for the pool, which restarts the copy as a new actor within the run's restart
+budget, drops its agents' partial trajectories and counts them in the stat "Environment/Lost Trajectories".
 
 Ray is imported only here, and only when a run asks for Ray workers (`pip install fledge[ray]`).
 """
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import secrets
+import select
+import socket
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fledge.curriculum.samplers import Draw
-from fledge.envs.api import ActionTuple, BaseEnv, StatsAggregationMethod
+from fledge.envs.api import ActionTuple, StatsAggregationMethod
 from fledge.errors import ConfigError, EnvironmentFault
 from fledge.rollout import wire
 from fledge.rollout.copies import RestartBudget, _Copy
@@ -46,6 +51,7 @@ from fledge.rollout.ray_connect import (
     RayConnection,
     connect,
 )
+from fledge.rollout.ray_host import EnvHost, recv_frame, send_frame
 from fledge.rollout.workers import EnvPool
 
 if TYPE_CHECKING:
@@ -54,105 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fledge")
 
 Arrays = dict[str, np.ndarray]
-
-
-# ----------------------------------------------------------------------------------------------
-# The actor (runs wherever Ray places it)
-# ----------------------------------------------------------------------------------------------
-
-
-class EnvHost:
-    """The environment copies of one Ray actor, built from a JSON config and stepped by wire messages (bytes):
-    one environment, or with "copies" k > 1 an in-process pool of k copies seeded seed .. seed + k - 1."""
-
-    def __init__(self, config: str) -> None:
-        from fledge.envs import registry
-
-        values = json.loads(config)
-        name, seed, kwargs = values["env_name"], int(values["seed"]), values.get("env_kwargs", {})
-        self.copies = int(values.get("copies", 1))
-        draws = values.get("environment_parameters") or {}
-        self.env: BaseEnv
-        if self.copies > 1:  # its copies are reset as they start, as a pool's in-process copies are
-            self.env = EnvPool(
-                env_name=name,
-                copies=self.copies,
-                seed=seed,
-                processes=False,
-                env_kwargs=kwargs,
-                draws=draws,
-                stream_base=self._stream(draws),
-            )
-        else:
-            self.env = registry.make(name, seed=seed, **kwargs)
-            if draws:
-                self.env.set_environment_parameters(draws)  # before the first episode
-            self.env.reset()
-        self.delay = float(values.get("step_delay_s", 0.0))
-        self.names = list(self.env.behavior_specs)
-
-    def start(self) -> bytes:
-        """The specs, where the actor runs, and the first steps."""
-        import ray
-
-        extra = {
-            "specs": wire.specs_to_json(dict(self.env.behavior_specs)),
-            "num_areas": getattr(self.env, "num_areas", None),
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "parameters": None if (known := self.env.environment_parameter_names()) is None else sorted(known),
-            "pid": os.getpid(),
-        }
-        return self._steps("specs", extra)
-
-    def step(self, message: bytes) -> bytes:
-        from fledge.rollout.worker_process import check_fixed_behaviors
-
-        command, _, actions = wire.decode(message)
-        if command == "reset":
-            self.env.reset()
-        elif command == "step":
-            for i, name in enumerate(self.names):
-                if f"{i}.c" in actions:
-                    self.env.set_actions(name, ActionTuple(actions[f"{i}.c"], actions[f"{i}.d"]))
-            self.env.step()
-            if self.delay:
-                time.sleep(self.delay)
-        else:
-            raise wire.ProtocolError(f"unknown command '{command}'")
-        check_fixed_behaviors(self.names, list(self.env.behavior_specs))
-        return self._steps("steps", {})
-
-    def set_parameters(self, message: str) -> bytes:
-        """New environment parameter draws (JSON), applied at the next episode starts."""
-        draws = json.loads(message)
-        if isinstance(self.env, EnvPool):
-            self.env.stream_base = self._stream(draws)
-        self.env.set_environment_parameters(draws)
-        return b"ok"
-
-    def _stream(self, draws: dict[str, Any]) -> int:
-        """The first sampler stream of this actor's copies: actor a (its draws carry stream a) hosts copies
-        a*k .. a*k + k - 1."""
-        streams = [int(draw.get("stream", 0)) for draw in draws.values()]
-        return self.copies * streams[0] if streams else 0
-
-    def close(self) -> None:
-        self.env.close()
-
-    def ping(self) -> bytes:
-        return b""
-
-    def set_delay(self, seconds: float) -> bytes:
-        """Make every later step this much slower (benchmarks; tests of a late actor)."""
-        self.delay = float(seconds)
-        return b"ok"
-
-    def _steps(self, command: str, values: dict[str, Any]) -> bytes:
-        arrays: Arrays = {}
-        for i, name in enumerate(self.names):
-            arrays.update(wire.steps_to_arrays(i, *self.env.get_steps(name)))
-        stats = [[k, v, int(m)] for k, values in self.env.get_stats().items() for v, m in values]
-        return wire.encode(command, {**values, "stats": stats}, arrays)
+CONNECT_TIMEOUT_S = 10.0  # to open the direct connection to an actor that has started
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,15 +69,21 @@ class EnvHost:
 
 
 class RayCopy(_Copy):
-    """A copy in a Ray actor: `begin` sends the step, `finish` waits for its answer (`timeout` seconds)."""
+    """A copy in a Ray actor: `begin` sends the step, `finish` waits for its answer (`timeout` seconds). With a
+    `secret` the steps go over a direct connection to the actor (ray_host.py), else through actor calls."""
 
-    def __init__(self, *, actor_class: Any, ray: ModuleType, config: str, num_cpus: float, timeout: float, label: str):
+    def __init__(
+        self, *, actor_class: Any, ray: ModuleType, config: str, num_cpus: float, timeout: float, label: str
+    ) -> None:
         self.ray = ray
         self.timeout = timeout
         self.label = label
         self.stats = {}
         self.answer: bytes | None = None  # this step's answer when the pool fetched it already
         self.wait_full = True  # False once the pool's wait for all answers ran out of time
+        self.sock: socket.socket | None = None  # the direct connection, when there is one
+        self.deadline = 0.0  # when the answer to the message sent over the connection is late
+        self.serving: Any = None  # the actor's call that serves the connection (it ends with the connection)
         # enable_task_events=False: Ray records no state-API event for each of the actor's calls (a step each)
         self.actor = actor_class.options(
             num_cpus=num_cpus, max_restarts=0, scheduling_strategy="SPREAD", enable_task_events=False
@@ -184,8 +98,39 @@ class RayCopy(_Copy):
         self.parameter_names = None if names is None else frozenset(str(n) for n in names)
         self.names = list(self.specs)
         self._read(values, arrays)
+        secret = json.loads(config).get("secret")
+        if values.get("address") is not None and secret:
+            self._connect(values["address"], secret)
+
+    def _connect(self, address: list[Any], secret: str) -> None:
+        """Open the direct connection to the actor; where its port cannot be reached, stay with actor calls."""
+        host, port = str(address[0]), int(address[1])
+        try:
+            sock = socket.create_connection((host, port), timeout=min(self.timeout, CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            log.warning(
+                "%s: no direct connection to its Ray actor at %s:%d (%s); its steps go through Ray's actor calls, "
+                "which cost more CPU per step (open the nodes' ports to the trainer to avoid this)",
+                self.label,
+                host,
+                port,
+                exc,
+            )
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.timeout)
+        try:
+            send_frame(sock, secret.encode())
+        except OSError as exc:
+            sock.close()
+            self.kill()
+            raise EnvironmentFault(f"{self.label}: its Ray actor's connection failed at once: {exc}") from None
+        self.sock = sock
+        self.serving = self.actor.serve.remote(self.timeout)  # from now on the actor answers on the connection
 
     def _wait(self, what: str, expected: str) -> tuple[dict[str, Any], Arrays]:
+        if self.sock is not None:
+            return self._receive(what, expected)
         ray = self.ray
         try:
             if self.answer is not None:  # fetched with the other actors' answers (RayEnvPool._gather)
@@ -193,10 +138,7 @@ class RayCopy(_Copy):
             else:
                 message = ray.get(self.ref, timeout=self.timeout if self.wait_full else 0.0)
         except ray.exceptions.GetTimeoutError:
-            raise EnvironmentFault(
-                f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
-                "on a cluster, check that its nodes have the CPUs the actors ask for (ray status)"
-            ) from None
+            raise self._late(what) from None
         except ray.exceptions.RayActorError as exc:
             raise EnvironmentFault(f"{self.label} (Ray actor) died: {str(exc).splitlines()[0]}") from None
         except ray.exceptions.RayError as exc:
@@ -205,10 +147,41 @@ class RayCopy(_Copy):
             self.ref, self.answer, self.wait_full = None, None, True
         if not isinstance(message, bytes):
             raise wire.ProtocolError(f"{self.label} sent {type(message).__name__} instead of a wire message")
+        return self._decode(message, expected)
+
+    def _late(self, what: str) -> EnvironmentFault:
+        return EnvironmentFault(
+            f"{self.label} did not answer its {what} within {self.timeout:g} s (env_settings.timeout_wait); "
+            "on a cluster, check that its nodes have the CPUs the actors ask for (ray status)"
+        )
+
+    def _receive(self, what: str, expected: str) -> tuple[dict[str, Any], Arrays]:
+        """The answer over the direct connection, by the deadline set when its message was sent."""
+        assert self.sock is not None
+        try:
+            ready, _, _ = select.select([self.sock], [], [], max(self.deadline - time.monotonic(), 0.0))
+            if not ready:
+                raise self._late(what)
+            message = recv_frame(self.sock)
+        except (OSError, EOFError, ValueError) as exc:  # ValueError: the connection was closed here (kill)
+            raise EnvironmentFault(f"{self.label} (Ray actor) stopped answering: {exc}") from None
+        return self._decode(message, expected)
+
+    def _decode(self, message: bytes, expected: str) -> tuple[dict[str, Any], Arrays]:
         command, values, arrays = wire.decode(message)  # plain numeric arrays only
+        if command == "error":
+            raise EnvironmentFault(f"{self.label} failed:\n{values.get('text', '')}")
         if command != expected:
             raise wire.ProtocolError(f"{self.label}: expected {expected}, got '{command}'")
         return values, arrays
+
+    def _send(self, message: bytes) -> None:
+        assert self.sock is not None
+        try:
+            send_frame(self.sock, message)
+        except (OSError, ValueError) as exc:
+            raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
+        self.deadline = time.monotonic() + self.timeout
 
     def _read(self, values: dict[str, Any], arrays: Arrays) -> None:
         self.steps = {name: wire.steps_from_arrays(i, self.specs[name], arrays) for i, name in enumerate(self.names)}
@@ -216,6 +189,10 @@ class RayCopy(_Copy):
             self.stats.setdefault(str(key), []).append((float(value), StatsAggregationMethod(int(method))))
 
     def set_parameters(self, draws: Mapping[str, Draw]) -> None:
+        if self.sock is not None:
+            self._send(wire.encode("parameters", {"parameters": dict(draws)}))
+            self._receive("environment parameters", "ok")
+            return
         ray = self.ray
         try:
             answer = ray.get(self.actor.set_parameters.remote(json.dumps(dict(draws))), timeout=self.timeout)
@@ -224,15 +201,27 @@ class RayCopy(_Copy):
         if answer != b"ok":
             raise wire.ProtocolError(f"{self.label}: expected 'ok' for the environment parameters")
 
+    def set_delay(self, seconds: float) -> None:
+        """Make every later step of the actor this much slower (benchmarks; tests of a late actor)."""
+        if self.sock is not None:
+            self._send(wire.encode("delay", {"seconds": float(seconds)}))
+            self._receive("delay", "ok")
+        else:
+            self.ray.get(self.actor.set_delay.remote(float(seconds)), timeout=self.timeout)
+
     def begin(self, command: str, actions: dict[str, ActionTuple]) -> None:
         arrays: Arrays = {}
         for i, name in enumerate(self.names):
             if name in actions:
                 arrays[f"{i}.c"] = actions[name].continuous
                 arrays[f"{i}.d"] = actions[name].discrete
+        message = wire.encode(command, {}, arrays)
+        if self.sock is not None:
+            self._send(message)
+            return
         self.answer, self.wait_full = None, True  # nothing of an earlier step is read for this one
         try:
-            self.ref = self.actor.step.remote(wire.encode(command, {}, arrays))
+            self.ref = self.actor.step.remote(message)
         except self.ray.exceptions.RayError as exc:
             raise EnvironmentFault(f"{self.label} cannot be reached: {exc}") from None
 
@@ -242,14 +231,28 @@ class RayCopy(_Copy):
 
     def close(self) -> None:
         try:
-            self.ray.get(self.actor.close.remote(), timeout=5.0)
+            if self.sock is not None:
+                if self.sock.fileno() != -1:
+                    self._send(wire.encode("close"))
+                    self.deadline = time.monotonic() + min(self.timeout, 5.0)
+                    self._receive("close", "closed")
+            else:
+                self.ray.get(self.actor.close.remote(), timeout=5.0)
         except Exception:
             pass
         self.kill()
+        if self.sock is not None:
+            self.sock.close()
 
     def kill(self) -> None:
-        """End the actor at once (what a lost node looks like; tests use it). ray.kill only asks; this waits
-        (5 s at most) until the actor answers no more, so that no step sent after it can still succeed."""
+        """End the actor at once (what a lost node looks like; tests use it, from another thread too). ray.kill
+        only asks; this waits (5 s at most) until the actor answers no more, so that no step sent after it can
+        still succeed. The connection is shut down first (not closed: a wait on it in another thread ends)."""
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         ray = self.ray
         try:
             ray.kill(self.actor, no_restart=True)
@@ -279,8 +282,10 @@ class RayCopies:
         seed: int,
         per_actor: int = 1,
         step_delay_s: float = 0.0,
+        direct: bool = True,
     ) -> None:
         self.ray = ray
+        self.direct = direct  # steps over a direct connection to each actor (else through actor calls)
         self.seed = int(seed)
         self.per_actor = int(per_actor)
         self.env_name = env_name
@@ -299,6 +304,7 @@ class RayCopies:
             "env_kwargs": env_kwargs,
             "step_delay_s": self.step_delay_s,
             "environment_parameters": dict(draws),
+            "secret": secrets.token_hex(16) if self.direct else "",  # what the actor's connection must begin with
         }
         try:
             text = json.dumps(config)
@@ -366,6 +372,7 @@ def make_ray_pool(
     step_delay_s: float = 0.0,
     envs_per_worker: int = 1,
     draws: Mapping[str, Draw] | None = None,
+    direct: bool = True,
 ) -> RayEnvPool:
     """`copies` environment copies in Ray actors, `envs_per_worker` of them in each, copy i seeded seed + i
     (see the module's text). The agent ids are those of `copies` separate copies, so a seeded run is the
@@ -391,6 +398,7 @@ def make_ray_pool(
         seed=seed,
         per_actor=k,
         step_delay_s=step_delay_s,
+        direct=direct,
     )
     try:
         return RayEnvPool(
