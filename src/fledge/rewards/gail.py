@@ -23,6 +23,7 @@ from fledge.envs.api import ActionSpec, BehaviorSpec
 from fledge.errors import ConfigError
 from fledge.imitation.expert import ExpertData
 from fledge.networks.body import NetworkBody
+from fledge.rewards import fast
 from fledge.rewards import losses as L
 from fledge.rewards.base import LearnedSignal, SignalBatch, flat_actions
 
@@ -130,6 +131,8 @@ class GAILSignal(LearnedSignal):
             self.module.body.normalizer.update(expert["obs"])
         xe, ee = self._inputs(expert["obs"], expert["continuous"], expert["discrete"], expert["done"])
         xp, ep = self._inputs(batch.obs, batch.continuous, batch.discrete, batch.done)
+        if self.hand_gradients:
+            return self._hand_update(xe, ee, xp, ep)
         noise_e = noise_p = None
         if self.use_vail:
             noise_e = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator).to(self.device)
@@ -154,6 +157,27 @@ class GAILSignal(LearnedSignal):
         self.step(loss)
         stats["Losses/GAIL Loss"] = float(d_loss.detach())
         return stats
+
+    @property
+    def hand_gradients(self) -> bool:
+        """Whether updates use rewards/fast.py's closed-form gradients (a plain vector-observation body, no VAIL)."""
+        return not (self.autograd or self.use_vail) and fast.covers_body(self.module.body)
+
+    def _hand_update(
+        self, xe: torch.Tensor, ee: torch.Tensor | None, xp: torch.Tensor, ep: torch.Tensor | None
+    ) -> dict[str, float]:
+        weights = torch.rand(len(xe), generator=self.generator).to(self.device)
+        with torch.no_grad():
+            ue = xe if ee is None else torch.cat([xe, ee], dim=1)
+            up = xp if ep is None else torch.cat([xp, ep], dim=1)
+        terms, grads = fast.gail_gradients(self.module, ue, up, weights)
+        self.apply(grads)
+        return {
+            "Policy/GAIL Policy Estimate": float(terms["d_policy"].mean()),
+            "Policy/GAIL Expert Estimate": float(terms["d_expert"].mean()),
+            "Policy/GAIL Grad Mag Loss": float(terms["penalty"]),
+            "Losses/GAIL Loss": float(terms["d_loss"]),
+        }
 
     def _gradient_penalty(
         self, xe: torch.Tensor, ee: torch.Tensor | None, xp: torch.Tensor, ep: torch.Tensor | None
