@@ -214,7 +214,8 @@ def gail_gradients(
     """The discriminator's loss terms and the gradients of d_loss + 10 x penalty (no VAIL).
 
     u_*: the discriminator's input rows [preprocessed obs, extra] (B, in); weights (B,) the interpolation
-    weights of the gradient penalty. Terms: "d_loss", "penalty", "d_expert", "d_policy" (the estimates)."""
+    weights of the gradient penalty. Terms: "d_loss", "penalty", "d_expert", "d_policy" (the estimates).
+    The expert, policy and interpolated rows go through the network in one forward and one backward pass."""
     from fledge.rewards.gail import Discriminator
 
     assert isinstance(nets, Discriminator) and not nets.vail
@@ -223,33 +224,24 @@ def gail_gradients(
     est = nets.estimator
     n = len(u_expert)
     eps = L.GAIL_EPS
-
-    # discriminator loss on expert and policy rows together
-    h, cache = dense_forward(stack, torch.cat([u_expert, u_policy]))
-    d = torch.sigmoid(F.linear(h, est.weight, est.bias)).squeeze(1)
-    d_expert, d_policy = d[:n], d[n:]
-    d_loss = L.discriminator_loss(d_expert, d_policy)
-    g_logit = torch.cat(
-        [-d_expert * (1.0 - d_expert) / (d_expert + eps), d_policy * (1.0 - d_policy) / (1.0 - d_policy + eps)]
-    ).div_(n)
-    g_logit = g_logit[:, None]
-    grads.add(est.weight, g_logit.t() @ h)
-    grads.add(est.bias, g_logit.sum(dim=0))
-    dense_backward(stack, cache, g_logit @ est.weight, grads)
-
-    # gradient penalty on the interpolated rows
-    u = L.interpolate(u_expert, u_policy, weights)
-    h_i, cache_i = dense_forward(stack, u)
-    d_i = torch.sigmoid(F.linear(h_i, est.weight, est.bias))  # (B, 1)
-    q = d_i * (1.0 - d_i)
     layers = _layers(stack)
-    c = est.weight.expand(n, -1)  # d logit / d features, per row
-    chain: list[tuple[torch.Tensor, torch.Tensor]] = []  # (c_k, m_k = c_k * s'(z_k)), last layer first
-    for (w, _, _, _), (_, pre, sig) in zip(reversed(layers), reversed(cache_i)):
-        m = c * _dsilu(pre, sig)
+
+    u = L.interpolate(u_expert, u_policy, weights)
+    h, cache = dense_forward(stack, torch.cat([u_expert, u_policy, u]))
+    d = torch.sigmoid(F.linear(h, est.weight, est.bias))  # (3B, 1)
+    d_expert, d_policy, d_i = d[:n, 0], d[n : 2 * n, 0], d[2 * n :]
+    d_loss = L.discriminator_loss(d_expert, d_policy)
+    slopes = [_dsilu(pre, sig) for _, pre, sig in cache]  # s'(z_k) of every row
+
+    # gradient penalty: g = dD/du = q c_0 on the interpolated rows
+    q = d_i * (1.0 - d_i)
+    c = est.weight.expand(n, -1)  # c_L = d logit / d features, per row
+    chain: list[tuple[torch.Tensor, torch.Tensor]] = []  # (c_k, m_k = c_k s'(z_k)), last layer first
+    for (w, _, _, _), slope in zip(reversed(layers), reversed(slopes)):
+        m = c * slope[2 * n :]
         chain.append((c, m))
         c = m @ w.t()
-    g = q * c  # dD/du (B, in)
+    g = q * c
     norm = g.norm(dim=1, keepdim=True)
     penalty = ((norm - 1.0) ** 2).mean()
     # back through g = q c_0 and the chain of c (d/d c_L reaches the estimator's weight)
@@ -257,20 +249,31 @@ def gail_gradients(
     g_q = (g_g * c).sum(dim=1, keepdim=True)
     g_c = g_g * q
     g_pre_extra: list[torch.Tensor] = []  # d penalty / d z_k through s'(z_k), first layer first
-    for (w, _, pw, _), (_, pre, sig), (c_k, m) in zip(layers, cache_i, reversed(chain)):
+    for (w, _, pw, _), (_, pre, sig), slope, (c_k, m) in zip(layers, cache, slopes, reversed(chain)):
         grads.add(pw, g_c.t() @ m)
         g_m = g_c @ w
-        g_pre_extra.append(g_m * c_k * _d2silu(pre, sig))
-        g_c = g_m * _dsilu(pre, sig)
+        g_pre_extra.append(g_m * c_k * _d2silu(pre[2 * n :], sig[2 * n :]))
+        g_c = g_m * slope[2 * n :]
     grads.add(est.weight, g_c.sum(dim=0, keepdim=True))
-    # through q = D (1 - D) into the logit, then back through the forward pass with the extra d/d z_k
-    g_logit_i = g_q * q * (1.0 - 2.0 * d_i)
-    grads.add(est.weight, g_logit_i.t() @ h_i)
-    grads.add(est.bias, g_logit_i.sum(dim=0))
-    g_h: torch.Tensor = g_logit_i @ est.weight
-    for (w, _, pw, pb), (inp, pre, sig), extra in zip(reversed(layers), reversed(cache_i), reversed(g_pre_extra)):
-        g_pre = g_h * _dsilu(pre, sig) + extra
+
+    # d/d logit of every row: the discriminator loss (expert, policy rows), the penalty through q = D (1 - D)
+    g_logit = torch.cat(
+        [
+            -d_expert * (1.0 - d_expert) / (n * (d_expert + eps)),
+            d_policy * (1.0 - d_policy) / (n * (1.0 - d_policy + eps)),
+            (g_q * q * (1.0 - 2.0 * d_i))[:, 0],
+        ]
+    )[:, None]
+    grads.add(est.weight, g_logit.t() @ h)
+    grads.add(est.bias, g_logit.sum(dim=0))
+    g_h: torch.Tensor = g_logit @ est.weight
+    for (w, _, pw, pb), (inp, _, _), slope, extra, i in zip(
+        reversed(layers), reversed(cache), reversed(slopes), reversed(g_pre_extra), range(len(layers) - 1, -1, -1)
+    ):
+        g_pre = g_h * slope
+        g_pre[2 * n :] += extra
         grads.add(pw, inp.t() @ g_pre)
         grads.add(pb, g_pre.sum(dim=0))
-        g_h = g_pre @ w.t()
+        if i > 0:
+            g_h = g_pre @ w.t()
     return {"d_loss": d_loss, "penalty": penalty, "d_expert": d_expert, "d_policy": d_policy}, grads
