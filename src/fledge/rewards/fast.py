@@ -1,15 +1,14 @@
 """Hand-derived gradients of the learned signals' losses (losses.py): the same numbers as autograd, far fewer
 operations.
 
-The signals' networks are small, so autograd's bookkeeping (and torch's SiLU backward kernel, slow on the
-CPU) costs more than their arithmetic. Where a signal's networks are plain vector-observation MLPs
+The signals' networks are small, so autograd's bookkeeping costs a large share of their updates. Where a signal's networks are plain vector-observation MLPs
 (`covers`: a NetworkBody that is one DenseStack, no VAIL), its update computes the forward pass without
 recording and sets every trained parameter's `.grad` to d loss / d parameter in closed form; otherwise it
 trains through autograd. tests/unit/test_reward_fast_gradients.py checks the losses and every gradient
 against autograd.
 
 Closed forms used (B rows, SiLU s(z) = z sigma(z)):
-- s'(z) = sigma (1 + z (1 - sigma)),  s''(z) = sigma (1 - sigma) (2 + z (1 - 2 sigma));
+- g s'(z) by torch's SiLU backward kernel; s''(z) = sigma (1 - sigma) (2 + z (1 - 2 sigma));
 - curiosity, loss = 2 forward + 8 inverse: d/d predicted = 2 (predicted - phi(s')) / B (and the opposite
   into phi(s')), d/d predicted action = 16 (predicted - a) / B, d/d logits = 8 (softmax - onehot) / B;
 - RND, loss = mean sum (P - T)^2: d/dP = 2 (P - T) / B;
@@ -42,7 +41,7 @@ __all__ = [
     "rnd_gradients",
 ]
 
-Cache = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # per layer: (input, pre-activation, sigmoid)
+Cache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (input, pre-activation)
 
 
 def covers_body(body: NetworkBody) -> bool:
@@ -79,11 +78,14 @@ def _layers(stack: DenseStack) -> list[tuple[torch.Tensor, torch.Tensor, torch.T
     return out
 
 
-def _dsilu(pre: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
-    return sig * (1.0 + pre * (1.0 - sig))
+def _silu_grad(g: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """g s'(pre), torch's own SiLU backward kernel (one pass over the rows)."""
+    out: torch.Tensor = torch.ops.aten.silu_backward(g, pre)
+    return out
 
 
-def _d2silu(pre: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+def _d2silu(pre: torch.Tensor) -> torch.Tensor:
+    sig = torch.sigmoid(pre)
     return sig * (1.0 - sig) * (2.0 + pre * (1.0 - 2.0 * sig))
 
 
@@ -93,9 +95,8 @@ def dense_forward(stack: DenseStack, x: torch.Tensor) -> tuple[torch.Tensor, Cac
     h = x
     for w, b, _, _ in _layers(stack):
         pre = torch.addmm(b, h, w)
-        sig = torch.sigmoid(pre)
-        cache.append((h, pre, sig))
-        h = pre * sig
+        cache.append((h, pre))
+        h = F.silu(pre)
     return h, cache
 
 
@@ -108,8 +109,8 @@ def dense_backward(
     for i in range(len(layers) - 1, -1, -1):
         assert g is not None
         w, _, pw, pb = layers[i]
-        inp, pre, sig = cache[i]
-        g_pre = g * _dsilu(pre, sig)
+        inp, pre = cache[i]
+        g_pre = _silu_grad(g, pre)
         grads.add(pw, inp.t() @ g_pre)
         grads.add(pb, g_pre.sum(dim=0))
         g = g_pre @ w.t() if (i > 0 or need_input) else None
@@ -151,8 +152,7 @@ def curiosity_gradients(
     # forward model
     f_in = torch.cat([e, action], dim=1)
     f_pre = F.linear(f_in, forward_lin1.weight, forward_lin1.bias)
-    f_sig = torch.sigmoid(f_pre)
-    f_hidden = f_pre * f_sig
+    f_hidden = F.silu(f_pre)
     predicted = F.linear(f_hidden, forward_lin2.weight, forward_lin2.bias)
     diff = predicted - e_next
     forward = L.forward_error(e_next, predicted).mean()
@@ -161,8 +161,7 @@ def curiosity_gradients(
     # inverse model
     i_in = torch.cat([e, e_next], dim=1)
     i_pre = F.linear(i_in, inverse_lin.weight, inverse_lin.bias)
-    i_sig = torch.sigmoid(i_pre)
-    i_hidden = i_pre * i_sig
+    i_hidden = F.silu(i_pre)
     inverse_weight = L.CURIOSITY_SCALE * L.INVERSE_WEIGHT / n
     per_row = torch.zeros(n)
     g_i_hidden = torch.zeros_like(i_hidden)
@@ -183,9 +182,9 @@ def curiosity_gradients(
         g_i_hidden += _linear_backward(head, i_hidden, torch.cat(parts, dim=1), grads)
     inverse = per_row.mean()
 
-    g_i_in = _linear_backward(inverse_lin, i_in, g_i_hidden * _dsilu(i_pre, i_sig), grads)
+    g_i_in = _linear_backward(inverse_lin, i_in, _silu_grad(g_i_hidden, i_pre), grads)
     g_f_hidden = _linear_backward(forward_lin2, f_hidden, g_pred, grads)
-    g_f_in = _linear_backward(forward_lin1, f_in, g_f_hidden * _dsilu(f_pre, f_sig), grads)
+    g_f_in = _linear_backward(forward_lin1, f_in, _silu_grad(g_f_hidden, f_pre), grads)
     h = e.shape[1]
     g_enc = torch.cat([g_f_in[:, :h] + g_i_in[:, :h], g_i_in[:, h:] - g_pred], dim=0)
     dense_backward(stack, cache, g_enc, grads)
@@ -231,14 +230,14 @@ def gail_gradients(
     d = torch.sigmoid(F.linear(h, est.weight, est.bias))  # (3B, 1)
     d_expert, d_policy, d_i = d[:n, 0], d[n : 2 * n, 0], d[2 * n :]
     d_loss = L.discriminator_loss(d_expert, d_policy)
-    slopes = [_dsilu(pre, sig) for _, pre, sig in cache]  # s'(z_k) of every row
 
     # gradient penalty: g = dD/du = q c_0 on the interpolated rows
     q = d_i * (1.0 - d_i)
     c = est.weight.expand(n, -1)  # c_L = d logit / d features, per row
     chain: list[tuple[torch.Tensor, torch.Tensor]] = []  # (c_k, m_k = c_k s'(z_k)), last layer first
-    for (w, _, _, _), slope in zip(reversed(layers), reversed(slopes)):
-        m = c * slope[2 * n :]
+    pre_i = [pre[2 * n :] for _, pre in cache]  # the interpolated rows' pre-activations
+    for (w, _, _, _), pre in zip(reversed(layers), reversed(pre_i)):
+        m = _silu_grad(c, pre)
         chain.append((c, m))
         c = m @ w.t()
     g = q * c
@@ -249,11 +248,11 @@ def gail_gradients(
     g_q = (g_g * c).sum(dim=1, keepdim=True)
     g_c = g_g * q
     g_pre_extra: list[torch.Tensor] = []  # d penalty / d z_k through s'(z_k), first layer first
-    for (w, _, pw, _), (_, pre, sig), slope, (c_k, m) in zip(layers, cache, slopes, reversed(chain)):
+    for (w, _, pw, _), pre, (c_k, m) in zip(layers, pre_i, reversed(chain)):
         grads.add(pw, g_c.t() @ m)
         g_m = g_c @ w
-        g_pre_extra.append(g_m * c_k * _d2silu(pre[2 * n :], sig[2 * n :]))
-        g_c = g_m * slope[2 * n :]
+        g_pre_extra.append(g_m * c_k * _d2silu(pre))
+        g_c = _silu_grad(g_m, pre)
     grads.add(est.weight, g_c.sum(dim=0, keepdim=True))
 
     # d/d logit of every row: the discriminator loss (expert, policy rows), the penalty through q = D (1 - D)
@@ -267,10 +266,10 @@ def gail_gradients(
     grads.add(est.weight, g_logit.t() @ h)
     grads.add(est.bias, g_logit.sum(dim=0))
     g_h: torch.Tensor = g_logit @ est.weight
-    for (w, _, pw, pb), (inp, _, _), slope, extra, i in zip(
-        reversed(layers), reversed(cache), reversed(slopes), reversed(g_pre_extra), range(len(layers) - 1, -1, -1)
+    for (w, _, pw, pb), (inp, pre), extra, i in zip(
+        reversed(layers), reversed(cache), reversed(g_pre_extra), range(len(layers) - 1, -1, -1)
     ):
-        g_pre = g_h * slope
+        g_pre = _silu_grad(g_h, pre)
         g_pre[2 * n :] += extra
         grads.add(pw, inp.t() @ g_pre)
         grads.add(pb, g_pre.sum(dim=0))
