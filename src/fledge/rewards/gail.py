@@ -129,10 +129,17 @@ class GAILSignal(LearnedSignal):
         expert = {k: v[index] for k, v in self.expert.items()}
         if self.module.body.normalizer is not None:
             self.module.body.normalizer.update(expert["obs"])
+        if self.hand_gradients:  # the expert's rows then the policy's, preprocessed together
+            x, extra = self._inputs(
+                np.concatenate([expert["obs"], batch.obs]),
+                np.concatenate([expert["continuous"], batch.continuous]),
+                np.concatenate([expert["discrete"], batch.discrete]),
+                np.concatenate([expert["done"], batch.done]),
+            )
+            u = x if extra is None else torch.cat([x, extra], dim=1)
+            return self._hand_update(u[:n], u[n:])
         xe, ee = self._inputs(expert["obs"], expert["continuous"], expert["discrete"], expert["done"])
         xp, ep = self._inputs(batch.obs, batch.continuous, batch.discrete, batch.done)
-        if self.hand_gradients:
-            return self._hand_update(xe, ee, xp, ep)
         noise_e = noise_p = None
         if self.use_vail:
             noise_e = torch.randn((n, VAIL_CODE_SIZE), generator=self.generator).to(self.device)
@@ -163,13 +170,9 @@ class GAILSignal(LearnedSignal):
         """Whether updates use rewards/fast.py's closed-form gradients (a plain vector-observation body, no VAIL)."""
         return not (self.autograd or self.use_vail) and fast.covers_body(self.module.body)
 
-    def _hand_update(
-        self, xe: torch.Tensor, ee: torch.Tensor | None, xp: torch.Tensor, ep: torch.Tensor | None
-    ) -> dict[str, float]:
-        weights = torch.rand(len(xe), generator=self.generator).to(self.device)
-        with torch.no_grad():
-            ue = xe if ee is None else torch.cat([xe, ee], dim=1)
-            up = xp if ep is None else torch.cat([xp, ep], dim=1)
+    def _hand_update(self, ue: torch.Tensor, up: torch.Tensor) -> dict[str, float]:
+        """One step on rewards/fast.py's gradients; ue, up: the expert's and the policy's input rows."""
+        weights = torch.rand(len(ue), generator=self.generator).to(self.device)
         terms, grads = fast.gail_gradients(self.module, ue, up, weights)
         self.apply(grads)
         return {
