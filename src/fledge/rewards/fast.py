@@ -23,8 +23,10 @@ Closed forms used (B rows, SiLU s(z) = z sigma(z)):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from fledge.networks.body import NetworkBody
@@ -32,6 +34,8 @@ from fledge.networks.dense import DenseStack
 from fledge.rewards import losses as L
 
 __all__ = [
+    "CuriosityParts",
+    "DiscriminatorParts",
     "Gradients",
     "covers_body",
     "curiosity_gradients",
@@ -42,6 +46,25 @@ __all__ = [
 ]
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (input, pre-activation)
+
+
+class CuriosityParts(Protocol):
+    """What the hand gradients read of curiosity's networks (rewards/curiosity.py CuriosityNetworks)."""
+
+    body: NetworkBody
+    inverse: nn.Sequential
+    inverse_continuous: nn.Linear | None
+    inverse_discrete: nn.Linear | None
+    forward_model: nn.Sequential
+    branches: list[int]
+
+
+class DiscriminatorParts(Protocol):
+    """What the hand gradients read of GAIL's discriminator (rewards/gail.py Discriminator)."""
+
+    body: NetworkBody
+    vail: bool
+    estimator: nn.Linear
 
 
 def covers_body(body: NetworkBody) -> bool:
@@ -126,7 +149,7 @@ def _linear_backward(layer: torch.nn.Linear, inp: torch.Tensor, g_out: torch.Ten
 # -- curiosity ------------------------------------------------------------------------------------------
 @torch.no_grad()
 def curiosity_gradients(
-    nets: torch.nn.Module,
+    nets: CuriosityParts,
     x: torch.Tensor,
     action: torch.Tensor,
     continuous: torch.Tensor | None,
@@ -136,9 +159,6 @@ def curiosity_gradients(
 
     x: the preprocessed [obs; next_obs] rows (2B, obs); action the flat action (B, a); continuous (B, c)
     when the inverse model predicts continuous actions; discrete (B, branches)."""
-    from fledge.rewards.curiosity import CuriosityNetworks
-
-    assert isinstance(nets, CuriosityNetworks)
     grads = Gradients()
     stack = nets.body.dense
     enc, cache = dense_forward(stack, x)
@@ -208,16 +228,14 @@ def rnd_gradients(
 # -- GAIL -----------------------------------------------------------------------------------------------
 @torch.no_grad()
 def gail_gradients(
-    nets: torch.nn.Module, u_expert: torch.Tensor, u_policy: torch.Tensor, weights: torch.Tensor
+    nets: DiscriminatorParts, u_expert: torch.Tensor, u_policy: torch.Tensor, weights: torch.Tensor
 ) -> tuple[dict[str, torch.Tensor], Gradients]:
     """The discriminator's loss terms and the gradients of d_loss + 10 x penalty (no VAIL).
 
     u_*: the discriminator's input rows [preprocessed obs, extra] (B, in); weights (B,) the interpolation
     weights of the gradient penalty. Terms: "d_loss", "penalty", "d_expert", "d_policy" (the estimates).
     The expert, policy and interpolated rows go through the network in one forward and one backward pass."""
-    from fledge.rewards.gail import Discriminator
-
-    assert isinstance(nets, Discriminator) and not nets.vail
+    assert not nets.vail, "VAIL trains through autograd"
     grads = Gradients()
     stack = nets.body.dense
     est = nets.estimator
