@@ -4,12 +4,16 @@ that a signal restored from its state carries on exactly as the original."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import toy_options
+from fledge import api
+from fledge.checkpoints.state_io import load_state
 from fledge.config import build_run_options
 from fledge.envs.api import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from fledge.errors import ConfigError
@@ -20,6 +24,7 @@ from fledge.rewards.base import BodySettings, LearnedSignal
 from fledge.rewards.curiosity import CuriositySignal
 from fledge.rewards.gail import GAILSignal, check_expert, load_expert_data
 from fledge.rewards.rnd import RNDSignal
+from fledge.trainers.on_policy import OnPolicyTrainer
 
 CPU = torch.device("cpu")
 VISUAL = (
@@ -310,3 +315,37 @@ def test_ppo_bootstraps_signals_that_ignore_done_from_the_terminal_observation()
     np.testing.assert_array_equal(rewards[0][:, 1], 0.0)
     assert transitions is not None and transitions.done.tolist() == [False, False, True]
     np.testing.assert_allclose(transitions.continuous, np.clip(b.continuous, -3, 3) / 3)  # as the environment got them
+
+
+def test_ppo_rewards_computed_once_per_flush_equal_those_computed_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PPO holds trajectories back and computes learned signals' rewards in one batch before a summary
+    closes or an update: the run is the same as one computing them as each step's trajectories arrive
+    (every stat of every summary period, every tensor of the final checkpoint)."""
+    signals = {
+        "extrinsic": {"gamma": 0.99, "strength": 1.0},
+        "curiosity": {"gamma": 0.9, "strength": 0.02, "network_settings": {"hidden_units": 16, "num_layers": 1}},
+        "rnd": {"gamma": 0.9, "strength": 0.01, "network_settings": {"hidden_units": 16, "num_layers": 1}},
+    }
+
+    def run(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
+        options = toy_options(
+            folder,
+            "MaskedChoice",
+            steps=600,
+            extra={"reward_signals": signals, "summary_freq": 200},
+            hyperparameters={"buffer_size": 256, "batch_size": 64},
+        )
+        api.run(options, display="none")
+        out = folder / "results" / "run"
+        (unit,) = sorted((out / "MaskedChoice").glob("MaskedChoice-*.pt"))[-1:]
+        return (out / "run_logs" / "MaskedChoice.csv").read_text(), load_state(unit)[0].tensors
+
+    deferred = run(tmp_path / "deferred")
+    monkeypatch.setattr(OnPolicyTrainer, "defer_rewards", property(lambda self: False))
+    immediate = run(tmp_path / "immediate")
+    assert deferred[0] == immediate[0]
+    assert deferred[1].keys() == immediate[1].keys()
+    for key, value in deferred[1].items():
+        assert torch.equal(value, immediate[1][key]), key

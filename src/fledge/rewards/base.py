@@ -18,7 +18,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ import torch
 from fledge.envs.api import ActionSpec, ObservationSpec
 from fledge.networks.body import NetworkBody
 from fledge.networks.device import to_device
+from fledge.rewards.fast import Gradients
+from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 
 __all__ = ["BodySettings", "LearnedSignal", "RewardSignal", "SignalBatch", "flat_actions"]
 
@@ -153,10 +155,12 @@ class LearnedSignal(RewardSignal):
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(int(seed % 2**63))
         self.update_count = 0
+        self.autograd = False  # True: train through autograd even where rewards/fast.py covers the networks
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed % 2**63))
             self.module = self.build().to(device)
-        self.optimizer = torch.optim.Adam(self.trained_parameters(), lr=self.learning_rate, **_fused_adam())
+        self.optimizer = torch.optim.Adam(self.trained_parameters(), lr=self.learning_rate, **fused_if_possible())
+        self.stepper = AdamStepper(self.optimizer)
 
     def trained_parameters(self) -> list[torch.nn.Parameter]:
         """What the optimiser trains (every parameter of `module` unless a signal says otherwise)."""
@@ -189,6 +193,12 @@ class LearnedSignal(RewardSignal):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.update_count += 1
+
+    def apply(self, grads: Gradients) -> None:
+        """One optimiser step on hand-derived gradients (rewards/fast.py) of every trained parameter."""
+        grads.write(self.optimizer.param_groups[0]["params"])
+        self.stepper.step()
         self.update_count += 1
 
     def extra_meta(self) -> dict[str, Any]:
@@ -247,25 +257,12 @@ class LearnedSignal(RewardSignal):
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.stepper.reset()
         self.update_count = int(meta["update_count"])
         self.rng.bit_generator.state = {k: _plain_ints(v) for k, v in meta["rng"].items()}
         raw = np.frombuffer(base64.b64decode(meta["generator"]), dtype=np.uint8).copy()
         self.generator.set_state(torch.from_numpy(raw))
         self.load_extra_meta(meta)
-
-
-class _AdamOptions(TypedDict, total=False):
-    fused: bool
-
-
-def _fused_adam() -> _AdamOptions:
-    """`fused=True` where this torch build has the fused Adam on the CPU (one kernel per step instead of a
-    dozen small ones: the signals' networks are small, so the optimiser's overhead is a large share)."""
-    try:
-        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return {}
-    return {"fused": True}
 
 
 def _json_ints(value: Any) -> Any:

@@ -14,6 +14,7 @@ from torch import nn
 
 from fledge.envs.api import ActionSpec
 from fledge.networks.body import NetworkBody
+from fledge.rewards import fast
 from fledge.rewards import losses as L
 from fledge.rewards.base import LearnedSignal, SignalBatch, flat_actions
 
@@ -60,6 +61,11 @@ class CuriositySignal(LearnedSignal):
     def build(self) -> nn.Module:
         return CuriosityNetworks(self.make_body(), self.action_spec)
 
+    @property
+    def hand_gradients(self) -> bool:
+        """Whether updates use rewards/fast.py's closed-form gradients (a plain vector-observation body)."""
+        return not self.autograd and fast.covers_body(self.module.body)
+
     def _inputs(self, batch: SignalBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         obs = self.tensor(np.concatenate([batch.obs, batch.next_obs]))
         cont = self.tensor(batch.continuous)
@@ -80,6 +86,15 @@ class CuriositySignal(LearnedSignal):
         if self.module.body.normalizer is not None:
             self.module.body.normalizer.update(batch.obs)
         obs, cont, disc, action = self._inputs(batch)
+        if self.hand_gradients:
+            with torch.no_grad():
+                x = self.module.body.encode(obs)
+            forward, inverse, grads = fast.curiosity_gradients(self.module, x, action, cont, disc)
+            self.apply(grads)
+            return {
+                "Losses/Curiosity Forward Loss": float(forward),
+                "Losses/Curiosity Inverse Loss": float(inverse),
+            }
         enc = self.module.encode(obs)
         n = len(batch)
         forward = L.forward_error(enc[n:], self.module.predict_next(enc[:n], action)).mean()

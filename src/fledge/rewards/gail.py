@@ -23,6 +23,7 @@ from fledge.envs.api import ActionSpec, BehaviorSpec
 from fledge.errors import ConfigError
 from fledge.imitation.expert import ExpertData
 from fledge.networks.body import NetworkBody
+from fledge.rewards import fast
 from fledge.rewards import losses as L
 from fledge.rewards.base import LearnedSignal, SignalBatch, flat_actions
 
@@ -128,6 +129,15 @@ class GAILSignal(LearnedSignal):
         expert = {k: v[index] for k, v in self.expert.items()}
         if self.module.body.normalizer is not None:
             self.module.body.normalizer.update(expert["obs"])
+        if self.hand_gradients:  # the expert's rows then the policy's, preprocessed together
+            x, extra = self._inputs(
+                np.concatenate([expert["obs"], batch.obs]),
+                np.concatenate([expert["continuous"], batch.continuous]),
+                np.concatenate([expert["discrete"], batch.discrete]),
+                np.concatenate([expert["done"], batch.done]),
+            )
+            u = x if extra is None else torch.cat([x, extra], dim=1)
+            return self._hand_update(u[:n], u[n:])
         xe, ee = self._inputs(expert["obs"], expert["continuous"], expert["discrete"], expert["done"])
         xp, ep = self._inputs(batch.obs, batch.continuous, batch.discrete, batch.done)
         noise_e = noise_p = None
@@ -154,6 +164,23 @@ class GAILSignal(LearnedSignal):
         self.step(loss)
         stats["Losses/GAIL Loss"] = float(d_loss.detach())
         return stats
+
+    @property
+    def hand_gradients(self) -> bool:
+        """Whether updates use rewards/fast.py's closed-form gradients (a plain vector-observation body, no VAIL)."""
+        return not (self.autograd or self.use_vail) and fast.covers_body(self.module.body)
+
+    def _hand_update(self, ue: torch.Tensor, up: torch.Tensor) -> dict[str, float]:
+        """One step on rewards/fast.py's gradients; ue, up: the expert's and the policy's input rows."""
+        weights = torch.rand(len(ue), generator=self.generator).to(self.device)
+        terms, grads = fast.gail_gradients(self.module, ue, up, weights)
+        self.apply(grads)
+        return {
+            "Policy/GAIL Policy Estimate": float(terms["d_policy"].mean()),
+            "Policy/GAIL Expert Estimate": float(terms["d_expert"].mean()),
+            "Policy/GAIL Grad Mag Loss": float(terms["penalty"]),
+            "Losses/GAIL Loss": float(terms["d_loss"]),
+        }
 
     def _gradient_penalty(
         self, xe: torch.Tensor, ee: torch.Tensor | None, xp: torch.Tensor, ep: torch.Tensor | None

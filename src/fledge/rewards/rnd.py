@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fledge.networks.body import NetworkBody
+from fledge.rewards import fast
 from fledge.rewards import losses as L
 from fledge.rewards.base import LearnedSignal, SignalBatch
 
@@ -48,6 +49,14 @@ class RNDSignal(LearnedSignal):
         for body in (self.module.predictor, self.module.target):
             if body.normalizer is not None:
                 body.normalizer.update(batch.next_obs)
-        loss = self.module.error(self.tensor(batch.next_obs)).mean()
+        obs = self.tensor(batch.next_obs)
+        predictor, target = self.module.predictor, self.module.target
+        if not self.autograd and fast.covers_body(predictor) and fast.covers_body(target):
+            with torch.no_grad():
+                x_predictor, x_target = predictor.encode(obs), target.encode(obs)
+            loss, grads = fast.rnd_gradients(predictor, target, x_predictor, x_target)
+            self.apply(grads)
+            return {"Losses/RND Loss": float(loss)}
+        loss = self.module.error(obs).mean()
         self.step(loss)
         return {"Losses/RND Loss": float(loss.detach())}

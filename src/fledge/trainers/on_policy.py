@@ -23,7 +23,7 @@ import numpy as np
 
 from fledge.networks.memory import pad_sequences, sequence_masks
 from fledge.rollout.processor import Trajectory
-from fledge.trainers.base import TrainerBase
+from fledge.trainers.base import TrainerBase, summary_due
 from fledge.trainers.returns import gae
 from fledge.trainers.rollout_buffer import RolloutBuffer
 from fledge.trainers.settings import SIGNAL_STAT_NAMES
@@ -54,6 +54,8 @@ class OnPolicyTrainer(TrainerBase):
         """An empty rollout buffer, with room for buffer_size experiences and the trajectories that cross it."""
         aspec = self.spec.action_spec
         self.rewards_before_update = []
+        self.pending: list[tuple[Trajectory, np.ndarray]] = []  # (trajectory, signal bootstrap), see defer_rewards
+        self.pending_rows = 0
         self.buffer = RolloutBuffer(
             obs_size=self.policy_settings.obs_size,
             n_cont=aspec.continuous_size,
@@ -74,16 +76,48 @@ class OnPolicyTrainer(TrainerBase):
         normalizer = self.policy.normalizer
         if normalizer is not None:
             normalizer.update(np.concatenate([t.obs for t in trajectories]))
-        with self.timers.block("reward_signals"):
-            rewards, transitions = self.signal_rewards(trajectories)
-        if transitions is not None:
-            self.signal_transitions.append(transitions)
-        for traj, traj_rewards in zip(trajectories, rewards):
-            self._add_trajectory(traj, traj_rewards)
+        added = sum(len(t) for t in trajectories)
+        if self.defer_rewards and not (
+            summary_due(self.step, added, self.summary_freq) is not None
+            or self.buffer.count + self.pending_rows + added >= self.hp.buffer_size
+        ):
+            for traj in trajectories:  # counted now; rewards, returns and stats when next flushed
+                self.pending.append((traj, self.signal_bootstrap(traj, traj.bootstrap)))
+                self.pending_rows += len(traj)
+                self.step += len(traj)
+            return
+        self._flush_and_add(trajectories)
         if self.buffer.count >= self.hp.buffer_size and self.should_train:
             with self.timers.block("update_policy"):
                 self._update()
             self.train_signals(epochs=self.hp.num_epoch, batch_size=self.hp.batch_size)
+
+    @property
+    def defer_rewards(self) -> bool:
+        """Whether learned signals' rewards wait for the next flush: their networks and normalisers change only
+        when they train (after an update, which a flush always precedes), so a trajectory's rewards are the
+        same whenever they are computed, and one batched call replaces one call per environment step.
+        Not with memory (its values are recomputed per trajectory, in order)."""
+        return self.signals.learned and not self.policy_settings.memory_size
+
+    def _flush_and_add(self, trajectories: list[Trajectory]) -> None:
+        """The pending trajectories (already counted) then these: their signal rewards in one batch, then
+        returns, stats and the buffer, in the order they arrived; a summary period closes at its trajectory,
+        after the stats of those before it (the flush happens before any period closes)."""
+        pending, self.pending, self.pending_rows = self.pending, [], 0
+        with self.timers.block("reward_signals"):
+            rewards, transitions = self.signal_rewards([t for t, _ in pending] + trajectories)
+        if transitions is not None:
+            self.signal_transitions.append(transitions)
+        for (traj, bootstrap), traj_rewards in zip(pending, rewards):
+            self._fill(traj, traj_rewards, bootstrap)
+        for traj, traj_rewards in zip(trajectories, rewards[len(pending) :]):
+            self._add_trajectory(traj, traj_rewards)
+
+    def finish(self) -> None:
+        """Trajectories still waiting for their rewards enter the buffer (and report their stats)."""
+        if self.pending:
+            self._flush_and_add([])
 
     def signal_bootstrap(self, traj: Trajectory, bootstrap: np.ndarray) -> np.ndarray:
         """Signals that ignore done (curiosity, RND) bootstrap from the value of the terminal observation even
@@ -101,14 +135,19 @@ class OnPolicyTrainer(TrainerBase):
         raise NotImplementedError(f"{type(self).__name__} does not train recurrent networks")
 
     def _add_trajectory(self, traj: Trajectory, rewards: np.ndarray) -> None:
-        n = len(traj)
         self._summary_before(traj)
+        self._fill(traj, rewards)
+        self.step += len(traj)
+
+    def _fill(self, traj: Trajectory, rewards: np.ndarray, signal_bootstrap: np.ndarray | None = None) -> None:
+        """Returns, value stats and the buffer rows of a trajectory (`signal_bootstrap`: already computed)."""
+        n = len(traj)
         seq_len = self.policy_settings.sequence_length
         recurrent = self.policy_settings.memory_size > 0
         values, bootstrap, critic_starts = traj.values, traj.bootstrap, None
         if recurrent:
             values, bootstrap, critic_starts = self.recurrent_values(traj)
-        bootstrap = self.signal_bootstrap(traj, bootstrap)
+        bootstrap = self.signal_bootstrap(traj, bootstrap) if signal_bootstrap is None else signal_bootstrap
         advantages = np.empty((n, len(self.signal_names)), dtype=np.float32)
         returns = np.empty_like(advantages)
         for i in range(len(self.signal_names)):
@@ -138,7 +177,6 @@ class OnPolicyTrainer(TrainerBase):
             critic_memory[::seq_len] = critic_starts
             fields["critic_memory"] = critic_memory
         self.buffer.append(**fields)
-        self.step += n
 
     @abstractmethod
     def _update(self) -> None:
