@@ -112,3 +112,22 @@ def test_group_bootstrap_rule() -> None:
     np.testing.assert_array_equal(L.group_bootstrap(after, group_done=True), [[1.0, 2.0], [0.0, 0.0]])
     np.testing.assert_array_equal(L.group_bootstrap(after, group_done=False), after)  # the group goes on
     assert after[1, 0] == 3.0  # the input is left alone
+
+
+def test_numpy_attention_and_its_gradients_equal_the_torch_formulas() -> None:
+    from fledge.networks.group_attention import attention
+
+    torch.manual_seed(2)
+    qkv = torch.randn(7, 3, 24, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1]]).float()
+    weights = torch.randn(7, 3, 8)
+    got = attention(qkv, mask, heads=2, use_numpy=True)
+    want = attention(qkv, mask, heads=2, use_numpy=False)
+    torch.testing.assert_close(got, want)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), qkv)
+    (g_want,) = torch.autograd.grad((want * weights).sum(), qkv)
+    torch.testing.assert_close(g_got, g_want)
+    # an absent key gets no attention: its values never reach the output
+    moved = qkv.detach().clone()
+    moved[1, 1, 16:] += 5.0
+    torch.testing.assert_close(attention(moved, mask, heads=2)[1, 0], got[1, 0].detach())

@@ -43,7 +43,7 @@ def _present_linear(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     of x)."""
     assert isinstance(layer, nn.Linear)
     n = x.shape[-1]
-    return F.linear(x, layer.weight[:, :n], layer.bias + layer.weight[:, n])
+    return F.linear(x, layer.weight[:, :n].contiguous(), layer.bias + layer.weight[:, n])
 
 
 class GroupCritic(nn.Module):
