@@ -43,7 +43,16 @@ def test_total_loss_weights() -> None:
     assert float(L.total_loss(p, v, b, e, 0.01)) == pytest.approx(2.285)
 
 
-def test_one_pass_of_value_and_baseline_equals_the_two_passes() -> None:
+def _encoder_value(
+    critic: torch.nn.Module, obs_entities: torch.Tensor, act_entities: torch.Tensor, present: torch.Tensor
+) -> torch.Tensor:
+    """The critic's formula through the entity encoder's own forward (absence read from all-zero rows)."""
+    pooled = critic.entities([obs_entities, act_entities], None)
+    count = 2.0 * present / critic.widest - 1.0
+    return critic.heads(critic.dense(torch.cat([pooled, count[:, None]], dim=1))[0])
+
+
+def test_critic_equals_the_entity_encoder_over_zero_padded_entities() -> None:
     from fledge.networks.group_critic import GroupCritic
 
     torch.manual_seed(0)
@@ -53,13 +62,49 @@ def test_one_pass_of_value_and_baseline_equals_the_two_passes() -> None:
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 0, 1]], dtype=torch.float32)
     others = torch.randn(5, 2, 7)
     others_mask = mask[:, 1:]
-    v, b = critic.value_and_baseline(members, mask, members[:, 0], others, others_mask)
-    torch.testing.assert_close(v, critic.value(members, mask))
-    torch.testing.assert_close(b, critic.baseline(members[:, 0], others, others_mask))
+    ones = mask[:, :, None]
+    obs_entities = torch.cat([members * ones, ones], dim=2)
+    act_entities = torch.cat([others * others_mask[:, :, None], others_mask[:, :, None]], dim=2)
+    none = torch.zeros(5, 0, 8)
+    own = torch.cat([members[:, :1], torch.ones(5, 1, 1)], dim=2)
+    want_v = _encoder_value(critic, obs_entities, none, mask.sum(dim=1))
+    want_b = _encoder_value(critic, own, act_entities, mask.sum(dim=1))
+    torch.testing.assert_close(critic.value(members, mask), want_v)
+    torch.testing.assert_close(critic.baseline(members[:, 0], others, others_mask), want_b)
+    v, b = critic.value_and_baseline(members, mask, others, others_mask)
+    torch.testing.assert_close(v, want_v)
+    torch.testing.assert_close(b, want_b)
     # an absent member changes nothing: its padding values are ignored
-    noisy = members.clone()
+    noisy, noisy_others = members.clone(), others.clone()
     noisy[1, 2] = 100.0
-    torch.testing.assert_close(critic.value(noisy, mask)[1], critic.value(members, mask)[1])
+    noisy_others[1, 1] = -50.0
+    v2, b2 = critic.value_and_baseline(noisy, mask, noisy_others, others_mask)
+    torch.testing.assert_close(v2[1], v[1])
+    torch.testing.assert_close(b2[1], b[1])
+
+
+def test_gradients_of_the_one_pass_equal_the_two_passes() -> None:
+    from fledge.networks.group_critic import GroupCritic
+
+    torch.manual_seed(1)
+    critic = GroupCritic(obs_size=4, act_size=3, hidden_units=16, num_layers=2, n_values=2)
+    critic.see_width(2)
+    members = torch.randn(6, 2, 4)
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1], [1, 1], [1, 0], [1, 1]], dtype=torch.float32)
+    others = torch.randn(6, 1, 7)
+    weights = torch.randn(6, 2)
+
+    def grads(one_pass: bool) -> list[torch.Tensor]:
+        critic.zero_grad()
+        if one_pass:
+            v, b = critic.value_and_baseline(members, mask, others, mask[:, 1:])
+        else:
+            v, b = critic.value(members, mask), critic.baseline(members[:, 0], others, mask[:, 1:])
+        ((v * weights).sum() + (b * b).sum()).backward()
+        return [p.grad.clone() for p in critic.parameters()]  # type: ignore[union-attr]
+
+    for got, want in zip(grads(True), grads(False)):
+        torch.testing.assert_close(got, want)
 
 
 def test_group_bootstrap_rule() -> None:
@@ -67,3 +112,22 @@ def test_group_bootstrap_rule() -> None:
     np.testing.assert_array_equal(L.group_bootstrap(after, group_done=True), [[1.0, 2.0], [0.0, 0.0]])
     np.testing.assert_array_equal(L.group_bootstrap(after, group_done=False), after)  # the group goes on
     assert after[1, 0] == 3.0  # the input is left alone
+
+
+def test_numpy_attention_and_its_gradients_equal_the_torch_formulas() -> None:
+    from fledge.networks.group_attention import attention
+
+    torch.manual_seed(2)
+    qkv = torch.randn(7, 3, 24, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1]]).float()
+    weights = torch.randn(7, 3, 8)
+    got = attention(qkv, mask, heads=2, use_numpy=True)
+    want = attention(qkv, mask, heads=2, use_numpy=False)
+    torch.testing.assert_close(got, want)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), qkv)
+    (g_want,) = torch.autograd.grad((want * weights).sum(), qkv)
+    torch.testing.assert_close(g_got, g_want)
+    # an absent key gets no attention: its values never reach the output
+    moved = qkv.detach().clone()
+    moved[1, 1, 16:] += 5.0
+    torch.testing.assert_close(attention(moved, mask, heads=2)[1, 0], got[1, 0].detach())

@@ -1,33 +1,49 @@
 """POCA's centralised critic: one network giving the group's value and each agent's baseline (spec 8.5).
 
-Entities are group members. Two kinds of entity rows enter one residual self-attention block
-(networks/encoders/entity.py):
+Entities are group members. Two kinds of entity rows enter one residual self-attention block (the
+weights of networks/encoders/entity.py's EntityEncoder, its maths):
 - observation entities: a member's normalised flat observation, then a 1.0 presence column;
 - observation-action entities: a groupmate's observation, its action (continuous samples, then one-hot
   discrete branches), then a 1.0 presence column.
-The presence column keeps a present member from ever being an all-zero row, which the encoder reads as
-absent; absent members (padding up to the widest group) are all zeros and so are masked out of the
-attention and of the pooled average.
+Absent members (padding up to the widest group) are masked out of the attention (as keys) and of the
+pooled average.
 
     value    V(s)   = heads(dense(pool(attention(obs entities of every member)), n))
     baseline b_i(s) = heads(dense(pool(attention(obs entity of i, obs-action entities of i's mates)), n))
 
 with n = 2 * (present members) / (widest group seen) - 1 appended before the dense layers, and one head
 per reward signal. The same weights serve both, as in ML-Agents.
+
+The encoder's forward reads absence from all-zero rows and pads every entity list to a common length;
+here the masks are given, each row attends only over its own M entities (M members for a value, self
+plus M - 1 groupmates for a baseline), value and baseline rows share one pass, and the attention of the
+few entities of a group is written as broadcast products rather than batches of tiny matrix products.
+An absent entity gets the encoder's -1e6 logit, which is exactly 0 after the softmax, so the numbers
+are those of the encoder over zero-padded rows (tests/unit/test_poca_losses.py compares them).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from fledge.networks.dense import DenseStack
-from fledge.networks.encoders.entity import HEADS, EntityEncoder
+from fledge.networks.encoders.entity import HEADS, POOL_EPS, EntityEncoder
+from fledge.networks.group_attention import attention
 
 
 def embedding_size(hidden_units: int) -> int:
     """The entity embedding: hidden_units when the attention heads divide it, else the next multiple."""
     return ((int(hidden_units) + HEADS - 1) // HEADS) * HEADS
+
+
+def _present_linear(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """`layer` (an nn.Linear) over x with a 1.0 presence column appended (as a bias term: no concatenated copy
+    of x)."""
+    assert isinstance(layer, nn.Linear)
+    n = x.shape[-1]
+    return F.linear(x, layer.weight[:, :n].contiguous(), layer.bias + layer.weight[:, n])
 
 
 class GroupCritic(nn.Module):
@@ -43,50 +59,63 @@ class GroupCritic(nn.Module):
         self.heads = nn.Linear(self.dense.out_size, n_values)
         self.register_buffer("widest", torch.ones(()))  # the widest group seen: scales the member count
 
-    def _value_of(self, obs_entities: torch.Tensor, act_entities: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        pooled = self.entities([obs_entities, act_entities], None)
+    def _qkv(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Entity embeddings (R, N, d) -> their layer norm e (R, N, d) and queries, keys, values side by side (R, N, 3d)."""
+        enc = self.entities
+        e = F.layer_norm(embedded, (embedded.shape[-1],))
+        weight = torch.cat([enc.q.weight, enc.k.weight, enc.v.weight])
+        bias = torch.cat([enc.q.bias, enc.k.bias, enc.v.bias])
+        return e, F.linear(e, weight, bias)
+
+    def _attend(self, e: torch.Tensor, qkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The residual self-attention block and masked average over rows of N entities: e (R, N, d) the layer
+        norm of the embeddings, qkv (R, N, 3d) from `_qkv`, mask (R, N) 1.0 present: (R, d)."""
+        d = e.shape[2]
+        mixed = attention(qkv, mask, heads=HEADS)
+        out = F.layer_norm(self.entities.out(mixed) + e, (d,))
+        present = mask.unsqueeze(2)
+        return (out * present).sum(dim=1) / (present.sum(dim=1) + POOL_EPS)
+
+    def _heads(self, pooled: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         count = 2.0 * present / torch.clamp(self.widest, min=1.0) - 1.0
         h = self.dense(torch.cat([pooled, count[:, None]], dim=1))[0]
         return self.heads(h)
 
+    def _obs_entities(self, obs: torch.Tensor) -> torch.Tensor:
+        return F.silu(_present_linear(obs, self.entities.embeddings[0]))
+
+    def _act_entities(self, others: torch.Tensor) -> torch.Tensor:
+        return F.silu(_present_linear(others, self.entities.embeddings[1]))
+
     def value(self, members: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, S) values of groups: members (B, M, obs) normalised observations, mask (B, M) 1.0 present."""
-        ones = mask[:, :, None]
-        obs_entities = torch.cat([members * ones, ones], dim=2)
-        none = members.new_zeros((members.shape[0], 0, self.obs_size + self.act_size + 1))
-        return self._value_of(obs_entities, none, mask.sum(dim=1))
+        e, qkv = self._qkv(self._obs_entities(members))
+        return self._heads(self._attend(e, qkv, mask), mask.sum(dim=1))
 
     def baseline(self, own: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor) -> torch.Tensor:
         """(B, S) baselines: own (B, obs) normalised observation; others (B, M-1, obs + act) the groupmates'
         normalised observations and actions, others_mask (B, M-1)."""
-        own_entity = torch.cat([own, own.new_ones((own.shape[0], 1))], dim=1)[:, None, :]
-        ones = others_mask[:, :, None]
-        act_entities = torch.cat([others * ones, ones], dim=2)
-        return self._value_of(own_entity, act_entities, 1.0 + others_mask.sum(dim=1))
+        embedded = torch.cat([self._obs_entities(own).unsqueeze(1), self._act_entities(others)], dim=1)
+        mask = torch.cat([others_mask.new_ones((own.shape[0], 1)), others_mask], dim=1)
+        e, qkv = self._qkv(embedded)
+        return self._heads(self._attend(e, qkv, mask), mask.sum(dim=1))
 
     def value_and_baseline(
-        self,
-        members: torch.Tensor,
-        mask: torch.Tensor,
-        own: torch.Tensor,
-        others: torch.Tensor,
-        others_mask: torch.Tensor,
+        self, members: torch.Tensor, mask: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`value(members, mask)` and `baseline(own, others, others_mask)` of the same B rows in one pass of the
-        attention (the value rows get no observation-action entities, the baseline rows only their own
-        observation entity; the missing ones are absent rows, masked out exactly as padding is)."""
-        b = members.shape[0]
-        ones = mask[:, :, None]
-        value_obs = torch.cat([members * ones, ones], dim=2)
-        base_obs = torch.zeros_like(value_obs)
-        base_obs[:, 0, : self.obs_size] = own
-        base_obs[:, 0, self.obs_size] = 1.0
-        act_ones = others_mask[:, :, None]
-        base_act = torch.cat([others * act_ones, act_ones], dim=2)
-        value_act = torch.zeros_like(base_act)
-        present = torch.cat([mask.sum(dim=1), 1.0 + others_mask.sum(dim=1)])
-        out = self._value_of(torch.cat([value_obs, base_obs]), torch.cat([value_act, base_act]), present)
-        return out[:b], out[b:]
+        """`value(members, mask)` and `baseline(members[:, 0], others, others_mask)` of the same B rows in one
+        pass (members[:, 0] is the agent itself): each entity is embedded, normalised and projected to
+        queries, keys and values once (the agent's own entity serves both), then the value rows and the
+        baseline rows (M entities each) go through one attention block and one set of dense layers."""
+        b, m, _ = members.shape
+        e, qkv = self._qkv(torch.cat([self._obs_entities(members), self._act_entities(others)], dim=1))
+        # rows 2i: the value's M entities; rows 2i + 1: the baseline's (the agent's own, then its mates' actions)
+        order = torch.tensor([*range(m), 0, *range(m, 2 * m - 1)], device=e.device)
+        e = e.index_select(1, order).view(2 * b, m, -1)
+        qkv = qkv.index_select(1, order).view(2 * b, m, -1)
+        full_mask = torch.cat([mask, others_mask.new_ones((b, 1)), others_mask], dim=1).view(2 * b, m)
+        out = self._heads(self._attend(e, qkv, full_mask), full_mask.sum(dim=1)).view(b, 2, -1)
+        return out[:, 0], out[:, 1]
 
     def see_width(self, width: int) -> None:
         """Remember the widest group seen (the member count's scale)."""

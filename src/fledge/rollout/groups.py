@@ -25,6 +25,7 @@ plus its group reward (counted once per call).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,13 +46,52 @@ def group_key(group: int, agent: int) -> int:
     return int(group) if group != 0 else -(int(agent) + 1)
 
 
+class KeyedRows:
+    """Rows grouped by key: the arrays reordered by key (stable: the original order within a key), and each
+    key's slice of them. `get(k)` answers the key's rows as views, or None."""
+
+    def __init__(self, keys: np.ndarray, *arrays: np.ndarray) -> None:
+        self.slices: dict[int, tuple[int, int]] = {}
+        if not len(keys):
+            self.arrays: tuple[np.ndarray, ...] = arrays
+            return
+        order = np.argsort(keys, kind="stable")
+        self.arrays = tuple(a[order] for a in arrays)
+        uniq, starts = np.unique(keys[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(keys)]
+        self.slices = dict(zip(uniq.tolist(), zip(starts.tolist(), ends)))
+
+    def get(self, key: int) -> tuple[np.ndarray, ...] | None:
+        bounds = self.slices.get(key)
+        if bounds is None:
+            return None
+        s, e = bounds
+        return tuple(a[s:e] for a in self.arrays)
+
+    def items(self) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+        for k, (s, e) in self.slices.items():
+            yield k, tuple(a[s:e] for a in self.arrays)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.slices)
+
+    def __bool__(self) -> bool:
+        return bool(self.slices)
+
+    def widest(self) -> int:
+        return max((e - s for s, e in self.slices.values()), default=0)
+
+
+_NO_ROWS = KeyedRows(np.zeros(0, dtype=np.int64))
+
+
 @dataclass
 class CallRows:
     """One call's rows, by group key."""
 
-    decided: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, obs, act
-    ended: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, terminal obs
-    rewards: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, individual rewards
+    decided: KeyedRows = _NO_ROWS  # ids, obs, act
+    ended: KeyedRows = _NO_ROWS  # ids, terminal obs
+    rewards: KeyedRows = _NO_ROWS  # ids, individual rewards
     terminal_ids: set[int] = field(default_factory=set)
     continuing_ids: set[int] = field(default_factory=set)  # deciders already in their episode before this call
 
@@ -68,14 +108,12 @@ class GroupContext:
     group_done: bool  # the whole group ended for real after the last row: bootstrap 0
 
 
-def _split(keys: np.ndarray, *arrays: np.ndarray) -> dict[int, tuple[np.ndarray, ...]]:
-    """Rows grouped by key, in their original order within a key."""
-    if not len(keys):
-        return {}
-    order = np.argsort(keys, kind="stable")
-    uniq, starts = np.unique(keys[order], return_index=True)
-    bounds = list(starts[1:]) + [len(keys)]
-    return {int(k): tuple(a[order[s:e]] for a in arrays) for k, s, e in zip(uniq.tolist(), starts.tolist(), bounds)}
+def _by_size(sizes: list[int]) -> dict[int, list[int]]:
+    """Positions by value: {size: [i, ...]} in order."""
+    out: dict[int, list[int]] = {}
+    for i, size in enumerate(sizes):
+        out.setdefault(size, []).append(i)
+    return out
 
 
 def _keys(groups: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -97,10 +135,10 @@ class GroupAssembler:
         """Keep a call's rows; returns the cumulative rewards of the groups that finished in it."""
         rows = CallRows()
         d_keys = _keys(step.decision_groups, step.decision_ids)
-        rows.decided = _split(d_keys, step.decision_ids, step.obs, step.actions)  # type: ignore[assignment]
-        rows.ended = _split(_keys(step.terminal_groups, step.terminal_ids), step.terminal_ids, step.terminal_obs)  # type: ignore[assignment]
+        rows.decided = KeyedRows(d_keys, step.decision_ids, step.obs, step.actions)
+        rows.ended = KeyedRows(_keys(step.terminal_groups, step.terminal_ids), step.terminal_ids, step.terminal_obs)
         r_keys = _keys(step.reward_groups, step.reward_ids)
-        rows.rewards = _split(r_keys, step.reward_ids, step.rewards)  # type: ignore[assignment]
+        rows.rewards = KeyedRows(r_keys, step.reward_ids, step.rewards, step.group_rewards)
         rows.terminal_ids = set(step.terminal_ids.tolist())
         # a member that decides in the call its group ends starts the next episode (a group restarted at once, or
         # an early-dead agent re-enabled with it): only agents already playing before this call continue one
@@ -110,18 +148,18 @@ class GroupAssembler:
         playing.difference_update(rows.terminal_ids)
         playing.update(deciders)
         if rows.decided:
-            self.width = max(self.width, max(len(v[0]) for v in rows.decided.values()))
+            self.width = max(self.width, rows.decided.widest())
         key = (step.source, step.call)
         self.calls[key] = rows
         order = self._order.setdefault(step.source, deque())
         order.append(step.call)
         while len(order) > self.keep:
             self.calls.pop((step.source, order.popleft()), None)
-        return self._group_returns(step, rows, r_keys)
+        return self._group_returns(step, rows)
 
-    def _group_returns(self, step: GroupStep, rows: CallRows, r_keys: np.ndarray) -> list[float]:
+    def _group_returns(self, step: GroupStep, rows: CallRows) -> list[float]:
         finished: list[float] = []
-        for k, (rew, grew) in _split(r_keys, step.rewards, step.group_rewards).items():
+        for k, (_, rew, grew) in rows.rewards.items():
             if k >= 0:  # the group reward once per call (every member receives the same)
                 shared = float(grew[int(np.argmax(np.abs(grew)))])
                 self._returns[(step.source, k)] = self._returns.get((step.source, k), 0.0) + float(rew.sum()) + shared
@@ -167,24 +205,35 @@ class GroupAssembler:
         others_mask = np.zeros((n, max(m - 1, 0)), dtype=np.float32)
         mate_rewards = np.zeros(n, dtype=np.float32)
         steps = traj.steps.tolist()
-        for t, (call, g) in enumerate(zip(steps, traj.groups.tolist())):
+        arrivals = [*steps[1:], traj.end_call]  # the call that paid each row's rewards
+        decided: list[tuple[np.ndarray, ...]] = []
+        paid: list[tuple[int, tuple[np.ndarray, ...]]] = []
+        for t, (call, g, arrival) in enumerate(zip(steps, traj.groups.tolist(), arrivals)):
             k = group_key(g, agent)
-            rows = self._rows(traj.source, call)
-            ids, obs, act = rows.decided.get(k) or _gone()
+            decided.append(self._rows(traj.source, call).decided.get(k) or _gone())
+            got = self._rows(traj.source, arrival).rewards.get(k)
+            if got is not None:
+                paid.append((t, got))
+        # the rows of each group size at once: the agent first, then its groupmates in their order
+        for size, rows in _by_size([len(d[0]) for d in decided]).items():
+            ids = np.stack([decided[t][0] for t in rows])
             mine = ids == agent
-            mates = ~mine
-            members[t, 0] = obs[mine][0]
-            members[t, 1 : 1 + int(mates.sum())] = obs[mates]
-            members_mask[t, : 1 + int(mates.sum())] = 1.0
-            j = int(mates.sum())
-            if j:
-                others[t, :j, : self.obs_size] = obs[mates]
-                others[t, :j, self.obs_size :] = act[mates]
-                others_mask[t, :j] = 1.0
-            arrival = steps[t + 1] if t + 1 < n else traj.end_call
-            paid = self._rows(traj.source, arrival).rewards.get(k)
-            if paid is not None:
-                mate_rewards[t] = float(paid[1][paid[0] != agent].sum())
+            if not mine.any(axis=1).all():
+                raise ValueError(f"agent {agent} is missing from its group's rows")
+            order = np.argsort(~mine, axis=1, kind="stable")[:, :, None]
+            obs = np.take_along_axis(np.stack([decided[t][1] for t in rows]), order, axis=1)
+            members[rows, :size] = obs
+            members_mask[rows, :size] = 1.0
+            if size > 1:
+                act = np.take_along_axis(np.stack([decided[t][2] for t in rows]), order[:, 1:], axis=1)
+                others[rows, : size - 1, : self.obs_size] = obs[:, 1:]
+                others[rows, : size - 1, self.obs_size :] = act
+                others_mask[rows, : size - 1] = 1.0
+        for at in _by_size([len(p[1][0]) for p in paid]).values():
+            rows = [paid[i][0] for i in at]
+            ids = np.stack([paid[i][1][0] for i in at])
+            rew = np.stack([paid[i][1][1] for i in at])
+            mate_rewards[rows] = np.where(ids != agent, rew, np.float32(0.0)).sum(axis=1)
         group_done = self._bootstrap_group(traj, members, members_mask)
         return GroupContext(members, members_mask, others, others_mask, mate_rewards, group_done)
 

@@ -47,6 +47,11 @@ from fledge.trainers.settings import SIGNAL_STAT_NAMES
 log = logging.getLogger("fledge")
 
 
+def _after_last(rows: np.ndarray) -> np.ndarray:
+    """Per-row groupmate fields (T, ...) with a row of absent groupmates appended (T + 1, ...)."""
+    return np.concatenate([rows, np.zeros((1, *rows.shape[1:]), dtype=rows.dtype)])
+
+
 class POCATrainer(TrainerBase):
     trainer_type = "poca"
     display_name = "POCA"
@@ -155,16 +160,20 @@ class POCATrainer(TrainerBase):
         self.critic.see_width(width)
         members = np.concatenate([pad_members(c.members, width) for _, c in kept])
         members_mask = np.concatenate([pad_members(c.members_mask, width) for _, c in kept])
-        others = np.concatenate([pad_members(c.others, width - 1) for _, c in kept])
-        others_mask = np.concatenate([pad_members(c.others_mask, width - 1) for _, c in kept])
-        own = np.concatenate([t.obs for t, _ in kept])
+        # one pass over every row, the rows after the last (the bootstrap) included: their baselines, computed
+        # against absent groupmates, are left out
+        others = np.concatenate([pad_members(_after_last(c.others), width - 1) for _, c in kept])
+        others_mask = np.concatenate([pad_members(_after_last(c.others_mask), width - 1) for _, c in kept])
         with torch.no_grad():
-            values = self.critic.value(self._normalized(members), to_device(members_mask, self.device)).cpu().numpy()
-            baselines = (
-                self.critic.baseline(self._normalized(own), self._others(others), to_device(others_mask, self.device))
-                .cpu()
-                .numpy()
+            v, b = self.critic.value_and_baseline(
+                self._normalized(members),
+                to_device(members_mask, self.device),
+                self._others(others),
+                to_device(others_mask, self.device),
             )
+        values = v.cpu().numpy()
+        last = np.cumsum([len(t) + 1 for t, _ in kept]) - 1
+        baselines = np.delete(b.cpu().numpy(), last, axis=0)
         # the extrinsic signal rewards the team (own + groupmates' + group reward); the others each agent's own steps
         team = [L.team_rewards(t.rewards, c.mate_rewards) for t, c in kept]
         rewards, transitions = self.signal_rewards([t for t, _ in kept], extrinsic=team)
@@ -272,7 +281,7 @@ class POCATrainer(TrainerBase):
         log_prob, entropy, _ = self.model.evaluate(mb["x"], mb.get("continuous"), mb.get("discrete"), mb.get("allowed"))
         p_loss = P.policy_loss(log_prob, mb["log_prob"], mb["advantages"], epsilon)
         values, baselines = self.critic.value_and_baseline(
-            mb["members"], mb["members_mask"], mb["x"], mb["others"], mb["others_mask"]
+            mb["members"], mb["members_mask"], mb["others"], mb["others_mask"]
         )
         v_loss = P.value_loss(values, mb["old_values"], mb["returns"], epsilon)
         b_loss = P.value_loss(baselines, mb["old_baselines"], mb["returns"], epsilon)
