@@ -10,7 +10,7 @@ import pytest
 
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
-from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WIDTH, WallJumpTask, heuristic
+from fledge.envs.builtin.walljump import BEHAVIORS, WALL_ROW, WIDTH, WallJumpTask, block_distance, heuristic
 from fledge.errors import ConfigError
 
 NONE, FORWARD, BACK, LEFT, RIGHT = range(5)
@@ -78,22 +78,45 @@ def test_the_block_stays_on_the_floor_before_the_wall() -> None:
     assert not task.on_block[0] and (task.row[0], task.col[0]) == (3, 1)
 
 
-def test_a_jump_from_the_block_clears_less_the_farther_it_stands_from_the_wall() -> None:
-    # gap rows between the block and the wall: reach 4 + 4.5 - 1 x gap
-    for gap, height, clears in [(1, 7.5, True), (1, 7.6, False), (3, 5.5, True), (3, 5.6, False), (0, 8.5, True)]:
+def test_a_jump_from_the_block_clears_8_5_only_against_the_wall() -> None:
+    # gap rows between the block and the wall: reach 4 + 4.5 - 4 x gap
+    for gap, height, clears in [(0, 8.5, True), (0, 8.6, False), (1, 4.5, True), (1, 4.6, False), (2, 4.6, False)]:
         block_row = WALL_ROW - 1 - gap
         task = one_agent(row=block_row, col=3, block=(block_row, 3), height=height)
         task.on_block[:] = True
         reward, done = act(task, FORWARD, 1)
         if clears:
             assert task.row[0] == WALL_ROW + 1 and not task.on_block[0], (gap, height)
-        else:  # lands on the floor ahead of the block
-            assert (task.row[0], task.on_block[0]) == (block_row + 1, False), (gap, height)
+        else:  # lands on the floor ahead of the block (or stays on it, against the wall)
+            assert (task.row[0], task.on_block[0]) == (block_row + int(gap > 0), gap == 0), (gap, height)
         assert not done[0] and reward[0] == pytest.approx(-0.005)
     task = one_agent(row=WALL_ROW - 2, col=3, block=(WALL_ROW - 2, 3), height=2.0)
     task.on_block[:] = True
     act(task, FORWARD, 0)  # walking off the block away from the wall: no leap
     assert (task.row[0], task.on_block[0]) == (WALL_ROW - 1, False)
+
+
+def test_the_block_is_climbed_only_from_behind() -> None:
+    for move, row, col in [(LEFT, 3, 3), (RIGHT, 3, 1), (BACK, 4, 2)]:
+        task = one_agent(row=row, col=col, block=(3, 2), height=8.0)
+        act(task, move, 1)
+        assert (task.row[0], task.col[0], task.on_block[0]) == (row, col, False), move
+        assert (task.block_row[0], task.block_col[0]) == (3, 2)
+    task = one_agent(row=2, col=2, block=(3, 2), height=8.0)
+    act(task, FORWARD, 1)
+    assert (task.row[0], task.on_block[0], task.block_row[0]) == (3, True, 3)
+
+
+def test_the_block_starts_farther_from_the_wall_the_higher_the_wall() -> None:
+    heights = np.array([0.0, 4.5, 4.6, 5.25, 5.3, 6.0, 6.75, 7.5, 7.6, 8.0, 12.0])
+    assert block_distance(heights).tolist() == [0, 0, 1, 1, 2, 2, 3, 4, 5, 5, 5]
+    env = registry.make("WallJump", seed=2)
+    env.set_environment_parameters({"small_wall_height": const(4.0), "big_wall_height": const(8.0)})
+    env.reset()
+    task: Any = env.task  # type: ignore[attr-defined]
+    assert np.array_equal(task.block_row, np.where(task.agent_behavior == 0, WALL_ROW - 1, WALL_ROW - 6))
+    assert not np.any((task.row == task.block_row) & (task.col == task.block_col))
+    assert np.all(task.row < WALL_ROW)
 
 
 def test_a_jump_on_the_open_floor_lands_where_it_started() -> None:

@@ -405,11 +405,12 @@ register(
     "WallJump",
     WallJumpTask,
     description=(
-        "16 agents, one per area, cross a wall to the goal row of a 5 x 9 floor: a wall up to 4.5 high is jumped "
-        "over, a higher one from the block (8.5 less 1 per row between block and wall, so 8 only from the block "
-        "pushed against it); each episode is a small wall (behavior SmallWallJump) or a big one (BigWallJump): "
-        "vector of 8, discrete branches move (5) and jump (2); +1 at the goal, -1 on falling off, -0.005 per "
-        "decision; 100 decisions. Environment parameters small_wall_height (4), big_wall_height (8), for curricula."
+        "16 agents, one per area, cross a wall to the goal row of a 5 x 11 floor: a wall up to 4.5 high is jumped "
+        "over, a higher one only from the block pushed against it, which starts farther from the wall the higher "
+        "the wall (one row per 0.75 above 4.5, five rows for 8); each episode is a small wall (behavior "
+        "SmallWallJump) or a big one (BigWallJump): vector of 8, discrete branches move (5) and jump (2); +1 at "
+        "the goal, -1 on falling off, -0.005 per decision; 50 decisions. Environment parameters "
+        "small_wall_height (4), big_wall_height (8), for curricula."
     ),
 )
 register(

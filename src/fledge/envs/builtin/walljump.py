@@ -1,18 +1,21 @@
 """WallJump: reach the far side of a wall, jumping over it, or pushing a block to it and jumping from there.
 
 A WallJump-like task (ML-Agents' WallJump, as a small grid game in numpy). Each area is a floor of
-`WIDTH` (5) columns and `ROWS` (9) rows seen from above; the agent starts in rows 0-5, a wall fills
-row `WALL_ROW` (6) across the whole width, and the goal is the far row (8). Stepping off the floor's
-edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up to that height
-is jumped over from the ground (a wall of height 0 is walked over); elsewhere a jump from the floor
-lands where it started. A block `BLOCK_HEIGHT` (4) high
-starts in rows 2-4; moving into it pushes it one cell where it can go (within rows 0-5 and the
-floor), jumping into it lands on it. A forward jump from the block clears 4 + 4.5 less `GAP_LOSS`
-(1) for every row between the block and the wall: 8.5 against the wall, 7.5 one row away, 6.5 two
-rows away, 5.5 three rows away; a jump that falls short lands on the floor ahead. So a wall up to 5.5
-is cleared by climbing the block where it lies, a wall of 6-7.5 after pushing it a row or two, and a
-wall of 8 only after pushing it against the wall: the skill that walls of 8 need grows step by step
-from the ones lower walls need.
+`WIDTH` (5) columns and `ROWS` (11) rows seen from above; a wall fills row `WALL_ROW` (8) across the
+whole width, the agent starts anywhere before it (rows 0-7), and the goal is the far row (10). Stepping
+off the floor's edge is a fall: -1, and the episode ends. The agent jumps `JUMP` (4.5) high: a wall up
+to that height is jumped over from the ground (a wall of height 0 is walked over); elsewhere a jump
+from the floor lands where it started. A block `BLOCK_HEIGHT` (4) high starts in a random column, the
+farther from the wall the higher the wall: against it for walls up to 4.5, then one row farther for
+every `ROWS_PER_PUSH` (0.75) of wall above 4.5, at most `MAX_PUSHES` (5) rows away (one row for walls
+up to 5.25, two up to 6, three up to 6.75, four up to 7.5, five above). Moving into the block without
+a jump pushes it one cell where it can go (within rows 0-7 and the floor); a forward jump into it (from
+behind) lands on it; a jump into it from another side does nothing. A forward jump from the block
+clears 4 + 4.5 = 8.5 when the block stands against the wall, and `GAP_LOSS` (4) less for every row
+between them (no more than a jump from the floor); a jump that falls short lands on the floor ahead.
+So every wall above 4.5 is cleared by getting behind the block, pushing it to the wall, climbing it
+and jumping: the higher the wall, the farther the block must be pushed (walls of 8: five pushes), so
+the skill that walls of 8 need grows step by step from the one lower walls need.
 
 Two behaviors, switched by wall height as in ML-Agents: at every episode start an agent is given a
 small wall (probability 1/3; behavior `SmallWallJump`, height `small_wall_height`) or a big one
@@ -23,9 +26,9 @@ next under the other (same agent id). Environment parameters: `small_wall_height
 Actions: two discrete branches, move (none, forward, back, left, right) and jump (no, yes).
 Observations (8): agent column and row (scaled to [0, 1]), on the block (0/1), the block's column and
 row relative to the agent (scaled), the wall height / 8, past the wall (0/1), the rows between the block
-and the wall / 5. Rewards: -0.005 per decision, +1 on reaching the goal row, -1 on falling off
-(both end the episode);
-episodes are interrupted after 100 decisions. `heuristic` solves every wall up to 8.5.
+and the wall / 7. Rewards: -0.005 per decision, +1 on reaching the goal row, -1 on falling off
+(both end the episode); episodes are interrupted after 50 decisions. `heuristic` solves every wall
+up to 8.5.
 """
 
 from __future__ import annotations
@@ -39,17 +42,19 @@ from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.teams import TeamTask, TeamTaskEnv
 
 WIDTH = 5
-ROWS = 9
-WALL_ROW = 6
+ROWS = 11
+WALL_ROW = 8
 GOAL_ROW = ROWS - 1
 JUMP = 4.5
 BLOCK_HEIGHT = 4.0
 STEP_REWARD = -0.005
 GOAL_REWARD = 1.0
 FALL_REWARD = -1.0
-GAP_LOSS = 1.0  # height a jump from the block loses per row between the block and the wall
+ROWS_PER_PUSH = 0.75  # the block starts one row farther from the wall for every 0.75 of wall above JUMP
+MAX_PUSHES = 5  # rows from the wall the block starts at most
+GAP_LOSS = 4.0  # height a jump from the block loses per row between the block and the wall (all it adds)
 FORWARD = 1
-MAX_EPISODE_STEPS = 100
+MAX_EPISODE_STEPS = 50
 SMALL_SHARE = 1.0 / 3.0  # episodes with a small wall
 SMALL, BIG = 0, 1
 BEHAVIORS = ("SmallWallJump", "BigWallJump")
@@ -58,6 +63,13 @@ HEIGHT_SCALE = 8.0
 # move branch: none, forward (+row), back (-row), left (-column), right (+column)
 _D_ROW = np.array([0, 1, -1, 0, 0])
 _D_COL = np.array([0, 0, 0, -1, 1])
+
+
+def block_distance(height: np.ndarray) -> np.ndarray:
+    """Rows between the wall and the block at an episode start: 0 for walls up to JUMP, then one more for every
+    ROWS_PER_PUSH of wall above it, at most MAX_PUSHES."""
+    rows = np.ceil((np.asarray(height, dtype=np.float64) - JUMP) / ROWS_PER_PUSH)
+    return np.clip(rows, 0, MAX_PUSHES).astype(np.int64)
 
 
 class WallJumpTask(TeamTask):
@@ -95,7 +107,7 @@ class WallJumpTask(TeamTask):
             np.where(small, values["small_wall_height"][idx], values["big_wall_height"][idx]), 0.0
         )
         self.block_col[idx] = rng.integers(0, WIDTH, size=k)
-        self.block_row[idx] = rng.integers(2, WALL_ROW - 1, size=k)  # one to three pushes from the wall
+        self.block_row[idx] = WALL_ROW - 1 - block_distance(self.height[idx])
         cells = rng.integers(0, WIDTH * WALL_ROW - 1, size=k)  # any start cell but the block's
         block_cell = self.block_row[idx] * WIDTH + self.block_col[idx]
         cells = cells + (cells >= block_cell)
@@ -121,7 +133,7 @@ class WallJumpTask(TeamTask):
         cross = cross_ground | leap
         at_block = moving & ~self.on_block & (t_row == self.block_row) & (t_col == self.block_col)
         b_row, b_col = self.block_row + _D_ROW[move], self.block_col + _D_COL[move]
-        climb = at_block & jump  # a jump into the block lands on it
+        climb = at_block & jump & (move == FORWARD)  # a forward jump into the block lands on it
         push = at_block & ~jump & (b_row >= 0) & (b_row < WALL_ROW) & (b_col >= 0) & (b_col < WIDTH)
         # plain moves: inside the floor, never into the wall row (from either side), not into the block,
         # not with a jump from the floor (it lands where it started); off the block a failed leap lands
