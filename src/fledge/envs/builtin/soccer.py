@@ -5,10 +5,13 @@ The field (seen from above) spans x in [-3.5, 3.5] and y in [-2.5, 2.5], walled 
 mouths: |y| < 1 on the line x = -3.5 (team 0's goal) and on x = 3.5 (team 1's goal). Team 0 attacks +x, team 1
 attacks -x. Agents are discs of radius 0.4 with a heading; the ball is a disc of radius 0.25. Every
 decision lasts 0.1 s: agents turn (0.35 rad), then move (forward 3, back, sideways 2 units/s) and are kept
-inside the field and apart from each other; the ball rolls with friction (its speed x 0.96 per decision),
-bounces off the walls (losing 30% of its speed) and is kicked by any agent it touches: it is put back on
-the agent's rim and leaves along the contact normal at least 2 units/s faster than the agent moves that
-way (capped at 9 units/s). A goal is scored when the ball's centre crosses a goal line inside the mouth.
+inside the field and apart from each other; the ball rolls with friction (its speed x 0.9 per decision, so
+a kicked ball stops after a few units), bounces off the walls (losing 30% of its speed) and is put back on
+the rim of any agent it touches. An agent kicks a ball that touches its front (within 60 degrees of its
+heading): the ball leaves along the heading, 1 unit/s faster than the agent moves forward; a ball touching
+its side or back is only pushed out along the contact normal by the agent's own motion (speeds capped at
+9 units/s). Agents touching the ball in the same decision each act on the ball as it was, and their changes
+add up (the ball goes to the mean of their rims), so neither team's touches take precedence. A goal is scored when the ball's centre crosses a goal line inside the mouth.
 
 Actions (both games): 3 discrete branches of 3: forward/back (none, forward, back), sideways (none, left,
 right), rotation (none, left = counter-clockwise, right).
@@ -25,7 +28,9 @@ a striker sees the other striker then the goalie; the goalie sees the two strike
 Agents of a team form a group (group id 1 + 2 * match + team, unique per team and match).
 SoccerTwos rewards (ML-Agents' SoccerTwos): group rewards only, 1 - (decisions so far / max_episode_steps)
 to the scoring team and -1 to the conceding team; a goal ends the episode of all four agents, which
-are interrupted after `max_episode_steps` (300) decisions.
+are interrupted after `max_episode_steps` (300) decisions. The environment parameter `ball_touch` (default 0,
+as in ML-Agents' SoccerTwos, whose curriculum used it) adds 0.2 x `ball_touch` to an agent's own reward for
+each decision in which it touches the ball.
 StrikersVsGoalie rewards (ML-Agents' StrikersVsGoalie): strikers +1 (group reward) on a goal and -0.001
 per decision; the goalie -1 (group reward) on a goal and +0.001 per decision. Only team 1's goal (x = 3.5)
 is open; the strikers have `shot_clock` (200) decisions to score, after which the episode ends (a real
@@ -33,6 +38,8 @@ end, not an interruption: the goalie has won the game).
 """
 
 from __future__ import annotations
+
+from types import MappingProxyType
 
 import numpy as np
 
@@ -45,15 +52,17 @@ from fledge.errors import ConfigError
 DT = 0.1
 FORWARD, BACK, SIDE = 3.0, 2.0, 2.0  # agent speeds, units/s
 TURN = 0.35  # rad per decision
-KICK = 2.0  # the ball leaves at least this much faster than the kicking agent (along the contact normal)
+KICK = 1.0  # a kicked ball leaves this much faster than the kicking agent moves forward (along its heading)
+FRONT_COS = 0.5  # the ball touches an agent's front (and is kicked) within 60 degrees of its heading
 MAX_BALL_SPEED = 9.0
-FRICTION = 0.96  # ball speed factor per decision
+FRICTION = 0.9  # ball speed factor per decision
 BOUNCE = 0.7  # ball speed factor at a wall
 BRANCHES = (3, 3, 3)
 SOCCER_TEAMS = ("SoccerTwos?team=0", "SoccerTwos?team=1")
 STRIKERS_VS_GOALIE = ("Striker?team=0", "Goalie?team=1")
 SOCCER_MAX_STEPS = 300
 SHOT_CLOCK = 200
+TOUCH_REWARD = 0.2  # times the `ball_touch` parameter, per decision in which an agent touches the ball
 STEP_REWARD = 0.001  # StrikersVsGoalie's per-decision reward (- for strikers, + for the goalie)
 
 _FWD = np.array([0.0, FORWARD, -BACK])
@@ -116,6 +125,7 @@ class SoccerField(TeamTask):
         self.ball = np.zeros((m, 4))  # x, y, vx, vy
         self.steps = np.zeros(m, dtype=np.int64)  # decisions in the current episode, per match
         self.kicks = np.zeros(m, dtype=np.int64)
+        self.touched = np.zeros(n, dtype=bool)  # per agent: whether it touched the ball in the last decision
         self._group_reward = np.zeros(n, dtype=np.float32)
         pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
         self._pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -189,19 +199,30 @@ class SoccerField(TeamTask):
         bv *= FRICTION
         pos = _complex(self.pos).reshape(self.matches, self.per_match)
         vel = _complex(self.vel).reshape(self.matches, self.per_match)
+        heading = self.heading.reshape(self.matches, self.per_match)
         reach = AGENT_RADIUS + BALL_RADIUS
+        touched = self.touched.reshape(self.matches, self.per_match)
+        # every touching agent acts on the ball as it was before the kicks, so the slot order favours no team
+        start_p, start_v = bp.copy(), bv.copy()
+        change = np.zeros_like(bv)
+        rim = np.zeros_like(bp)
         for slot in range(self.per_match):  # kicks
-            d = bp - pos[:, slot]
+            d = start_p - pos[:, slot]
             dist = np.abs(d)
-            touch = dist < reach
-            if not touch.any():
-                continue
+            touched[:, slot] = touch = dist < reach
             unit = np.where(dist > 1e-9, d / np.maximum(dist, 1e-9), 1.0)
             along = unit.conj()  # (v * conj(u)).real is the dot product of v and u
-            push = (vel[:, slot] * along).real + KICK - (bv * along).real
-            bv += np.where(touch, np.maximum(push, 0.0), 0.0) * unit
-            bp[:] = np.where(touch, pos[:, slot] + reach * unit, bp)
-            self.kicks += touch
+            facing = np.exp(1j * heading[:, slot])
+            front = (unit * facing.conj()).real > FRONT_COS
+            push = (vel[:, slot] * along).real - (start_v * along).real  # the agent's motion pushes the ball out
+            pushed = start_v + np.maximum(push, 0.0) * unit
+            kicked = facing * (np.maximum((vel[:, slot] * facing.conj()).real, 0.0) + KICK)
+            change += np.where(touch, np.where(front, kicked, pushed) - start_v, 0.0)
+            rim += np.where(touch, pos[:, slot] + reach * unit, 0.0)
+        count = touched.sum(axis=1)
+        bv += change
+        bp[:] = np.where(count > 0, rim / np.maximum(count, 1), bp)
+        self.kicks += count
         speed = np.abs(bv)
         bv *= np.minimum(1.0, MAX_BALL_SPEED / np.maximum(speed, 1e-9))
         # side walls
@@ -241,6 +262,7 @@ class SoccerTwosTask(SoccerField):
     """2 v 2: agents 4m, 4m + 1 are team 0 of match m, 4m + 2, 4m + 3 team 1 (behavior ids `SoccerTwos?team=N`)."""
 
     behavior_name = "SoccerTwos"
+    parameter_defaults = MappingProxyType({"ball_touch": 0.0})
     behavior_ids = SOCCER_TEAMS
     team_slots = (0, 0, 1, 1)
     other_slots = ((1, 2, 3), (0, 2, 3), (3, 0, 1), (2, 0, 1))
@@ -275,7 +297,8 @@ class SoccerTwosTask(SoccerField):
         if self.stats is not None and (scored != 0).any():
             for steps in self.steps[scored != 0].tolist():
                 self.stats.record("Environment/Decisions per goal", float(steps))
-        return np.zeros(self.num_agents, dtype=np.float32), done
+        reward = (TOUCH_REWARD * self.parameters.values["ball_touch"] * self.touched).astype(np.float32)
+        return reward, done
 
 
 class StrikersVsGoalieTask(SoccerField):
