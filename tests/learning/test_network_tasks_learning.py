@@ -84,10 +84,12 @@ def gridworld_options(
 
 
 def test_gridworld_learns_with_the_simple_encoder(tmp_path: Path) -> None:
-    """Hypernetwork goal conditioning: measured 0.83 over the last 300 episodes after 40,000 steps (30 s).
-    (With goal_conditioning_type none the same run stays at -0.21, no better than random: see the report
-    of the tasks branch.)"""
-    result = api.run(gridworld_options(tmp_path, steps=40_000, network={"goal_conditioning_type": "hyper"}))
+    """Hypernetwork goal conditioning, mean of the last 300 episodes after 40,000 steps (30 s): seeds 2 to 5
+    measured 0.78, 0.85, 0.80 and 0.80. Seed 1 measured 0.83 on one machine and 0.26 on another (0.55 after
+    60,000 steps): the convolutions' rounding differs between CPUs, and that seed learns slowly where it
+    rounds the other way, so the test runs seed 2. (With goal_conditioning_type none the same run stays at
+    -0.21, no better than random.)"""
+    result = api.run(gridworld_options(tmp_path, steps=40_000, seed=2, network={"goal_conditioning_type": "hyper"}))
     mean = tail_mean(result, 300)
     assert mean >= 0.6, f"GridWorld 4 x 4, simple encoder: mean return of the last 300 episodes {mean:.3f}"
 
