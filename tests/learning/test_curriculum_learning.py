@@ -1,7 +1,7 @@
 """Curricula pay off: WallJump's big wall (8, the block five pushes from it) is cleared after lessons of
 rising walls (0-4.5, 4.5-6, 6-7.5), not when trained on it from the start with the same steps and
-hyperparameters (not reached on every seed yet: see the xfail); 3DBall with each ball's mass, size and gravity drawn per episode still balances (the
-shipped 3DBall_randomize config)."""
+hyperparameters, on seeds 1-3; 3DBall with each ball's mass, size and gravity drawn per episode still
+balances (the shipped 3DBall_randomize config)."""
 
 from __future__ import annotations
 
@@ -55,15 +55,6 @@ def big_wall_tail(result: Any) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason=(
-        "not reached on every seed yet: training on walls of 8 from the start never reaches the goal (-0.25 on "
-        "seeds 1-3), and the curriculum ends on walls of 8 for all three, but its last 300 episodes score 0.34, "
-        "0.67 and 0.03 (seed 3 reaches walls of 8 at 120k with a weak policy and stays there); see "
-        "docs/curriculum.md"
-    ),
-    strict=False,
-)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_walljump_curriculum_clears_the_big_wall_where_training_on_it_does_not(tmp_path: Path, seed: int) -> None:
     with_lessons = api.run(walljump_options(tmp_path, seed=seed, curriculum=True), display="none")
