@@ -11,6 +11,7 @@ import pytest
 from conftest import SideBySide
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
+from fledge.envs.builtin.gridworld import DOWN, RIGHT
 from fledge.errors import ConfigError
 from fledge.rollout.workers import EnvPool
 
@@ -147,3 +148,34 @@ def test_a_gymnasium_environment_gets_fresh_values_in_its_reset_options() -> Non
     vector = GymnasiumEnv(gymnasium.vector.SyncVectorEnv([Recorder, Recorder]), env_id="Recorder-v0")
     with pytest.raises(ConfigError, match="vector environment"):
         vector.set_environment_parameters({"size": const(1.0)})
+
+
+def test_gridworld_plays_each_episode_on_the_board_size_drawn_for_it() -> None:
+    """grid_size shrinks the board inside the fixed camera: cells beyond it are grey walls, masked like the
+    board's edge; draws are rounded and clipped to 3 .. the camera's board."""
+    env = registry.make("GridWorld", seed=0, num_agents=64, grid_size=6, scale=1)
+    assert env.environment_parameter_names() == {"grid_size"}
+    env.reset()
+    before, _ = env.get_steps("GridWorld")
+    assert not (before.obs[0] == 0.5).any()  # no parameter set: the whole 6 x 6 board, no wall
+    env.set_environment_parameters({"grid_size": const(4.2)})
+    env.reset()
+    decision, _ = env.get_steps("GridWorld")
+    image, (mask,) = decision.obs[0], decision.action_mask  # type: ignore[misc]
+    assert image.shape == (64, 3, 6, 6)  # the observation keeps its shape
+    assert (image[:, :, 4:, :] == 0.5).all() and (image[:, :, :, 4:] == 0.5).all()
+    inside = image[:, :, :4, :4]
+    assert not (inside == 0.5).any() and (inside.sum(axis=(1, 2, 3)) > 0).all()  # objects on the 4 x 4 board
+    task = env.task  # type: ignore[attr-defined]
+    rows, cols = task._agent[:, 0], task._agent[:, 1]
+    np.testing.assert_array_equal(mask[:, DOWN], rows == 3)
+    np.testing.assert_array_equal(mask[:, RIGHT], cols == 3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # moves taken into the wall anyway leave the agents on their board
+        task.apply(ActionTuple(discrete=np.full((64, 1), RIGHT, np.int32)), rng)
+        task.apply(ActionTuple(discrete=np.full((64, 1), DOWN, np.int32)), rng)
+    assert (task._agent <= 3).all()
+    env.set_environment_parameters({"grid_size": uniform(0.0, 30.0)})
+    env.reset()
+    assert set(np.unique(task._size)) <= {3, 4, 5, 6} and {3, 6} <= set(np.unique(task._size))
+    env.close()

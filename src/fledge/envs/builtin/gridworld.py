@@ -26,6 +26,12 @@ Rewards as ML-Agents' GridWorld: -0.01 per decision; stepping on a goal ends the
 decision's reward is set to +1 (the goal of the signal) or -1 (the other goal), replacing the -0.01.
 Episodes are interrupted after 100 decisions.
 
+Environment parameter ``grid_size`` (for curricula; default the board's ``grid_size``): the side of the
+board an agent plays on, drawn per agent at its episode start, rounded and clipped to 3 .. the camera's
+``grid_size`` (the env argument, which fixes the observation's shape). A smaller board lies in the
+top-left corner of the camera's; the cells beyond it are wall, grey in every channel (0.5), and moves
+into them are masked as moves off the board are.
+
 Optimal return: the shortest path to the goal of the signal that avoids the other goal has
 d = Manhattan distance decisions, or d + 2 when the other goal lies on the straight line between them;
 the return is 1 - 0.01 (d - 1). `optimal_return` averages it exactly over all starting layouts
@@ -35,6 +41,7 @@ the return is 1 - 0.01 (d - 1). `optimal_return` averages it exactly over all st
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
 
 import numpy as np
 
@@ -69,12 +76,13 @@ VISUAL_PROPERTIES = (
     DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
 )
 
-_EMPTY, _AGENT, _PLUS, _CROSS = 0, 1, 2, 3  # cell contents, index into the stamps
+_EMPTY, _AGENT, _PLUS, _CROSS, _WALL = 0, 1, 2, 3, 4  # cell contents, index into the stamps
+MIN_GRID_SIZE = 3
 
 
-def wall_moves(cells: np.ndarray, size: int) -> np.ndarray:
+def wall_moves(cells: np.ndarray, size: int | np.ndarray) -> np.ndarray:
     """(n, 5) bool action mask, True = masked: the moves of agents at `cells` (n, 2) (row, column) that would
-    leave a `size` x `size` board."""
+    leave a `size` x `size` board (`size`: one for all, or one per agent)."""
     row, col, last = cells[:, 0], cells[:, 1], size - 1
     mask = np.zeros((len(cells), 5), dtype=bool)
     mask[:, UP] = row == 0
@@ -94,9 +102,10 @@ def scale_for_encoder(vis_encode_type: str, grid_size: int = DEFAULT_GRID_SIZE) 
 
 
 def _stamps(scale: int) -> np.ndarray:
-    """(4, 3, scale, scale) float32: the pixels of an empty cell, the agent, the plus and the x."""
-    out = np.zeros((4, 3, scale, scale), dtype=np.float32)
+    """(5, 3, scale, scale) float32: the pixels of an empty cell, the agent, the plus, the x and a wall."""
+    out = np.zeros((5, 3, scale, scale), dtype=np.float32)
     out[_AGENT, 2] = 1.0
+    out[_WALL] = 0.5
     if scale < 3:
         out[_PLUS, 1] = 1.0
         out[_CROSS, 0] = 1.0
@@ -148,7 +157,8 @@ class GridWorldTask(VectorTask):
         max_episode_steps: int = MAX_EPISODE_STEPS,
     ) -> None:
         self.num_agents = check_count("GridWorld", "num_agents", num_agents)
-        self.grid_size = check_count("GridWorld", "grid_size", grid_size, minimum=3)
+        self.grid_size = check_count("GridWorld", "grid_size", grid_size, minimum=MIN_GRID_SIZE)
+        self.parameter_defaults = MappingProxyType({"grid_size": float(self.grid_size)})
         if scale is None:
             scale = scale_for_encoder("simple", self.grid_size)
         self.scale = check_count("GridWorld", "scale", scale)
@@ -172,7 +182,8 @@ class GridWorldTask(VectorTask):
         self._agent = np.zeros((n, 2), dtype=np.int64)
         self._goals = np.zeros((n, 2, 2), dtype=np.int64)  # (agent, PLUS / CROSS, row / column)
         self._target = np.zeros(n, dtype=np.int64)
-        self._board = np.zeros((n, self.grid_size, self.grid_size), dtype=np.int64)  # goals only
+        self._board = np.zeros((n, self.grid_size, self.grid_size), dtype=np.int64)  # goals and walls
+        self._size = np.full(n, self.grid_size, dtype=np.int64)  # the side each agent plays on
         self._stamps = _stamps(self.scale)
 
     # -- VectorTask --------------------------------------------------------------------------------
@@ -180,13 +191,23 @@ class GridWorldTask(VectorTask):
         k = len(idx)
         if k == 0:
             return
-        n = self.grid_size
-        cells = np.argsort(rng.random((k, n * n)), axis=1)[:, :3]  # three distinct cells per agent
-        pos = np.stack(np.divmod(cells, n), axis=2)  # (k, 3, 2)
+        g = self.grid_size
+        if self.parameters.samplers:
+            drawn = np.rint(self.parameters.values["grid_size"][idx])
+            self._size[idx] = np.clip(drawn, MIN_GRID_SIZE, g).astype(np.int64)
+        sizes = self._size[idx]
+        pos = np.empty((k, 3, 2), dtype=np.int64)
+        for n in np.unique(sizes):  # the default: one size, one draw as before
+            sel = np.flatnonzero(sizes == n)
+            cells = np.argsort(rng.random((len(sel), n * n)), axis=1)[:, :3]  # three distinct cells per agent
+            pos[sel] = np.stack(np.divmod(cells, n), axis=2)
         self._agent[idx] = pos[:, 0]
         self._goals[idx] = pos[:, 1:]
         self._target[idx] = rng.integers(0, 2, size=k)
-        board = np.zeros((k, n, n), dtype=np.int64)
+        board = np.zeros((k, g, g), dtype=np.int64)
+        if (sizes < g).any():
+            line = np.arange(g)
+            board[(line[None, :, None] >= sizes[:, None, None]) | (line[None, None, :] >= sizes[:, None, None])] = _WALL
         rows = np.arange(k)
         board[rows, pos[:, 1, 0], pos[:, 1, 1]] = _PLUS
         board[rows, pos[:, 2, 0], pos[:, 2, 1]] = _CROSS
@@ -194,7 +215,7 @@ class GridWorldTask(VectorTask):
 
     def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         moved = self._agent + MOVES[actions.discrete[:, 0]]
-        np.clip(moved, 0, self.grid_size - 1, out=self._agent)
+        np.clip(moved, 0, (self._size - 1)[:, None], out=self._agent)
         on_goal = (self._agent[:, None, :] == self._goals).all(axis=2)  # (n, 2)
         right = on_goal[self._rows, self._target]
         wrong = on_goal[self._rows, 1 - self._target]
@@ -212,7 +233,7 @@ class GridWorldTask(VectorTask):
     def action_mask(self) -> list[np.ndarray] | None:
         if not self.mask_actions:
             return None
-        return [wall_moves(self._agent, self.grid_size)]
+        return [wall_moves(self._agent, self._size)]
 
     def optimal_return(self) -> float:
         return expected_optimal_return(self.grid_size)
@@ -244,7 +265,9 @@ def heuristic(image: np.ndarray, goal: np.ndarray, scale: int) -> np.ndarray:
     """
     n, _, side, _ = image.shape
     g = side // scale
-    cells = image.reshape(n, 3, g, scale, g, scale).max(axis=(3, 5)) > 0.5  # (n, 3, g, g)
+    blocks = image.reshape(n, 3, g, scale, g, scale)
+    cells = blocks.max(axis=(3, 5)) > 0.5  # (n, 3, g, g)
+    wall = np.abs(blocks[:, 2].mean(axis=(2, 4)) - 0.5) < 0.25  # (n, g, g): grey cells beyond a smaller board
     flat = cells.reshape(n, 3, g * g)
     agent = np.stack(np.divmod(flat[:, 2].argmax(axis=1), g), axis=1)
     target_channel = np.where(goal[:, PLUS] > 0.5, 1, 0)
@@ -256,7 +279,7 @@ def heuristic(image: np.ndarray, goal: np.ndarray, scale: int) -> np.ndarray:
         best, best_d = STAY, None
         for a in (UP, DOWN, LEFT, RIGHT):
             nxt = agent[i] + MOVES[a]
-            if (nxt < 0).any() or (nxt >= g).any() or (nxt == other[i]).all():
+            if (nxt < 0).any() or (nxt >= g).any() or (nxt == other[i]).all() or wall[i, nxt[0], nxt[1]]:
                 continue
             d = int(np.abs(nxt - target[i]).sum())
             # a straight line blocked by the other goal costs two more
