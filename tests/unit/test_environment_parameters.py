@@ -11,7 +11,7 @@ import pytest
 from conftest import SideBySide
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
-from fledge.envs.builtin.gridworld import DOWN, RIGHT
+from fledge.envs.builtin.gridworld import DOWN, RIGHT, UP
 from fledge.errors import ConfigError
 from fledge.rollout.workers import EnvPool
 
@@ -154,7 +154,7 @@ def test_gridworld_plays_each_episode_on_the_board_size_drawn_for_it() -> None:
     """grid_size shrinks the board inside the fixed camera: cells beyond it are grey walls, masked like the
     board's edge; draws are rounded and clipped to 3 .. the camera's board."""
     env = registry.make("GridWorld", seed=0, num_agents=64, grid_size=6, scale=1)
-    assert env.environment_parameter_names() == {"grid_size"}
+    assert env.environment_parameter_names() == {"grid_size", "num_goals"}
     env.reset()
     before, _ = env.get_steps("GridWorld")
     assert not (before.obs[0] == 0.5).any()  # no parameter set: the whole 6 x 6 board, no wall
@@ -178,4 +178,34 @@ def test_gridworld_plays_each_episode_on_the_board_size_drawn_for_it() -> None:
     env.set_environment_parameters({"grid_size": uniform(0.0, 30.0)})
     env.reset()
     assert set(np.unique(task._size)) <= {3, 4, 5, 6} and {3, 6} <= set(np.unique(task._size))
+    env.close()
+
+
+def test_gridworld_holds_the_number_of_goals_drawn_for_each_episode() -> None:
+    """num_goals goals of each kind (clipped to what fits beside the agent); any goal of the signalled kind
+    gives +1 and ends the episode, any of the other kind -1."""
+    env = registry.make("GridWorld", seed=0, num_agents=32, grid_size=5, scale=1)
+    env.set_environment_parameters({"num_goals": const(3.0)})
+    env.reset()
+    decision, _ = env.get_steps("GridWorld")
+    image = decision.obs[0]
+    assert ((image[:, 1] == 1.0).sum(axis=(1, 2)) == 3).all()  # three green plus
+    assert ((image[:, 0] == 1.0).sum(axis=(1, 2)) == 3).all()  # three red x
+    assert ((image[:, 2] == 1.0).sum(axis=(1, 2)) == 1).all()  # one agent
+    task = env.task  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    for agent, move, reward in (((1, 2), UP, 1.0), ((2, 1), RIGHT, -1.0)):  # not the first goal of its kind
+        task._board[0] = 0
+        for cell in ((0, 0), (0, 2), (4, 4)):
+            task._board[0][cell] = 2  # plus
+        for cell in ((4, 0), (2, 2), (3, 3)):
+            task._board[0][cell] = 3  # x
+        task._target[0], task._agent[0] = 0, agent  # the plus is the goal
+        moves = np.zeros((32, 1), np.int32)
+        moves[0] = move
+        got, done = task.apply(ActionTuple(discrete=moves), rng)
+        assert got[0] == np.float32(reward) and done[0]
+    env.set_environment_parameters({"num_goals": const(50.0), "grid_size": const(3.0)})
+    env.reset()
+    assert (task._count == 4).all()  # 1 + 2 x 4 cells of a 3 x 3 board
     env.close()

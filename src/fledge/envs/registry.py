@@ -315,8 +315,8 @@ register(
         "9 agents on 5 x 5 boards reach the goal their goal signal names (green plus or red x): a top-down "
         "camera (3, 20, 20) and a one-hot goal signal (GOAL_SIGNAL), one discrete branch of 5 (stay and 4 moves, "
         "wall moves masked); -0.01 per decision, +1 at the named goal, -1 at the other; 100 decisions. Needs a "
-        "visual encoder (vis_encode_type); options grid_size, scale, mask_actions. Environment parameter grid_size "
-        "(a smaller board inside the camera's, for curricula)."
+        "visual encoder (vis_encode_type); options grid_size, scale, mask_actions. Environment parameters grid_size "
+        "(a smaller board inside the camera's) and num_goals (goals of each kind), for curricula."
     ),
 )
 register(

@@ -26,11 +26,14 @@ Rewards as ML-Agents' GridWorld: -0.01 per decision; stepping on a goal ends the
 decision's reward is set to +1 (the goal of the signal) or -1 (the other goal), replacing the -0.01.
 Episodes are interrupted after 100 decisions.
 
-Environment parameter ``grid_size`` (for curricula; default the board's ``grid_size``): the side of the
-board an agent plays on, drawn per agent at its episode start, rounded and clipped to 3 .. the camera's
-``grid_size`` (the env argument, which fixes the observation's shape). A smaller board lies in the
-top-left corner of the camera's; the cells beyond it are wall, grey in every channel (0.5), and moves
-into them are masked as moves off the board are.
+Environment parameters (for curricula), drawn per agent at its episode start:
+
+* ``grid_size`` (default the env argument ``grid_size``): the side of the board the episode is played on,
+  rounded and clipped to 3 .. the env argument (which fixes the camera and so the observation's shape). A
+  smaller board lies in the top-left corner of the camera's; the cells beyond it are wall, grey in every
+  channel (0.5), and moves into them are masked as moves off the board are.
+* ``num_goals`` (1): how many goals of each kind (plus and x) the board holds, rounded and clipped to
+  1 .. as many as fit beside the agent. Any goal of the signalled kind gives +1, any of the other -1.
 
 Optimal return: the shortest path to the goal of the signal that avoids the other goal has
 d = Manhattan distance decisions, or d + 2 when the other goal lies on the straight line between them;
@@ -158,7 +161,7 @@ class GridWorldTask(VectorTask):
     ) -> None:
         self.num_agents = check_count("GridWorld", "num_agents", num_agents)
         self.grid_size = check_count("GridWorld", "grid_size", grid_size, minimum=MIN_GRID_SIZE)
-        self.parameter_defaults = MappingProxyType({"grid_size": float(self.grid_size)})
+        self.parameter_defaults = MappingProxyType({"grid_size": float(self.grid_size), "num_goals": 1.0})
         if scale is None:
             scale = scale_for_encoder("simple", self.grid_size)
         self.scale = check_count("GridWorld", "scale", scale)
@@ -184,6 +187,7 @@ class GridWorldTask(VectorTask):
         self._target = np.zeros(n, dtype=np.int64)
         self._board = np.zeros((n, self.grid_size, self.grid_size), dtype=np.int64)  # goals and walls
         self._size = np.full(n, self.grid_size, dtype=np.int64)  # the side each agent plays on
+        self._count = np.ones(n, dtype=np.int64)  # goals of each kind on each agent's board
         self._stamps = _stamps(self.scale)
 
     # -- VectorTask --------------------------------------------------------------------------------
@@ -193,32 +197,33 @@ class GridWorldTask(VectorTask):
             return
         g = self.grid_size
         if self.parameters.samplers:
-            drawn = np.rint(self.parameters.values["grid_size"][idx])
-            self._size[idx] = np.clip(drawn, MIN_GRID_SIZE, g).astype(np.int64)
-        sizes = self._size[idx]
-        pos = np.empty((k, 3, 2), dtype=np.int64)
-        for n in np.unique(sizes):  # the default: one size, one draw as before
-            sel = np.flatnonzero(sizes == n)
-            cells = np.argsort(rng.random((len(sel), n * n)), axis=1)[:, :3]  # three distinct cells per agent
-            pos[sel] = np.stack(np.divmod(cells, n), axis=2)
-        self._agent[idx] = pos[:, 0]
-        self._goals[idx] = pos[:, 1:]
-        self._target[idx] = rng.integers(0, 2, size=k)
+            values = self.parameters.values
+            self._size[idx] = np.clip(np.rint(values["grid_size"][idx]), MIN_GRID_SIZE, g).astype(np.int64)
+            fits = (self._size[idx] ** 2 - 1) // 2
+            self._count[idx] = np.clip(np.rint(values["num_goals"][idx]), 1, fits).astype(np.int64)
+        sizes, counts = self._size[idx], self._count[idx]
         board = np.zeros((k, g, g), dtype=np.int64)
         if (sizes < g).any():
             line = np.arange(g)
             board[(line[None, :, None] >= sizes[:, None, None]) | (line[None, None, :] >= sizes[:, None, None])] = _WALL
-        rows = np.arange(k)
-        board[rows, pos[:, 1, 0], pos[:, 1, 1]] = _PLUS
-        board[rows, pos[:, 2, 0], pos[:, 2, 1]] = _CROSS
+        for n, m in sorted({(int(a), int(b)) for a, b in zip(sizes, counts)}):  # the default: one draw, as before
+            sel = np.flatnonzero((sizes == n) & (counts == m))
+            cells = np.argsort(rng.random((len(sel), n * n)), axis=1)[:, : 1 + 2 * m]  # distinct cells per agent
+            pos = np.stack(np.divmod(cells, n), axis=2)  # (agents, 1 + 2m, 2): agent, m plus, m x
+            self._agent[idx[sel]] = pos[:, 0]
+            self._goals[idx[sel]] = pos[:, [1, 1 + m]]
+            board[sel[:, None], pos[:, 1 : 1 + m, 0], pos[:, 1 : 1 + m, 1]] = _PLUS
+            board[sel[:, None], pos[:, 1 + m :, 0], pos[:, 1 + m :, 1]] = _CROSS
+        self._target[idx] = rng.integers(0, 2, size=k)
         self._board[idx] = board
 
     def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         moved = self._agent + MOVES[actions.discrete[:, 0]]
         np.clip(moved, 0, (self._size - 1)[:, None], out=self._agent)
-        on_goal = (self._agent[:, None, :] == self._goals).all(axis=2)  # (n, 2)
-        right = on_goal[self._rows, self._target]
-        wrong = on_goal[self._rows, 1 - self._target]
+        cell = self._board[self._rows, self._agent[:, 0], self._agent[:, 1]]
+        named = np.where(self._target == PLUS, _PLUS, _CROSS)
+        right = cell == named
+        wrong = ((cell == _PLUS) | (cell == _CROSS)) & ~right
         reward = np.full(self.num_agents, STEP_REWARD, dtype=np.float32)
         reward[right] = GOAL_REWARD
         reward[wrong] = WRONG_GOAL_REWARD
