@@ -13,8 +13,6 @@ and random generator states (JSON): no pickle.
 
 from __future__ import annotations
 
-import base64
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from fledge.checkpoints.parts import (
+    generator_state,
+    load_module,
+    load_optimizer,
+    module_tensors,
+    optimizer_entries,
+    set_generator_state,
+    set_torch_generator_state,
+    torch_generator_state,
+)
 from fledge.envs.api import ActionSpec, ObservationSpec
 from fledge.networks.body import NetworkBody
 from fledge.networks.device import to_device
@@ -210,16 +218,15 @@ class LearnedSignal(RewardSignal):
 
     # -- checkpoint ---------------------------------------------------------------------------------------
     def state(self, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {f"{prefix}{k}": v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
-        sd = self.optimizer.state_dict()
-        for idx, st in sd["state"].items():
-            for key, value in st.items():
-                tensors[f"{prefix}optimizer.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+        """The network under `prefix`, its Adam state under `prefix` + "optimizer.", counters and generators."""
+        tensors = module_tensors(prefix, self.module)
+        optimizer, groups = optimizer_entries(f"{prefix}optimizer.", self.optimizer)
+        tensors.update(optimizer)
         meta = {
             "update_count": self.update_count,
-            "param_groups": json.loads(json.dumps(sd["param_groups"])),
-            "rng": {k: _json_ints(v) for k, v in self.rng.bit_generator.state.items()},
-            "generator": base64.b64encode(self.generator.get_state().numpy().tobytes()).decode("ascii"),
+            **groups,
+            "rng": generator_state(self.rng, as_text=True),
+            "generator": torch_generator_state(self.generator),
             **self.extra_meta(),
         }
         return tensors, meta
@@ -242,41 +249,11 @@ class LearnedSignal(RewardSignal):
         return problems
 
     def load_state(self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        own_keys = set(self.module.state_dict())
-        self.module.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix) and k[len(prefix) :] in own_keys}
-        )
-        opt_prefix = f"{prefix}optimizer."
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for name, value in tensors.items():
-            if name.startswith(opt_prefix):
-                idx, key = name[len(opt_prefix) :].split(".", 1)
-                state.setdefault(int(idx), {})[key] = value.clone()
-        groups = [dict(g) for g in meta["param_groups"]]
-        for group in groups:
-            if "betas" in group:
-                group["betas"] = tuple(group["betas"])
-        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        own = {f"{prefix}{k}" for k in self.module.state_dict()}  # the optimiser's entries share the prefix
+        load_module(prefix, self.module, {k: v for k, v in tensors.items() if k in own})
+        load_optimizer(f"{prefix}optimizer.", self.optimizer, tensors, meta)
         self.stepper.reset()
         self.update_count = int(meta["update_count"])
-        self.rng.bit_generator.state = {k: _plain_ints(v) for k, v in meta["rng"].items()}
-        raw = np.frombuffer(base64.b64decode(meta["generator"]), dtype=np.uint8).copy()
-        self.generator.set_state(torch.from_numpy(raw))
+        set_generator_state(self.rng, meta["rng"])
+        set_torch_generator_state(self.generator, meta["generator"])
         self.load_extra_meta(meta)
-
-
-def _json_ints(value: Any) -> Any:
-    """Generator states hold integers wider than 64 bits: written as decimal strings."""
-    if isinstance(value, dict):
-        return {k: _json_ints(v) for k, v in value.items()}
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return str(int(value))
-    return value
-
-
-def _plain_ints(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain_ints(v) for k, v in value.items()}
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return value
