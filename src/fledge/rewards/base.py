@@ -32,6 +32,7 @@ from fledge.checkpoints.parts import (
     torch_generator_state,
 )
 from fledge.envs.api import ActionSpec, ObservationSpec
+from fledge.networks.actor_critic import NetworkShape
 from fledge.networks.body import NetworkBody
 from fledge.networks.device import to_device
 from fledge.rewards.fast import Gradients
@@ -80,15 +81,9 @@ class SignalBatch:
         )
 
 
-@dataclass(frozen=True)
-class BodySettings:
-    """The parts of a signal's `network_settings` its encoder reads."""
-
-    hidden_units: int = 128
-    num_layers: int = 2
-    normalize: bool = False
-    vis_encode_type: str = "simple"
-    goal_conditioning_type: str = "hyper"
+#: The parts of a signal's `network_settings` its encoder reads: the networks' shape, without memory (signals
+#: ignore it, with a warning).
+BodySettings = NetworkShape
 
 
 def flat_actions(continuous: torch.Tensor, discrete: torch.Tensor, spec: ActionSpec) -> torch.Tensor:
