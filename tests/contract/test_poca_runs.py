@@ -43,7 +43,7 @@ def poca_settings(**extra: Any) -> dict[str, Any]:
     }
 
 
-def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path) -> None:
+def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = poca_settings(
         max_steps=3000, self_play={"save_steps": 400, "team_change": 1000, "swap_steps": 300, "elo_k_factor": 16.0}
     )
@@ -65,6 +65,8 @@ def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path) -> None:
     assert status["Tennis"]["elo"] != 1200.0
     rows = list(csv.DictReader((tmp_path / "ghost" / "run_logs" / "Tennis.csv").open()))
     assert "Losses/Baseline Loss" in rows[-1] and "Policy/Extrinsic Baseline Estimate" in rows[-1]
+    # the team that did not learn kept its group rows, so trajectories across a team change are all used
+    assert "was left out" not in caplog.text
 
 
 class KilledAfter:

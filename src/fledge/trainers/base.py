@@ -241,6 +241,10 @@ class TrainerBase(ABC):
         if outcome.trajectories and self.should_train:
             self.learn(outcome.trajectories)
 
+    def watch(self, outcome: StepOutcome) -> None:
+        """A step of a team that plays but does not learn now (self-play): nothing to keep by default."""
+        return None
+
     # -- reward signals ---------------------------------------------------------------------------
     def env_continuous(self, continuous: np.ndarray) -> np.ndarray:
         """The continuous actions as the environment received them (what signals see); PPO and POCA clip."""

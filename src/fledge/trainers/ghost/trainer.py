@@ -212,6 +212,7 @@ class GhostTrainer:
     def observe_team(self, team: int, outcome: StepOutcome) -> None:
         """One step of one team: the learning team's outcome goes to the wrapped trainer, others are counted."""
         if not self.controller.is_learning(team):
+            self.inner.watch(outcome)
             added = sum(len(t) for t in outcome.trajectories)
             self.ghost_step += added
             if added and self.ghost_step - self.last_swap > self.swap_steps:

@@ -108,6 +108,12 @@ class POCATrainer(TrainerBase):
                 )
         super().observe(outcome)
 
+    def watch(self, outcome: StepOutcome) -> None:
+        """Keep the group rows of a team that does not learn now, so that its trajectories that run across the
+        next team change still find their groupmates' rows (as PPO self-play keeps those trajectories)."""
+        if outcome.group_step is not None:
+            self.assembler.record(outcome.group_step)
+
     def learn(self, trajectories: list[Trajectory]) -> None:
         normalizer = self.policy.normalizer
         if normalizer is not None:
