@@ -1,7 +1,7 @@
 """POCA runs end to end: wrapped by the self-play (ghost) trainer on a team game whose teams have groups;
 on the built-in DungeonEscape it reports its stats, writes an actor-only ONNX that plays, and resumes, also
 with a camera beside the vector observation (the group critic encodes each member's camera); on GridWorld it
-takes a camera and a goal signal."""
+takes a camera and a goal signal, on Sorter variable-length entities."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from fledge import api
 from fledge.config import build_run_options
@@ -177,20 +178,22 @@ def test_poca_with_a_camera_encodes_members_resumes_and_exports_the_actor(tmp_pa
         env.close()
 
 
-def test_poca_on_a_camera_and_goal_signal_without_groups(tmp_path: Path) -> None:
-    """GridWorld: a camera and a goal signal (hyper-conditioned actor), agents without a group (groups of one)."""
+@pytest.mark.parametrize("env", ["GridWorld", "Sorter"])
+def test_poca_on_cameras_goal_signals_and_entities_without_groups(tmp_path: Path, env: str) -> None:
+    """GridWorld: a camera and a goal signal (hyper-conditioned actor); Sorter: a vector and variable-length
+    entities; their agents have no group (each a group of one)."""
     settings = poca_settings(max_steps=600, summary_freq=300)
     settings["hyperparameters"]["buffer_size"] = 256
     options = build_run_options(
         {
-            "behaviors": {"GridWorld": settings},
-            "env_settings": {"env_path": "GridWorld", "seed": 1},
-            "checkpoint_settings": {"run_id": "visual", "results_dir": str(tmp_path)},
+            "behaviors": {env: settings},
+            "env_settings": {"env_path": env, "seed": 1},
+            "checkpoint_settings": {"run_id": "run", "results_dir": str(tmp_path)},
         }
     )
     result = api.run(options, display="none")
-    assert result.behaviors["GridWorld"].steps >= 600
-    rows = list(csv.DictReader((tmp_path / "visual" / "run_logs" / "GridWorld.csv").open()))
+    assert result.behaviors[env].steps >= 600
+    rows = list(csv.DictReader((tmp_path / "run" / "run_logs" / f"{env}.csv").open()))
     losses = [float(r["Losses/Baseline Loss"]) for r in rows if r.get("Losses/Baseline Loss")]
     assert losses and np.isfinite(losses).all()
 
