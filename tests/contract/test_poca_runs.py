@@ -1,5 +1,7 @@
 """POCA runs end to end: wrapped by the self-play (ghost) trainer on a team game whose teams have groups;
-on the built-in DungeonEscape it reports its stats, writes an actor-only ONNX that plays, and resumes."""
+on the built-in DungeonEscape it reports its stats, writes an actor-only ONNX that plays, and resumes, also
+with a camera beside the vector observation (the group critic encodes each member's camera); on GridWorld it
+takes a camera and a goal signal, on Sorter variable-length entities."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from fledge import api
 from fledge.config import build_run_options
 from fledge.envs.builtin.teams import TeamTaskEnv
 from fledge.envs.builtin.tennis import TennisTask
-from fledge.errors import ConfigError
 
 
 class GroupedTennis(TennisTask):
@@ -72,10 +73,10 @@ def test_poca_with_self_play_on_a_team_game_with_groups(tmp_path: Path, caplog: 
 class KilledAfter:
     """DungeonEscape, stopping the run abruptly (no final checkpoint) after some environment steps."""
 
-    def __init__(self, env_steps: int) -> None:
+    def __init__(self, env_steps: int, env_args: dict[str, Any] | None = None) -> None:
         from fledge.envs import registry
 
-        self.env = registry.make("DungeonEscape", seed=5, num_areas=4)
+        self.env = registry.make("DungeonEscape", seed=5, num_areas=4, **(env_args or {}))
         self.left = env_steps
 
     def __getattr__(self, name: str) -> Any:
@@ -124,16 +125,79 @@ def test_poca_resumes_after_a_hard_stop_and_its_onnx_plays(tmp_path: Path) -> No
     assert result.steps > 0
 
 
-def test_poca_refuses_cameras_clearly(tmp_path: Path) -> None:
-    options = build_run_options(
+def camera_options(tmp_path: Path, run_id: str, max_steps: int, **checkpoint: Any) -> Any:
+    settings = poca_settings(max_steps=max_steps, checkpoint_interval=1000)
+    settings["network_settings"]["vis_encode_type"] = "simple"
+    return build_run_options(
         {
-            "behaviors": {"GridWorld": poca_settings(max_steps=100)},
-            "env_settings": {"env_path": "GridWorld", "seed": 1},
-            "checkpoint_settings": {"run_id": "visual", "results_dir": str(tmp_path)},
+            "behaviors": {"DungeonEscape": settings},
+            "env_settings": {"env_path": "DungeonEscape", "num_areas": 4, "seed": 5, "env_args": ["camera=4"]},
+            "checkpoint_settings": {"run_id": run_id, "results_dir": str(tmp_path), **checkpoint},
         }
     )
-    with pytest.raises(ConfigError, match="vector observations only"):
-        api.run(options, display="none")
+
+
+def test_poca_with_a_camera_encodes_members_resumes_and_exports_the_actor(tmp_path: Path) -> None:
+    from fledge.checkpoints.onnx import describe_onnx, load_onnx_policy
+    from fledge.checkpoints.state_io import load_state
+    from fledge.envs import registry
+    from fledge.envs.api import ActionTuple
+
+    n = 2000
+    options = camera_options(tmp_path, "camera", n)
+    killed = KilledAfter(150, env_args={"camera": 4})
+    assert [tuple(o.shape) for o in killed.behavior_specs["DungeonEscape"].observation_specs] == [(16,), (4, 20, 20)]
+    first = api.run(options, env=killed, display="none")  # type: ignore[arg-type]
+    assert first.interrupted
+    mid, _ = load_state(tmp_path / "camera" / "DungeonEscape" / "checkpoint.pt")
+    # the group critic has its own camera encoder, saved with the actor's
+    assert any(k.startswith("critic.encoder.visual.") for k in mid.tensors)
+    api.run(camera_options(tmp_path, "camera", n, resume=True), display="none")
+    end, _ = load_state(tmp_path / "camera" / "DungeonEscape" / "checkpoint.pt")
+    assert end.meta["step"] >= n and end.meta["update_count"] > mid.meta["update_count"]
+    moved = [
+        k for k in end.tensors if k.startswith("critic.encoder.") and not np.array_equal(end.tensors[k], mid.tensors[k])
+    ]
+    assert moved, "the critic's camera encoder did not learn"
+    rows = list(csv.DictReader((tmp_path / "camera" / "run_logs" / "DungeonEscape.csv").open()))
+    assert np.isfinite(float(rows[-1]["Losses/Baseline Loss"]))
+    # the ONNX is the actor alone, with both observations as inputs (PPO's contract)
+    described = describe_onnx(tmp_path / "camera" / "DungeonEscape.onnx")
+    assert [i["name"] for i in described["inputs"]][:2] == ["obs_0", "obs_1"]
+    assert described["inputs"][1]["shape"] == ["batch", 4, 20, 20]
+    policy = load_onnx_policy(tmp_path / "camera" / "DungeonEscape.onnx")
+    env = registry.make("DungeonEscape", seed=1, num_areas=2, camera=4)
+    try:
+        env.reset()
+        for _ in range(20):
+            decision, _ = env.get_steps("DungeonEscape")
+            if len(decision):
+                _, moves = policy.act(decision.obs, deterministic=True)
+                assert moves is not None and moves.shape == (len(decision), 1) and 0 <= moves.min() <= moves.max() < 5
+                env.set_actions("DungeonEscape", ActionTuple(discrete=moves))
+            env.step()
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env", ["GridWorld", "Sorter"])
+def test_poca_on_cameras_goal_signals_and_entities_without_groups(tmp_path: Path, env: str) -> None:
+    """GridWorld: a camera and a goal signal (hyper-conditioned actor); Sorter: a vector and variable-length
+    entities; their agents have no group (each a group of one)."""
+    settings = poca_settings(max_steps=600, summary_freq=300)
+    settings["hyperparameters"]["buffer_size"] = 256
+    options = build_run_options(
+        {
+            "behaviors": {env: settings},
+            "env_settings": {"env_path": env, "seed": 1},
+            "checkpoint_settings": {"run_id": "run", "results_dir": str(tmp_path)},
+        }
+    )
+    result = api.run(options, display="none")
+    assert result.behaviors[env].steps >= 600
+    rows = list(csv.DictReader((tmp_path / "run" / "run_logs" / f"{env}.csv").open()))
+    losses = [float(r["Losses/Baseline Loss"]) for r in rows if r.get("Losses/Baseline Loss")]
+    assert losses and np.isfinite(losses).all()
 
 
 def test_poca_is_deterministic(tmp_path: Path) -> None:

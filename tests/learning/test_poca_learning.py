@@ -22,15 +22,19 @@ from fledge.config import build_run_options
 from fledge.configs import shipped_config
 
 
-def escape_rate(tmp_path: Path, trainer: str, *, steps: int, seed: int) -> float:
-    """The share of group episodes that escaped over the run's last summary period."""
+def escape_rate(tmp_path: Path, trainer: str, *, steps: int, seed: int, camera: int = 0) -> float:
+    """The share of group episodes that escaped over the run's last summary period; `camera` k > 0: every agent
+    also sees the board through a top-down camera (k pixels per cell) with the simple visual encoder."""
     config = shipped_config("DungeonEscape", trainer)
     assert config is not None
     raw = yaml.safe_load(config.read_text())
     b = raw["behaviors"]["DungeonEscape"]
     b.update(max_steps=steps, summary_freq=steps // 4, checkpoint_interval=steps)
-    run_id = f"{trainer}-{seed}"
+    run_id = f"{trainer}-{seed}-{camera}"
     raw["env_settings"] = {"env_path": "DungeonEscape", "num_areas": 16, "seed": seed}
+    if camera:
+        b["network_settings"]["vis_encode_type"] = "simple"
+        raw["env_settings"]["env_args"] = [f"camera={camera}"]
     raw["checkpoint_settings"] = {"run_id": run_id, "results_dir": str(tmp_path)}
     api.run(build_run_options(raw), display="none")
     rows = list(csv.DictReader((tmp_path / run_id / "run_logs" / "DungeonEscape.csv").open()))
@@ -56,3 +60,14 @@ def test_poca_beats_ppo_over_three_seeds(tmp_path: Path) -> None:
         assert poca > 0.9 and poca - ppo > 0.25, (seed, poca, ppo)
         margins.append(poca - ppo)
     assert np.mean(margins) > 0.35, margins
+
+
+@pytest.mark.slow
+def test_poca_with_cameras_still_escapes_and_independent_ppo_does_not(tmp_path: Path) -> None:
+    """With a camera beside the vector the group critic encodes every member's image. Measured at 60,000 steps:
+    POCA 0.912 / 0.728 / 0.757 (seeds 1, 2, 3; with vectors alone 0.972 / 0.944 for seeds 2, 3), PPO 0.234
+    (seed 1)."""
+    poca = escape_rate(tmp_path, "poca", steps=60_000, seed=1, camera=4)
+    ppo = escape_rate(tmp_path, "ppo", steps=60_000, seed=1, camera=4)
+    assert poca > 0.7, poca
+    assert ppo < 0.5, ppo

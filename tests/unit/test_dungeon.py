@@ -66,3 +66,25 @@ def test_time_limit_interrupts_the_group_without_reward() -> None:
         act(env, {})  # nobody moves: nobody meets the guard
     _, t = env.get_steps("DungeonEscape")
     assert sorted(t.agent_id.tolist()) == [0, 1, 2] and t.interrupted.all() and not t.group_reward.any()
+
+
+def test_camera_shows_the_agent_its_groupmates_the_guard_and_the_dropped_key() -> None:
+    env = registry.make("DungeonEscape", seed=0, num_areas=2, camera=2)
+    assert isinstance(env, GroupTaskEnv)
+    assert [tuple(o.shape) for o in env.behavior_specs["DungeonEscape"].observation_specs] == [(16,), (4, 10, 10)]
+    env.reset()
+    task = env.group_task
+    assert isinstance(task, DungeonEscapeTask)
+    task.guard[0] = (2, 0)
+    task.pos[0] = [(3, 0), (1, 1), (4, 4)]
+    act(env, {0: LEFT})  # agent 0 is taken; the guard drops the key on (2, 0)
+    d, _ = env.get_steps("DungeonEscape")
+    assert d.agent_id.tolist()[:2] == [1, 2]
+    image = d.obs[1][0]  # agent 1's camera, 2 x 2 pixels per cell, row = y
+    cells = image[:, ::2, ::2]
+    np.testing.assert_array_equal(image[:, ::2, ::2], image[:, 1::2, 1::2])  # each cell a uniform 2 x 2 block
+    assert np.argwhere(cells[0]).tolist() == [[1, 1]]  # itself at (x 1, y 1)
+    assert np.argwhere(cells[1]).tolist() == [[4, 4]]  # agent 2; agent 0 has left the board
+    assert not cells[2].any()  # the guard is gone
+    assert np.argwhere(cells[3]).tolist() == [[0, 2]]  # the key on the floor at (x 2, y 0)
+    np.testing.assert_array_equal(d.obs[0][0], task._observe()[1])  # the vector observation is unchanged

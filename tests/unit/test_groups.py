@@ -63,10 +63,10 @@ def step(proc: AgentProcessor, d: DecisionSteps, t: TerminalSteps) -> StepOutcom
 
 
 def run(
-    steps: list[tuple[DecisionSteps, TerminalSteps]], horizon: int = 10
+    steps: list[tuple[DecisionSteps, TerminalSteps]], horizon: int = 10, *, mates_observed: bool = True
 ) -> tuple[GroupAssembler, list[Trajectory], list[float]]:
     proc = AgentProcessor(spec=SPEC, time_horizon=horizon, n_values=1, groups=True, source="B")
-    asm = GroupAssembler(obs_size=2, act_size=3, keep=50)
+    asm = GroupAssembler(obs_size=2, act_size=3, keep=50, mates_observed=mates_observed)
     trajs: list[Trajectory] = []
     finished: list[float] = []
     for d, t in steps:
@@ -115,6 +115,29 @@ def test_early_dead_agent_is_bootstrapped_by_the_group_that_plays_on_and_the_gro
     assert alive.group_done
     # the group's cumulative reward: every individual reward plus the group reward once
     assert finished == [0.5 + 0.25 - 1.0 + 2.0 + 1.0]
+
+
+def test_groupmate_rows_without_observations_hold_the_actions_and_the_members_hold_the_observations() -> None:
+    steps = [
+        (decide([0, 1, 2], [7, 7, 7]), NONE),
+        (decide([0, 1, 2], [7, 7, 7], reward=[0.5, 0.25, 0.0]), NONE),
+        (decide([1, 2], [7, 7]), end([0], [7], reward=[-1.0], grew=[0.0])),
+        (decide([], []), end([1, 2], [7, 7], reward=[0.0, 2.0], grew=[1.0, 1.0])),
+    ]
+    full_asm, full_trajs, _ = run(steps)
+    asm, trajs, _ = run(steps, mates_observed=False)
+    assert len(trajs) == len(full_trajs) == 3
+    for full_traj, traj in zip(full_trajs, trajs):
+        full, short = full_asm.context(full_traj), asm.context(traj)
+        assert full is not None and short is not None
+        assert short.others.shape[2] == 3  # the one-hot actions alone
+        np.testing.assert_array_equal(short.others, full.others[:, :, 2:])
+        # the groupmates' observations the critic reads instead: the members' rows after the agent's own
+        present = full.others_mask > 0
+        np.testing.assert_array_equal(full.others[:, :, :2][present], full.members[:-1, 1:][present])
+        np.testing.assert_array_equal(short.others_mask, full.members_mask[:-1, 1:])
+        np.testing.assert_array_equal(short.members, full.members)
+        assert short.group_done == full.group_done
 
 
 def test_interrupted_group_bootstraps_from_its_terminal_observations() -> None:

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from fledge.envs.api import DimensionProperty as D
+from fledge.envs.api import ObservationSpec, ObservationType
+from fledge.networks.encoders.layout import ObservationLayout
 from fledge.trainers.poca import losses as L
 
 
@@ -131,3 +134,87 @@ def test_numpy_attention_and_its_gradients_equal_the_torch_formulas() -> None:
     moved = qkv.detach().clone()
     moved[1, 1, 16:] += 5.0
     torch.testing.assert_close(attention(moved, mask, heads=2)[1, 0], got[1, 0].detach())
+
+
+def _mixed_layout() -> ObservationLayout:
+    return ObservationLayout.of(
+        [
+            ObservationSpec.vector(3),
+            ObservationSpec((2, 6, 6), (D.NONE, D.TRANSLATIONAL_EQUIVARIANCE, D.TRANSLATIONAL_EQUIVARIANCE)),
+            ObservationSpec((4, 2), (D.VARIABLE_SIZE, D.NONE)),
+            ObservationSpec((2,), (D.NONE,), ObservationType.GOAL_SIGNAL),
+        ]
+    )
+
+
+def _encoded_by_hand(critic: torch.nn.Module, row: torch.Tensor) -> torch.Tensor:
+    """One member's encoding from its flat row (3 vector + 72 image + 8 entity + 2 goal columns), the pieces' own
+    forwards joined by hand: [vector, camera encoding, goal, entity block over the entities given the rest]."""
+    tower = critic.encoder
+    vector, image, entities, goal = row[:, :3], row[:, 3:75], row[:, 75:83], row[:, 83:85]
+    camera = tower.visual[0](image.reshape(-1, 2, 6, 6))
+    fixed = torch.cat([vector, camera, goal], dim=1)
+    return torch.cat([fixed, tower.entity([entities.reshape(-1, 4, 2)], fixed)], dim=1)
+
+
+def test_critic_with_camera_entity_and_goal_rows_equals_the_encoders_by_hand_and_ignores_absent_members() -> None:
+    from fledge.networks.group_critic import GroupCritic
+
+    torch.manual_seed(3)
+    layout = _mixed_layout()
+    critic = GroupCritic(
+        obs_size=85,
+        act_size=3,
+        hidden_units=8,
+        num_layers=2,
+        n_values=2,
+        layout=layout,
+        vis_encode_type="fully_connected",
+    )
+    assert not critic.mates_observed
+    critic.see_width(3)
+    members = torch.randn(4, 3, 85)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 1]], dtype=torch.float32)
+    members[2:, :, 77:83] = 0.0  # some entities absent (all-zero rows) in some members' entity observations
+    actions = torch.randn(4, 2, 3)
+    enc = torch.stack([_encoded_by_hand(critic, members[:, i]) for i in range(3)], dim=1)  # (4, 3, k)
+    k = enc.shape[2]
+    assert k == 3 + 8 + 2 + 128  # vector, camera encoding (hidden_units), goal, entity block
+    ones = mask[:, :, None]
+    obs_entities = torch.cat([enc * ones, ones], dim=2)
+    mates = mask[:, 1:, None]
+    act_entities = torch.cat([torch.cat([enc[:, 1:], actions], dim=2) * mates, mates], dim=2)
+    own = torch.cat([enc[:, :1], torch.ones(4, 1, 1)], dim=2)
+    want_v = _encoder_value(critic, obs_entities, torch.zeros(4, 0, k + 4), mask.sum(dim=1))
+    want_b = _encoder_value(critic, own, act_entities, mask.sum(dim=1))
+    v, b = critic.value_and_baseline(members, mask, actions, mask[:, 1:])
+    torch.testing.assert_close(v, want_v)
+    torch.testing.assert_close(b, want_b)
+    torch.testing.assert_close(critic.value(members, mask), want_v)
+    # an absent member's row never reaches the encoders (not even NaN spreads) and its action is ignored
+    noisy, noisy_actions = members.clone(), actions.clone()
+    noisy[1, 2] = float("nan")
+    noisy[2, 1:] = 1e3
+    noisy_actions[1, 1] = 50.0
+    v2, b2 = critic.value_and_baseline(noisy, mask, noisy_actions, mask[:, 1:])
+    torch.testing.assert_close(v2, v)
+    torch.testing.assert_close(b2, b)
+    # the gradients of every weight (encoders included) are those of the hand-joined formula
+    weights = torch.randn(4, 2)
+
+    def grads(one_pass: bool) -> list[torch.Tensor]:
+        critic.zero_grad()
+        if one_pass:
+            v, b = critic.value_and_baseline(members, mask, actions, mask[:, 1:])
+        else:
+            enc = torch.stack([_encoded_by_hand(critic, members[:, i]) for i in range(3)], dim=1)
+            obs_e = torch.cat([enc * ones, ones], dim=2)
+            act_e = torch.cat([torch.cat([enc[:, 1:], actions], dim=2) * mates, mates], dim=2)
+            own = torch.cat([enc[:, :1], torch.ones(4, 1, 1)], dim=2)
+            v = _encoder_value(critic, obs_e, torch.zeros(4, 0, k + 4), mask.sum(dim=1))
+            b = _encoder_value(critic, own, act_e, mask.sum(dim=1))
+        ((v * weights).sum() + (b * b).sum()).backward()
+        return [p.grad.clone() for p in critic.parameters()]  # type: ignore[union-attr]
+
+    for got, want in zip(grads(True), grads(False)):
+        torch.testing.assert_close(got, want)

@@ -421,7 +421,8 @@ register(
         "Three agents per area form one group on a 5 x 5 board: one must step onto the guard (it leaves the "
         "board, the guard drops a key) so that another can carry the key to the door, which gives every agent "
         "still on the board the group reward +1 (individual rewards are always 0); for POCA: vector of 16, one "
-        "discrete branch of 5 moves, 40 decisions at most. Options num_agents (3 per group), grid_size."
+        "discrete branch of 5 moves, 40 decisions at most. Options num_agents (3 per group), grid_size, camera "
+        "(k > 0 adds a top-down image of 4 channels, k pixels per cell)."
     ),
     trainer="poca",  # the group reward needs POCA's group critic; independent PPO does not solve it
 )

@@ -1,9 +1,14 @@
 """POCA's centralised critic: one network giving the group's value and each agent's baseline (spec 8.5).
 
-Entities are group members. Two kinds of entity rows enter one residual self-attention block (the
-weights of networks/encoders/entity.py's EntityEncoder, its maths):
-- observation entities: a member's normalised flat observation, then a 1.0 presence column;
-- observation-action entities: a groupmate's observation, its action (continuous samples, then one-hot
+Entities are group members. Each member's observations are first encoded (spec 8.5): a behavior of
+vector observations only is read as it is (the normalised flat row); any other (cameras, entities,
+goal signals beside them) passes each member's row through the observation encoders of a network body
+(networks/body.py's `Tower` without dense layers: a visual encoder per camera, the entity encoder for
+variable-length observations, the vector observations as they are, goals concatenated like any other
+observation), run once per present member. Two kinds of entity rows then enter one residual
+self-attention block (the weights of networks/encoders/entity.py's EntityEncoder, its maths):
+- observation entities: a member's encoding, then a 1.0 presence column;
+- observation-action entities: a groupmate's encoding, its action (continuous samples, then one-hot
   discrete branches), then a 1.0 presence column.
 Absent members (padding up to the widest group) are masked out of the attention (as keys) and of the
 pooled average.
@@ -28,8 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fledge.networks.body import Tower
 from fledge.networks.dense import DenseStack
 from fledge.networks.encoders.entity import HEADS, POOL_EPS, EntityEncoder
+from fledge.networks.encoders.layout import ObservationLayout
 from fledge.networks.group_attention import attention
 
 
@@ -49,12 +56,34 @@ def _present_linear(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
 class GroupCritic(nn.Module):
     widest: torch.Tensor
 
-    def __init__(self, *, obs_size: int, act_size: int, hidden_units: int, num_layers: int, n_values: int) -> None:
+    def __init__(
+        self,
+        *,
+        obs_size: int,
+        act_size: int,
+        hidden_units: int,
+        num_layers: int,
+        n_values: int,
+        layout: ObservationLayout | None = None,
+        vis_encode_type: str = "simple",
+    ) -> None:
+        """`layout`: where each observation lies in a member's row (None: one vector observation of `obs_size`)."""
         super().__init__()
         self.obs_size = obs_size
         self.act_size = act_size
+        self.layout = layout if layout is not None else ObservationLayout.vector(obs_size)
+        if self.layout.size != obs_size:
+            raise ValueError(f"obs_size {obs_size} does not match the layout's {self.layout.size}")
         size = embedding_size(hidden_units)
-        self.entities = EntityEncoder((obs_size + 1, obs_size + act_size + 1), 0, embedding_size=size)
+        # vector rows are read as they are (no module: the same weights for the same seed as ever)
+        self.encoder: Tower | None = None
+        encoded = obs_size
+        if not self.layout.all_vector:
+            self.encoder = Tower(
+                self.layout, hidden_units=hidden_units, num_layers=0, vis_encode_type=vis_encode_type, conditioned=False
+            )
+            encoded = self.encoder.out_size
+        self.entities = EntityEncoder((encoded + 1, encoded + act_size + 1), 0, embedding_size=size)
         self.dense = DenseStack(size + 1, hidden_units, max(int(num_layers), 1))
         self.heads = nn.Linear(self.dense.out_size, n_values)
         self.register_buffer("widest", torch.ones(()))  # the widest group seen: scales the member count
@@ -87,14 +116,33 @@ class GroupCritic(nn.Module):
     def _act_entities(self, others: torch.Tensor) -> torch.Tensor:
         return F.silu(_present_linear(others, self.entities.embeddings[1]))
 
+    @property
+    def mates_observed(self) -> bool:
+        """True when the baseline's groupmate rows carry the mates' observations before their actions (vector
+        rows); False when they carry the actions alone and the mates' encodings come from `members`."""
+        return self.encoder is None
+
+    def encode(self, members: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Members' encodings (B, M, k) of their normalised rows (B, M, obs): the rows themselves for vector
+        observations, else the observation encoders' output for present members and zeros for absent ones."""
+        if self.encoder is None:
+            return members
+        b, m, width = members.shape
+        present = mask.reshape(-1).nonzero().squeeze(1)
+        enc = self.encoder(members.reshape(b * m, width).index_select(0, present))
+        out = enc.new_zeros((b * m, enc.shape[1])).index_copy(0, present, enc)
+        return out.view(b, m, -1)
+
     def value(self, members: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, S) values of groups: members (B, M, obs) normalised observations, mask (B, M) 1.0 present."""
-        e, qkv = self._qkv(self._obs_entities(members))
+        e, qkv = self._qkv(self._obs_entities(self.encode(members, mask)))
         return self._heads(self._attend(e, qkv, mask), mask.sum(dim=1))
 
     def baseline(self, own: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor) -> torch.Tensor:
         """(B, S) baselines: own (B, obs) normalised observation; others (B, M-1, obs + act) the groupmates'
-        normalised observations and actions, others_mask (B, M-1)."""
+        normalised observations and actions, others_mask (B, M-1). Vector observations only (`mates_observed`)."""
+        if self.encoder is not None:
+            raise ValueError("baseline() reads vector rows; use value_and_baseline() with encoded observations")
         embedded = torch.cat([self._obs_entities(own).unsqueeze(1), self._act_entities(others)], dim=1)
         mask = torch.cat([others_mask.new_ones((own.shape[0], 1)), others_mask], dim=1)
         e, qkv = self._qkv(embedded)
@@ -104,10 +152,14 @@ class GroupCritic(nn.Module):
         self, members: torch.Tensor, mask: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`value(members, mask)` and `baseline(members[:, 0], others, others_mask)` of the same B rows in one
-        pass (members[:, 0] is the agent itself): each entity is embedded, normalised and projected to
+        pass (members[:, 0] is the agent itself). Without `mates_observed`, `others` (B, M-1, act) holds the
+        mates' actions alone and their observations are members[:, 1:]. Each member is encoded once, each entity is embedded, normalised and projected to
         queries, keys and values once (the agent's own entity serves both), then the value rows and the
         baseline rows (M entities each) go through one attention block and one set of dense layers."""
         b, m, _ = members.shape
+        if self.encoder is not None:
+            members = self.encode(members, mask)
+            others = torch.cat([members[:, 1:], others], dim=2)
         e, qkv = self._qkv(torch.cat([self._obs_entities(members), self._act_entities(others)], dim=1))
         # rows 2i: the value's M entities; rows 2i + 1: the baseline's (the agent's own, then its mates' actions)
         order = torch.tensor([*range(m), 0, *range(m, 2 * m - 1)], device=e.device)

@@ -6,7 +6,8 @@ agent's group id and the processor call it decided in, and hands every call's ra
 
 - for each row: the observations of every group member that decided in the same call (the agent
   itself first; absent members are padding with mask 0) and the observations + actions of its
-  groupmates (for the agent's baseline);
+  groupmates (for the agent's baseline; with `mates_observed` False their actions alone, for a critic
+  that reads the groupmates' observations from the members' rows);
 - for each row: the individual rewards its groupmates received for the same step (POCA's extrinsic
   reward is own reward + groupmates' rewards + group reward, spec 8.5);
 - the group after the last row, for the bootstrap: the members still playing at the call that
@@ -102,7 +103,7 @@ class GroupContext:
 
     members: np.ndarray  # (T + 1, M, obs) members' observations (self first), row T: the group after the last row
     members_mask: np.ndarray  # (T + 1, M) 1.0 present
-    others: np.ndarray  # (T, M - 1, obs + act) groupmates' observations and actions
+    others: np.ndarray  # (T, M - 1, obs + act) groupmates' observations and actions (or (T, M - 1, act): actions)
     others_mask: np.ndarray  # (T, M - 1)
     mate_rewards: np.ndarray  # (T,) groupmates' individual rewards for each step
     group_done: bool  # the whole group ended for real after the last row: bootstrap 0
@@ -121,9 +122,10 @@ def _keys(groups: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 class GroupAssembler:
-    def __init__(self, *, obs_size: int, act_size: int, keep: int) -> None:
+    def __init__(self, *, obs_size: int, act_size: int, keep: int, mates_observed: bool = True) -> None:
         self.obs_size = obs_size
         self.act_size = act_size
+        self.mates_observed = mates_observed  # groupmate rows: observations then actions, or actions alone
         self.keep = max(int(keep), 2)
         self.width = 1  # the widest group seen (M)
         self.calls: dict[tuple[str, int], CallRows] = {}
@@ -201,7 +203,8 @@ class GroupAssembler:
         n, m, agent = len(traj), self.width, traj.agent_id
         members = np.zeros((n + 1, m, self.obs_size), dtype=np.float32)
         members_mask = np.zeros((n + 1, m), dtype=np.float32)
-        others = np.zeros((n, max(m - 1, 0), self.obs_size + self.act_size), dtype=np.float32)
+        mate_obs = self.obs_size if self.mates_observed else 0
+        others = np.zeros((n, max(m - 1, 0), mate_obs + self.act_size), dtype=np.float32)
         others_mask = np.zeros((n, max(m - 1, 0)), dtype=np.float32)
         mate_rewards = np.zeros(n, dtype=np.float32)
         steps = traj.steps.tolist()
@@ -226,8 +229,9 @@ class GroupAssembler:
             members_mask[rows, :size] = 1.0
             if size > 1:
                 act = np.take_along_axis(np.stack([decided[t][2] for t in rows]), order[:, 1:], axis=1)
-                others[rows, : size - 1, : self.obs_size] = obs[:, 1:]
-                others[rows, : size - 1, self.obs_size :] = act
+                if mate_obs:
+                    others[rows, : size - 1, :mate_obs] = obs[:, 1:]
+                others[rows, : size - 1, mate_obs:] = act
                 others_mask[rows, : size - 1] = 1.0
         for at in _by_size([len(p[1][0]) for p in paid]).values():
             rows = [paid[i][0] for i in at]

@@ -17,6 +17,10 @@ independent learners (PPO) see the sacrifice as an end with nothing after it.
 Observations (16): own (x, y); guard present and its (x, y); key on the floor and its (x, y); holds the
 key; a groupmate holds the key; for each of the two groupmates in id order: on the board, and its
 (x, y). Positions scaled to [0, 1]; absent things are zeros.
+With ``camera`` k > 0 each agent also sees the board from above (a second observation, ``CameraSensor``,
+(4, S, S) float32 with S = k x ``grid_size``, channels first, k x k pixels per cell, row = y): channel 0
+the agent itself, 1 its groupmates on the board, 2 the living guard, 3 the key on the floor. The visual
+encoders' minimum sides apply (k = 1 on the 5 x 5 board suits match3 and fully_connected; k = 4, simple).
 Actions: one discrete branch of 5: 0 stay, 1 up (y - 1), 2 down, 3 left (x - 1), 4 right; moves into a
 wall leave the agent where it is.
 The env records `DungeonEscape/Escaped` (1 escaped, 0 interrupted) per finished group episode.
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, ObservationSpec
+from fledge.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from fledge.envs.builtin._common import check_count
 from fledge.envs.builtin.groups import GroupTask
 from fledge.errors import ConfigError
@@ -38,6 +42,12 @@ BEHAVIOR = "DungeonEscape"
 GROUP_SIZE = 3
 OBS_SIZE = 16
 MAX_EPISODE_STEPS = 40
+CAMERA_CHANNELS = 4
+CAMERA_PROPERTIES = (
+    DimensionProperty.NONE,
+    DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+    DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+)
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.int64)
 
 
@@ -45,7 +55,11 @@ class DungeonEscapeTask(GroupTask):
     behavior_name = BEHAVIOR
 
     def __init__(
-        self, num_agents: int = GROUP_SIZE, grid_size: int = 5, max_episode_steps: int = MAX_EPISODE_STEPS
+        self,
+        num_agents: int = GROUP_SIZE,
+        grid_size: int = 5,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        camera: int = 0,
     ) -> None:
         n = check_count(BEHAVIOR, "num_agents", num_agents)
         if n % GROUP_SIZE:
@@ -56,8 +70,13 @@ class DungeonEscapeTask(GroupTask):
         if self.size < 3:
             raise ConfigError(f"Environment '{BEHAVIOR}': grid_size {grid_size} is too small; use 3 or more.")
         self.max_episode_steps = check_count(BEHAVIOR, "max_episode_steps", max_episode_steps)
+        self.camera = check_count(BEHAVIOR, "camera", camera, minimum=0)
+        side = self.camera * self.size
+        cameras = [
+            ObservationSpec((CAMERA_CHANNELS, side, side), CAMERA_PROPERTIES, ObservationType.DEFAULT, "CameraSensor")
+        ]
         self.spec = BehaviorSpec(
-            observation_specs=[ObservationSpec.vector(OBS_SIZE, "VectorSensor")],
+            observation_specs=[ObservationSpec.vector(OBS_SIZE, "VectorSensor"), *(cameras if self.camera else [])],
             action_spec=ActionSpec.create_discrete((5,)),
         )
         a = n // GROUP_SIZE
@@ -87,7 +106,7 @@ class DungeonEscapeTask(GroupTask):
         self._restart(np.unique(np.asarray(idx) // GROUP_SIZE), rng)
 
     def observe(self) -> list[np.ndarray]:
-        return [self._observe()]
+        return [self._observe(), self._camera()] if self.camera else [self._observe()]
 
     def apply(self, actions: ActionTuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         ended, self.group_reward, self.interrupted = self._advance(
@@ -175,6 +194,24 @@ class DungeonEscapeTask(GroupTask):
                 obs[:, i, col] = self.on_board[:, j]
                 obs[:, i, col + 1 : col + 3] = self.pos[:, j] / s * self.on_board[:, j, None]
         return obs.reshape(-1, OBS_SIZE)
+
+    def _camera(self) -> np.ndarray:
+        """Each agent's top-down image (n, 4, S, S): itself, its groupmates on the board, the guard, the key."""
+        a, s = self.areas, self.size
+        cells = np.zeros((a, GROUP_SIZE, CAMERA_CHANNELS, s, s), dtype=np.float32)
+        area = np.arange(a)
+        for i in range(GROUP_SIZE):
+            on = self.on_board[:, i]
+            x, y = self.pos[on, i, 0], self.pos[on, i, 1]
+            cells[area[on], i, 0, y, x] = 1.0
+            for j in range(GROUP_SIZE):
+                if j != i:
+                    cells[area[on], j, 1, y, x] = 1.0
+        for channel, (xy, shown) in ((2, (self.guard, self.guard_alive)), (3, (self.key, self.key_on_floor))):
+            cells[area[shown], :, channel, xy[shown, 1], xy[shown, 0]] = 1.0
+        k = self.camera
+        image = cells.repeat(k, axis=3).repeat(k, axis=4) if k > 1 else cells
+        return image.reshape(a * GROUP_SIZE, CAMERA_CHANNELS, s * k, s * k)
 
     def render(self, actions: ActionTuple | None = None) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8 of the first areas: door, guard, key and agents."""

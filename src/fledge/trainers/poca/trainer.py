@@ -14,8 +14,10 @@ shuffled minibatches of `batch_size` over the whole buffer with one Adam over th
 loss = PPO's clipped surrogate + 0.5 * (clipped value loss + 0.5 * clipped baseline loss) - beta * entropy
 (trainers/poca/losses.py), with PPO's schedules of learning rate, beta and epsilon.
 
-Not available with POCA in this version: memory (refused by trainers/settings.refuse_memory) and
-observations other than vectors (refused here: the group critic reads flat vector rows).
+Any observations the actor takes (vectors, cameras, variable-length entities, goal signals) work: the
+actor is PPO's, and the group critic encodes each member's observations with its own observation encoders
+(networks/group_critic.py). Not available with POCA in this version: memory (refused by
+trainers/settings.refuse_memory).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import logging
 import numpy as np
 import torch
 
-from fledge.errors import ConfigError
 from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
+from fledge.networks.encoders.layout import ObservationLayout
 from fledge.networks.group_critic import GroupCritic
 from fledge.rollout.groups import GroupAssembler, GroupContext
 from fledge.rollout.processor import StepOutcome, Trajectory
@@ -62,12 +64,6 @@ class POCATrainer(TrainerBase):
     def build(self) -> None:
         self.hp = PPOHyper.read(self.settings.hyperparameters)
         spec, ps = self.spec, self.policy_settings
-        odd = [tuple(o.shape) for o in spec.observation_specs if len(o.shape) != 1]
-        if odd:
-            raise ConfigError(
-                f"behaviors.{self.name}: trainer_type poca takes vector observations only in this version of "
-                f"fledge; this behavior also has observations of shape {odd}. Use trainer_type: ppo."
-            )
         aspec = spec.action_spec
         self.act_size = aspec.continuous_size + int(sum(aspec.discrete_branches))
         size = self.size_networks(n_in=ps.obs_size, n_out=self.act_size + len(self.signal_names), copies=2)
@@ -80,6 +76,8 @@ class POCATrainer(TrainerBase):
                 hidden_units=ps.hidden_units,
                 num_layers=ps.num_layers,
                 n_values=len(self.signal_names),
+                layout=ObservationLayout.of(spec.observation_specs),
+                vis_encode_type=ps.vis_encode_type,
             ).to(self.device)
         self.model = self.policy.model
         # the actor's own value head is never trained (the group critic gives the values): left out of Adam
@@ -87,7 +85,12 @@ class POCATrainer(TrainerBase):
         self.parameters = actor + list(self.critic.parameters())
         self.optimizer = torch.optim.Adam(self.parameters, lr=self.hp.learning_rate, **fused_if_possible())
         self.adam = AdamStepper(self.optimizer)
-        self.assembler = GroupAssembler(obs_size=ps.obs_size, act_size=self.act_size, keep=4 * self.time_horizon + 8)
+        self.assembler = GroupAssembler(
+            obs_size=ps.obs_size,
+            act_size=self.act_size,
+            keep=4 * self.time_horizon + 8,
+            mates_observed=self.critic.mates_observed,
+        )
         self.buffer = GroupBuffer()
         self.update_count = 0
         self.rewards_before_update: list[float] = []
@@ -133,6 +136,9 @@ class POCATrainer(TrainerBase):
         return self.model.normalize(flat).reshape(x.shape)
 
     def _others(self, others: np.ndarray) -> torch.Tensor:
+        """The groupmate rows as the critic reads them: observations normalised (when they carry them), actions."""
+        if not self.critic.mates_observed:
+            return to_device(np.ascontiguousarray(others), self.device)
         obs = self._normalized(others[..., : self.policy_settings.obs_size])
         return torch.cat([obs, to_device(np.ascontiguousarray(others[..., obs.shape[-1] :]), self.device)], dim=-1)
 
