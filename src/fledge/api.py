@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +48,13 @@ log = logging.getLogger("fledge")
 
 def env_kwargs(options: RunOptions) -> dict[str, Any]:
     """`env_settings.env_args` / `--env-args k=v ...` as keyword arguments for the environment (values as YAML)."""
+    return parse_env_args(options.env_settings.env_args or [])
+
+
+def parse_env_args(items: Sequence[Any]) -> dict[str, Any]:
+    """`k=v` items (env_settings.env_args) as keyword arguments, each value read as YAML."""
     kwargs: dict[str, Any] = {}
-    for item in options.env_settings.env_args or []:
+    for item in items:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip().isidentifier():
             raise ConfigError(

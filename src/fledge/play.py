@@ -48,7 +48,7 @@ import numpy as np
 from fledge.envs.api import ActionTuple, BaseEnv, DecisionSteps
 from fledge.errors import ConfigError, RunFolderError
 from fledge.play_frames import FrameRecorder, _check_record_path, _Window
-from fledge.play_policies import Policies, default_env, find_onnx, read_run_config, run_folder
+from fledge.play_policies import Policies, find_onnx, read_run_config, run_env, run_folder
 
 __all__ = [
     "run_folder",
@@ -138,7 +138,7 @@ def play(
         if not run_dir.is_dir():
             raise RunFolderError(f"No run folder at {run_dir}.")
         config = read_run_config(run_dir)
-        env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
+        env_name, env_kwargs = run_env(config)
         policies = Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
         label, name = f"run '{run_dir.name}'", run_dir.name
 

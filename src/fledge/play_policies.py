@@ -263,3 +263,15 @@ def default_env() -> str:
     from fledge.envs.registry import DEFAULT_ENV
 
     return DEFAULT_ENV
+
+
+def run_env(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The environment a run trained on, from its configuration.yaml: its name and the keyword arguments its
+    `env_args` gave it (a built-in's camera size, episode length, ...), so that play sees the observations the
+    policy was trained on. A Unity player's `env_args` are command-line tokens for the executable: none here."""
+    from fledge.api import parse_env_args
+    from fledge.envs.registry import is_unity
+
+    settings = config.get("env_settings") or {}
+    name = str(settings.get("env_path") or default_env())
+    return name, {} if is_unity(name) else parse_env_args(settings.get("env_args") or [])

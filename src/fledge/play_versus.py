@@ -26,7 +26,7 @@ import numpy as np
 from fledge.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
 from fledge.envs.behavior_id import parse_behavior_id
 from fledge.errors import ConfigError, RunFolderError
-from fledge.play_policies import AgentMemories, Policies, default_env, read_run_config, run_folder
+from fledge.play_policies import AgentMemories, Policies, read_run_config, run_env, run_folder
 
 RANDOM = "random"
 STEPS_PER_GAME_LIMIT = 10_000  # a game that never ends stops the command with a clear error
@@ -112,7 +112,7 @@ def versus(
     if games < 1:
         raise ConfigError(f"--games must be at least 1, got {games}.")
     config = read_run_config(run_dir)
-    env_name = str((config.get("env_settings") or {}).get("env_path") or default_env())
+    env_name, env_kwargs = run_env(config)
     ours = Policies(run_dir, checkpoint=checkpoint, use_onnx=use_onnx, deterministic=deterministic, seed=seed)
     theirs: Any
     if opponent == RANDOM:
@@ -127,7 +127,7 @@ def versus(
     for half, count in enumerate(halves):
         if not count:
             continue
-        env = registry.make(env_name, seed=seed + half, num_areas=num_areas)
+        env = registry.make(env_name, seed=seed + half, num_areas=num_areas, **env_kwargs)
         try:
             env.reset()
             specs = dict(env.behavior_specs)

@@ -172,3 +172,23 @@ def test_command_line_error_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("fledge: error: No run 'missing'")
     assert "Traceback" not in proc.stderr
+
+
+def test_play_builds_the_environment_with_the_run_s_env_args(tmp_path: Path) -> None:
+    """A GridWorld trained with its camera upsampled (`env_args: [scale=5]`, 25 pixels instead of 20) plays with the same camera."""
+    raw = {
+        "default_settings": {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 32, "buffer_size": 64},
+            "network_settings": {"hidden_units": 8, "vis_encode_type": "simple"},
+            "max_steps": 64,
+            "checkpoint_interval": 64,
+        },
+        "env_settings": {"env_path": "GridWorld", "env_args": ["scale=5"], "seed": 1},
+        "checkpoint_settings": {"run_id": "scaled", "results_dir": str(tmp_path)},
+    }
+    api.run(build_run_options(raw), display="none")
+    for use_onnx in (False, True):
+        out = io.StringIO()
+        result = play(tmp_path / "scaled", episodes=1, max_steps=30, use_onnx=use_onnx, out=out)
+        assert result.steps > 0, out.getvalue()
