@@ -1,0 +1,273 @@
+"""The gradient accelerator of `losses.ppo_loss` for policies with LSTM memory: autograd's numbers, by hand.
+
+It covers what `fast_gradients` covers plus the LSTM memory the body puts after its dense copies
+(`covers`: vector observations, the plain DenseStack body, memory, CPU parameters). A minibatch is N
+whole sequences of L rows (padding at their ends, `masks` 0 there) with the actor's and the critic's
+memories at the sequence starts. The dense copies run forward and backward as in `fast_gradients`
+(torch, no recording); the LSTMs run over the sequences in numpy, both copies batched in one
+operation per step, keeping the gate activations; the loss's gradient with respect to the features
+(the LSTM outputs) comes in closed form; it is propagated back through time by hand.
+
+The losses are the masked means of `losses.ppo_loss` (D = max(1, sum(masks)), S reward signals):
+- d policy_loss / d logp_i = -(m_i / D) r_i A_i where the unclipped term is the minimum, else 0
+  (the log-ratio is m_i (logp_i - old_i), and m_i m_i = m_i for masks of 0 and 1);
+- d value_loss / d V = 2 m_i (V - R) / (D S) or its clipped counterpart (see fast_gradients);
+- d mean(entropy) / d entropy_i = m_i / D (a Gaussian's entropy is the same on every row: sum(m) / D).
+
+LSTM (gates in torch's order i, f, g, o; bias b = b_ih + b_hh; h, c the halves of a memory vector):
+    z_t = x_t W_ih^T + h_{t-1} W_hh^T + b,  i, f, o = sigmoid(z), g = tanh(z)
+    c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
+and back through time, with dh_t = d loss / d h_t (its own row's plus the next step's through W_hh):
+    dc_t = dh_t o (1 - tanh(c_t)^2) + dc_{t+1} f_{t+1}
+    dz = [dc_t g i (1 - i), dc_t c_{t-1} f (1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o (1 - o)]
+    dW_ih = sum dz^T x,  dW_hh = sum dz^T h_{t-1},  db_ih = db_hh = sum dz,  dx = dz W_ih.
+The memories at the sequence starts are data (no gradient). tests/unit/test_fast_recurrent.py checks
+the losses and every gradient against autograd.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fledge.networks.actor_critic import ActorCritic
+from fledge.networks.dense import DenseStack, numpy_view
+from fledge.networks.distributions import LOG_SQRT_2PI, masked_logits, split_branches
+from fledge.networks.memory import LSTMMemory
+from fledge.trainers.ppo.fast_gradients import dense_backward, dense_forward
+from fledge.trainers.ppo.losses import VALUE_WEIGHT, Minibatch
+
+__all__ = ["covers", "loss_and_gradients"]
+
+_WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def covers(model: ActorCritic) -> bool:
+    """Whether the hand gradients are those of `model`: a vector-observation MLP body with LSTM memory, on the CPU."""
+    return (
+        isinstance(model, ActorCritic)
+        and model.body.plain
+        and type(model.body.dense) is DenseStack
+        and model.body.memory is not None
+        and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in model.parameters())
+    )
+
+
+def _lstm_parameters(model: ActorCritic) -> list[list[torch.Tensor]]:
+    """[weight_ih, weight_hh, bias_ih, bias_hh] of each LSTM copy (the actor's, then the critic's if separate)."""
+    assert model.body.memory is not None
+    return [
+        [cast(torch.Tensor, getattr(cast(LSTMMemory, m).lstm, name)) for name in _WEIGHTS] for m in model.body.memory
+    ]
+
+
+class _Unrolled:
+    """The LSTM copies run forward over N sequences of L steps, with what the backward pass needs.
+
+    Arrays are time-major, (L, C, N, ...), so that a step is one leading index. Sigmoids are computed as
+    0.5 + 0.5 tanh(z / 2): the i, f, o columns of the input products and of W_hh are halved (exact in
+    floating point) and one tanh per step serves every gate."""
+
+    def __init__(self, params: list[list[torch.Tensor]], xs: torch.Tensor, h0: np.ndarray, c0: np.ndarray) -> None:
+        """params per copy; xs (C, N * L, n_in) the inputs; h0, c0 (C, N, H) the states at the sequence starts.
+
+        The matrix products over all rows run in torch (one thread, as the run sets it); the steps in numpy."""
+        copies, rows, _ = xs.shape
+        n_seq, hid = h0.shape[1], h0.shape[-1]
+        seq_len = rows // n_seq
+        self.w_ih = torch.stack([p[0] for p in params])  # (C, 4H, n_in)
+        self.w_hh = np.stack([numpy_view(p[1]) for p in params])  # (C, 4H, H)
+        bias = torch.stack([p[2] + p[3] for p in params]).unsqueeze(1)  # (C, 1, 4H)
+        pre_rows = numpy_view(torch.baddbmm(bias, xs, self.w_ih.transpose(1, 2)))  # (C, N * L, 4H)
+        dtype = pre_rows.dtype
+        half = np.full(4 * hid, 0.5, dtype=dtype)
+        half[2 * hid : 3 * hid] = 1.0  # the cell input g keeps its tanh
+        pre = pre_rows.reshape(copies, n_seq, seq_len, 4 * hid).transpose(2, 0, 1, 3) * half  # (L, C, N, 4H)
+        w_hh_t = self.w_hh.transpose(0, 2, 1) * half  # (C, H, 4H)
+        tanh_z = np.empty((seq_len, copies, n_seq, 4 * hid), dtype=dtype)  # tanh of the (halved) gate inputs
+        gates = np.empty_like(tanh_z)  # i, f, o as sigmoids (g's columns unused)
+        cells = np.empty((seq_len + 1, copies, n_seq, hid), dtype=dtype)  # c before step 0, then after each
+        tanh_c = np.empty((seq_len, copies, n_seq, hid), dtype=dtype)
+        hs = np.empty_like(cells)  # h likewise
+        cells[0], hs[0] = c0, h0
+        h1, h2, h3 = hid, 2 * hid, 3 * hid
+        for t in range(seq_len):
+            z, a, c = tanh_z[t], gates[t], cells[t + 1]
+            np.matmul(hs[t], w_hh_t, out=z)
+            z += pre[t]
+            np.tanh(z, out=z)
+            np.multiply(z, 0.5, out=a)
+            a += 0.5
+            np.multiply(a[..., h1:h2], cells[t], out=c)
+            c += a[..., :h1] * z[..., h2:h3]
+            np.tanh(c, out=tanh_c[t])
+            np.multiply(a[..., h3:], tanh_c[t], out=hs[t + 1])
+        self.xs, self.tanh_z, self.gates, self.cells, self.tanh_c, self.hs = xs, tanh_z, gates, cells, tanh_c, hs
+        self.hid = hid
+
+    def outputs(self) -> np.ndarray:
+        """h of every step (C, N * L, H), rows in sequence order."""
+        _, copies, n_seq, hid = self.tanh_c.shape
+        return np.ascontiguousarray(self.hs[1:].transpose(1, 2, 0, 3)).reshape(copies, -1, hid)
+
+    def backward(self, g_out: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dW_ih (C, 4H, n_in), dW_hh (C, 4H, H), db (C, 4H), dx (C, N * L, n_in)) of d loss / d outputs
+        g_out (C, N, L, H)."""
+        hid, tanh_c = self.hid, self.tanh_c
+        seq_len, copies, n_seq, _ = tanh_c.shape
+        h1, h2, h3 = hid, 2 * hid, 3 * hid
+        i, f, o = self.gates[..., :h1], self.gates[..., h1:h2], self.gates[..., h3:]
+        g = self.tanh_z[..., h2:h3]
+        dc_dh = o * (1.0 - tanh_c * tanh_c)  # d c_t / d h_t through h = o tanh(c)
+        k = np.empty((seq_len, copies, n_seq, 4, hid), dtype=tanh_c.dtype)  # dz = [dc, dc, dc, dh] * k
+        k[:, :, :, 0] = g * i * (1.0 - i)
+        k[:, :, :, 1] = self.cells[:-1] * f * (1.0 - f)
+        k[:, :, :, 2] = i * (1.0 - g * g)
+        k[:, :, :, 3] = tanh_c * o * (1.0 - o)
+        g_steps = g_out.transpose(2, 0, 1, 3)  # (L, C, N, H)
+        dz = np.empty_like(k)
+        dh = np.empty((copies, n_seq, hid), dtype=tanh_c.dtype)
+        dc = np.empty_like(dh)
+        dh_next = np.zeros_like(dh)
+        carry = np.zeros_like(dh)  # dc_{t+1} f_{t+1}
+        for t in range(seq_len - 1, -1, -1):
+            np.add(g_steps[t], dh_next, out=dh)
+            np.multiply(dh, dc_dh[t], out=dc)
+            dc += carry
+            np.multiply(k[t, :, :, :3], dc[:, :, None], out=dz[t, :, :, :3])
+            np.multiply(k[t, :, :, 3], dh, out=dz[t, :, :, 3])
+            np.multiply(dc, f[t], out=carry)
+            np.matmul(dz[t].reshape(copies, n_seq, 4 * hid), self.w_hh, out=dh_next)
+        dz_rows = torch.from_numpy(np.ascontiguousarray(dz.transpose(1, 2, 0, 3, 4)).reshape(copies, -1, 4 * hid))
+        h_prev = np.ascontiguousarray(self.hs[:-1].transpose(1, 2, 0, 3)).reshape(copies, -1, hid)
+        dz_t = dz_rows.transpose(1, 2)
+        d_w_ih = torch.bmm(dz_t, self.xs)
+        d_w_hh = torch.bmm(dz_t, torch.from_numpy(h_prev))
+        d_b = dz_rows.sum(dim=1)
+        d_x = torch.bmm(dz_rows, self.w_ih)
+        return d_w_ih, d_w_hh, d_b, d_x
+
+
+def _starts(mb: Minibatch, copies: int, hid: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h0, c0) (C, N, H) of the actor's (and the critic's) memories at the sequence starts."""
+    assert mb.memory is not None
+    mems = [mb.memory] if copies == 1 else [mb.memory, mb.critic_memory]
+    arrays = []
+    for m in mems:
+        assert m is not None, "a separate critic needs its memories at the sequence starts"
+        arrays.append(numpy_view(m))
+    stacked = np.stack(arrays)
+    return stacked[..., :hid], stacked[..., hid:]
+
+
+@torch.no_grad()
+def loss_and_gradients(
+    model: ActorCritic, mb: Minibatch, *, epsilon: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`losses.ppo_loss`'s (total, policy_loss, value_loss), with `.grad` of every parameter set to d total / d it."""
+    body = model.dense
+    x = mb.x
+    n = x.shape[0]
+    seq_len = mb.seq_len
+    params = _lstm_parameters(model)
+    copies = len(params)
+    hid = model.memory_size // 2
+
+    # ---- forward: dense copies (torch), LSTMs over the sequences (numpy) ------------------------------
+    hs, cache = dense_forward(body, x)
+    if hs.shape[0] != copies:  # no dense layers: every LSTM reads x
+        hs = hs.expand(copies, -1, -1)
+    h0, c0 = _starts(mb, copies, hid)
+    lstm = _Unrolled(params, hs, h0, c0)
+    out = torch.from_numpy(lstm.outputs())
+    h_actor, h_critic = out[0], out[-1]
+
+    # ---- heads and masked losses --------------------------------------------------------------------
+    masks = mb.masks if mb.masks is not None else torch.ones(n, dtype=x.dtype)
+    denom = torch.clamp(masks.sum(), min=1.0)
+    row_weight = masks / denom  # d masked_mean / d row
+    values = F.linear(h_critic, model.value_head.weight, model.value_head.bias)
+    logp: torch.Tensor | None = None
+    entropy_mean = torch.zeros((), dtype=x.dtype)
+    cont_cache = None
+    if model.mu is not None and model.log_std is not None and mb.continuous is not None:
+        mean = F.linear(h_actor, model.mu.weight, model.mu.bias)
+        inv_std = torch.exp(-model.log_std)
+        z = (mb.continuous - mean) * inv_std
+        log_std_sum = model.log_std.sum()
+        logp = (z * z).sum(dim=1).mul_(-0.5).sub_(log_std_sum + LOG_SQRT_2PI * z.shape[1])
+        entropy_mean = entropy_mean + (log_std_sum + (0.5 + LOG_SQRT_2PI) * z.shape[1]) * row_weight.sum()
+        cont_cache = (z, inv_std)
+    disc_cache = None
+    if model.logits is not None and mb.discrete is not None:
+        logits = masked_logits(F.linear(h_actor, model.logits.weight, model.logits.bias), mb.allowed)
+        log_ps = [torch.log_softmax(lg, dim=1) for lg in split_branches(logits, model.branches)]
+        for b, log_p in enumerate(log_ps):
+            chosen = log_p.gather(1, mb.discrete[:, b : b + 1]).squeeze(1)
+            logp = chosen if logp is None else logp + chosen
+        disc_cache = log_ps
+    assert logp is not None, "a policy has at least one kind of action"
+
+    ratio = torch.exp((logp - mb.old_log_prob) * masks)
+    adv = mb.advantages
+    surr1 = ratio * adv
+    surr2 = torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * adv
+    policy_loss = -(torch.minimum(surr1, surr2) * masks).sum() / denom
+    g_logp = torch.where(surr1 <= surr2, surr1, 0.0) * -row_weight
+
+    delta = values - mb.old_values
+    clipped = mb.old_values + torch.clamp(delta, -epsilon, epsilon)
+    err1 = mb.returns - values
+    err2 = mb.returns - clipped
+    sq1, sq2 = err1 * err1, err2 * err2
+    n_signals = values.shape[1]
+    value_loss = (torch.maximum(sq1, sq2) * masks[:, None]).sum() / (denom * n_signals)
+    inside = delta.abs() <= epsilon
+    value_weight = (VALUE_WEIGHT * 2.0 / n_signals) * row_weight[:, None]
+    g_values = torch.where(sq1 >= sq2, err1, torch.where(inside, err2, 0.0)) * -value_weight
+
+    # ---- gradients of the heads ---------------------------------------------------------------------
+    g_h_actor = None
+    if cont_cache is not None:
+        assert model.mu is not None and model.log_std is not None
+        z, inv_std = cont_cache
+        g_mean = g_logp[:, None] * z * inv_std
+        model.log_std.grad = (g_logp[:, None] * (z * z - 1.0)).sum(dim=0) - beta * row_weight.sum()
+        model.mu.weight.grad = g_mean.t() @ h_actor
+        model.mu.bias.grad = g_mean.sum(dim=0)
+        g_h_actor = g_mean @ model.mu.weight
+    if disc_cache is not None:
+        assert model.logits is not None and mb.discrete is not None
+        parts = []
+        for b, log_p in enumerate(disc_cache):
+            p = torch.exp(log_p)
+            entropy = -(p * log_p).sum(dim=1, keepdim=True)
+            entropy_mean = entropy_mean + (entropy[:, 0] * row_weight).sum()
+            onehot = torch.zeros_like(p).scatter_(1, mb.discrete[:, b : b + 1], 1.0)
+            parts.append(g_logp[:, None] * (onehot - p) + (beta * row_weight[:, None]) * p * (log_p + entropy))
+        g_logits = torch.cat(parts, dim=1)
+        if mb.allowed is not None:
+            g_logits = g_logits * mb.allowed
+        model.logits.weight.grad = g_logits.t() @ h_actor
+        model.logits.bias.grad = g_logits.sum(dim=0)
+        g_disc = g_logits @ model.logits.weight
+        g_h_actor = g_disc if g_h_actor is None else g_h_actor + g_disc
+    model.value_head.weight.grad = g_values.t() @ h_critic
+    model.value_head.bias.grad = g_values.sum(dim=0)
+    g_h_critic = g_values @ model.value_head.weight
+    total = policy_loss + VALUE_WEIGHT * value_loss - beta * entropy_mean
+
+    # ---- back through time, then through the dense copies -------------------------------------------
+    if g_h_actor is None:
+        g_h_actor = torch.zeros_like(g_h_critic)
+    g_out = (g_h_actor + g_h_critic).unsqueeze(0) if copies == 1 else torch.stack((g_h_actor, g_h_critic))
+    d_w_ih, d_w_hh, d_b, d_x = lstm.backward(numpy_view(g_out).reshape(copies, n // seq_len, seq_len, hid))
+    for c, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
+        w_ih.grad, w_hh.grad = d_w_ih[c], d_w_hh[c]
+        b_ih.grad, b_hh.grad = d_b[c], d_b[c].clone()
+    if body.num_layers > 0:
+        dense_backward(body, x, cache, d_x)
+    return total, policy_loss, value_loss
