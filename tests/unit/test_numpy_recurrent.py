@@ -75,3 +75,24 @@ def test_numpy_acting_follows_weight_changes_after_sync() -> None:
     after = fast.values(obs)
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, acting.TorchActor(model, rng=np.random.default_rng(0)).values(obs), atol=1e-5)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("n", [1, 4, 9, 16])
+def test_critic_trajectory_in_numpy_matches_the_torch_module(shared: bool, n: int) -> None:
+    model = make("continuous", shared=shared, layers=2)
+    fast = acting.make_actor(model, rng=np.random.default_rng(5))
+    assert isinstance(fast, NumpyRecurrentActor)
+    rng = np.random.default_rng(3)
+    rows = rng.normal(1.0, 2.0, (n + 1, 5)).astype(np.float32)
+    initial = (0.5 * rng.normal(size=10)).astype(np.float32)
+    values, starts, final = fast.critic_trajectory(rows, initial, 4)
+    with torch.no_grad():
+        x = model.normalize(torch.from_numpy(rows))
+        want_values, want_starts, want_final = model.critic_trajectory(x[:-1], torch.from_numpy(initial), 4)
+        bootstrap = model.critic_trajectory(x[-1:], want_final, 4)[0][0]
+    assert values.shape == (n + 1, 2) and starts.shape == (-(-n // 4), 10)
+    np.testing.assert_allclose(values[:-1], want_values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(values[-1], bootstrap.numpy(), atol=1e-5)
+    np.testing.assert_allclose(starts, want_starts.numpy(), atol=1e-5)
+    np.testing.assert_allclose(final, want_final.numpy(), atol=1e-5)

@@ -98,6 +98,34 @@ class NumpyRecurrentActor(NumpyActor):
         hc = h if self.shared else lstm_step(self.lstms[1], h_c, None, None)[0]
         return h, hc, np.concatenate([h, c], axis=1).astype(np.float32, copy=False)
 
+    def critic_trajectory(
+        self, obs: np.ndarray, initial: np.ndarray, seq_len: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The critic's memory carried through one trajectory's raw observations `obs` (n + 1, obs_size) (its steps,
+        then the observation after the last) from `initial` (memory_size,), as `ActorCritic.critic_trajectory`
+        computes it: values (n + 1, S) (the last is the bootstrap's), the memory at each sequence start
+        (ceil(n / L), memory_size) and the memory after step n - 1 (memory_size,)."""
+        _, h_c = self._features(self.normalize(obs))
+        w_ih_t, w_hh_t, bias = self.lstms[-1]
+        half = self.memory_size // 2
+        h1, h2, h3 = half, 2 * half, 3 * half
+        pre = h_c @ w_ih_t + bias
+        rows = obs.shape[0]
+        outs = np.empty((rows, half), dtype=np.float32)
+        memories = np.empty((rows, self.memory_size), dtype=np.float32)  # the memory before each step
+        h, c = initial[None, :half], initial[None, half:]
+        for t in range(rows):
+            memories[t, :half], memories[t, half:] = h[0], c[0]
+            z = h @ w_hh_t
+            z += pre[t]
+            np.tanh(z, out=z)
+            a = z * 0.5 + 0.5
+            c = a[:, h1:h2] * c + a[:, :h1] * z[:, h2:h3]
+            h = a[:, h3:] * np.tanh(c)
+            outs[t] = h[0]
+        values = outs @ self.w_v + self.b_v
+        return values.astype(np.float32, copy=False), memories[: rows - 1 : seq_len], memories[rows - 1]
+
     def values(self, obs: np.ndarray) -> np.ndarray:
         _, hc, _ = self._recurrent_features(obs, None)
         return hc @ self.w_v + self.b_v

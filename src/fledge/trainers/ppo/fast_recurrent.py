@@ -67,9 +67,11 @@ def _lstm_parameters(model: ActorCritic) -> list[list[torch.Tensor]]:
 class _Unrolled:
     """The LSTM copies run forward over N sequences of L steps, with what the backward pass needs.
 
-    Arrays are time-major, (L, C, N, ...), so that a step is one leading index. Sigmoids are computed as
-    0.5 + 0.5 tanh(z / 2): the i, f, o columns of the input products and of W_hh are halved (exact in
-    floating point) and one tanh per step serves every gate."""
+    The copies run side by side as one LSTM of C * H units with block-diagonal recurrent weights, so
+    that a step is a handful of operations on 2-D arrays. Arrays are time-major, (L, N, 4 * C * H), the
+    columns grouped by gate (i, f, g, o), then copy, then unit. Sigmoids are computed as
+    0.5 + 0.5 tanh(z / 2): the i, f, o columns of the gate inputs and of W_hh are halved (exact in floating
+    point) and one tanh per step serves every gate."""
 
     def __init__(self, params: list[list[torch.Tensor]], xs: torch.Tensor, h0: np.ndarray, c0: np.ndarray) -> None:
         """params per copy; xs (C, N * L, n_in) the inputs; h0, c0 (C, N, H) the states at the sequence starts.
@@ -78,58 +80,74 @@ class _Unrolled:
         copies, rows, _ = xs.shape
         n_seq, hid = h0.shape[1], h0.shape[-1]
         seq_len = rows // n_seq
+        width = copies * hid
         self.w_ih = torch.stack([p[0] for p in params])  # (C, 4H, n_in)
-        self.w_hh = np.stack([numpy_view(p[1]) for p in params])  # (C, 4H, H)
         bias = torch.stack([p[2] + p[3] for p in params]).unsqueeze(1)  # (C, 1, 4H)
         pre_rows = numpy_view(torch.baddbmm(bias, xs, self.w_ih.transpose(1, 2)))  # (C, N * L, 4H)
         dtype = pre_rows.dtype
-        half = np.full(4 * hid, 0.5, dtype=dtype)
-        half[2 * hid : 3 * hid] = 1.0  # the cell input g keeps its tanh
-        pre = pre_rows.reshape(copies, n_seq, seq_len, 4 * hid).transpose(2, 0, 1, 3) * half  # (L, C, N, 4H)
-        w_hh_t = self.w_hh.transpose(0, 2, 1) * half  # (C, H, 4H)
-        tanh_z = np.empty((seq_len, copies, n_seq, 4 * hid), dtype=dtype)  # tanh of the (halved) gate inputs
+        half = np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype)[:, None, None]  # per gate; g keeps its tanh
+        pre = (pre_rows.reshape(copies, n_seq, seq_len, 4, hid).transpose(2, 1, 3, 0, 4) * half).reshape(
+            seq_len, n_seq, 4 * width
+        )
+        w_hh = np.zeros((copies, hid, 4, copies, hid), dtype=dtype)  # block-diagonal W_hh^T
+        for c, p in enumerate(params):
+            w_hh[c, :, :, c] = numpy_view(p[1]).reshape(4, hid, hid).transpose(2, 0, 1)
+        w_hh_t = w_hh.reshape(width, 4 * width)
+        self.w_back = np.ascontiguousarray(w_hh_t.T)  # (4 C H, C H): d gates -> d h
+        w_fwd = (w_hh * half).reshape(width, 4 * width)
+        tanh_z = np.empty((seq_len, n_seq, 4 * width), dtype=dtype)  # tanh of the (halved) gate inputs
         gates = np.empty_like(tanh_z)  # i, f, o as sigmoids (g's columns unused)
-        cells = np.empty((seq_len + 1, copies, n_seq, hid), dtype=dtype)  # c before step 0, then after each
-        tanh_c = np.empty((seq_len, copies, n_seq, hid), dtype=dtype)
+        cells = np.empty((seq_len + 1, n_seq, width), dtype=dtype)  # c before step 0, then after each
+        tanh_c = np.empty((seq_len, n_seq, width), dtype=dtype)
         hs = np.empty_like(cells)  # h likewise
-        cells[0], hs[0] = c0, h0
-        h1, h2, h3 = hid, 2 * hid, 3 * hid
+        cells[0] = c0.transpose(1, 0, 2).reshape(n_seq, width)
+        hs[0] = h0.transpose(1, 0, 2).reshape(n_seq, width)
+        tmp = np.empty((n_seq, width), dtype=dtype)
+        w1, w2, w3 = width, 2 * width, 3 * width
         for t in range(seq_len):
             z, a, c = tanh_z[t], gates[t], cells[t + 1]
-            np.matmul(hs[t], w_hh_t, out=z)
+            np.matmul(hs[t], w_fwd, out=z)
             z += pre[t]
             np.tanh(z, out=z)
             np.multiply(z, 0.5, out=a)
             a += 0.5
-            np.multiply(a[..., h1:h2], cells[t], out=c)
-            c += a[..., :h1] * z[..., h2:h3]
+            np.multiply(a[:, w1:w2], cells[t], out=c)
+            np.multiply(a[:, :w1], z[:, w2:w3], out=tmp)
+            c += tmp
             np.tanh(c, out=tanh_c[t])
-            np.multiply(a[..., h3:], tanh_c[t], out=hs[t + 1])
+            np.multiply(a[:, w3:], tanh_c[t], out=hs[t + 1])
         self.xs, self.tanh_z, self.gates, self.cells, self.tanh_c, self.hs = xs, tanh_z, gates, cells, tanh_c, hs
-        self.hid = hid
+        self.copies, self.hid = copies, hid
+
+    def _per_copy(self, arr: np.ndarray) -> np.ndarray:
+        """(L, N, [k,] C * H) time-major columns -> (C, N * L, [k *] H) rows in sequence order."""
+        seq_len, n_seq = arr.shape[:2]
+        blocks = arr.reshape(seq_len, n_seq, -1, self.copies, self.hid)
+        per_copy = np.ascontiguousarray(blocks.transpose(3, 1, 0, 2, 4))
+        return per_copy.reshape(self.copies, seq_len * n_seq, -1)
 
     def outputs(self) -> np.ndarray:
         """h of every step (C, N * L, H), rows in sequence order."""
-        _, copies, n_seq, hid = self.tanh_c.shape
-        return np.ascontiguousarray(self.hs[1:].transpose(1, 2, 0, 3)).reshape(copies, -1, hid)
+        return self._per_copy(self.hs[1:])
 
     def backward(self, g_out: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dW_ih (C, 4H, n_in), dW_hh (C, 4H, H), db (C, 4H), dx (C, N * L, n_in)) of d loss / d outputs
         g_out (C, N, L, H)."""
-        hid, tanh_c = self.hid, self.tanh_c
-        seq_len, copies, n_seq, _ = tanh_c.shape
-        h1, h2, h3 = hid, 2 * hid, 3 * hid
-        i, f, o = self.gates[..., :h1], self.gates[..., h1:h2], self.gates[..., h3:]
-        g = self.tanh_z[..., h2:h3]
+        tanh_c = self.tanh_c
+        seq_len, n_seq, width = tanh_c.shape
+        w1, w2, w3 = width, 2 * width, 3 * width
+        i, f, o = self.gates[..., :w1], self.gates[..., w1:w2], self.gates[..., w3:]
+        g = self.tanh_z[..., w2:w3]
         dc_dh = o * (1.0 - tanh_c * tanh_c)  # d c_t / d h_t through h = o tanh(c)
-        k = np.empty((seq_len, copies, n_seq, 4, hid), dtype=tanh_c.dtype)  # dz = [dc, dc, dc, dh] * k
-        k[:, :, :, 0] = g * i * (1.0 - i)
-        k[:, :, :, 1] = self.cells[:-1] * f * (1.0 - f)
-        k[:, :, :, 2] = i * (1.0 - g * g)
-        k[:, :, :, 3] = tanh_c * o * (1.0 - o)
-        g_steps = g_out.transpose(2, 0, 1, 3)  # (L, C, N, H)
+        k = np.empty((seq_len, n_seq, 4, width), dtype=tanh_c.dtype)  # dz = [dc, dc, dc, dh] * k
+        k[:, :, 0] = g * i * (1.0 - i)
+        k[:, :, 1] = self.cells[:-1] * f * (1.0 - f)
+        k[:, :, 2] = i * (1.0 - g * g)
+        k[:, :, 3] = tanh_c * o * (1.0 - o)
+        g_steps = np.ascontiguousarray(g_out.transpose(2, 1, 0, 3)).reshape(seq_len, n_seq, width)
         dz = np.empty_like(k)
-        dh = np.empty((copies, n_seq, hid), dtype=tanh_c.dtype)
+        dz_flat = dz.reshape(seq_len, n_seq, 4 * width)
+        dh = np.empty((n_seq, width), dtype=tanh_c.dtype)
         dc = np.empty_like(dh)
         dh_next = np.zeros_like(dh)
         carry = np.zeros_like(dh)  # dc_{t+1} f_{t+1}
@@ -137,15 +155,15 @@ class _Unrolled:
             np.add(g_steps[t], dh_next, out=dh)
             np.multiply(dh, dc_dh[t], out=dc)
             dc += carry
-            np.multiply(k[t, :, :, :3], dc[:, :, None], out=dz[t, :, :, :3])
-            np.multiply(k[t, :, :, 3], dh, out=dz[t, :, :, 3])
+            np.multiply(k[t, :, :3], dc[:, None], out=dz[t, :, :3])
+            np.multiply(k[t, :, 3], dh, out=dz[t, :, 3])
             np.multiply(dc, f[t], out=carry)
-            np.matmul(dz[t].reshape(copies, n_seq, 4 * hid), self.w_hh, out=dh_next)
-        dz_rows = torch.from_numpy(np.ascontiguousarray(dz.transpose(1, 2, 0, 3, 4)).reshape(copies, -1, 4 * hid))
-        h_prev = np.ascontiguousarray(self.hs[:-1].transpose(1, 2, 0, 3)).reshape(copies, -1, hid)
+            np.matmul(dz_flat[t], self.w_back, out=dh_next)
+        dz_rows = torch.from_numpy(self._per_copy(dz))  # (C, N * L, 4H)
+        h_prev = torch.from_numpy(self._per_copy(self.hs[:-1]))  # (C, N * L, H)
         dz_t = dz_rows.transpose(1, 2)
         d_w_ih = torch.bmm(dz_t, self.xs)
-        d_w_hh = torch.bmm(dz_t, torch.from_numpy(h_prev))
+        d_w_hh = torch.bmm(dz_t, h_prev)
         d_b = dz_rows.sum(dim=1)
         d_x = torch.bmm(dz_rows, self.w_ih)
         return d_w_ih, d_w_hh, d_b, d_x
