@@ -31,11 +31,10 @@ from typing import cast
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from fledge.networks.actor_critic import ActorCritic
 from fledge.networks.dense import DenseStack, numpy_view
-from fledge.networks.distributions import LOG_SQRT_2PI, masked_logits, split_branches
+from fledge.networks.distributions import LOG_SQRT_2PI, MASKED_LOGIT
 from fledge.networks.memory import LSTMMemory
 from fledge.trainers.ppo.fast_gradients import dense_backward, dense_forward
 from fledge.trainers.ppo.losses import VALUE_WEIGHT, Minibatch
@@ -181,6 +180,10 @@ def _starts(mb: Minibatch, copies: int, hid: int) -> tuple[np.ndarray, np.ndarra
     return stacked[..., :hid], stacked[..., hid:]
 
 
+def _grad(param: torch.Tensor, value: np.ndarray) -> None:
+    param.grad = torch.from_numpy(np.ascontiguousarray(value, dtype=numpy_view(param).dtype))
+
+
 @torch.no_grad()
 def loss_and_gradients(
     model: ActorCritic, mb: Minibatch, *, epsilon: float, beta: float
@@ -200,92 +203,106 @@ def loss_and_gradients(
         hs = hs.expand(copies, -1, -1)
     h0, c0 = _starts(mb, copies, hid)
     lstm = _Unrolled(params, hs, h0, c0)
-    out = torch.from_numpy(lstm.outputs())
+    out = lstm.outputs()
     h_actor, h_critic = out[0], out[-1]
 
-    # ---- heads and masked losses --------------------------------------------------------------------
-    masks = mb.masks if mb.masks is not None else torch.ones(n, dtype=x.dtype)
-    denom = torch.clamp(masks.sum(), min=1.0)
+    # ---- heads and masked losses (numpy) ------------------------------------------------------------
+    masks = numpy_view(mb.masks) if mb.masks is not None else np.ones(n, dtype=out.dtype)
+    denom = max(float(masks.sum()), 1.0)
     row_weight = masks / denom  # d masked_mean / d row
-    values = F.linear(h_critic, model.value_head.weight, model.value_head.bias)
-    logp: torch.Tensor | None = None
-    entropy_mean = torch.zeros((), dtype=x.dtype)
+    w_v, b_v = numpy_view(model.value_head.weight), numpy_view(model.value_head.bias)
+    values = h_critic @ w_v.T + b_v
+    logp = np.zeros(n, dtype=out.dtype)
+    entropy_mean = 0.0
     cont_cache = None
     if model.mu is not None and model.log_std is not None and mb.continuous is not None:
-        mean = F.linear(h_actor, model.mu.weight, model.mu.bias)
-        inv_std = torch.exp(-model.log_std)
-        z = (mb.continuous - mean) * inv_std
-        log_std_sum = model.log_std.sum()
-        logp = (z * z).sum(dim=1).mul_(-0.5).sub_(log_std_sum + LOG_SQRT_2PI * z.shape[1])
-        entropy_mean = entropy_mean + (log_std_sum + (0.5 + LOG_SQRT_2PI) * z.shape[1]) * row_weight.sum()
-        cont_cache = (z, inv_std)
+        w_mu, log_std = numpy_view(model.mu.weight), numpy_view(model.log_std)
+        mean = h_actor @ w_mu.T + numpy_view(model.mu.bias)
+        inv_std = np.exp(-log_std)
+        z = (numpy_view(mb.continuous) - mean) * inv_std
+        log_std_sum = float(log_std.sum())
+        logp -= 0.5 * (z * z).sum(axis=1) + (log_std_sum + LOG_SQRT_2PI * z.shape[1])
+        entropy_mean += (log_std_sum + (0.5 + LOG_SQRT_2PI) * z.shape[1]) * float(row_weight.sum())
+        cont_cache = (z, inv_std, w_mu)
     disc_cache = None
     if model.logits is not None and mb.discrete is not None:
-        logits = masked_logits(F.linear(h_actor, model.logits.weight, model.logits.bias), mb.allowed)
-        log_ps = [torch.log_softmax(lg, dim=1) for lg in split_branches(logits, model.branches)]
-        for b, log_p in enumerate(log_ps):
-            chosen = log_p.gather(1, mb.discrete[:, b : b + 1]).squeeze(1)
-            logp = chosen if logp is None else logp + chosen
-        disc_cache = log_ps
-    assert logp is not None, "a policy has at least one kind of action"
+        w_l = numpy_view(model.logits.weight)
+        logits = h_actor @ w_l.T + numpy_view(model.logits.bias)
+        allowed = numpy_view(mb.allowed) if mb.allowed is not None else None
+        if allowed is not None:
+            logits = np.where(allowed, logits, np.asarray(MASKED_LOGIT, dtype=logits.dtype))
+        chosen_rows = np.arange(n)
+        actions = numpy_view(mb.discrete)
+        log_ps = []
+        for b, lg in enumerate(np.split(logits, np.cumsum(model.branches)[:-1], axis=1)):
+            shifted = lg - lg.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            logp += log_p[chosen_rows, actions[:, b]]
+            log_ps.append(log_p)
+        disc_cache = (log_ps, w_l, allowed, actions)
 
-    ratio = torch.exp((logp - mb.old_log_prob) * masks)
-    adv = mb.advantages
+    ratio = np.exp((logp - numpy_view(mb.old_log_prob)) * masks)
+    adv = numpy_view(mb.advantages)
     surr1 = ratio * adv
-    surr2 = torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * adv
-    policy_loss = -(torch.minimum(surr1, surr2) * masks).sum() / denom
-    g_logp = torch.where(surr1 <= surr2, surr1, 0.0) * -row_weight
+    surr2 = np.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * adv
+    policy_loss = -float((np.minimum(surr1, surr2) * masks).sum()) / denom
+    g_logp = np.where(surr1 <= surr2, surr1, 0.0) * -row_weight
 
-    delta = values - mb.old_values
-    clipped = mb.old_values + torch.clamp(delta, -epsilon, epsilon)
-    err1 = mb.returns - values
-    err2 = mb.returns - clipped
+    old_values, returns = numpy_view(mb.old_values), numpy_view(mb.returns)
+    delta = values - old_values
+    clipped = old_values + np.clip(delta, -epsilon, epsilon)
+    err1 = returns - values
+    err2 = returns - clipped
     sq1, sq2 = err1 * err1, err2 * err2
     n_signals = values.shape[1]
-    value_loss = (torch.maximum(sq1, sq2) * masks[:, None]).sum() / (denom * n_signals)
-    inside = delta.abs() <= epsilon
+    value_loss = float((np.maximum(sq1, sq2) * masks[:, None]).sum()) / (denom * n_signals)
+    inside = np.abs(delta) <= epsilon
     value_weight = (VALUE_WEIGHT * 2.0 / n_signals) * row_weight[:, None]
-    g_values = torch.where(sq1 >= sq2, err1, torch.where(inside, err2, 0.0)) * -value_weight
+    g_values = np.where(sq1 >= sq2, err1, np.where(inside, err2, 0.0)) * -value_weight
 
     # ---- gradients of the heads ---------------------------------------------------------------------
-    g_h_actor = None
+    g_h_actor = np.zeros_like(h_actor)
     if cont_cache is not None:
         assert model.mu is not None and model.log_std is not None
-        z, inv_std = cont_cache
+        z, inv_std, w_mu = cont_cache
         g_mean = g_logp[:, None] * z * inv_std
-        model.log_std.grad = (g_logp[:, None] * (z * z - 1.0)).sum(dim=0) - beta * row_weight.sum()
-        model.mu.weight.grad = g_mean.t() @ h_actor
-        model.mu.bias.grad = g_mean.sum(dim=0)
-        g_h_actor = g_mean @ model.mu.weight
+        _grad(model.log_std, (g_logp[:, None] * (z * z - 1.0)).sum(axis=0) - beta * float(row_weight.sum()))
+        _grad(model.mu.weight, g_mean.T @ h_actor)
+        _grad(model.mu.bias, g_mean.sum(axis=0))
+        g_h_actor += g_mean @ w_mu
     if disc_cache is not None:
-        assert model.logits is not None and mb.discrete is not None
+        assert model.logits is not None
+        log_ps, w_l, allowed, actions = disc_cache
         parts = []
-        for b, log_p in enumerate(disc_cache):
-            p = torch.exp(log_p)
-            entropy = -(p * log_p).sum(dim=1, keepdim=True)
-            entropy_mean = entropy_mean + (entropy[:, 0] * row_weight).sum()
-            onehot = torch.zeros_like(p).scatter_(1, mb.discrete[:, b : b + 1], 1.0)
+        for b, log_p in enumerate(log_ps):
+            p = np.exp(log_p)
+            entropy = -(p * log_p).sum(axis=1, keepdims=True)
+            entropy_mean += float((entropy[:, 0] * row_weight).sum())
+            onehot = np.zeros_like(p)
+            onehot[chosen_rows, actions[:, b]] = 1.0
             parts.append(g_logp[:, None] * (onehot - p) + (beta * row_weight[:, None]) * p * (log_p + entropy))
-        g_logits = torch.cat(parts, dim=1)
-        if mb.allowed is not None:
-            g_logits = g_logits * mb.allowed
-        model.logits.weight.grad = g_logits.t() @ h_actor
-        model.logits.bias.grad = g_logits.sum(dim=0)
-        g_disc = g_logits @ model.logits.weight
-        g_h_actor = g_disc if g_h_actor is None else g_h_actor + g_disc
-    model.value_head.weight.grad = g_values.t() @ h_critic
-    model.value_head.bias.grad = g_values.sum(dim=0)
-    g_h_critic = g_values @ model.value_head.weight
+        g_logits = np.concatenate(parts, axis=1)
+        if allowed is not None:
+            g_logits = g_logits * allowed
+        _grad(model.logits.weight, g_logits.T @ h_actor)
+        _grad(model.logits.bias, g_logits.sum(axis=0))
+        g_h_actor += g_logits @ w_l
+    _grad(model.value_head.weight, g_values.T @ h_critic)
+    _grad(model.value_head.bias, g_values.sum(axis=0))
+    g_h_critic = g_values @ w_v
     total = policy_loss + VALUE_WEIGHT * value_loss - beta * entropy_mean
 
     # ---- back through time, then through the dense copies -------------------------------------------
-    if g_h_actor is None:
-        g_h_actor = torch.zeros_like(g_h_critic)
-    g_out = (g_h_actor + g_h_critic).unsqueeze(0) if copies == 1 else torch.stack((g_h_actor, g_h_critic))
-    d_w_ih, d_w_hh, d_b, d_x = lstm.backward(numpy_view(g_out).reshape(copies, n // seq_len, seq_len, hid))
+    g_out = (g_h_actor + g_h_critic)[None] if copies == 1 else np.stack((g_h_actor, g_h_critic))
+    d_w_ih, d_w_hh, d_b, d_x = lstm.backward(g_out.reshape(copies, n // seq_len, seq_len, hid))
     for c, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
         w_ih.grad, w_hh.grad = d_w_ih[c], d_w_hh[c]
         b_ih.grad, b_hh.grad = d_b[c], d_b[c].clone()
     if body.num_layers > 0:
         dense_backward(body, x, cache, d_x)
-    return total, policy_loss, value_loss
+    dtype = x.dtype
+    return (
+        torch.tensor(total, dtype=dtype),
+        torch.tensor(policy_loss, dtype=dtype),
+        torch.tensor(value_loss, dtype=dtype),
+    )
