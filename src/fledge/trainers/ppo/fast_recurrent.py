@@ -4,9 +4,11 @@ It covers what `fast_gradients` covers plus the LSTM memory the body puts after 
 (`covers`: vector observations, the plain DenseStack body, memory, CPU parameters). A minibatch is N
 whole sequences of L rows (padding at their ends, `masks` 0 there) with the actor's and the critic's
 memories at the sequence starts. The dense copies run forward and backward as in `fast_gradients`
-(torch, no recording); the LSTMs run over the sequences in numpy, both copies batched in one
-operation per step, keeping the gate activations; the loss's gradient with respect to the features
-(the LSTM outputs) comes in closed form; it is propagated back through time by hand.
+(torch, no recording); the LSTMs run over the sequences in numpy, both copies as one block-diagonal
+LSTM, keeping the gate activations; the heads, the masked losses and their gradient with respect to
+the features (the LSTM outputs) are computed in numpy in closed form; that gradient is propagated back
+through time by hand. For small minibatches of short sequences numpy's per-operation cost is a
+fraction of torch's.
 
 The losses are the masked means of `losses.ppo_loss` (D = max(1, sum(masks)), S reward signals):
 - d policy_loss / d logp_i = -(m_i / D) r_i A_i where the unclipped term is the minimum, else 0
@@ -225,13 +227,13 @@ def loss_and_gradients(
         entropy_mean += (log_std_sum + (0.5 + LOG_SQRT_2PI) * z.shape[1]) * float(row_weight.sum())
         cont_cache = (z, inv_std, w_mu)
     disc_cache = None
+    chosen_rows = np.arange(n)
     if model.logits is not None and mb.discrete is not None:
         w_l = numpy_view(model.logits.weight)
         logits = h_actor @ w_l.T + numpy_view(model.logits.bias)
         allowed = numpy_view(mb.allowed) if mb.allowed is not None else None
         if allowed is not None:
             logits = np.where(allowed, logits, np.asarray(MASKED_LOGIT, dtype=logits.dtype))
-        chosen_rows = np.arange(n)
         actions = numpy_view(mb.discrete)
         log_ps = []
         for b, lg in enumerate(np.split(logits, np.cumsum(model.branches)[:-1], axis=1)):
