@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,13 @@ def test_models_without_memory_or_off_the_cpu_are_not_covered() -> None:
     assert fast_recurrent.covers(model)
     model.body.memory[0].lstm.weight_ih_l0.data = model.body.memory[0].lstm.weight_ih_l0.data.to(torch.float16)  # type: ignore[index, union-attr]
     assert not fast_recurrent.covers(model)
+
+
+def test_overflow_gives_non_finite_losses_silently() -> None:
+    """As with torch, an overflow yields inf or NaN for the trainer's divergence check, not numpy warnings."""
+    model, mb = make_case("hybrid", shared=False, layers=1, dtype=torch.float32)
+    mb.returns = torch.full_like(mb.returns, 1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, value = fast_recurrent.loss_and_gradients(model, mb, epsilon=0.2, beta=0.01)
+    assert not torch.isfinite(value)

@@ -112,19 +112,26 @@ class NumpyRecurrentActor(NumpyActor):
         pre = h_c @ w_ih_t + bias
         rows = obs.shape[0]
         outs = np.empty((rows, half), dtype=np.float32)
-        memories = np.empty((rows, self.memory_size), dtype=np.float32)  # the memory before each step
+        starts = np.empty((-(-(rows - 1) // seq_len), self.memory_size), dtype=np.float32)
+        final = np.empty(self.memory_size, dtype=np.float32)
         h, c = initial[None, :half], initial[None, half:]
+        a = np.empty((1, 4 * half), dtype=np.float32)
         for t in range(rows):
-            memories[t, :half], memories[t, half:] = h[0], c[0]
+            if t == rows - 1:
+                final[:half], final[half:] = h[0], c[0]
+            elif t % seq_len == 0:
+                starts[t // seq_len, :half], starts[t // seq_len, half:] = h[0], c[0]
             z = h @ w_hh_t
             z += pre[t]
             np.tanh(z, out=z)
-            a = z * 0.5 + 0.5
-            c = a[:, h1:h2] * c + a[:, :h1] * z[:, h2:h3]
-            h = a[:, h3:] * np.tanh(c)
-            outs[t] = h[0]
+            np.multiply(z, 0.5, out=a)
+            a += 0.5
+            c = a[:, h1:h2] * c
+            c += a[:, :h1] * z[:, h2:h3]
+            h = outs[t : t + 1]
+            np.multiply(a[:, h3:], np.tanh(c), out=h)
         values = outs @ self.w_v + self.b_v
-        return values.astype(np.float32, copy=False), memories[: rows - 1 : seq_len], memories[rows - 1]
+        return values.astype(np.float32, copy=False), starts, final
 
     def values(self, obs: np.ndarray) -> np.ndarray:
         _, hc, _ = self._recurrent_features(obs, None)

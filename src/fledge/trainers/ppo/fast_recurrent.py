@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fledge.networks.actor_critic import ActorCritic
-from fledge.networks.dense import DenseStack, numpy_view
+from fledge.networks.dense import DenseStack
 from fledge.networks.distributions import LOG_SQRT_2PI, MASKED_LOGIT
 from fledge.networks.memory import LSTMMemory
 from fledge.trainers.ppo.fast_gradients import dense_backward, dense_forward
@@ -48,13 +48,20 @@ _WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 def covers(model: ActorCritic) -> bool:
     """Whether the hand gradients are those of `model`: a vector-observation MLP body with LSTM memory, on the CPU."""
-    return (
+    if not (
         isinstance(model, ActorCritic)
         and model.body.plain
         and type(model.body.dense) is DenseStack
         and model.body.memory is not None
-        and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in model.parameters())
-    )
+    ):
+        return False
+    probe = _lstm_parameters(model)[0][0]  # a module's parameters move together: one stands for all
+    return probe.device.type == "cpu" and probe.dtype in (torch.float32, torch.float64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as an array (no copy; `covers` ensures the CPU)."""
+    return t.detach().numpy()
 
 
 def _lstm_parameters(model: ActorCritic) -> list[list[torch.Tensor]]:
@@ -84,7 +91,7 @@ class _Unrolled:
         width = copies * hid
         self.w_ih = torch.stack([p[0] for p in params])  # (C, 4H, n_in)
         bias = torch.stack([p[2] + p[3] for p in params]).unsqueeze(1)  # (C, 1, 4H)
-        pre_rows = numpy_view(torch.baddbmm(bias, xs, self.w_ih.transpose(1, 2)))  # (C, N * L, 4H)
+        pre_rows = _np(torch.baddbmm(bias, xs, self.w_ih.transpose(1, 2)))  # (C, N * L, 4H)
         dtype = pre_rows.dtype
         half = np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype)[:, None, None]  # per gate; g keeps its tanh
         pre = (pre_rows.reshape(copies, n_seq, seq_len, 4, hid).transpose(2, 1, 3, 0, 4) * half).reshape(
@@ -92,7 +99,7 @@ class _Unrolled:
         )
         w_hh = np.zeros((copies, hid, 4, copies, hid), dtype=dtype)  # block-diagonal W_hh^T
         for c, p in enumerate(params):
-            w_hh[c, :, :, c] = numpy_view(p[1]).reshape(4, hid, hid).transpose(2, 0, 1)
+            w_hh[c, :, :, c] = _np(p[1]).reshape(4, hid, hid).transpose(2, 0, 1)
         w_hh_t = w_hh.reshape(width, 4 * width)
         self.w_back = np.ascontiguousarray(w_hh_t.T)  # (4 C H, C H): d gates -> d h
         w_fwd = (w_hh * half).reshape(width, 4 * width)
@@ -177,20 +184,29 @@ def _starts(mb: Minibatch, copies: int, hid: int) -> tuple[np.ndarray, np.ndarra
     arrays = []
     for m in mems:
         assert m is not None, "a separate critic needs its memories at the sequence starts"
-        arrays.append(numpy_view(m))
+        arrays.append(_np(m))
     stacked = np.stack(arrays)
     return stacked[..., :hid], stacked[..., hid:]
 
 
 def _grad(param: torch.Tensor, value: np.ndarray) -> None:
-    param.grad = torch.from_numpy(np.ascontiguousarray(value, dtype=numpy_view(param).dtype))
+    param.grad = torch.from_numpy(np.ascontiguousarray(value, dtype=_np(param).dtype))
 
 
 @torch.no_grad()
 def loss_and_gradients(
     model: ActorCritic, mb: Minibatch, *, epsilon: float, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`losses.ppo_loss`'s (total, policy_loss, value_loss), with `.grad` of every parameter set to d total / d it."""
+    """`losses.ppo_loss`'s (total, policy_loss, value_loss), with `.grad` of every parameter set to d total / d it.
+
+    Overflows give inf and NaN silently, as in torch: the trainer's divergence check reports them."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _loss_and_gradients(model, mb, epsilon=epsilon, beta=beta)
+
+
+def _loss_and_gradients(
+    model: ActorCritic, mb: Minibatch, *, epsilon: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     body = model.dense
     x = mb.x
     n = x.shape[0]
@@ -209,19 +225,19 @@ def loss_and_gradients(
     h_actor, h_critic = out[0], out[-1]
 
     # ---- heads and masked losses (numpy) ------------------------------------------------------------
-    masks = numpy_view(mb.masks) if mb.masks is not None else np.ones(n, dtype=out.dtype)
+    masks = _np(mb.masks) if mb.masks is not None else np.ones(n, dtype=out.dtype)
     denom = max(float(masks.sum()), 1.0)
     row_weight = masks / denom  # d masked_mean / d row
-    w_v, b_v = numpy_view(model.value_head.weight), numpy_view(model.value_head.bias)
+    w_v, b_v = _np(model.value_head.weight), _np(model.value_head.bias)
     values = h_critic @ w_v.T + b_v
     logp = np.zeros(n, dtype=out.dtype)
     entropy_mean = 0.0
     cont_cache = None
     if model.mu is not None and model.log_std is not None and mb.continuous is not None:
-        w_mu, log_std = numpy_view(model.mu.weight), numpy_view(model.log_std)
-        mean = h_actor @ w_mu.T + numpy_view(model.mu.bias)
+        w_mu, log_std = _np(model.mu.weight), _np(model.log_std)
+        mean = h_actor @ w_mu.T + _np(model.mu.bias)
         inv_std = np.exp(-log_std)
-        z = (numpy_view(mb.continuous) - mean) * inv_std
+        z = (_np(mb.continuous) - mean) * inv_std
         log_std_sum = float(log_std.sum())
         logp -= 0.5 * (z * z).sum(axis=1) + (log_std_sum + LOG_SQRT_2PI * z.shape[1])
         entropy_mean += (log_std_sum + (0.5 + LOG_SQRT_2PI) * z.shape[1]) * float(row_weight.sum())
@@ -229,12 +245,12 @@ def loss_and_gradients(
     disc_cache = None
     chosen_rows = np.arange(n)
     if model.logits is not None and mb.discrete is not None:
-        w_l = numpy_view(model.logits.weight)
-        logits = h_actor @ w_l.T + numpy_view(model.logits.bias)
-        allowed = numpy_view(mb.allowed) if mb.allowed is not None else None
+        w_l = _np(model.logits.weight)
+        logits = h_actor @ w_l.T + _np(model.logits.bias)
+        allowed = _np(mb.allowed) if mb.allowed is not None else None
         if allowed is not None:
             logits = np.where(allowed, logits, np.asarray(MASKED_LOGIT, dtype=logits.dtype))
-        actions = numpy_view(mb.discrete)
+        actions = _np(mb.discrete)
         log_ps = []
         for b, lg in enumerate(np.split(logits, np.cumsum(model.branches)[:-1], axis=1)):
             shifted = lg - lg.max(axis=1, keepdims=True)
@@ -243,14 +259,14 @@ def loss_and_gradients(
             log_ps.append(log_p)
         disc_cache = (log_ps, w_l, allowed, actions)
 
-    ratio = np.exp((logp - numpy_view(mb.old_log_prob)) * masks)
-    adv = numpy_view(mb.advantages)
+    ratio = np.exp((logp - _np(mb.old_log_prob)) * masks)
+    adv = _np(mb.advantages)
     surr1 = ratio * adv
     surr2 = np.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * adv
     policy_loss = -float((np.minimum(surr1, surr2) * masks).sum()) / denom
     g_logp = np.where(surr1 <= surr2, surr1, 0.0) * -row_weight
 
-    old_values, returns = numpy_view(mb.old_values), numpy_view(mb.returns)
+    old_values, returns = _np(mb.old_values), _np(mb.returns)
     delta = values - old_values
     clipped = old_values + np.clip(delta, -epsilon, epsilon)
     err1 = returns - values

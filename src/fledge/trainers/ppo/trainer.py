@@ -37,7 +37,7 @@ from fledge.trainers.settings import plain
 log = logging.getLogger("fledge")
 # Trajectories of at most this many rows carry the critic's memory through the numpy acting path (a step at
 # a time); longer ones through one torch LSTM call, cheaper per step once its fixed cost is spread.
-NUMPY_TRAJECTORY_ROWS = 96
+NUMPY_TRAJECTORY_ROWS = 128
 
 
 @dataclass(frozen=True)
