@@ -24,9 +24,10 @@ from fledge.networks.memory import (
     sequence_starts,
 )
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.numpy_recurrent import NumpyRecurrentActor
 from fledge.rollout.processor import AgentProcessor, Trajectory
 from fledge.stats import StatsReporter
-from fledge.trainers.ppo import fast_gradients
+from fledge.trainers.ppo import fast_gradients, fast_recurrent
 from fledge.trainers.ppo import losses as L
 from fledge.trainers.ppo.trainer import PPOTrainer
 
@@ -84,20 +85,21 @@ def test_sequences_are_padded_at_the_end_with_masks() -> None:
         sequence_starts(6, 4)
 
 
-def test_carry_through_gives_the_step_by_step_outputs_and_the_memory_at_each_sequence_start() -> None:
+@pytest.mark.parametrize("n", [7, 2, 3, 6, 10])
+def test_carry_through_gives_the_step_by_step_outputs_and_the_memory_at_each_sequence_start(n: int) -> None:
     torch.manual_seed(1)
     lstm = LSTMMemory(3, 6)
-    x = torch.randn(7, 3)
+    x = torch.randn(n, 3)
     initial = torch.randn(6)
     out, starts, final = carry_through(lstm, x, initial, 3)
     m = initial.reshape(1, -1)
     steps, before = [], []
-    for t in range(7):
+    for t in range(n):
         before.append(m[0])
         o, m = lstm.step(x[t : t + 1], m)
         steps.append(o[0])
     torch.testing.assert_close(out, torch.stack(steps).detach(), atol=1e-6, rtol=0)
-    torch.testing.assert_close(starts, torch.stack([before[0], before[3], before[6]]).detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(starts, torch.stack(before[::3]).detach(), atol=1e-6, rtol=0)
     torch.testing.assert_close(final, m[0].detach(), atol=1e-6, rtol=0)
 
 
@@ -134,10 +136,11 @@ def test_training_on_padded_sequences_reproduces_the_acting_log_probs(shared: bo
     torch.testing.assert_close(logp[:5], torch.stack(logps), atol=1e-5, rtol=0)
 
 
-def test_memory_networks_take_the_torch_reference_paths() -> None:
+def test_memory_networks_take_the_recurrent_accelerators() -> None:
     model = ActorCritic(obs_size=3, action_spec=HYBRID, shape=NetworkShape(8, 1, True, memory_size=4))
     assert not model.vector_mlp and not fast_gradients.covers(model) and not NumpyActor.covers(model)
-    assert isinstance(acting.make_actor(model, rng=np.random.default_rng(0)), acting.TorchActor)
+    assert fast_recurrent.covers(model)
+    assert isinstance(acting.make_actor(model, rng=np.random.default_rng(0)), NumpyRecurrentActor)
     names = set(model.state_dict())
     assert any(n.startswith("memory.0.lstm.") for n in names) and any(n.startswith("memory.1.lstm.") for n in names)
     again = ActorCritic(obs_size=3, action_spec=HYBRID, shape=NetworkShape(8, 1, True, memory_size=4))

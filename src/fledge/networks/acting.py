@@ -1,8 +1,8 @@
 """Which path a policy acts through: the numpy accelerator where it covers the network, else torch.
 
-`make_actor(model, rng=...)` returns, for PPO's ActorCritic, a `NumpyActor` and for SAC's networks a
-`NumpySACActor` when that accelerator covers the network (vector-observation MLPs), and a `TorchActor`
-for anything else; all answer act(obs, allowed, deterministic=) with an `ActOutput`, values(obs),
+`make_actor(model, rng=...)` returns, for PPO's ActorCritic, a `NumpyActor` (vector-observation MLPs) or a
+`NumpyRecurrentActor` (the same with LSTM memory) and for SAC's networks a `NumpySACActor` when that
+accelerator covers the network (vector-observation MLPs), and a `TorchActor` for anything else; all answer act(obs, allowed, deterministic=) with an `ActOutput`, values(obs),
 sync() and carry the numpy generator `rng` that checkpoints save.
 """
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from fledge.networks.actor_critic import ActorCritic, Decision
 from fledge.networks.numpy_actor import ActOutput, NumpyActor
+from fledge.networks.numpy_recurrent import NumpyRecurrentActor
 from fledge.networks.sac import SACNetworks
 from fledge.networks.sac_numpy import NumpySACActor
 
@@ -109,4 +110,6 @@ def make_actor(
             return NumpySACActor(model, rng=rng)
     elif NumpyActor.covers(model):
         return NumpyActor(model, rng=rng)
+    elif NumpyRecurrentActor.covers(model):
+        return NumpyRecurrentActor(model, rng=rng)
     return TorchActor(model, rng=rng)

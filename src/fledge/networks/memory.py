@@ -128,12 +128,32 @@ def carry_through(
     Returns the outputs (n, hidden), the memory at each sequence start (ceil(n / L), memory_size): row k
     is the memory before step k * L, and the memory after the last step (memory_size,). The last,
     shorter sequence runs with its real length.
+
+    Each sequence starts from the memory the previous one ended with, so the LSTM runs over the whole
+    trajectory in one call; h at a sequence start is the output before it, and c is carried by its own
+    recurrence c_t = f_t c_{t-1} + i_t g_t, the gates recomputed at once from the inputs and the outputs.
     """
-    n = x.shape[0]
-    starts, outs = [], []
-    m = initial.reshape(1, -1)
-    for s in range(0, n, seq_len):
-        starts.append(m[0])
-        out, m = memory.forward(x[s : s + seq_len].unsqueeze(0), m)
-        outs.append(out[0])
-    return torch.cat(outs), torch.stack(starts), m[0]
+    n, hid = x.shape[0], memory.hidden
+    out, final = memory.forward(x.unsqueeze(0), initial.reshape(1, -1))
+    out = out[0]
+    boundary = (padded_length(n, seq_len) // seq_len - 1) * seq_len  # the last sequence's first step
+    if boundary == 0:
+        return out, initial.reshape(1, -1), final[0]
+    lstm = memory.lstm
+    w_ih, w_hh, b_ih, b_hh = (
+        cast(torch.Tensor, getattr(lstm, name)) for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    )
+    h_prev = torch.cat([initial[None, :hid], out[: boundary - 1]])
+    z = torch.addmm(b_ih + b_hh, x[:boundary], w_ih.t()).addmm_(h_prev, w_hh.t())
+    gates = torch.sigmoid(z)
+    f = gates[:, hid : 2 * hid].cpu().numpy()
+    ig = (gates[:, :hid] * torch.tanh(z[:, 2 * hid : 3 * hid])).cpu().numpy()
+    c = initial[hid:].cpu().numpy()
+    cells = []
+    for t in range(boundary):
+        c = f[t] * c + ig[t]
+        if (t + 1) % seq_len == 0:
+            cells.append(c)
+    ends = torch.from_numpy(np.stack(cells)).to(x.device)
+    starts = torch.cat([initial.reshape(1, -1), torch.cat([out[seq_len - 1 : boundary : seq_len], ends], dim=1)])
+    return out, starts, final[0]

@@ -22,6 +22,7 @@ from fledge.envs.api import ActionTuple, BehaviorSpec, ObservationSpec
 from fledge.networks.acting import TorchActor
 from fledge.networks.actor_graph import ExportSource
 from fledge.networks.numpy_actor import ActOutput
+from fledge.networks.numpy_recurrent import NumpyRecurrentActor
 from fledge.trainers.settings import encoder_settings, memory_settings, observation_size, reward_signals
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ class PolicyBase(ABC):
     def act(self, obs: np.ndarray, allowed: np.ndarray | None, memory: np.ndarray | None = None) -> ActOutput:
         if memory is None:
             return self.actor.act(obs, allowed, deterministic=self.deterministic)
-        if not isinstance(self.actor, TorchActor):  # the numpy accelerators cover networks without memory
+        if not isinstance(self.actor, (TorchActor, NumpyRecurrentActor)):  # the other accelerators have no memory
             raise TypeError(f"{type(self).__name__}: memories given to a policy that has none")
         return self.actor.act(obs, allowed, deterministic=self.deterministic, memory=memory)
 

@@ -24,14 +24,17 @@ Closed forms used (B samples, S reward signals, r = exp(logp - old_logp)):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch.nn import functional as F
 
 from fledge.networks.actor_critic import ActorCritic
+from fledge.networks.dense import DenseStack
 from fledge.networks.distributions import LOG_SQRT_2PI, masked_logits, split_branches
 from fledge.trainers.ppo.losses import VALUE_WEIGHT, Minibatch
 
-__all__ = ["Minibatch", "covers", "loss_and_gradients"]
+__all__ = ["DenseCache", "Minibatch", "covers", "dense_backward", "dense_forward", "loss_and_gradients"]
 
 
 def covers(model: ActorCritic) -> bool:
@@ -51,23 +54,10 @@ def loss_and_gradients(
     body = model.dense
     x = mb.x
     n = x.shape[0]
-    twins, hidden, layers = body.copies, body.hidden, body.num_layers
+    twins, layers = body.copies, body.num_layers
 
-    # ---- forward through the body, keeping what the backward pass needs -----------------------------
-    pre1 = sig1 = None
-    hidden_cache: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (input, pre, sigmoid)
-    if layers == 0:
-        h_actor = h_critic = x
-    else:
-        pre1 = torch.addmm(body.b_in, x, body.w_in)
-        sig1 = torch.sigmoid(pre1)
-        hs = (pre1 * sig1).view(n, twins, hidden).transpose(0, 1)
-        for w, b in zip(body.w_hidden, body.b_hidden):
-            pre = torch.baddbmm(b, hs, w)
-            sig = torch.sigmoid(pre)
-            hidden_cache.append((hs, pre, sig))
-            hs = pre * sig
-        h_actor, h_critic = hs[0], hs[-1]
+    hs, cache = dense_forward(body, x)
+    h_actor, h_critic = hs[0], hs[-1]
 
     # ---- heads and losses ---------------------------------------------------------------------------
     values = F.linear(h_critic, model.value_head.weight, model.value_head.bias)
@@ -145,16 +135,51 @@ def loss_and_gradients(
     # ---- backward through the body ------------------------------------------------------------------
     if layers == 0:
         return total, policy_loss, value_loss
-    assert pre1 is not None and sig1 is not None
     if g_h_actor is None:
         g_h_actor = torch.zeros_like(g_h_critic)
     g_hs = (g_h_actor + g_h_critic).unsqueeze(0) if twins == 1 else torch.stack((g_h_actor, g_h_critic))
-    for (inp, pre, sig), w, b in reversed(list(zip(hidden_cache, body.w_hidden, body.b_hidden))):
+    dense_backward(body, x, cache, g_hs)
+    return total, policy_loss, value_loss
+
+
+class DenseCache(NamedTuple):
+    """What `dense_backward` needs of `dense_forward`: the first layer's pre-activation and sigmoid, and
+    (input, pre-activation, sigmoid) of every later layer."""
+
+    pre1: torch.Tensor | None
+    sig1: torch.Tensor | None
+    hidden: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def dense_forward(body: DenseStack, x: torch.Tensor) -> tuple[torch.Tensor, DenseCache]:
+    """Every copy's features (copies, n, out) of rows x (n, n_in) (with no layers: x itself, (1, n, n_in)),
+    and what the backward pass needs."""
+    n = x.shape[0]
+    twins, hidden = body.copies, body.hidden
+    if body.num_layers == 0:
+        return x.unsqueeze(0), DenseCache(None, None, [])
+    hidden_cache: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (input, pre, sigmoid)
+    pre1 = torch.addmm(body.b_in, x, body.w_in)
+    sig1 = torch.sigmoid(pre1)
+    hs = (pre1 * sig1).view(n, twins, hidden).transpose(0, 1)
+    for w, b in zip(body.w_hidden, body.b_hidden):
+        pre = torch.baddbmm(b, hs, w)
+        sig = torch.sigmoid(pre)
+        hidden_cache.append((hs, pre, sig))
+        hs = pre * sig
+    return hs, DenseCache(pre1, sig1, hidden_cache)
+
+
+def dense_backward(body: DenseStack, x: torch.Tensor, cache: DenseCache, g_hs: torch.Tensor) -> None:
+    """Set `.grad` of the dense weights (num_layers >= 1) from d loss / d features g_hs (copies, n, hidden)."""
+    n = x.shape[0]
+    twins, hidden = body.copies, body.hidden
+    assert cache.pre1 is not None and cache.sig1 is not None
+    for (inp, pre, sig), w, b in reversed(list(zip(cache.hidden, body.w_hidden, body.b_hidden))):
         g_pre = g_hs * _dsilu(pre, sig)
         w.grad = torch.bmm(inp.transpose(1, 2), g_pre)
         b.grad = g_pre.sum(dim=1, keepdim=True)
         g_hs = torch.bmm(g_pre, w.transpose(1, 2))
-    g_pre1 = g_hs.transpose(0, 1).reshape(n, twins * hidden) * _dsilu(pre1, sig1)
+    g_pre1 = g_hs.transpose(0, 1).reshape(n, twins * hidden) * _dsilu(cache.pre1, cache.sig1)
     body.w_in.grad = x.t() @ g_pre1
     body.b_in.grad = g_pre1.sum(dim=0)
-    return total, policy_loss, value_loss

@@ -20,6 +20,7 @@ import torch
 from fledge.imitation.bc import BehavioralCloning, make_behavioral_cloning
 from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
+from fledge.networks.numpy_recurrent import NumpyRecurrentActor
 from fledge.rollout.processor import Trajectory
 from fledge.trainers import state as S
 from fledge.trainers.base import TrainerState
@@ -34,6 +35,9 @@ from fledge.trainers.schedules import ppo_schedules
 from fledge.trainers.settings import plain
 
 log = logging.getLogger("fledge")
+# Trajectories of at most this many rows carry the critic's memory through the numpy acting path (a step at
+# a time); longer ones through one torch LSTM call, cheaper per step once its fixed cost is spread.
+NUMPY_TRAJECTORY_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ class PPOTrainer(OnPolicyTrainer):
         assert traj.memory is not None
         model, device = self.model, self.device
         seq_len = self.policy_settings.sequence_length
-        x = model.normalize(to_device(np.concatenate([traj.obs, traj.next_obs[None]]), device))
+        rows = np.concatenate([traj.obs, traj.next_obs[None]])
         kept = self.critic_memories.get(traj.agent_key)
         if model.shared_critic:
             initial = to_device(traj.memory[0], device)
@@ -144,15 +148,25 @@ class PPOTrainer(OnPolicyTrainer):
             initial = kept
         else:
             initial = torch.zeros(model.memory_size, device=device)
-        values, starts, final = model.critic_trajectory(x[:-1], initial, seq_len)
+        actor = self.policy.actor
         bootstrap = np.zeros(len(self.signal_names), dtype=np.float32)
-        if not traj.terminal:
-            bootstrap = model.critic_trajectory(x[-1:], final, seq_len)[0][0].cpu().numpy()
+        if isinstance(actor, NumpyRecurrentActor) and len(rows) <= NUMPY_TRAJECTORY_ROWS:
+            all_values, starts_np, final_np = actor.critic_trajectory(rows, initial.cpu().numpy(), seq_len)
+            final = torch.from_numpy(final_np.copy()).to(device)
+            values_np = all_values[:-1]
+            if not traj.terminal:
+                bootstrap = all_values[-1]
+        else:
+            x = model.normalize(to_device(rows, device))
+            values, starts, final = model.critic_trajectory(x[:-1], initial, seq_len)
+            if not traj.terminal:
+                bootstrap = model.critic_trajectory(x[-1:], final, seq_len)[0][0].cpu().numpy()
+            values_np, starts_np = values.cpu().numpy(), starts.cpu().numpy()
         if traj.ends_episode:
             self.critic_memories.pop(traj.agent_key, None)
         elif not model.shared_critic:
             self.critic_memories[traj.agent_key] = final
-        return values.cpu().numpy(), bootstrap, starts.cpu().numpy()
+        return values_np, bootstrap, starts_np
 
     # -- updating ---------------------------------------------------------------------------------
     def schedules(self) -> tuple[float, float, float]:

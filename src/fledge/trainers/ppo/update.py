@@ -1,4 +1,5 @@
-"""One PPO gradient computation: the hand-gradient accelerator where it covers the network, else autograd.
+"""One PPO gradient computation: a hand-gradient accelerator where one covers the network (fast_gradients for
+vector-observation MLPs, fast_recurrent for those with LSTM memory), else autograd.
 
 Both return `losses.ppo_loss`'s (total, policy_loss, value_loss) as detached tensors and leave d total /
 d parameter in every parameter's `.grad`, ready for the optimiser step.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from fledge.networks.actor_critic import ActorCritic
-from fledge.trainers.ppo import fast_gradients
+from fledge.trainers.ppo import fast_gradients, fast_recurrent
 from fledge.trainers.ppo.losses import Minibatch, ppo_loss
 
 
@@ -29,4 +30,6 @@ def ppo_gradients(
     """(total, policy_loss, value_loss) of a minibatch, with the gradients in `.grad`."""
     if fast_gradients.covers(model):
         return fast_gradients.loss_and_gradients(model, mb, epsilon=epsilon, beta=beta)
+    if fast_recurrent.covers(model):
+        return fast_recurrent.loss_and_gradients(model, mb, epsilon=epsilon, beta=beta)
     return autograd_gradients(model, mb, epsilon=epsilon, beta=beta)
