@@ -67,7 +67,7 @@ class KeyedRows:
         if bounds is None:
             return None
         s, e = bounds
-        return tuple(a[s:e] for a in self.arrays)
+        return tuple([a[s:e] for a in self.arrays])
 
     def items(self) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
         for k, (s, e) in self.slices.items():
@@ -211,10 +211,14 @@ class GroupAssembler:
         arrivals = [*steps[1:], traj.end_call]  # the call that paid each row's rewards
         decided: list[tuple[np.ndarray, ...]] = []
         paid: list[tuple[int, tuple[np.ndarray, ...]]] = []
+        calls, source, own = self.calls, traj.source, -(int(agent) + 1)
         for t, (call, g, arrival) in enumerate(zip(steps, traj.groups.tolist(), arrivals)):
-            k = group_key(g, agent)
-            decided.append(self._rows(traj.source, call).decided.get(k) or _gone())
-            got = self._rows(traj.source, arrival).rewards.get(k)
+            k = g if g != 0 else own  # group_key, inline: this loop runs once per trajectory row
+            deciding, paying = calls.get((source, call)), calls.get((source, arrival))
+            if deciding is None or paying is None:
+                raise _Gone
+            decided.append(deciding.decided.get(k) or _gone())
+            got = paying.rewards.get(k)
             if got is not None:
                 paid.append((t, got))
         # the rows of each group size at once: the agent first, then its groupmates in their order
