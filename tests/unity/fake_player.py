@@ -2,8 +2,8 @@
 """A stand-in for a Unity player built with the ML-Agents package (wire protocol 1.5.0), for tests.
 
 It plays Unity's part: it is the gRPC client of the trainer's `UnityToExternalProto` service, and it
-uses nothing of fledge but the generated protocol classes (its side-channel codec and PNG encoding
-are its own). Flow:
+uses nothing of fledge but the generated protocol classes (its side-channel codec, PNG encoding and
+the wire bytes of its agent infos, written for all agents at once in fake_wire.py, are its own). Flow:
 
 1. connect to localhost:PORT (retrying for --connect-timeout seconds) and call Exchange with header
    status 200 and `rl_initialization_output` (name, communication version "1.5.0" or "0.9.0" with
@@ -39,7 +39,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 try:
@@ -62,6 +61,7 @@ for _folder in (str(REPO / "src"), str(Path(__file__).resolve().parent)):
     if _folder not in sys.path:
         sys.path.insert(0, _folder)
 from fake_ball import BallPlatforms  # noqa: E402
+from fake_wire import agent_info, agent_info_list, continuous_actions, vector_observations  # noqa: E402
 
 MASK_TILT = np.deg2rad(10.0)  # --discrete: turns beyond this tilt are masked
 
@@ -228,7 +228,7 @@ class Terminal:
     idx: np.ndarray
     interrupted: np.ndarray
     reward: np.ndarray
-    observations: list[list[obs_pb.ObservationProto]]
+    observations: list[list[bytes]]  # each agent's ObservationProto messages, serialized
     group: np.ndarray  # each agent's behavior when its episode ended (an index into Player.names)
 
 
@@ -326,6 +326,11 @@ class Player:
     def step(self, rl_input: msg_pb.UnityRLInputProto) -> msg_pb.UnityMessageProto:
         actions = np.zeros((self.task.n, 2), dtype=np.float32)
         for name, deciding in self.deciding.items():
+            if not self.args.discrete and name in rl_input.agent_actions:
+                bulk = continuous_actions(rl_input.agent_actions[name].SerializeToString(), len(deciding), 2)
+                if bulk is not None:  # every agent's action as fledge writes continuous actions: read at once
+                    actions[deciding] = bulk
+                    continue
             sent = list(rl_input.agent_actions[name].value) if name in rl_input.agent_actions else []
             if len(sent) != len(deciding):
                 LOG.warning(
@@ -380,13 +385,22 @@ class Player:
             values = list(action.continuous_actions) or list(action.vector_actions_deprecated)
             actions[index, : min(len(values), 2)] = values[:2]
 
-    def observations(self, idx: np.ndarray) -> list[list[obs_pb.ObservationProto]]:
-        """The observations of the agents at idx, one list per agent (vector, then the camera)."""
+    def observations(self, idx: np.ndarray) -> list[list[bytes]]:
+        """The observations of the agents at idx, serialized, one list per agent (vector, then the camera)."""
         if len(idx) == 0:
             return []
-        vectors = self.task.observe()[idx]
-        cameras = self.cameras(idx) if self.args.visual else None
-        return [[self.vector(vectors[k])] + ([cameras[k]] if cameras else []) for k in range(len(idx))]
+        vectors = self.vectors(self.task.observe()[idx])
+        if not self.args.visual:
+            return [[vector] for vector in vectors]
+        cameras = [camera.SerializeToString() for camera in self.cameras(idx)]
+        return [[vector, camera] for vector, camera in zip(vectors, cameras)]
+
+    def vectors(self, values: np.ndarray) -> list[bytes]:
+        """The vector observations (ObservationProto bytes) of rows of `values` (n, 8); with --wrong-shapes the
+        last float is left out from the STEP WRONG_SHAPES_AFTER on (shape [8], 7 floats)."""
+        if self.args.wrong_shapes and self.steps >= WRONG_SHAPES_AFTER:
+            return vector_observations(values[:, :-1], values.shape[1:])
+        return vector_observations(values, values.shape[1:])
 
     def cameras(self, idx: np.ndarray) -> list[obs_pb.ObservationProto]:
         """The PNG camera observations of the agents at idx."""
@@ -396,58 +410,46 @@ class Player:
     def output(
         self, reward: np.ndarray, terminal: Terminal | None = None, *, blob: bytes = b""
     ) -> msg_pb.UnityMessageProto:
-        """Terminal infos (done, last observations) first, then one decision request per agent."""
+        """Terminal infos (done, last observations) first, then one decision request per agent.
+
+        The agent infos are written as wire bytes for all agents at once (fake_wire), as a compiled player
+        builds them, and read into the message in one call per behavior."""
         message = msg_pb.UnityMessageProto(header=msg_pb.HeaderProto(status=200))
         rl_output = message.unity_output.rl_output
         rl_output.side_channel = blob
-        lists: dict[int, Any] = {}  # a behavior's list of agent infos, made when its first agent is added
-
-        def infos(group: int) -> Any:
-            if group not in lists:
-                lists[group] = rl_output.agentInfos[self.names[group]].value
-            return lists[group]
+        lists: dict[int, list[bytes]] = {}  # per behavior (in the order of its first agent), its agent infos
 
         if terminal is not None:
-            for k, index in enumerate(terminal.idx):
-                info = infos(int(terminal.group[k])).add(
-                    reward=float(terminal.reward[k]),
-                    done=True,
-                    max_step_reached=bool(terminal.interrupted[k]),
-                    id=int(index),
+            for k, index in enumerate(terminal.idx.tolist()):
+                lists.setdefault(int(terminal.group[k]), []).append(
+                    agent_info(
+                        float(terminal.reward[k]),
+                        index,
+                        terminal.observations[k],
+                        done=True,
+                        max_step_reached=bool(terminal.interrupted[k]),
+                    )
                 )
-                info.observations.extend(terminal.observations[k])
         everyone = np.arange(self.task.n)
         if self.args.discrete:
             self.last_mask = self.action_masks()
             self.masked_decisions += int(self.last_mask.any(axis=1).sum())
-        vectors = self.task.observe()
-        cameras = self.cameras(everyone) if self.args.visual else None
+        observations = self.observations(everyone)
         rewards, masks, groups = reward.tolist(), self.last_mask.tolist(), self.group.tolist()
         self.deciding = {name: [] for name in self.names}
         for index in range(self.task.n):
-            info = infos(groups[index]).add(reward=rewards[index], id=index)
+            mask = masks[index] if self.args.discrete else ()
+            lists.setdefault(groups[index], []).append(
+                agent_info(rewards[index], index, observations[index], action_mask=mask)
+            )
             self.deciding[self.names[groups[index]]].append(index)
-            # built in place: constructing each message apart and copying it in would double the player's cost
-            self.fill_vector(info.observations.add(), vectors[index])
-            if cameras is not None:
-                info.observations.append(cameras[index])
-            if self.args.discrete:
-                info.action_mask.extend(masks[index])
+        for group, infos in lists.items():
+            rl_output.agentInfos[self.names[group]].MergeFromString(agent_info_list(infos))
         self.deciding = {name: rows for name, rows in self.deciding.items() if rows}
         for group in sorted(self.announce):
             message.unity_output.rl_initialization_output.brain_parameters.append(self.brain_parameters(group))
         self.announce = set()
         return message
-
-    def vector(self, values: np.ndarray) -> obs_pb.ObservationProto:
-        proto = obs_pb.ObservationProto()
-        self.fill_vector(proto, values)
-        return proto
-
-    def fill_vector(self, proto: obs_pb.ObservationProto, values: np.ndarray) -> None:
-        fill_vector_observation(proto, values)
-        if self.args.wrong_shapes and self.steps >= WRONG_SHAPES_AFTER:
-            del proto.float_data.data[-1]  # shape [8], 7 floats
 
     def read_side_channels(self, blob: bytes) -> None:
         try:

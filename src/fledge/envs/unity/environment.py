@@ -33,7 +33,7 @@ from fledge.envs.api import (
     require_behavior,
     validate_actions,
 )
-from fledge.envs.unity import convert
+from fledge.envs.unity import convert, wire
 from fledge.envs.unity.communicator import UnityCommunicator
 from fledge.envs.unity.launcher import PlayerProcess, find_executable
 from fledge.envs.unity.protocol.observation_pb2 import BrainParametersProto
@@ -113,6 +113,7 @@ class UnityEnvironment(BaseEnv):
         self._brains: dict[BehaviorName, BrainParametersProto] = {}  # brain parameters of behaviors without agents yet
         self._steps: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] = {}
         self._actions: dict[BehaviorName, ActionTuple] = {}
+        self._readers: dict[BehaviorName, wire.AgentInfoReader] = {}  # bulk readers of each behavior's agent infos
         self._process: PlayerProcess | None = None
         self._needs_reset = True
         self._closed = False
@@ -186,7 +187,7 @@ class UnityEnvironment(BaseEnv):
             action = self._actions.get(name)
             if action is None:
                 action = self._specs[name].action_spec.empty_action(len(decision))
-            convert.add_action_protos(rl_input.agent_actions[name].value, action)
+            convert.write_actions(rl_input.agent_actions[name], action)
         self._actions = {}
         self._communicator.send(self._input(rl_input))
 
@@ -257,7 +258,12 @@ class UnityEnvironment(BaseEnv):
                 self._specs[name] = convert.behavior_spec_from_proto(brain, infos[name].value[0])
         steps = {}
         for name, spec in self._specs.items():
-            agents = infos[name].value if name in infos else []
-            steps[name] = convert.steps_from_infos(name, spec, agents, self.label)
+            if name in infos:
+                reader = self._readers.get(name)
+                if reader is None:
+                    reader = self._readers[name] = convert.agent_info_reader(spec)
+                steps[name] = convert.steps_from_list(name, spec, infos[name], self.label, reader)
+            else:
+                steps[name] = convert.steps_from_infos(name, spec, [], self.label)
         self._steps = steps
         self._channels.process_incoming(output.rl_output.side_channel)
