@@ -21,7 +21,7 @@ from fledge.imitation.expert import ExpertData
 from fledge.rewards import RewardSignals, SignalBatch, build_signals
 from fledge.rewards import losses as L
 from fledge.rewards.base import BodySettings, LearnedSignal
-from fledge.rewards.curiosity import CuriositySignal
+from fledge.rewards.curiosity import REWARD_ROWS, CuriositySignal
 from fledge.rewards.gail import GAILSignal, check_expert, load_expert_data
 from fledge.rewards.rnd import RNDSignal
 from fledge.trainers.on_policy import OnPolicyTrainer
@@ -135,6 +135,37 @@ def test_curiosity_reward_is_clipped_and_falls_where_the_forward_model_learns() 
     assert last["Losses/Curiosity Forward Loss"] < first["Losses/Curiosity Forward Loss"]
     assert last["Losses/Curiosity Inverse Loss"] < first["Losses/Curiosity Inverse Loss"]
     assert signal.rewards(b).mean() < before.mean()
+
+
+def test_curiosity_rewards_of_many_rows_equal_the_networks_own_forward_pass() -> None:
+    """On vector observations the rewards are computed REWARD_ROWS transitions at a time by rewards/fast.py:
+    the same numbers, in the same order, as the networks' modules over the whole batch at once."""
+    signal = CuriositySignal(**common(strength=0.05))
+    signal.update(batch(64))
+    b = batch(2 * REWARD_ROWS + 37, seed=4)
+    assert signal.hand_gradients
+    chunked = signal.rewards(b)
+    signal.autograd = True  # the modules' own forward pass
+    whole = signal.rewards(b)
+    assert chunked.shape == (len(b),) and chunked.dtype == np.float32
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_signal_training_takes_each_epoch_in_shuffled_minibatches_and_drops_the_leftovers() -> None:
+    b = batch(600, seed=2)
+    trained_here, by_hand = CuriositySignal(**common()), CuriositySignal(**common())
+    stats = RewardSignals([trained_here]).train(b, epochs=2, batch_size=64, rng=np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    seen = []
+    for _ in range(2):
+        perm = rng.permutation(600)
+        for first in (0, 256):  # minibatches of max(64, 256) rows; each epoch's last 88 rows are dropped
+            seen.append(by_hand.update(b.rows(perm[first : first + 256])))
+    assert trained_here.update_count == by_hand.update_count == 4
+    for p, q in zip(trained_here.module.parameters(), by_hand.module.parameters()):
+        assert torch.equal(p, q)
+    key = "Losses/Curiosity Forward Loss"
+    assert stats[key] == pytest.approx(np.mean([s[key] for s in seen]))
 
 
 def test_curiosity_reads_visual_observations_and_discrete_only_actions() -> None:

@@ -57,7 +57,7 @@ class SignalBatch:
     def __len__(self) -> int:
         return len(self.env_rewards)
 
-    def rows(self, index: np.ndarray) -> SignalBatch:
+    def rows(self, index: np.ndarray | slice) -> SignalBatch:
         return SignalBatch(
             obs=self.obs[index],
             next_obs=self.next_obs[index],

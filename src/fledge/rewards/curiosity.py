@@ -19,6 +19,7 @@ from fledge.rewards import losses as L
 from fledge.rewards.base import LearnedSignal, SignalBatch, flat_actions
 
 MODEL_UNITS = 256
+REWARD_ROWS = 1024  # rewards are computed this many transitions at a time, so the temporaries stay in cache
 
 
 class CuriosityNetworks(nn.Module):
@@ -57,14 +58,26 @@ class CuriositySignal(LearnedSignal):
     label = "Curiosity"
     ignore_done = True
     module: CuriosityNetworks
+    _tensors: fast.CuriosityTensors | None = None
+    _covered: bool | None = None
 
     def build(self) -> nn.Module:
         return CuriosityNetworks(self.make_body(), self.action_spec)
 
     @property
+    def tensors(self) -> fast.CuriosityTensors:
+        """The networks' parameters as rewards/fast.py reads them (looked up once)."""
+        if self._tensors is None:
+            self._tensors = fast.CuriosityTensors(self.module)
+        return self._tensors
+
+    @property
     def hand_gradients(self) -> bool:
-        """Whether updates use rewards/fast.py's closed-form gradients (a plain vector-observation body)."""
-        return not self.autograd and fast.covers_body(self.module.body)
+        """Whether updates use rewards/fast.py's closed-form gradients and rewards its forward pass (a plain
+        vector-observation body)."""
+        if self._covered is None:
+            self._covered = fast.covers_body(self.module.body)
+        return not self.autograd and self._covered
 
     def _inputs(self, batch: SignalBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         obs = self.tensor(np.concatenate([batch.obs, batch.next_obs]))
@@ -76,6 +89,14 @@ class CuriositySignal(LearnedSignal):
     def rewards(self, batch: SignalBatch) -> np.ndarray:
         if self.update_count == 0:
             return np.zeros(len(batch), dtype=np.float32)
+        if self.hand_gradients:
+            out = np.empty(len(batch), dtype=np.float32)
+            for first in range(0, len(batch), REWARD_ROWS):
+                rows = batch.rows(slice(first, first + REWARD_ROWS))
+                obs, _, _, action = self._inputs(rows)
+                target, predicted = fast.curiosity_prediction(self.tensors, self.module.body.encode(obs), action)
+                out[first : first + len(rows)] = L.curiosity_reward(target, predicted, self.strength).cpu().numpy()
+            return out
         obs, _, _, action = self._inputs(batch)
         enc = self.module.encode(obs)
         n = len(batch)
@@ -89,7 +110,7 @@ class CuriositySignal(LearnedSignal):
         if self.hand_gradients:
             with torch.no_grad():
                 x = self.module.body.encode(obs)
-            forward, inverse, grads = fast.curiosity_gradients(self.module, x, action, cont, disc)
+            forward, inverse, grads = fast.curiosity_gradients(self.tensors, x, action, cont, disc)
             self.apply(grads)
             return {
                 "Losses/Curiosity Forward Loss": float(forward),

@@ -5,7 +5,8 @@ The signals' networks are small, so autograd's bookkeeping costs a large share o
 (`covers`: a NetworkBody that is one DenseStack, no VAIL), its update computes the forward pass without
 recording and sets every trained parameter's `.grad` to d loss / d parameter in closed form; otherwise it
 trains through autograd. tests/unit/test_reward_fast_gradients.py checks the losses and every gradient
-against autograd.
+against autograd. Curiosity reads its networks' parameters through `CuriosityTensors` (looked up once) and
+computes its rewards with the same forward pass (`curiosity_prediction`).
 
 Closed forms used (B rows, SiLU s(z) = z sigma(z)):
 - g s'(z) by torch's SiLU backward kernel; s''(z) = sigma (1 - sigma) (2 + z (1 - 2 sigma));
@@ -35,17 +36,25 @@ from fledge.rewards import losses as L
 
 __all__ = [
     "CuriosityParts",
+    "CuriosityTensors",
     "DiscriminatorParts",
     "Gradients",
+    "backward_layers",
     "covers_body",
     "curiosity_gradients",
+    "curiosity_prediction",
     "dense_backward",
     "dense_forward",
+    "forward_layers",
     "gail_gradients",
     "rnd_gradients",
 ]
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (input, pre-activation)
+Linear = tuple[torch.Tensor, torch.Tensor]  # (weight (out, in), bias (out,)) of an nn.Linear
+Layers = list[
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+]  # per layer: W (in, out), b, their parameters
 
 
 class CuriosityParts(Protocol):
@@ -80,9 +89,11 @@ class Gradients:
         self._grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
-        grad = grad.reshape(param.shape)
-        held = self._grads.get(id(param))
-        self._grads[id(param)] = (param, grad if held is None else held[1] + grad)
+        if grad.shape != param.shape:
+            grad = grad.reshape(param.shape)
+        key = id(param)
+        held = self._grads.get(key)
+        self._grads[key] = (param, grad if held is None else held[1] + grad)
 
     def write(self, params: Sequence[torch.Tensor]) -> None:
         """Set every parameter's `.grad` (zeros where no pass reached it)."""
@@ -91,7 +102,7 @@ class Gradients:
             p.grad = held[1] if held is not None else torch.zeros_like(p)
 
 
-def _layers(stack: DenseStack) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _layers(stack: DenseStack) -> Layers:
     """(W (in, out), b (out,), W's parameter, b's parameter) of each layer of a one-copy stack."""
     params = stack.parameter_list()
     out = []
@@ -112,23 +123,22 @@ def _d2silu(pre: torch.Tensor) -> torch.Tensor:
     return sig * (1.0 - sig) * (2.0 + pre * (1.0 - 2.0 * sig))
 
 
-def dense_forward(stack: DenseStack, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
-    """The stack's features (B, out) of x (B, n_in), and what `dense_backward` needs."""
+def forward_layers(layers: Layers, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+    """The features (B, out) of x (B, n_in) through SiLU layers (`_layers`), and what `backward_layers` needs."""
     cache: Cache = []
     h = x
-    for w, b, _, _ in _layers(stack):
+    for w, b, _, _ in layers:
         pre = torch.addmm(b, h, w)
         cache.append((h, pre))
         h = F.silu(pre)
     return h, cache
 
 
-def dense_backward(
-    stack: DenseStack, cache: Cache, g_out: torch.Tensor, grads: Gradients, *, need_input: bool = False
+def backward_layers(
+    layers: Layers, cache: Cache, g_out: torch.Tensor, grads: Gradients, *, need_input: bool = False
 ) -> torch.Tensor | None:
-    """Add d loss / d weights of the stack (given d loss / d features) to `grads`; d loss / d x if asked."""
+    """Add d loss / d weights of the layers (given d loss / d features) to `grads`; d loss / d x if asked."""
     g: torch.Tensor | None = g_out
-    layers = _layers(stack)
     for i in range(len(layers) - 1, -1, -1):
         assert g is not None
         w, _, pw, pb = layers[i]
@@ -140,16 +150,61 @@ def dense_backward(
     return g if layers else g_out
 
 
-def _linear_backward(layer: torch.nn.Linear, inp: torch.Tensor, g_out: torch.Tensor, grads: Gradients) -> torch.Tensor:
-    grads.add(layer.weight, g_out.t() @ inp)
-    grads.add(layer.bias, g_out.sum(dim=0))
-    return g_out @ layer.weight
+def dense_forward(stack: DenseStack, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+    """The stack's features (B, out) of x (B, n_in), and what `dense_backward` needs."""
+    return forward_layers(_layers(stack), x)
+
+
+def dense_backward(
+    stack: DenseStack, cache: Cache, g_out: torch.Tensor, grads: Gradients, *, need_input: bool = False
+) -> torch.Tensor | None:
+    """Add d loss / d weights of the stack (given d loss / d features) to `grads`; d loss / d x if asked."""
+    return backward_layers(_layers(stack), cache, g_out, grads, need_input=need_input)
+
+
+def _linear_grads(layer: Linear, inp: torch.Tensor, g_out: torch.Tensor, grads: Gradients) -> None:
+    """Add d loss / d (weight (out, in), bias) of a linear layer given its input and d loss / d output."""
+    grads.add(layer[0], g_out.t() @ inp)
+    grads.add(layer[1], g_out.sum(dim=0))
 
 
 # -- curiosity ------------------------------------------------------------------------------------------
+
+
+class CuriosityTensors:
+    """A CuriosityNetworks' parameters looked up once: the module attribute lookups and Sequential indexing
+    of every update cost as much as some of its small operations. The parameters are updated in place
+    (Adam, loading a state), so the references stay valid for the networks' life."""
+
+    def __init__(self, nets: CuriosityParts) -> None:
+        self.encoder = _layers(nets.body.dense)
+        first, second, inverse = nets.forward_model[0], nets.forward_model[2], nets.inverse[0]
+        assert isinstance(first, nn.Linear) and isinstance(second, nn.Linear) and isinstance(inverse, nn.Linear)
+        self.forward1: Linear = (first.weight, first.bias)
+        self.forward2: Linear = (second.weight, second.bias)
+        self.inverse: Linear = (inverse.weight, inverse.bias)
+        cont, disc = nets.inverse_continuous, nets.inverse_discrete
+        self.continuous: Linear | None = (cont.weight, cont.bias) if cont is not None else None
+        self.discrete: Linear | None = (disc.weight, disc.bias) if disc is not None else None
+        self.branches = list(nets.branches)
+
+
+@torch.no_grad()
+def curiosity_prediction(
+    t: CuriosityTensors, x: torch.Tensor, action: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(phi(s'), the forward model's prediction of it) (B, h) of the preprocessed [obs; next_obs] rows (2B, obs)."""
+    enc, _ = forward_layers(t.encoder, x)
+    n = action.shape[0]
+    w1, b1 = t.forward1
+    w2, b2 = t.forward2
+    hidden = F.silu(torch.addmm(b1, torch.cat([enc[:n], action], dim=1), w1.t()))
+    return enc[n:], torch.addmm(b2, hidden, w2.t())
+
+
 @torch.no_grad()
 def curiosity_gradients(
-    nets: CuriosityParts,
+    t: CuriosityTensors,
     x: torch.Tensor,
     action: torch.Tensor,
     continuous: torch.Tensor | None,
@@ -158,56 +213,62 @@ def curiosity_gradients(
     """(forward loss, inverse loss, gradients of curiosity_loss(forward, inverse)) of a CuriosityNetworks.
 
     x: the preprocessed [obs; next_obs] rows (2B, obs); action the flat action (B, a); continuous (B, c)
-    when the inverse model predicts continuous actions; discrete (B, branches)."""
+    when the inverse model predicts continuous actions; discrete (B, branches). Temporaries are overwritten
+    in place once read, and phi's gradient is written straight into its two halves."""
     grads = Gradients()
-    stack = nets.body.dense
-    enc, cache = dense_forward(stack, x)
-    n = action.shape[0]
+    enc, cache = forward_layers(t.encoder, x)
+    n, h = action.shape[0], enc.shape[1]
     e, e_next = enc[:n], enc[n:]
-    forward_lin1, forward_lin2 = nets.forward_model[0], nets.forward_model[2]
-    inverse_lin = nets.inverse[0]
-    assert isinstance(forward_lin1, torch.nn.Linear) and isinstance(forward_lin2, torch.nn.Linear)
-    assert isinstance(inverse_lin, torch.nn.Linear)
+    (fw1, fb1), (fw2, fb2), (iw, ib) = t.forward1, t.forward2, t.inverse
 
-    # forward model
+    # forward model: d/d predicted = 2 (predicted - phi(s')) / B
     f_in = torch.cat([e, action], dim=1)
-    f_pre = F.linear(f_in, forward_lin1.weight, forward_lin1.bias)
+    f_pre = torch.addmm(fb1, f_in, fw1.t())
     f_hidden = F.silu(f_pre)
-    predicted = F.linear(f_hidden, forward_lin2.weight, forward_lin2.bias)
-    diff = predicted - e_next
-    forward = L.forward_error(e_next, predicted).mean()
-    g_pred = diff * (L.CURIOSITY_SCALE * L.FORWARD_WEIGHT / n)
+    diff = torch.addmm(fb2, f_hidden, fw2.t()).sub_(e_next)
+    flat = diff.view(-1)
+    forward = torch.dot(flat, flat) * (0.5 / n)
+    g_pred = diff.mul_(L.CURIOSITY_SCALE * L.FORWARD_WEIGHT / n)
 
-    # inverse model
+    # inverse model: d/d predicted action = 16 (predicted - a) / B, d/d logits = 8 (softmax - onehot) / B
     i_in = torch.cat([e, e_next], dim=1)
-    i_pre = F.linear(i_in, inverse_lin.weight, inverse_lin.bias)
+    i_pre = torch.addmm(ib, i_in, iw.t())
     i_hidden = F.silu(i_pre)
-    inverse_weight = L.CURIOSITY_SCALE * L.INVERSE_WEIGHT / n
-    per_row = torch.zeros(n)
-    g_i_hidden = torch.zeros_like(i_hidden)
-    if nets.inverse_continuous is not None and continuous is not None:
-        head = nets.inverse_continuous
-        err = F.linear(i_hidden, head.weight, head.bias) - continuous
-        per_row = per_row + (err * err).sum(dim=1)
-        g_i_hidden += _linear_backward(head, i_hidden, err * (2.0 * inverse_weight), grads)
-    if nets.inverse_discrete is not None:
-        head = nets.inverse_discrete
-        logits = F.linear(i_hidden, head.weight, head.bias)
+    weight = L.CURIOSITY_SCALE * L.INVERSE_WEIGHT / n
+    total = torch.zeros((), device=x.device)
+    g_i_hidden: torch.Tensor | None = None
+    if t.continuous is not None and continuous is not None:
+        err = torch.addmm(t.continuous[1], i_hidden, t.continuous[0].t()).sub_(continuous)
+        flat = err.view(-1)
+        total = total + torch.dot(flat, flat)
+        g_err = err.mul_(2.0 * weight)
+        _linear_grads(t.continuous, i_hidden, g_err, grads)
+        g_i_hidden = g_err @ t.continuous[0]
+    if t.discrete is not None:
+        logits = torch.addmm(t.discrete[1], i_hidden, t.discrete[0].t())
         parts = []
-        for b, branch in enumerate(torch.split(logits, nets.branches, dim=1)):
+        for b, branch in enumerate(torch.split(logits, t.branches, dim=1)):
             log_p = torch.log_softmax(branch, dim=1)
             chosen = discrete[:, b : b + 1]
-            per_row = per_row - log_p.gather(1, chosen).squeeze(1)
-            parts.append((torch.exp(log_p) - torch.zeros_like(log_p).scatter_(1, chosen, 1.0)) * inverse_weight)
-        g_i_hidden += _linear_backward(head, i_hidden, torch.cat(parts, dim=1), grads)
-    inverse = per_row.mean()
+            total = total - log_p.gather(1, chosen).sum()
+            parts.append(torch.exp(log_p).scatter_add_(1, chosen, torch.full(chosen.shape, -1.0, device=x.device)))
+        g_logits = torch.cat(parts, dim=1).mul_(weight)
+        _linear_grads(t.discrete, i_hidden, g_logits, grads)
+        g_i_hidden = g_logits @ t.discrete[0] if g_i_hidden is None else g_i_hidden.addmm_(g_logits, t.discrete[0])
+    assert g_i_hidden is not None, "the inverse model predicts a continuous or a discrete action"
+    inverse = total / n
 
-    g_i_in = _linear_backward(inverse_lin, i_in, _silu_grad(g_i_hidden, i_pre), grads)
-    g_f_hidden = _linear_backward(forward_lin2, f_hidden, g_pred, grads)
-    g_f_in = _linear_backward(forward_lin1, f_in, _silu_grad(g_f_hidden, f_pre), grads)
-    h = e.shape[1]
-    g_enc = torch.cat([g_f_in[:, :h] + g_i_in[:, :h], g_i_in[:, h:] - g_pred], dim=0)
-    dense_backward(stack, cache, g_enc, grads)
+    g_i_pre = _silu_grad(g_i_hidden, i_pre)
+    _linear_grads(t.inverse, i_in, g_i_pre, grads)
+    _linear_grads(t.forward2, f_hidden, g_pred, grads)
+    g_f_pre = _silu_grad(g_pred @ fw2, f_pre)
+    _linear_grads(t.forward1, f_in, g_f_pre, grads)
+    # d/d phi(s) = the forward model's and the inverse model's; d/d phi(s') = the inverse model's - d/d predicted
+    g_i_in = g_i_pre @ iw
+    g_enc = torch.empty_like(enc)
+    torch.addmm(g_i_in[:, :h], g_f_pre, fw1[:, :h], out=g_enc[:n])
+    torch.sub(g_i_in[:, h:], g_pred, out=g_enc[n:])
+    backward_layers(t.encoder, cache, g_enc, grads)
     return forward, inverse, grads
 
 

@@ -73,10 +73,13 @@ class RewardSignals:
         n = len(batch)
         size = max(1, min(max(batch_size, MIN_UPDATE_ROWS), n))
         collected: dict[str, list[float]] = defaultdict(list)
+        used = n - n % size
         for _ in range(epochs):
-            perm = rng.permutation(n)
-            for first in range(0, n - size + 1, size):
-                for key, value in self.update(batch.rows(perm[first : first + size])).items():
+            # one gather of the epoch's rows in shuffled order, then contiguous minibatches: the same rows as
+            # gathering each minibatch on its own, far fewer scattered reads
+            shuffled = batch.rows(rng.permutation(n)[:used])
+            for first in range(0, used, size):
+                for key, value in self.update(shuffled.rows(slice(first, first + size))).items():
                     collected[key].append(value)
         return {k: float(np.mean(v)) for k, v in collected.items()}
 
