@@ -16,8 +16,9 @@ loss = PPO's clipped surrogate + 0.5 * (clipped value loss + 0.5 * clipped basel
 
 Any observations the actor takes (vectors, cameras, variable-length entities, goal signals) work: the
 actor is PPO's, and the group critic encodes each member's observations with its own observation encoders
-(networks/group_critic.py). Not available with POCA in this version: memory (refused by
-trainers/settings.refuse_memory).
+(networks/group_critic.py). With memory (`network_settings.memory`) the actor is PPO's recurrent actor and
+the buffer holds whole sequences (trainers/poca/recurrent.py); the group critic has no memory in this
+version, which a start-up warning says.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from fledge.trainers.base import TrainerBase, TrainerState
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.poca import losses as L
+from fledge.trainers.poca import recurrent as R
 from fledge.trainers.poca.buffer import GroupBuffer, pad_members
 from fledge.trainers.poca.policy import POCAPolicy
 from fledge.trainers.ppo import losses as P
@@ -95,6 +97,12 @@ class POCATrainer(TrainerBase):
         self.update_count = 0
         self.rewards_before_update: list[float] = []
         self.dropped = 0  # trajectories whose group rows were no longer kept
+        if ps.memory_size:
+            log.warning(
+                "Behavior '%s': network_settings.memory gives the POCA actor an LSTM memory; the group critic has "
+                "no memory in this version (its values and baselines read each step's observations alone).",
+                self.name,
+            )
 
     @property
     def mean_reward_since_update(self) -> float | None:
@@ -213,21 +221,25 @@ class POCATrainer(TrainerBase):
             label = SIGNAL_STAT_NAMES[sig]
             self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(v[:-1, i].mean()))
             self.stats.add_stat(self.name, f"Policy/{label} Baseline Estimate", float(b[:, i].mean()))
-        self.buffer.append(
-            obs=traj.obs,
-            continuous=traj.continuous,
-            discrete=traj.discrete,
-            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
-            log_prob=traj.log_prob,
-            old_values=v[:-1],
-            old_baselines=b,
-            returns=returns,
-            advantages=L.advantages(returns, b),
-            members=ctx.members[:-1],
-            members_mask=ctx.members_mask[:-1],
-            others=ctx.others,
-            others_mask=ctx.others_mask,
-        )
+        fields = {
+            "obs": traj.obs,
+            "continuous": traj.continuous,
+            "discrete": traj.discrete,
+            "allowed": traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            "log_prob": traj.log_prob,
+            "old_values": v[:-1],
+            "old_baselines": b,
+            "returns": returns,
+            "advantages": L.advantages(returns, b),
+            "members": ctx.members[:-1],
+            "members_mask": ctx.members_mask[:-1],
+            "others": ctx.others,
+            "others_mask": ctx.others_mask,
+        }
+        if self.policy_settings.memory_size:
+            assert traj.memory is not None, "a recurrent policy's trajectory carries its memories"
+            fields = R.cut_into_sequences(fields, traj.memory, self.policy_settings.sequence_length)
+        self.buffer.append(**fields)
         self.step += n
 
     # -- updating ---------------------------------------------------------------------------------
@@ -235,6 +247,9 @@ class POCATrainer(TrainerBase):
         return ppo_schedules(self.hp, self.step, self.max_steps)
 
     def _update(self) -> None:
+        if self.policy_settings.memory_size:
+            self._update_sequences()
+            return
         hp = self.hp
         lr, beta, eps = self.schedules()
         for group in self.optimizer.param_groups:
@@ -274,6 +289,63 @@ class POCATrainer(TrainerBase):
                 losses["baseline"].append(b_loss.detach())
         means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
         self._check_finite(before, means)
+        self.buffer.clear()
+        self.update_count += 1
+        self.policy.sync()
+        name = self.name
+        self.stats.add_stat(name, "Losses/Policy Loss", abs(means["policy"]))
+        self.stats.add_stat(name, "Losses/Value Loss", means["value"])
+        self.stats.add_stat(name, "Losses/Baseline Loss", means["baseline"])
+        self.stats.add_stat(name, "Policy/Learning Rate", lr)
+        self.stats.add_stat(name, "Policy/Epsilon", eps)
+        self.stats.add_stat(name, "Policy/Beta", beta)
+        self.rewards_before_update = self.episode_rewards_since_update
+        self.episode_rewards_since_update = []
+
+    def _update_sequences(self) -> None:
+        """`_update` with memory: minibatches of whole sequences, the actor re-run from their start memories and
+        every loss a masked mean (trainers/poca/recurrent.py)."""
+        lr, beta, eps = self.schedules()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        data = self.buffer.view()
+        device, seq_len = self.device, self.policy_settings.sequence_length
+        with torch.no_grad():
+            t = {
+                "x": self._normalized(data["obs"]),
+                "members": self._normalized(data["members"]),
+                "others": self._others(data["others"]),
+            }
+        for key in R.STEP_FIELDS:
+            t[key] = to_device(data[key], device)
+        t["advantages"] = to_device(P.normalize_advantages(data["advantages"], data["masks"]), device)
+        aspec = self.spec.action_spec
+        if aspec.continuous_size:
+            t["continuous"] = to_device(data["continuous"], device)
+        if aspec.discrete_size:
+            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
+            t["allowed"] = to_device(data["allowed"], device)
+        starts = to_device(np.ascontiguousarray(data["memory"][::seq_len]), device)
+        losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
+        before = Snapshot(self.parameters + self._adam_tensors())
+        for _ in range(self.hp.num_epoch):
+            for mb, memory in R.sequence_minibatches(
+                t, starts, seq_len=seq_len, batch_size=self.hp.batch_size, rng=self.rng
+            ):
+                p_loss, v_loss, b_loss, total = R.sequence_loss(
+                    self.model, self.critic, mb, memory, seq_len=seq_len, epsilon=eps, beta=beta
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                self.adam.step()
+                for key, value in zip(("policy", "value", "baseline"), (p_loss, v_loss, b_loss)):
+                    losses[key].append(value.detach())
+        means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
+        self._check_finite(before, means)
+        self._after_update(means, lr=lr, eps=eps, beta=beta)
+
+    def _after_update(self, means: dict[str, float], *, lr: float, eps: float, beta: float) -> None:
+        """The buffer emptied, the acting path synchronised and the update's stats reported."""
         self.buffer.clear()
         self.update_count += 1
         self.policy.sync()
