@@ -102,8 +102,6 @@ def expected_warnings(raw: Mapping[str, Any]) -> set[tuple[str, str]]:
             if team_change > MAX_STEPS:
                 out.add((name, "self_play.team_change"))
         net = body.get("network_settings") or {}  # the stand-in environments have no camera and no goal signal
-        if body.get("trainer_type") == "poca" and net.get("memory"):  # the group critic has no memory
-            out.add((name, "network_settings.memory"))
         if net.get("vis_encode_type", "simple") != "simple":
             out.add((name, "network_settings.vis_encode_type"))
         if net.get("goal_conditioning_type", "hyper") != "hyper":
