@@ -128,10 +128,6 @@ REFUSED = [
     ),
     ("  Basic:\n    trainer_type: ppo\n    behavioral_cloning: {demo_path: x.demo}\n", "behavioral_cloning"),
     (
-        "  Basic:\n    trainer_type: poca\n    network_settings: {memory: {memory_size: 16}}\n",
-        "network_settings.memory",
-    ),
-    (
         "  Basic:\n    trainer_type: ppo\n    reward_signals: {gail: {strength: 0.1, demo_path: x.demo}}\n",
         "reward_signals.gail.demo_path",
     ),

@@ -71,8 +71,6 @@ def expected_refusals(raw: Mapping[str, Any]) -> set[str]:
     """The key paths a run must refuse: features this version of fledge does not have."""
     out = set()
     for name, body in merged_behaviors(raw).items():
-        if body.get("trainer_type") == "poca" and (body.get("network_settings") or {}).get("memory"):
-            out.add(f"behaviors.{name}.network_settings.memory")  # POCA has no recurrent networks yet
         if body.get("behavioral_cloning"):
             # accepted; but its demo (ML-Agents' Unity project path, missing here, or fledge's shipped demo of
             # the same file name, recorded in that task) never fits the stand-in's spec: refused before training

@@ -212,3 +212,44 @@ def test_poca_is_deterministic(tmp_path: Path) -> None:
     assert a.meta["update_count"] >= 2 and a.tensors.keys() == b.tensors.keys()
     for key in a.tensors:
         assert np.array_equal(np.asarray(a.tensors[key]), np.asarray(b.tensors[key])), key
+
+
+def memory_options(tmp_path: Path, run_id: str, max_steps: int, **checkpoint: Any) -> Any:
+    settings = poca_settings(max_steps=max_steps, checkpoint_interval=1000)
+    settings["network_settings"]["memory"] = {"memory_size": 16, "sequence_length": 8}
+    return build_run_options(
+        {
+            "behaviors": {"DungeonEscape": settings},
+            "env_settings": {"env_path": "DungeonEscape", "num_areas": 4, "seed": 5},
+            "checkpoint_settings": {"run_id": run_id, "results_dir": str(tmp_path), **checkpoint},
+        }
+    )
+
+
+def test_poca_with_memory_trains_resumes_after_a_hard_stop_and_its_recurrent_onnx_plays(tmp_path: Path) -> None:
+    """The actor's LSTM and the group critic's LSTM are saved, resumed from and trained; the ONNX is the actor."""
+    from fledge.checkpoints.onnx import describe_onnx
+    from fledge.checkpoints.state_io import load_state
+    from fledge.play import play
+
+    n = 2000
+    first = api.run(memory_options(tmp_path, "mem", n), env=KilledAfter(150), display="none")  # type: ignore[arg-type]
+    assert first.interrupted
+    mid, _ = load_state(tmp_path / "mem" / "DungeonEscape" / "checkpoint.pt")
+    lstm = [k for k in mid.tensors if k.startswith(("policy.memory.", "critic.memory."))]
+    assert {k.split(".")[0] for k in lstm} == {"policy", "critic"} and mid.meta["update_count"] >= 1
+    api.run(memory_options(tmp_path, "mem", n, resume=True), display="none")
+    end, _ = load_state(tmp_path / "mem" / "DungeonEscape" / "checkpoint.pt")
+    assert end.meta["step"] >= n and end.meta["update_count"] > mid.meta["update_count"]
+    for owner in ("policy.", "critic."):
+        moved = [k for k in lstm if k.startswith(owner) and not np.array_equal(end.tensors[k], mid.tensors[k])]
+        assert moved, f"the {owner[:-1]}'s LSTM did not learn"
+    rows = list(csv.DictReader((tmp_path / "mem" / "run_logs" / "DungeonEscape.csv").open()))
+    losses = [float(r[k]) for r in rows for k in ("Losses/Policy Loss", "Losses/Baseline Loss") if r.get(k)]
+    assert losses and np.isfinite(losses).all()
+    # the ONNX is PPO's recurrent actor: recurrent_in / recurrent_out, and it plays with each agent's memory carried
+    described = describe_onnx(tmp_path / "mem" / "DungeonEscape.onnx")
+    assert "recurrent_in" in [i["name"] for i in described["inputs"]]
+    assert described["outputs"][-1]["name"] == "recurrent_out"
+    result = play(tmp_path / "mem", use_onnx=True, episodes=2, max_steps=200, out=open(tmp_path / "play.txt", "w"))
+    assert result.steps > 0

@@ -22,19 +22,22 @@ from fledge.config import build_run_options
 from fledge.configs import shipped_config
 
 
-def escape_rate(tmp_path: Path, trainer: str, *, steps: int, seed: int, camera: int = 0) -> float:
+def escape_rate(tmp_path: Path, trainer: str, *, steps: int, seed: int, camera: int = 0, memory: int = 0) -> float:
     """The share of group episodes that escaped over the run's last summary period; `camera` k > 0: every agent
-    also sees the board through a top-down camera (k pixels per cell) with the simple visual encoder."""
+    also sees the board through a top-down camera (k pixels per cell) with the simple visual encoder;
+    `memory` m > 0: LSTM memories of size m, sequences of 8."""
     config = shipped_config("DungeonEscape", trainer)
     assert config is not None
     raw = yaml.safe_load(config.read_text())
     b = raw["behaviors"]["DungeonEscape"]
     b.update(max_steps=steps, summary_freq=steps // 4, checkpoint_interval=steps)
-    run_id = f"{trainer}-{seed}-{camera}"
+    run_id = f"{trainer}-{seed}-{camera}-{memory}"
     raw["env_settings"] = {"env_path": "DungeonEscape", "num_areas": 16, "seed": seed}
     if camera:
         b["network_settings"]["vis_encode_type"] = "simple"
         raw["env_settings"]["env_args"] = [f"camera={camera}"]
+    if memory:
+        b["network_settings"]["memory"] = {"memory_size": memory, "sequence_length": 8}
     raw["checkpoint_settings"] = {"run_id": run_id, "results_dir": str(tmp_path)}
     api.run(build_run_options(raw), display="none")
     rows = list(csv.DictReader((tmp_path / run_id / "run_logs" / "DungeonEscape.csv").open()))
@@ -71,3 +74,12 @@ def test_poca_with_cameras_still_escapes_and_independent_ppo_does_not(tmp_path: 
     ppo = escape_rate(tmp_path, "ppo", steps=60_000, seed=1, camera=4)
     assert poca > 0.7, poca
     assert ppo < 0.5, ppo
+
+
+@pytest.mark.slow
+def test_poca_with_memory_escapes(tmp_path: Path) -> None:
+    """Actor and group critic with LSTM memory (32, sequences of 8): slower to start than without memory (seed 1
+    at 60,000 steps: 0.68 against 0.98), measured at 120,000 steps: 0.996 (seed 1), 1.000 (seed 2). PPO's
+    independent learners stay below 0.65 (test above)."""
+    rate = escape_rate(tmp_path, "poca", steps=120_000, seed=1, memory=32)
+    assert rate > 0.9, rate

@@ -23,7 +23,7 @@ def plain(value: Any) -> Any:
 
 
 #: Trainers that train recurrent networks (network_settings.memory).
-MEMORY_TRAINERS = ("ppo", "sac")
+MEMORY_TRAINERS = ("ppo", "sac", "poca")
 
 
 def memory_settings(settings: Any) -> tuple[int, int]:

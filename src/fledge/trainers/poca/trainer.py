@@ -16,13 +16,15 @@ loss = PPO's clipped surrogate + 0.5 * (clipped value loss + 0.5 * clipped basel
 
 Any observations the actor takes (vectors, cameras, variable-length entities, goal signals) work: the
 actor is PPO's, and the group critic encodes each member's observations with its own observation encoders
-(networks/group_critic.py). Not available with POCA in this version: memory (refused by
-trainers/settings.refuse_memory).
+(networks/group_critic.py). With memory (`network_settings.memory`) the actor is PPO's recurrent actor, the
+group critic has an LSTM with value and baseline memories carried per agent, and the buffer holds whole
+sequences (trainers/poca/recurrent.py).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ from fledge.networks.actor_critic import ENV_ACTION_CLIP
 from fledge.networks.device import to_device
 from fledge.networks.encoders.layout import ObservationLayout
 from fledge.networks.group_critic import GroupCritic
+from fledge.networks.group_critic_memory import RecurrentGroupCritic
 from fledge.rollout.groups import GroupAssembler, GroupContext
 from fledge.rollout.processor import StepOutcome, Trajectory
 from fledge.stats import Aggregation
@@ -39,6 +42,7 @@ from fledge.trainers.base import TrainerBase, TrainerState
 from fledge.trainers.divergence import Snapshot, diverged, non_finite
 from fledge.trainers.fast_adam import AdamStepper, fused_if_possible
 from fledge.trainers.poca import losses as L
+from fledge.trainers.poca import recurrent as R
 from fledge.trainers.poca.buffer import GroupBuffer, pad_members
 from fledge.trainers.poca.policy import POCAPolicy
 from fledge.trainers.ppo import losses as P
@@ -70,15 +74,25 @@ class POCATrainer(TrainerBase):
         with size.building():
             self.policy = POCAPolicy.build(ps, self.settings.hyperparameters, seed=0, device=self.device)
             self.policy.rng = np.random.default_rng(self.rng.integers(2**63))
-            self.critic = GroupCritic(
-                obs_size=ps.obs_size,
-                act_size=self.act_size,
-                hidden_units=ps.hidden_units,
-                num_layers=ps.num_layers,
-                n_values=len(self.signal_names),
-                layout=ObservationLayout.of(spec.observation_specs),
-                vis_encode_type=ps.vis_encode_type,
-            ).to(self.device)
+            critic_args: dict[str, Any] = {
+                "obs_size": ps.obs_size,
+                "act_size": self.act_size,
+                "hidden_units": ps.hidden_units,
+                "num_layers": ps.num_layers,
+                "n_values": len(self.signal_names),
+                "layout": ObservationLayout.of(spec.observation_specs),
+                "vis_encode_type": ps.vis_encode_type,
+            }
+            critic = (
+                RecurrentGroupCritic(memory_size=ps.memory_size, **critic_args)
+                if ps.memory_size
+                else GroupCritic(**critic_args)
+            )
+            self.critic: GroupCritic = critic.to(self.device)
+        # with memory: the critic's value and baseline memories each agent's next trajectory starts from
+        self.critic_memories = (
+            R.CriticMemories(critic, ps.sequence_length) if isinstance(critic, RecurrentGroupCritic) else None
+        )
         self.model = self.policy.model
         # the actor's own value head is never trained (the group critic gives the values): left out of Adam
         actor = [p for name, p in self.model.named_parameters() if not name.startswith("value_head.")]
@@ -176,32 +190,77 @@ class POCATrainer(TrainerBase):
         # against absent groupmates, are left out
         others = np.concatenate([pad_members(_after_last(c.others), width - 1) for _, c in kept])
         others_mask = np.concatenate([pad_members(_after_last(c.others_mask), width - 1) for _, c in kept])
-        with torch.no_grad():
-            v, b = self.critic.value_and_baseline(
-                self._normalized(members),
-                to_device(members_mask, self.device),
-                self._others(others),
-                to_device(others_mask, self.device),
-            )
-        values = v.cpu().numpy()
-        last = np.cumsum([len(t) + 1 for t, _ in kept]) - 1
-        baselines = np.delete(b.cpu().numpy(), last, axis=0)
+        critic_starts: list[dict[str, np.ndarray]] = [{} for _ in kept]
+        if self.critic_memories is not None:
+            values, baselines, critic_starts = self._carried_values(kept, members, members_mask, others, others_mask)
+        else:
+            with torch.no_grad():
+                v, b = self.critic.value_and_baseline(
+                    self._normalized(members),
+                    to_device(members_mask, self.device),
+                    self._others(others),
+                    to_device(others_mask, self.device),
+                )
+            values = v.cpu().numpy()
+            last = np.cumsum([len(t) + 1 for t, _ in kept]) - 1
+            baselines = np.delete(b.cpu().numpy(), last, axis=0)
         # the extrinsic signal rewards the team (own + groupmates' + group reward); the others each agent's own steps
         team = [L.team_rewards(t.rewards, c.mate_rewards) for t, c in kept]
         rewards, transitions = self.signal_rewards([t for t, _ in kept], extrinsic=team)
         if transitions is not None:
             self.signal_transitions.append(transitions)
         v_at = b_at = 0
-        for (traj, ctx), traj_rewards in zip(kept, rewards):
+        for (traj, ctx), traj_rewards, starts in zip(kept, rewards, critic_starts):
             n = len(traj)
-            self._add_trajectory(traj, ctx, values[v_at : v_at + n + 1], baselines[b_at : b_at + n], traj_rewards)
+            v_rows, b_rows = values[v_at : v_at + n + 1], baselines[b_at : b_at + n]
+            self._add_trajectory(traj, ctx, v_rows, b_rows, traj_rewards, critic_starts=starts)
             v_at += n + 1
             b_at += n
 
+    def _carried_values(
+        self,
+        kept: list[tuple[Trajectory, GroupContext]],
+        members: np.ndarray,
+        members_mask: np.ndarray,
+        others: np.ndarray,
+        others_mask: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, np.ndarray]]]:
+        """With memory: the rows' critic features in one pass, then each trajectory's values (its rows and the
+        row after the last) and baselines (its rows) from the memories its agent carries, in arrival order;
+        and each trajectory's value and baseline memories at its sequence starts."""
+        assert isinstance(self.critic, RecurrentGroupCritic) and self.critic_memories is not None
+        with torch.no_grad():
+            hv, hb = self.critic.features(
+                self._normalized(members),
+                to_device(members_mask, self.device),
+                self._others(others),
+                to_device(others_mask, self.device),
+            )
+        values, baselines, starts = [], [], []
+        at = 0
+        for traj, _ in kept:
+            n = len(traj)
+            v, b, v_starts, b_starts = self.critic_memories.run(
+                traj.agent_key, hv[at : at + n + 1], hb[at : at + n], ends_episode=traj.ends_episode
+            )
+            values.append(v)
+            baselines.append(b)
+            starts.append({"value_memory": v_starts, "baseline_memory": b_starts})
+            at += n + 1
+        return np.concatenate(values), np.concatenate(baselines), starts
+
     def _add_trajectory(
-        self, traj: Trajectory, ctx: GroupContext, v: np.ndarray, b: np.ndarray, rewards: np.ndarray
+        self,
+        traj: Trajectory,
+        ctx: GroupContext,
+        v: np.ndarray,
+        b: np.ndarray,
+        rewards: np.ndarray,
+        *,
+        critic_starts: dict[str, np.ndarray],
     ) -> None:
-        """One trajectory with its group values v (T + 1, S), baselines b (T, S) and rewards x strength (T, S)."""
+        """One trajectory with its group values v (T + 1, S), baselines b (T, S) and rewards x strength (T, S);
+        with memory, the critic's memories at its sequence starts."""
         self._summary_before(traj)
         n = len(traj)
         next_values = L.group_bootstrap(v[1:], group_done=ctx.group_done)
@@ -213,21 +272,25 @@ class POCATrainer(TrainerBase):
             label = SIGNAL_STAT_NAMES[sig]
             self.stats.add_stat(self.name, f"Policy/{label} Value Estimate", float(v[:-1, i].mean()))
             self.stats.add_stat(self.name, f"Policy/{label} Baseline Estimate", float(b[:, i].mean()))
-        self.buffer.append(
-            obs=traj.obs,
-            continuous=traj.continuous,
-            discrete=traj.discrete,
-            allowed=traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
-            log_prob=traj.log_prob,
-            old_values=v[:-1],
-            old_baselines=b,
-            returns=returns,
-            advantages=L.advantages(returns, b),
-            members=ctx.members[:-1],
-            members_mask=ctx.members_mask[:-1],
-            others=ctx.others,
-            others_mask=ctx.others_mask,
-        )
+        fields = {
+            "obs": traj.obs,
+            "continuous": traj.continuous,
+            "discrete": traj.discrete,
+            "allowed": traj.allowed if traj.allowed is not None else np.ones((n, 0), dtype=np.bool_),
+            "log_prob": traj.log_prob,
+            "old_values": v[:-1],
+            "old_baselines": b,
+            "returns": returns,
+            "advantages": L.advantages(returns, b),
+            "members": ctx.members[:-1],
+            "members_mask": ctx.members_mask[:-1],
+            "others": ctx.others,
+            "others_mask": ctx.others_mask,
+        }
+        if self.policy_settings.memory_size:
+            assert traj.memory is not None, "a recurrent policy's trajectory carries its memories"
+            fields = R.cut_into_sequences(fields, traj.memory, critic_starts, self.policy_settings.sequence_length)
+        self.buffer.append(**fields)
         self.step += n
 
     # -- updating ---------------------------------------------------------------------------------
@@ -235,6 +298,9 @@ class POCATrainer(TrainerBase):
         return ppo_schedules(self.hp, self.step, self.max_steps)
 
     def _update(self) -> None:
+        if self.policy_settings.memory_size:
+            self._update_sequences()
+            return
         hp = self.hp
         lr, beta, eps = self.schedules()
         for group in self.optimizer.param_groups:
@@ -274,6 +340,64 @@ class POCATrainer(TrainerBase):
                 losses["baseline"].append(b_loss.detach())
         means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
         self._check_finite(before, means)
+        self.buffer.clear()
+        self.update_count += 1
+        self.policy.sync()
+        name = self.name
+        self.stats.add_stat(name, "Losses/Policy Loss", abs(means["policy"]))
+        self.stats.add_stat(name, "Losses/Value Loss", means["value"])
+        self.stats.add_stat(name, "Losses/Baseline Loss", means["baseline"])
+        self.stats.add_stat(name, "Policy/Learning Rate", lr)
+        self.stats.add_stat(name, "Policy/Epsilon", eps)
+        self.stats.add_stat(name, "Policy/Beta", beta)
+        self.rewards_before_update = self.episode_rewards_since_update
+        self.episode_rewards_since_update = []
+
+    def _update_sequences(self) -> None:
+        """`_update` with memory: minibatches of whole sequences, the actor re-run from their start memories and
+        every loss a masked mean (trainers/poca/recurrent.py)."""
+        lr, beta, eps = self.schedules()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        data = self.buffer.view()
+        device, seq_len = self.device, self.policy_settings.sequence_length
+        with torch.no_grad():
+            t = {
+                "x": self._normalized(data["obs"]),
+                "members": self._normalized(data["members"]),
+                "others": self._others(data["others"]),
+            }
+        for key in R.STEP_FIELDS:
+            t[key] = to_device(data[key], device)
+        t["advantages"] = to_device(P.normalize_advantages(data["advantages"], data["masks"]), device)
+        aspec = self.spec.action_spec
+        if aspec.continuous_size:
+            t["continuous"] = to_device(data["continuous"], device)
+        if aspec.discrete_size:
+            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
+            t["allowed"] = to_device(data["allowed"], device)
+        starts = {k: to_device(np.ascontiguousarray(data[k][::seq_len]), device) for k in R.MEMORY_FIELDS}
+        losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
+        before = Snapshot(self.parameters + self._adam_tensors())
+        for _ in range(self.hp.num_epoch):
+            for mb, mb_starts in R.sequence_minibatches(
+                t, starts, seq_len=seq_len, batch_size=self.hp.batch_size, rng=self.rng
+            ):
+                assert isinstance(self.critic, RecurrentGroupCritic)
+                p_loss, v_loss, b_loss, total = R.sequence_loss(
+                    self.model, self.critic, mb, mb_starts, seq_len=seq_len, epsilon=eps, beta=beta
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                self.adam.step()
+                for key, value in zip(("policy", "value", "baseline"), (p_loss, v_loss, b_loss)):
+                    losses[key].append(value.detach())
+        means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
+        self._check_finite(before, means)
+        self._after_update(means, lr=lr, eps=eps, beta=beta)
+
+    def _after_update(self, means: dict[str, float], *, lr: float, eps: float, beta: float) -> None:
+        """The buffer emptied, the acting path synchronised and the update's stats reported."""
         self.buffer.clear()
         self.update_count += 1
         self.policy.sync()
@@ -335,3 +459,5 @@ class POCATrainer(TrainerBase):
             modules={"critic.": self.critic},
         )
         self.assembler.forget()
+        if self.critic_memories is not None:
+            self.critic_memories.forget()
