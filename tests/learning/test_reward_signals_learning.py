@@ -169,7 +169,7 @@ def shipped_pyramids_success(tmp_path: Path, config: str, signal: str | None, se
 def test_in_the_default_room_rnd_finds_the_gold_brick_where_extrinsic_alone_does_not(tmp_path: Path) -> None:
     """The shipped PyramidsRND.yaml against the same PPO (Pyramids.yaml) with the extrinsic reward alone,
     200,000 steps each, share of the last quarter's episodes at the brick, seeds 1 / 2 / 3: RND 0.83 / 0.92 /
-    0.65, extrinsic-only 0.00 / 0.04 / 0.00 (about 11 minutes in all on 2 busy cores). Curiosity with the
+    0.65, extrinsic-only 0.00 / 0.04 / 0.00 (4.5 minutes in all on 2 cores, 11 when shared). Curiosity with the
     shipped Pyramids.yaml does not yet do as well here: 0.19 / 0.20 / 0.93 at 500,000 steps."""
     alone: list[float] = []
     rnd: list[float] = []
