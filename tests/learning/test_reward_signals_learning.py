@@ -1,6 +1,7 @@
 """Reward signals in whole runs: their stats under spec 10.3's names, an ONNX model that is still the actor
-alone, and what they learn: on the sparse Pyramids task RND finds the gold brick on every seed while
-extrinsic-only PPO mostly does not, and curiosity finds it with twice the budget; GAIL with an expert and
+alone, and what they learn: on the sparse Pyramids task, in the default room with ML-Agents' settings, RND
+finds the gold brick on every seed while extrinsic-only PPO does not, and curiosity finds it in a small
+room; GAIL with an expert and
 no extrinsic reward learns MaskedChoice, and does not with an expert that acts at random."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 
 from conftest import toy_options
 from fledge import api
+from fledge.config import build_run_options, load_config_file
+from fledge.configs import shipped_config
 from fledge.envs import registry
 from fledge.envs.api import ActionTuple
 from fledge.envs.builtin.toys import masked_choice_heuristic
@@ -149,29 +152,38 @@ def pyramids_success(
     return float((returns[-len(returns) // 4 :] > 0).mean())
 
 
-RND_ROOM = {"room_half": 10.0}  # a 20 x 20 room, 1000-decision episodes
+def shipped_pyramids_success(tmp_path: Path, config: str, signal: str | None, seed: int, steps: int) -> float:
+    """The share of the last quarter's episodes at the gold brick in a run of the shipped `config` (ML-Agents'
+    Pyramids hyperparameters, the default 28 x 28 room) that keeps the extrinsic reward and `signal` only."""
+    raw = load_config_file(shipped_config(config))  # type: ignore[arg-type]
+    body = raw["behaviors"]["Pyramids"]
+    body["reward_signals"] = {k: v for k, v in body["reward_signals"].items() if k in ("extrinsic", signal)}
+    body.update(max_steps=steps, summary_freq=10**9)
+    raw["env_settings"] = {"env_path": "Pyramids", "seed": seed}
+    raw["checkpoint_settings"] = {"run_id": f"{config}-{signal}-{seed}", "results_dir": str(tmp_path)}
+    returns = np.asarray(api.run(build_run_options(raw), display="none").behaviors["Pyramids"].episode_returns)
+    return float((returns[-len(returns) // 4 :] > 0).mean())
 
 
 @pytest.mark.slow
-def test_on_sparse_pyramids_rnd_finds_the_gold_brick_far_more_often_than_extrinsic_alone(tmp_path: Path) -> None:
-    """Measured at 100,000 steps (share of the last quarter's episodes at the brick), extrinsic-only / RND:
-    seed 1 0.56 / 1.00, seed 2 0.08 / 0.98, seed 3 0.20 / 1.00. In the default 28 x 28 room extrinsic-only
-    stays at 0.00 on all three seeds, but RND is not yet reliable there (0.46 / 0.04 / 0.24 at 100,000
-    steps, 0.86 / 0.67 / 0.03 at 150,000); in a 12 x 12 room extrinsic-only often finds the brick itself."""
+def test_in_the_default_room_rnd_finds_the_gold_brick_where_extrinsic_alone_does_not(tmp_path: Path) -> None:
+    """The shipped PyramidsRND.yaml against the same PPO (Pyramids.yaml) with the extrinsic reward alone,
+    200,000 steps each, share of the last quarter's episodes at the brick, seeds 1 / 2 / 3: RND 0.83 / 0.92 /
+    0.65, extrinsic-only 0.00 / 0.04 / 0.00 (4.5 minutes in all on 2 cores, 11 when shared). Curiosity with the
+    shipped Pyramids.yaml does not yet do as well here: 0.19 / 0.20 / 0.93 at 500,000 steps."""
     alone: list[float] = []
     rnd: list[float] = []
     for seed in (1, 2, 3):
-        alone.append(pyramids_success(tmp_path, None, seed, 100_000, RND_ROOM))
-        rnd.append(pyramids_success(tmp_path, "rnd", seed, 100_000, RND_ROOM))
-    assert min(rnd) >= 0.9, rnd
-    assert float(np.median(alone)) <= 0.3, alone
-    assert all(r >= a + 0.4 for r, a in zip(rnd, alone)), (rnd, alone)
+        rnd.append(shipped_pyramids_success(tmp_path, "PyramidsRND", "rnd", seed, 200_000))
+        alone.append(shipped_pyramids_success(tmp_path, "Pyramids", None, seed, 200_000))
+    assert min(rnd) >= 0.5, rnd
+    assert max(alone) <= 0.1, alone
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_on_sparse_pyramids_curiosity_finds_the_gold_brick(tmp_path: Path, seed: int) -> None:
-    """Curiosity needs twice RND's budget here; by then extrinsic-only PPO has often found the brick too
-    (seed 1: 100% of the last quarter's episodes), so this shows that curiosity learns the task, not that
-    it beats extrinsic-only on it."""
+    """In this 12 x 12 room extrinsic-only PPO often finds the brick too (seed 1: 100% of the last quarter's
+    episodes at 120,000 steps), so this shows that curiosity learns the task, not that it beats extrinsic-only
+    on it; in the default room it does not yet do so reliably (docs/rewards.md)."""
     assert pyramids_success(tmp_path, "curiosity", seed, 120_000) >= 0.3
