@@ -308,21 +308,8 @@ class POCATrainer(TrainerBase):
         data = self.buffer.view()
         count = len(data["log_prob"])
         device = self.device
-        with torch.no_grad():
-            t = {
-                "x": self._normalized(data["obs"]),
-                "members": self._normalized(data["members"]),
-                "others": self._others(data["others"]),
-            }
-        for key in ("log_prob", "old_values", "old_baselines", "returns", "members_mask", "others_mask"):
-            t[key] = to_device(data[key], device)
-        t["advantages"] = to_device(P.normalize_advantages(data["advantages"]), device)
-        aspec = self.spec.action_spec
-        if aspec.continuous_size:
-            t["continuous"] = to_device(data["continuous"], device)
-        if aspec.discrete_size:
-            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
-            t["allowed"] = to_device(data["allowed"], device)
+        fields = ("log_prob", "old_values", "old_baselines", "returns", "members_mask", "others_mask")
+        t = self._update_tensors(data, fields)
         size = min(hp.batch_size, count)
         losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
         before = Snapshot(self.parameters + self._adam_tensors())
@@ -340,18 +327,30 @@ class POCATrainer(TrainerBase):
                 losses["baseline"].append(b_loss.detach())
         means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
         self._check_finite(before, means)
-        self.buffer.clear()
-        self.update_count += 1
-        self.policy.sync()
-        name = self.name
-        self.stats.add_stat(name, "Losses/Policy Loss", abs(means["policy"]))
-        self.stats.add_stat(name, "Losses/Value Loss", means["value"])
-        self.stats.add_stat(name, "Losses/Baseline Loss", means["baseline"])
-        self.stats.add_stat(name, "Policy/Learning Rate", lr)
-        self.stats.add_stat(name, "Policy/Epsilon", eps)
-        self.stats.add_stat(name, "Policy/Beta", beta)
-        self.rewards_before_update = self.episode_rewards_since_update
-        self.episode_rewards_since_update = []
+        self._after_update(means, lr=lr, eps=eps, beta=beta)
+
+    def _update_tensors(
+        self, data: dict[str, np.ndarray], fields: tuple[str, ...], masks: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The buffer's rows as the update's tensors: normalised observations, `fields` as they are, the
+        advantages normalised (over the real rows when `masks` are given) and the actions."""
+        device = self.device
+        with torch.no_grad():
+            t = {
+                "x": self._normalized(data["obs"]),
+                "members": self._normalized(data["members"]),
+                "others": self._others(data["others"]),
+            }
+        for key in fields:
+            t[key] = to_device(data[key], device)
+        t["advantages"] = to_device(P.normalize_advantages(data["advantages"], masks), device)
+        aspec = self.spec.action_spec
+        if aspec.continuous_size:
+            t["continuous"] = to_device(data["continuous"], device)
+        if aspec.discrete_size:
+            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
+            t["allowed"] = to_device(data["allowed"], device)
+        return t
 
     def _update_sequences(self) -> None:
         """`_update` with memory: minibatches of whole sequences, the actor re-run from their start memories and
@@ -361,21 +360,7 @@ class POCATrainer(TrainerBase):
             group["lr"] = lr
         data = self.buffer.view()
         device, seq_len = self.device, self.policy_settings.sequence_length
-        with torch.no_grad():
-            t = {
-                "x": self._normalized(data["obs"]),
-                "members": self._normalized(data["members"]),
-                "others": self._others(data["others"]),
-            }
-        for key in R.STEP_FIELDS:
-            t[key] = to_device(data[key], device)
-        t["advantages"] = to_device(P.normalize_advantages(data["advantages"], data["masks"]), device)
-        aspec = self.spec.action_spec
-        if aspec.continuous_size:
-            t["continuous"] = to_device(data["continuous"], device)
-        if aspec.discrete_size:
-            t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
-            t["allowed"] = to_device(data["allowed"], device)
+        t = self._update_tensors(data, tuple(R.STEP_FIELDS), data["masks"])
         starts = {k: to_device(np.ascontiguousarray(data[k][::seq_len]), device) for k in R.MEMORY_FIELDS}
         losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
         before = Snapshot(self.parameters + self._adam_tensors())
