@@ -156,6 +156,15 @@ class GroupCritic(nn.Module):
         mates' actions alone and their observations are members[:, 1:]. Each member is encoded once, each entity is embedded, normalised and projected to
         queries, keys and values once (the agent's own entity serves both), then the value rows and the
         baseline rows (M entities each) go through one attention block and one set of dense layers."""
+        pooled, full_mask = self.attended_rows(members, mask, others, others_mask)
+        out = self._heads(pooled, full_mask.sum(dim=1)).view(members.shape[0], 2, -1)
+        return out[:, 0], out[:, 1]
+
+    def attended_rows(
+        self, members: torch.Tensor, mask: torch.Tensor, others: torch.Tensor, others_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention's output (2B, hidden) of the value rows (2i) and the baseline rows (2i + 1) of
+        `value_and_baseline`, and their entity masks (2B, M)."""
         b, m, _ = members.shape
         if self.encoder is not None:
             members = self.encode(members, mask)
@@ -166,8 +175,7 @@ class GroupCritic(nn.Module):
         e = e.index_select(1, order).view(2 * b, m, -1)
         qkv = qkv.index_select(1, order).view(2 * b, m, -1)
         full_mask = torch.cat([mask, others_mask.new_ones((b, 1)), others_mask], dim=1).view(2 * b, m)
-        out = self._heads(self._attend(e, qkv, full_mask), full_mask.sum(dim=1)).view(b, 2, -1)
-        return out[:, 0], out[:, 1]
+        return self._attend(e, qkv, full_mask), full_mask
 
     def see_width(self, width: int) -> None:
         """Remember the widest group seen (the member count's scale)."""

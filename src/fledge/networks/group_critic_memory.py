@@ -32,18 +32,9 @@ class RecurrentGroupCritic(GroupCritic):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense features (B, hidden) of the value rows and of the baseline rows, before the LSTM: the
         arguments and the one-pass layout of `GroupCritic.value_and_baseline`."""
-        b, m, _ = members.shape
-        if self.encoder is not None:
-            members = self.encode(members, mask)
-            others = torch.cat([members[:, 1:], others], dim=2)
-        e, qkv = self._qkv(torch.cat([self._obs_entities(members), self._act_entities(others)], dim=1))
-        order = torch.tensor([*range(m), 0, *range(m, 2 * m - 1)], device=e.device)
-        e = e.index_select(1, order).view(2 * b, m, -1)
-        qkv = qkv.index_select(1, order).view(2 * b, m, -1)
-        full_mask = torch.cat([mask, others_mask.new_ones((b, 1)), others_mask], dim=1).view(2 * b, m)
+        pooled, full_mask = self.attended_rows(members, mask, others, others_mask)
         count = 2.0 * full_mask.sum(dim=1) / torch.clamp(self.widest, min=1.0) - 1.0
-        pooled = self._attend(e, qkv, full_mask)
-        h = self.dense(torch.cat([pooled, count[:, None]], dim=1))[0].view(b, 2, -1)
+        h = self.dense(torch.cat([pooled, count[:, None]], dim=1))[0].view(members.shape[0], 2, -1)
         return h[:, 0], h[:, 1]
 
     def sequences(
