@@ -24,6 +24,8 @@ sequences (trainers/poca/recurrent.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -298,33 +300,52 @@ class POCATrainer(TrainerBase):
         return ppo_schedules(self.hp, self.step, self.max_steps)
 
     def _update(self) -> None:
-        if self.policy_settings.memory_size:
-            self._update_sequences()
-            return
+        """`num_epoch` epochs of shuffled minibatches over the buffer, one Adam step each: rows of `batch_size`,
+        or with memory whole sequences re-run from their start memories with every loss a masked mean
+        (trainers/poca/recurrent.py)."""
         hp = self.hp
         lr, beta, eps = self.schedules()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         data = self.buffer.view()
-        count = len(data["log_prob"])
-        device = self.device
-        fields = ("log_prob", "old_values", "old_baselines", "returns", "members_mask", "others_mask")
-        t = self._update_tensors(data, fields)
-        size = min(hp.batch_size, count)
+        device, seq_len = self.device, self.policy_settings.sequence_length
+        LossFn = Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+        epoch: Callable[[], Iterator[LossFn]]
+        if isinstance(self.critic, RecurrentGroupCritic):
+            critic = self.critic
+            t = self._update_tensors(data, tuple(R.STEP_FIELDS), data["masks"])
+            starts = {k: to_device(np.ascontiguousarray(data[k][::seq_len]), device) for k in R.MEMORY_FIELDS}
+
+            def epoch() -> Iterator[LossFn]:
+                for mb, mb_starts in R.sequence_minibatches(
+                    t, starts, seq_len=seq_len, batch_size=hp.batch_size, rng=self.rng
+                ):
+                    yield partial(
+                        R.sequence_loss, self.model, critic, mb, mb_starts, seq_len=seq_len, epsilon=eps, beta=beta
+                    )
+
+        else:
+            fields = ("log_prob", "old_values", "old_baselines", "returns", "members_mask", "others_mask")
+            t = self._update_tensors(data, fields)
+            count = len(data["log_prob"])
+            size = min(hp.batch_size, count)
+
+            def epoch() -> Iterator[LossFn]:
+                perm = to_device(self.rng.permutation(count), device)
+                for first in range(0, count - size + 1, size):
+                    idx = perm[first : first + size]
+                    yield partial(self._loss, {k: v.index_select(0, idx) for k, v in t.items()}, epsilon=eps, beta=beta)
+
         losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
         before = Snapshot(self.parameters + self._adam_tensors())
         for _ in range(hp.num_epoch):
-            perm = to_device(self.rng.permutation(count), device)
-            for start in range(0, count - size + 1, size):
-                idx = perm[start : start + size]
-                mb = {k: v.index_select(0, idx) for k, v in t.items()}
-                p_loss, v_loss, b_loss, total = self._loss(mb, epsilon=eps, beta=beta)
+            for loss in epoch():
+                p_loss, v_loss, b_loss, total = loss()
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 self.adam.step()
-                losses["policy"].append(p_loss.detach())
-                losses["value"].append(v_loss.detach())
-                losses["baseline"].append(b_loss.detach())
+                for key, value in zip(("policy", "value", "baseline"), (p_loss, v_loss, b_loss)):
+                    losses[key].append(value.detach())
         means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
         self._check_finite(before, means)
         self._after_update(means, lr=lr, eps=eps, beta=beta)
@@ -351,35 +372,6 @@ class POCATrainer(TrainerBase):
             t["discrete"] = to_device(data["discrete"].astype(np.int64), device)
             t["allowed"] = to_device(data["allowed"], device)
         return t
-
-    def _update_sequences(self) -> None:
-        """`_update` with memory: minibatches of whole sequences, the actor re-run from their start memories and
-        every loss a masked mean (trainers/poca/recurrent.py)."""
-        lr, beta, eps = self.schedules()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        data = self.buffer.view()
-        device, seq_len = self.device, self.policy_settings.sequence_length
-        t = self._update_tensors(data, tuple(R.STEP_FIELDS), data["masks"])
-        starts = {k: to_device(np.ascontiguousarray(data[k][::seq_len]), device) for k in R.MEMORY_FIELDS}
-        losses: dict[str, list[torch.Tensor]] = {"policy": [], "value": [], "baseline": []}
-        before = Snapshot(self.parameters + self._adam_tensors())
-        for _ in range(self.hp.num_epoch):
-            for mb, mb_starts in R.sequence_minibatches(
-                t, starts, seq_len=seq_len, batch_size=self.hp.batch_size, rng=self.rng
-            ):
-                assert isinstance(self.critic, RecurrentGroupCritic)
-                p_loss, v_loss, b_loss, total = R.sequence_loss(
-                    self.model, self.critic, mb, mb_starts, seq_len=seq_len, epsilon=eps, beta=beta
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                self.adam.step()
-                for key, value in zip(("policy", "value", "baseline"), (p_loss, v_loss, b_loss)):
-                    losses[key].append(value.detach())
-        means = {k: float(torch.stack(v).mean()) for k, v in losses.items()}
-        self._check_finite(before, means)
-        self._after_update(means, lr=lr, eps=eps, beta=beta)
 
     def _after_update(self, means: dict[str, float], *, lr: float, eps: float, beta: float) -> None:
         """The buffer emptied, the acting path synchronised and the update's stats reported."""
