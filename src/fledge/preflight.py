@@ -22,7 +22,7 @@ from fledge.config.schema import GAILSettings
 from fledge.envs.behavior_id import behavior_ids_by_brain
 from fledge.errors import ConfigError
 from fledge.trainers.registry import trainer_class
-from fledge.trainers.settings import refuse_memory, reward_signals
+from fledge.trainers.settings import reward_signals
 
 #: Trainers that honour a behavioral_cloning block.
 BC_TRAINERS = ("ppo", "sac")
@@ -40,7 +40,6 @@ def check_behavior(where: str, settings: TrainerSettings) -> None:
         if getattr(settings, key, None) is not None:
             raise ConfigError(f"{where}.{key}: not available in this version of fledge; remove it from the config.")
     trainer_class(where, settings)
-    refuse_memory(settings, where)
     reward_signals(settings, where)
     check_behavioral_cloning(where, settings)
     for signal in settings.reward_signals.values():

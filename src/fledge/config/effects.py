@@ -110,7 +110,7 @@ FIELD_EFFECTS: Mapping[str, Effect] = MappingProxyType(
         "NetworkSettings.hidden_units": _H,
         "NetworkSettings.num_layers": _H,
         "NetworkSettings.vis_encode_type": _H,  # the encoder of visual observations
-        "NetworkSettings.memory": _H,  # PPO, SAC and POCA (trainers/settings.py MEMORY_TRAINERS)
+        "NetworkSettings.memory": _H,  # every trainer type: PPO, SAC and POCA
         "NetworkSettings.goal_conditioning_type": _H,  # hypernetwork or concatenated goals
         "NetworkSettings.deterministic": _H,
         "MemorySettings.memory_size": _H,

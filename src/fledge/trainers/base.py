@@ -28,7 +28,6 @@ from fledge.trainers.settings import (
     SIGNAL_STAT_NAMES,
     encoder_settings,
     memory_settings,
-    refuse_memory,
     reward_signals,
     warn_unused_encoders,
 )
@@ -170,7 +169,6 @@ class TrainerBase(ABC):
         self.spec = spec
         self.stats = stats
         self.settings = settings
-        refuse_memory(settings, f"behaviors.{behavior_name}")
         self.max_steps = int(settings.max_steps)
         self.summary_freq = int(settings.summary_freq)
         self.time_horizon = int(settings.time_horizon)

@@ -22,28 +22,12 @@ def plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-#: Trainers that train recurrent networks (network_settings.memory).
-MEMORY_TRAINERS = ("ppo", "sac", "poca")
-
-
 def memory_settings(settings: Any) -> tuple[int, int]:
     """(memory_size, sequence_length) of a behavior's network settings; (0, 1) without memory."""
     memory = settings.network_settings.memory
     if memory is None:
         return 0, 1
     return int(memory.memory_size), int(memory.sequence_length)
-
-
-def refuse_memory(settings: Any, where: str) -> None:
-    """A memory block is refused for trainer types that do not train recurrent networks (any but those in
-    MEMORY_TRAINERS), naming `where` ("behaviors.3DBall")."""
-    trainer = str(plain(getattr(settings, "trainer_type", "ppo")))
-    if settings.network_settings.memory is not None and trainer not in MEMORY_TRAINERS:
-        raise ConfigError(
-            f"{where}.network_settings.memory: recurrent networks (memory) are available for "
-            f"{', '.join(MEMORY_TRAINERS)} only in this version of fledge, not for trainer_type '{trainer}'; "
-            "remove the memory block or use trainer_type: ppo."
-        )
 
 
 def reward_signals(settings: Any, where: str) -> list[tuple[str, float, float]]:
